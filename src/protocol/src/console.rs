@@ -1,0 +1,101 @@
+//! Messages between fleetd and the clinician console, carried over a WebSocket (`/ws`).
+//!
+//! The browser is the answerer: it receives the kiosk's offer and returns an answer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{DecodeError, Validate, ident, text};
+use crate::visit::{EndReason, Ice, MAX_NAME_BYTES, check_sdp};
+
+/// One kiosk waiting for a clinician, as the console lists it. No patient data: a visit is
+/// identified by its pseudonymous id and the room it is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingVisit {
+    pub visit_id: String,
+    /// Pseudonymous device id of the kiosk.
+    pub device_id: String,
+    pub clinic: String,
+    pub room: String,
+    /// Seconds the patient has waited when this list was sent.
+    pub waiting_secs: u64,
+}
+
+/// Messages the console sends to fleetd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConsoleToServer {
+    /// The clinician pressed Join on a waiting visit.
+    Join { visit_id: String },
+    /// The browser's SDP answer to the kiosk's offer.
+    Answer { visit_id: String, sdp: String },
+    /// A local ICE candidate of the browser.
+    Ice { visit_id: String, ice: Ice },
+    /// The clinician pressed End.
+    End { visit_id: String },
+}
+
+/// Messages fleetd sends to the console.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerToConsole {
+    /// The whole waiting list, sent on connect and on every change.
+    Queue { waiting: Vec<WaitingVisit> },
+    /// This console now owns the visit; the kiosk's offer follows.
+    Joined { visit_id: String, clinic: String, room: String },
+    /// Another clinician took the visit first.
+    AlreadyTaken { visit_id: String },
+    /// The kiosk's SDP offer.
+    Offer { visit_id: String, sdp: String },
+    /// A remote ICE candidate from the kiosk.
+    Ice { visit_id: String, ice: Ice },
+    /// The visit is over.
+    Ended { visit_id: String, reason: EndReason },
+    /// A request was refused; `message` says why in plain words.
+    Error { message: String },
+}
+
+impl Validate for ConsoleToServer {
+    fn validate(&self) -> Result<(), DecodeError> {
+        match self {
+            Self::Join { visit_id } | Self::End { visit_id } => ident("visit_id", visit_id),
+            Self::Answer { visit_id, sdp } => {
+                ident("visit_id", visit_id)?;
+                check_sdp(sdp)
+            }
+            Self::Ice { visit_id, ice } => {
+                ident("visit_id", visit_id)?;
+                ice.check()
+            }
+        }
+    }
+}
+
+impl Validate for ServerToConsole {
+    fn validate(&self) -> Result<(), DecodeError> {
+        match self {
+            Self::Queue { waiting } => waiting.iter().try_for_each(|w| {
+                ident("visit_id", &w.visit_id)?;
+                ident("device_id", &w.device_id)?;
+                text("clinic", &w.clinic, MAX_NAME_BYTES)?;
+                text("room", &w.room, MAX_NAME_BYTES)
+            }),
+            Self::Joined { visit_id, clinic, room } => {
+                ident("visit_id", visit_id)?;
+                text("clinic", clinic, MAX_NAME_BYTES)?;
+                text("room", room, MAX_NAME_BYTES)
+            }
+            Self::AlreadyTaken { visit_id } | Self::Ended { visit_id, .. } => {
+                ident("visit_id", visit_id)
+            }
+            Self::Offer { visit_id, sdp } => {
+                ident("visit_id", visit_id)?;
+                check_sdp(sdp)
+            }
+            Self::Ice { visit_id, ice } => {
+                ident("visit_id", visit_id)?;
+                ice.check()
+            }
+            Self::Error { message } => text("message", message, 1024),
+        }
+    }
+}

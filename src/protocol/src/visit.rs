@@ -1,0 +1,148 @@
+//! Visit signalling between a kiosk and fleetd, carried over MQTT
+//! (`telekiosk/v1/dev/{id}/visit/out` and `.../visit/in`).
+//!
+//! The kiosk always makes the WebRTC offer; fleetd only relays SDP and ICE, it never touches media.
+
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{DecodeError, Validate, ident, invalid, text};
+
+/// Largest SDP accepted, in bytes.
+pub const MAX_SDP_BYTES: usize = 32 * 1024;
+/// Largest ICE candidate line accepted, in bytes.
+pub const MAX_CANDIDATE_BYTES: usize = 1024;
+/// Largest display name (clinic, room) accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// One ICE candidate, as `RTCIceCandidate` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ice {
+    /// Index of the m-line the candidate belongs to.
+    pub mline: u32,
+    /// The `candidate:` line, without `a=`. Empty means end of candidates.
+    pub candidate: String,
+}
+
+impl Ice {
+    pub(crate) fn check(&self) -> Result<(), DecodeError> {
+        if self.mline > 16 {
+            return Err(invalid("mline", format!("{} is above the 16 m-line limit", self.mline)));
+        }
+        text("candidate", &self.candidate, MAX_CANDIDATE_BYTES)?;
+        if !self.candidate.is_empty() && !self.candidate.starts_with("candidate:") {
+            return Err(invalid("candidate", "must start with 'candidate:'".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Checks an SDP: bounded, text, starts like an SDP.
+pub(crate) fn check_sdp(sdp: &str) -> Result<(), DecodeError> {
+    if sdp.len() > MAX_SDP_BYTES {
+        return Err(invalid("sdp", format!("{} bytes, more than {MAX_SDP_BYTES}", sdp.len())));
+    }
+    if !sdp.starts_with("v=0") {
+        return Err(invalid("sdp", "does not start with 'v=0'".into()));
+    }
+    Ok(())
+}
+
+/// Why a visit ended. Shown to people in plain words by each side; never carries PHI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The patient (or staff) pressed End on the kiosk.
+    PatientEnded,
+    /// The patient cancelled while waiting.
+    PatientCancelled,
+    /// The clinician pressed End.
+    ClinicianEnded,
+    /// Nobody joined before the waiting time-out.
+    NoClinician,
+    /// The media connection failed or could not be set up in time.
+    ConnectionLost,
+    /// The clinician's browser went away.
+    ClinicianLeft,
+    /// A peer sent a message that broke the protocol; the visit was ended to stay safe.
+    ProtocolError,
+    /// The kiosk's own media pipeline failed (camera, encoder, …).
+    KioskFault,
+}
+
+/// Messages a kiosk sends to fleetd on `visit/out`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KioskToServer {
+    /// The patient pressed Join: put this visit in the clinicians' queue.
+    Waiting { visit_id: String, clinic: String, room: String },
+    /// The kiosk's SDP offer, sent once fleetd said a clinician accepted.
+    Offer { visit_id: String, sdp: String },
+    /// A local ICE candidate of the kiosk.
+    Ice { visit_id: String, ice: Ice },
+    /// The kiosk ended (or refused) the visit.
+    End { visit_id: String, reason: EndReason },
+}
+
+/// Messages fleetd sends to a kiosk on `visit/in`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerToKiosk {
+    /// A clinician took this visit: the kiosk now sends its offer.
+    Accepted { visit_id: String },
+    /// The clinician's SDP answer.
+    Answer { visit_id: String, sdp: String },
+    /// A remote ICE candidate from the clinician's browser.
+    Ice { visit_id: String, ice: Ice },
+    /// The visit is over on the clinician's side.
+    End { visit_id: String, reason: EndReason },
+}
+
+impl KioskToServer {
+    /// The visit this message belongs to.
+    pub fn visit_id(&self) -> &str {
+        match self {
+            Self::Waiting { visit_id, .. }
+            | Self::Offer { visit_id, .. }
+            | Self::Ice { visit_id, .. }
+            | Self::End { visit_id, .. } => visit_id,
+        }
+    }
+}
+
+impl ServerToKiosk {
+    /// The visit this message belongs to.
+    pub fn visit_id(&self) -> &str {
+        match self {
+            Self::Accepted { visit_id }
+            | Self::Answer { visit_id, .. }
+            | Self::Ice { visit_id, .. }
+            | Self::End { visit_id, .. } => visit_id,
+        }
+    }
+}
+
+impl Validate for KioskToServer {
+    fn validate(&self) -> Result<(), DecodeError> {
+        ident("visit_id", self.visit_id())?;
+        match self {
+            Self::Waiting { clinic, room, .. } => {
+                text("clinic", clinic, MAX_NAME_BYTES)?;
+                text("room", room, MAX_NAME_BYTES)
+            }
+            Self::Offer { sdp, .. } => check_sdp(sdp),
+            Self::Ice { ice, .. } => ice.check(),
+            Self::End { .. } => Ok(()),
+        }
+    }
+}
+
+impl Validate for ServerToKiosk {
+    fn validate(&self) -> Result<(), DecodeError> {
+        ident("visit_id", self.visit_id())?;
+        match self {
+            Self::Answer { sdp, .. } => check_sdp(sdp),
+            Self::Ice { ice, .. } => ice.check(),
+            Self::Accepted { .. } | Self::End { .. } => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Every message round-trips; oversized, malformed or out-of-range input is refused with an
+//! error that names what is wrong.
+
+use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit};
+use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
+use telekiosk_protocol::device::{DeviceState, Presence};
+use telekiosk_protocol::visit::{EndReason, Ice, KioskToServer, ServerToKiosk};
+use telekiosk_protocol::{DecodeError, Validate, decode, encode, topics};
+
+const SDP: &str = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+
+fn ice() -> Ice {
+    Ice { mline: 0, candidate: "candidate:1 1 UDP 2015363327 192.0.2.1 5000 typ host".into() }
+}
+
+fn round_trip<T>(msg: T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Validate + PartialEq + std::fmt::Debug,
+{
+    let bytes = encode(&msg);
+    let back: T = decode(&bytes).unwrap_or_else(|e| panic!("{msg:?} did not decode: {e}"));
+    assert_eq!(back, msg);
+}
+
+#[test]
+fn every_kiosk_to_server_message_round_trips() {
+    let id = "v-1".to_string();
+    round_trip(KioskToServer::Waiting { visit_id: id.clone(), clinic: "Maple".into(), room: "2".into() });
+    round_trip(KioskToServer::Offer { visit_id: id.clone(), sdp: SDP.into() });
+    round_trip(KioskToServer::Ice { visit_id: id.clone(), ice: ice() });
+    round_trip(KioskToServer::End { visit_id: id, reason: EndReason::PatientEnded });
+}
+
+#[test]
+fn every_server_to_kiosk_message_round_trips() {
+    let id = "v-1".to_string();
+    round_trip(ServerToKiosk::Accepted { visit_id: id.clone() });
+    round_trip(ServerToKiosk::Answer { visit_id: id.clone(), sdp: SDP.into() });
+    round_trip(ServerToKiosk::Ice { visit_id: id.clone(), ice: ice() });
+    round_trip(ServerToKiosk::End { visit_id: id, reason: EndReason::ClinicianEnded });
+}
+
+#[test]
+fn every_console_message_round_trips() {
+    let id = "v-1".to_string();
+    round_trip(ConsoleToServer::Join { visit_id: id.clone() });
+    round_trip(ConsoleToServer::Answer { visit_id: id.clone(), sdp: SDP.into() });
+    round_trip(ConsoleToServer::Ice { visit_id: id.clone(), ice: ice() });
+    round_trip(ConsoleToServer::End { visit_id: id.clone() });
+    let waiting = WaitingVisit {
+        visit_id: id.clone(),
+        device_id: "kiosk-1".into(),
+        clinic: "Maple".into(),
+        room: "Exam 2".into(),
+        waiting_secs: 12,
+    };
+    round_trip(ServerToConsole::Queue { waiting: vec![waiting] });
+    round_trip(ServerToConsole::Joined { visit_id: id.clone(), clinic: "M".into(), room: "2".into() });
+    round_trip(ServerToConsole::AlreadyTaken { visit_id: id.clone() });
+    round_trip(ServerToConsole::Offer { visit_id: id.clone(), sdp: SDP.into() });
+    round_trip(ServerToConsole::Ice { visit_id: id.clone(), ice: ice() });
+    round_trip(ServerToConsole::Ended { visit_id: id, reason: EndReason::NoClinician });
+    round_trip(ServerToConsole::Error { message: "That visit is no longer waiting.".into() });
+}
+
+#[test]
+fn device_state_and_its_last_will_round_trip() {
+    round_trip(DeviceState {
+        presence: Presence::Online,
+        software: "0.1.0".into(),
+        clinic: "Maple".into(),
+        room: "2".into(),
+    });
+    round_trip(DeviceState::offline());
+}
+
+#[test]
+fn oversized_message_is_refused_before_parsing() {
+    let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
+    let err = decode::<KioskToServer>(&big).unwrap_err();
+    assert_eq!(err, DecodeError::TooLarge { len: MAX_MESSAGE_BYTES + 1, max: MAX_MESSAGE_BYTES });
+}
+
+#[test]
+fn malformed_and_unknown_messages_are_refused_as_malformed() {
+    let cases: &[&[u8]] = &[
+        b"",
+        b"not json",
+        b"{\"type\":\"waiting\"",
+        b"{\"type\":\"teleport\",\"visit_id\":\"v\"}",
+        b"{\"type\":\"end\",\"visit_id\":\"v\",\"reason\":\"bored\"}",
+        b"{\"type\":\"end\",\"visit_id\":\"v\",\"reason\":\"patient_ended\",\"extra\":1}",
+        b"[1,2,3]",
+    ];
+    for bytes in cases {
+        let err = decode::<KioskToServer>(bytes).unwrap_err();
+        assert!(matches!(err, DecodeError::Malformed(_)), "{:?} gave {err:?}", String::from_utf8_lossy(bytes));
+    }
+}
+
+fn invalid_field<T: serde::Serialize + serde::de::DeserializeOwned + Validate>(msg: T) -> &'static str {
+    match decode::<T>(&encode(&msg)) {
+        Err(DecodeError::Invalid { field, .. }) => field,
+        other => panic!("expected an invalid field, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn out_of_range_fields_are_refused_naming_the_field() {
+    let id = || "v-1".to_string();
+    let long = "x".repeat(200);
+    assert_eq!(invalid_field(KioskToServer::End { visit_id: "".into(), reason: EndReason::PatientEnded }), "visit_id");
+    assert_eq!(invalid_field(KioskToServer::End { visit_id: "a/b".into(), reason: EndReason::PatientEnded }), "visit_id");
+    assert_eq!(invalid_field(KioskToServer::Waiting { visit_id: id(), clinic: long, room: "2".into() }), "clinic");
+    assert_eq!(invalid_field(KioskToServer::Waiting { visit_id: id(), clinic: "M".into(), room: "a\u{7}".into() }), "room");
+    assert_eq!(invalid_field(KioskToServer::Offer { visit_id: id(), sdp: "hello".into() }), "sdp");
+    let huge_sdp = format!("v=0\r\n{}", "a".repeat(40 * 1024));
+    assert_eq!(invalid_field(ServerToKiosk::Answer { visit_id: id(), sdp: huge_sdp }), "sdp");
+    let bad_ice = Ice { mline: 0, candidate: "rm -rf /".into() };
+    assert_eq!(invalid_field(ConsoleToServer::Ice { visit_id: id(), ice: bad_ice }), "candidate");
+    let far_mline = Ice { mline: 99, candidate: String::new() };
+    assert_eq!(invalid_field(ServerToKiosk::Ice { visit_id: id(), ice: far_mline }), "mline");
+}
+
+#[test]
+fn end_of_candidates_is_an_empty_candidate() {
+    round_trip(ConsoleToServer::Ice { visit_id: "v".into(), ice: Ice { mline: 1, candidate: String::new() } });
+}
+
+#[test]
+fn topics_confine_each_device_to_its_own_subtree() {
+    assert_eq!(topics::visit_out("k1"), "telekiosk/v1/dev/k1/visit/out");
+    assert_eq!(topics::visit_in("k1"), "telekiosk/v1/dev/k1/visit/in");
+    assert_eq!(topics::parse("telekiosk/v1/dev/k1/visit/out"), Some(("k1", "visit/out")));
+    assert_eq!(topics::parse("telekiosk/v1/dev/k1/state"), Some(("k1", "state")));
+    assert_eq!(topics::parse("telekiosk/v1/dev//state"), None);
+    assert_eq!(topics::parse("other/v1/dev/k1/state"), None);
+}
