@@ -1,0 +1,145 @@
+//! Hardware profiles (`hw/profiles/*.toml`): camera, microphone, speaker, display, encoder
+//! preference and TPM, as data. This is the one place that reads them; nothing else in the kiosk
+//! knows which board it runs on.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Why a profile could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read hardware profile {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("hardware profile {path} is invalid: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// One hardware profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Short name shown in logs and device state.
+    pub name: String,
+    pub video: Video,
+    pub audio: Audio,
+    pub display: Display,
+    #[serde(default)]
+    pub tpm: Tpm,
+}
+
+/// Camera and video encoding.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Video {
+    /// GStreamer launch description of the camera, e.g. `v4l2src device=/dev/video0`.
+    pub source: String,
+    /// Encoders to try, first available wins (hardware first, software last).
+    pub encoders: Vec<String>,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+}
+
+/// Microphone and speaker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audio {
+    /// GStreamer launch description of the microphone.
+    pub source: String,
+    /// GStreamer launch description of the speaker.
+    pub sink: String,
+    /// Echo cancellation and noise suppression with `webrtcdsp` (needs a real mic + speaker).
+    #[serde(default)]
+    pub echo_cancel: bool,
+}
+
+/// The touchscreen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Display {
+    pub width: u32,
+    pub height: u32,
+    /// Physical pixel density, used to keep touch targets at least 15 mm.
+    pub px_per_mm: f32,
+}
+
+/// Where the TPM is reached (used from the device-identity work on).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tpm {
+    /// TCTI string, e.g. `device:/dev/tpmrm0` or `swtpm:host=127.0.0.1,port=2321`.
+    #[serde(default)]
+    pub tcti: String,
+}
+
+impl Profile {
+    /// Reads and checks a profile file.
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ProfileError::Read { path: shown.clone(), source })?;
+        Self::parse(&text).map_err(|message| ProfileError::Invalid { path: shown, message })
+    }
+
+    /// Parses and checks a profile's text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let p: Profile = toml::from_str(text).map_err(|e| e.to_string())?;
+        p.check()?;
+        Ok(p)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let v = &self.video;
+        if v.encoders.is_empty() {
+            return Err("video.encoders must list at least one encoder".into());
+        }
+        if !(160..=3840).contains(&v.width) || !(120..=2160).contains(&v.height) {
+            return Err(format!("video size {}x{} is outside 160x120..3840x2160", v.width, v.height));
+        }
+        if !(1..=60).contains(&v.fps) {
+            return Err(format!("video.fps {} is outside 1..60", v.fps));
+        }
+        if !(100..=20_000).contains(&v.bitrate_kbps) {
+            return Err(format!("video.bitrate_kbps {} is outside 100..20000", v.bitrate_kbps));
+        }
+        let d = &self.display;
+        if d.width < 320 || d.height < 240 || !(1.0..=40.0).contains(&d.px_per_mm) {
+            return Err("display must be at least 320x240 with px_per_mm in 1..40".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> String {
+        let path = format!("{}/../../hw/profiles/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn shipped_profiles_parse_and_pass_their_checks() {
+        for name in ["dev", "generic-x86"] {
+            let p = Profile::parse(&shipped(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(p.name, name);
+        }
+    }
+
+    #[test]
+    fn profile_without_encoders_is_refused_with_the_field_named() {
+        let text = shipped("dev").replace("encoders = [\"x264enc\"]", "encoders = []");
+        let err = Profile::parse(&text).unwrap_err();
+        assert!(err.contains("video.encoders"), "{err}");
+    }
+
+    #[test]
+    fn unknown_profile_key_is_refused() {
+        let text = format!("{}\nbogus = 1\n", shipped("dev"));
+        assert!(Profile::parse(&text).unwrap_err().contains("bogus"));
+    }
+}

@@ -1,0 +1,308 @@
+//! The visit state machine: the kiosk's pure core.
+//!
+//! Events in, effects out, no I/O and no clock of its own (time comes in with each call), so
+//! every path — happy or not — is tested as a table without GStreamer, Slint or MQTT. The shell
+//! carries out the effects and feeds back what the media pipeline, the fleet link and the touch
+//! screen report. The screen shown is derived from the state, never set directly.
+
+use telekiosk_protocol::visit::{EndReason, Ice, KioskToServer, ServerToKiosk};
+
+/// Time limits of a visit, in milliseconds. Defaults suit a clinic; fleet config will set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Waiting for a clinician before giving up with "no clinician available".
+    pub wait_ms: u64,
+    /// From a clinician accepting to media flowing.
+    pub connect_ms: u64,
+    /// How long the "visit ended" screen stays before Idle.
+    pub ended_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { wait_ms: 15 * 60_000, connect_ms: 30_000, ended_ms: 6_000 }
+    }
+}
+
+/// Where the kiosk is. Each visit has an id the kiosk made when Join was pressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Showing the clinic and room and the Join button.
+    Idle,
+    /// In the clinicians' queue. The offer is prepared meanwhile and held until one accepts.
+    Waiting { visit_id: String, since_ms: u64, offer: Option<String>, ice: Vec<Ice> },
+    /// A clinician accepted: waiting for the answer and for media to flow. `unsent` holds the
+    /// candidates found while the offer was still being made (`None` once the offer is out).
+    Connecting { visit_id: String, since_ms: u64, unsent: Option<Vec<Ice>> },
+    /// Media is flowing.
+    InCall { visit_id: String, since_ms: u64, mic_muted: bool, camera_off: bool },
+    /// The visit is over; the reason is shown until `until_ms`, then Idle.
+    Ended { reason: EndReason, until_ms: u64 },
+    /// The kiosk cannot take visits (hardware or software fault); `reason` is shown.
+    OutOfService { reason: String },
+}
+
+/// Everything that can happen to the kiosk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The patient pressed Join; the shell made a fresh visit id.
+    JoinPressed { visit_id: String },
+    /// Cancel while waiting or connecting.
+    CancelPressed,
+    /// End during a call.
+    EndPressed,
+    MuteToggled,
+    CameraToggled,
+    /// A well-formed message from fleetd.
+    Server(ServerToKiosk),
+    /// A message from fleetd that could not be decoded; `reason` says why.
+    ServerMalformed { reason: String },
+    /// The fleet link is (again) up.
+    FleetConnected,
+    /// The media pipeline created its offer.
+    LocalOffer { sdp: String },
+    /// The media pipeline found a local ICE candidate.
+    LocalIce(Ice),
+    /// Media is flowing both ways.
+    MediaConnected,
+    /// The media pipeline failed; `reason` names what.
+    MediaFailed { reason: String },
+    /// The media pipeline could not even start (camera, encoder, GStreamer missing).
+    MediaUnavailable { reason: String },
+    /// Time passes.
+    Tick,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Build and start the media pipeline for this visit (camera on, offer prepared).
+    StartMedia { visit_id: String },
+    /// Tear the media pipeline down.
+    StopMedia,
+    /// Publish to fleetd.
+    Send(KioskToServer),
+    SetRemoteAnswer { sdp: String },
+    AddRemoteIce(Ice),
+    SetMicMuted(bool),
+    SetCameraEnabled(bool),
+    /// Something unexpected but handled; the shell logs it.
+    Warn(String),
+}
+
+/// The state machine with its settings.
+#[derive(Debug, Clone)]
+pub struct Visit {
+    pub clinic: String,
+    pub room: String,
+    pub timeouts: Timeouts,
+    state: State,
+}
+
+impl Visit {
+    /// A kiosk at Idle.
+    pub fn new(clinic: impl Into<String>, room: impl Into<String>, timeouts: Timeouts) -> Self {
+        Self { clinic: clinic.into(), room: room.into(), timeouts, state: State::Idle }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Applies one event at time `now_ms` and returns what the shell must do, in order.
+    pub fn handle(&mut self, event: Event, now_ms: u64) -> Vec<Effect> {
+        use Event as E;
+        use State as S;
+        let state = std::mem::replace(&mut self.state, S::Idle);
+        let (next, effects) = match (state, event) {
+            (_, E::MediaUnavailable { reason }) => {
+                (S::OutOfService { reason }, vec![Effect::StopMedia])
+            }
+            (S::OutOfService { reason }, _) => (S::OutOfService { reason }, vec![]),
+
+            (S::Idle, E::JoinPressed { visit_id }) => {
+                let effects = vec![
+                    Effect::StartMedia { visit_id: visit_id.clone() },
+                    Effect::Send(self.waiting(&visit_id)),
+                ];
+                (S::Waiting { visit_id, since_ms: now_ms, offer: None, ice: vec![] }, effects)
+            }
+
+            // Waiting: hold the prepared offer and candidates until a clinician accepts.
+            (S::Waiting { visit_id, since_ms, ice, .. }, E::LocalOffer { sdp }) => {
+                (S::Waiting { visit_id, since_ms, offer: Some(sdp), ice }, vec![])
+            }
+            (S::Waiting { visit_id, since_ms, offer, mut ice }, E::LocalIce(c)) => {
+                ice.push(c);
+                (S::Waiting { visit_id, since_ms, offer, ice }, vec![])
+            }
+            (S::Waiting { visit_id, since_ms, offer, ice }, E::FleetConnected) => {
+                // The broker may have lost us (and fleetd its queue entry): announce again.
+                let effects = vec![Effect::Send(self.waiting(&visit_id))];
+                (S::Waiting { visit_id, since_ms, offer, ice }, effects)
+            }
+            (S::Waiting { visit_id, offer, ice, .. }, E::Server(ServerToKiosk::Accepted { visit_id: v }))
+                if v == visit_id =>
+            {
+                match offer {
+                    Some(sdp) => {
+                        let effects = offer_and_ice(&visit_id, sdp, ice);
+                        (S::Connecting { visit_id, since_ms: now_ms, unsent: None }, effects)
+                    }
+                    // The offer is still being made: it goes out the moment it is ready.
+                    None => (S::Connecting { visit_id, since_ms: now_ms, unsent: Some(ice) }, vec![]),
+                }
+            }
+            (S::Waiting { visit_id, .. }, E::CancelPressed) => {
+                self.end(visit_id, EndReason::PatientCancelled, now_ms, true)
+            }
+            (S::Waiting { visit_id, since_ms, .. }, E::Tick)
+                if now_ms.saturating_sub(since_ms) >= self.timeouts.wait_ms =>
+            {
+                self.end(visit_id, EndReason::NoClinician, now_ms, true)
+            }
+
+            // Connecting and in call.
+            (S::Connecting { visit_id, since_ms, unsent: Some(ice) }, E::LocalOffer { sdp }) => {
+                let effects = offer_and_ice(&visit_id, sdp, ice);
+                (S::Connecting { visit_id, since_ms, unsent: None }, effects)
+            }
+            (S::Connecting { visit_id, since_ms, unsent: Some(mut ice) }, E::LocalIce(c)) => {
+                ice.push(c);
+                (S::Connecting { visit_id, since_ms, unsent: Some(ice) }, vec![])
+            }
+            (
+                S::Connecting { visit_id, since_ms, unsent: None },
+                E::Server(ServerToKiosk::Answer { visit_id: v, sdp }),
+            ) if v == visit_id => {
+                let state = S::Connecting { visit_id, since_ms, unsent: None };
+                (state, vec![Effect::SetRemoteAnswer { sdp }])
+            }
+            (S::Connecting { visit_id, unsent: None, .. }, E::MediaConnected) => {
+                (S::InCall { visit_id, since_ms: now_ms, mic_muted: false, camera_off: false }, vec![])
+            }
+            (S::Connecting { visit_id, since_ms, .. }, E::Tick)
+                if now_ms.saturating_sub(since_ms) >= self.timeouts.connect_ms =>
+            {
+                self.end(visit_id, EndReason::ConnectionLost, now_ms, true)
+            }
+            (S::Connecting { visit_id, .. }, E::CancelPressed | E::EndPressed)
+            | (S::InCall { visit_id, .. }, E::EndPressed) => {
+                self.end(visit_id, EndReason::PatientEnded, now_ms, true)
+            }
+            (S::InCall { visit_id, since_ms, mic_muted, camera_off }, E::MuteToggled) => {
+                let state = S::InCall { visit_id, since_ms, mic_muted: !mic_muted, camera_off };
+                (state, vec![Effect::SetMicMuted(!mic_muted)])
+            }
+            (S::InCall { visit_id, since_ms, mic_muted, camera_off }, E::CameraToggled) => {
+                let state = S::InCall { visit_id, since_ms, mic_muted, camera_off: !camera_off };
+                (state, vec![Effect::SetCameraEnabled(camera_off)])
+            }
+
+            // Any state with a visit: the shared unhappy paths.
+            (state, E::LocalIce(ice)) if sending(&state).is_some() => {
+                let visit_id = sending(&state).unwrap_or_default().to_string();
+                (state, vec![Effect::Send(KioskToServer::Ice { visit_id, ice })])
+            }
+            (state, E::Server(ServerToKiosk::Ice { visit_id: v, ice }))
+                if sending(&state) == Some(v.as_str()) =>
+            {
+                (state, vec![Effect::AddRemoteIce(ice)])
+            }
+            (state, E::Server(ServerToKiosk::End { visit_id: v, reason }))
+                if current(&state) == Some(v.as_str()) =>
+            {
+                self.end(v, reason, now_ms, false)
+            }
+            (state, E::MediaFailed { reason }) if current(&state).is_some() => {
+                let visit_id = current(&state).unwrap_or_default().to_string();
+                let mut effects = vec![Effect::Warn(format!("media failed: {reason}"))];
+                let reason = match state {
+                    S::Waiting { .. } => EndReason::KioskFault,
+                    _ => EndReason::ConnectionLost,
+                };
+                let (next, more) = self.end(visit_id, reason, now_ms, true);
+                effects.extend(more);
+                (next, effects)
+            }
+            (state, E::ServerMalformed { reason }) => match current(&state) {
+                Some(visit_id) => {
+                    let visit_id = visit_id.to_string();
+                    let mut effects = vec![Effect::Warn(format!("malformed message from fleetd: {reason}"))];
+                    let (next, more) = self.end(visit_id, EndReason::ProtocolError, now_ms, true);
+                    effects.extend(more);
+                    (next, effects)
+                }
+                None => (state, vec![Effect::Warn(format!("malformed message from fleetd: {reason}"))]),
+            },
+            (state, E::Server(msg)) => match current(&state) {
+                // A message for this visit that does not fit where the visit is: end it cleanly.
+                Some(visit_id) if visit_id == msg.visit_id() => {
+                    let visit_id = visit_id.to_string();
+                    let mut effects = vec![Effect::Warn(format!("unexpected message from fleetd: {msg:?}"))];
+                    let (next, more) = self.end(visit_id, EndReason::ProtocolError, now_ms, true);
+                    effects.extend(more);
+                    (next, effects)
+                }
+                // A leftover of an earlier visit: nothing to do.
+                _ => (state, vec![Effect::Warn(format!("ignored message for visit {}", msg.visit_id()))]),
+            },
+
+            (S::Ended { until_ms, .. }, E::Tick) if now_ms >= until_ms => (S::Idle, vec![]),
+            // Everything else changes nothing (End pressed twice, Join while busy, …).
+            (state, _) => (state, vec![]),
+        };
+        self.state = next;
+        effects
+    }
+
+    fn waiting(&self, visit_id: &str) -> KioskToServer {
+        KioskToServer::Waiting {
+            visit_id: visit_id.to_string(),
+            clinic: self.clinic.clone(),
+            room: self.room.clone(),
+        }
+    }
+
+    /// Ends the visit: media down, fleetd told (unless it told us), "ended" screen.
+    fn end(&self, visit_id: String, reason: EndReason, now_ms: u64, tell: bool) -> (State, Vec<Effect>) {
+        let mut effects = vec![Effect::StopMedia];
+        if tell {
+            effects.push(Effect::Send(KioskToServer::End { visit_id, reason }));
+        }
+        (State::Ended { reason, until_ms: now_ms + self.timeouts.ended_ms }, effects)
+    }
+}
+
+/// The visit in progress, if any.
+fn current(state: &State) -> Option<&str> {
+    match state {
+        State::Waiting { visit_id, .. }
+        | State::Connecting { visit_id, .. }
+        | State::InCall { visit_id, .. } => Some(visit_id),
+        _ => None,
+    }
+}
+
+/// The visit whose signalling is live (offer sent), if any.
+fn sending(state: &State) -> Option<&str> {
+    match state {
+        State::Connecting { visit_id, unsent: None, .. } | State::InCall { visit_id, .. } => {
+            Some(visit_id)
+        }
+        _ => None,
+    }
+}
+
+/// The offer followed by every candidate found so far.
+fn offer_and_ice(visit_id: &str, sdp: String, ice: Vec<Ice>) -> Vec<Effect> {
+    let offer = KioskToServer::Offer { visit_id: visit_id.to_string(), sdp };
+    std::iter::once(offer)
+        .chain(ice.into_iter().map(|ice| KioskToServer::Ice { visit_id: visit_id.to_string(), ice }))
+        .map(Effect::Send)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

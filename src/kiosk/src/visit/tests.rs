@@ -1,0 +1,196 @@
+//! Table-driven tests of the visit state machine: each case is a chain of events and the
+//! screen it must end on, plus the messages that must (or must not) have gone to fleetd.
+
+use super::*;
+
+const V: &str = "visit-1";
+const SDP: &str = "v=0\r\n";
+
+fn ice(n: u32) -> Ice {
+    Ice { mline: 0, candidate: format!("candidate:{n} 1 UDP 1 192.0.2.1 {n} typ host") }
+}
+
+fn server(msg: ServerToKiosk) -> Event {
+    Event::Server(msg)
+}
+
+fn join() -> Event {
+    Event::JoinPressed { visit_id: V.into() }
+}
+
+fn accepted() -> Event {
+    server(ServerToKiosk::Accepted { visit_id: V.into() })
+}
+
+fn answer() -> Event {
+    server(ServerToKiosk::Answer { visit_id: V.into(), sdp: SDP.into() })
+}
+
+fn offer() -> Event {
+    Event::LocalOffer { sdp: SDP.into() }
+}
+
+/// The events that take a kiosk from Idle into a call, at t = 0..4 s.
+fn into_call() -> Vec<(u64, Event)> {
+    vec![(0, join()), (200, offer()), (1000, accepted()), (1500, answer()), (2000, Event::MediaConnected)]
+}
+
+fn run(steps: &[(u64, Event)]) -> (Visit, Vec<Effect>) {
+    let mut visit = Visit::new("Maple Clinic", "Exam 2", Timeouts::default());
+    let mut all = vec![];
+    for (t, event) in steps {
+        all.extend(visit.handle(event.clone(), *t));
+    }
+    (visit, all)
+}
+
+fn sent(effects: &[Effect]) -> Vec<KioskToServer> {
+    effects.iter().filter_map(|e| if let Effect::Send(m) = e { Some(m.clone()) } else { None }).collect()
+}
+
+fn ended_with(visit: &Visit) -> Option<EndReason> {
+    if let State::Ended { reason, .. } = visit.state() { Some(*reason) } else { None }
+}
+
+fn with(mut base: Vec<(u64, Event)>, more: &[(u64, Event)]) -> Vec<(u64, Event)> {
+    base.extend_from_slice(more);
+    base
+}
+
+#[test]
+fn join_starts_media_and_queues_the_visit_with_clinic_and_room() {
+    let (visit, effects) = run(&[(0, join())]);
+    assert!(matches!(visit.state(), State::Waiting { .. }));
+    assert_eq!(effects[0], Effect::StartMedia { visit_id: V.into() });
+    assert_eq!(
+        sent(&effects),
+        [KioskToServer::Waiting { visit_id: V.into(), clinic: "Maple Clinic".into(), room: "Exam 2".into() }]
+    );
+}
+
+#[test]
+fn offer_and_candidates_are_held_until_a_clinician_accepts_then_sent_in_order() {
+    let (_, before) = run(&[(0, join()), (100, offer()), (150, Event::LocalIce(ice(1)))]);
+    assert_eq!(sent(&before).len(), 1, "only Waiting goes out before a clinician accepts");
+    let (visit, effects) = run(&[(0, join()), (100, offer()), (150, Event::LocalIce(ice(1))), (900, accepted())]);
+    assert!(matches!(visit.state(), State::Connecting { unsent: None, .. }));
+    let out = sent(&effects);
+    assert!(matches!(out[1], KioskToServer::Offer { .. }));
+    assert_eq!(out[2], KioskToServer::Ice { visit_id: V.into(), ice: ice(1) });
+}
+
+#[test]
+fn acceptance_before_the_offer_is_ready_sends_it_with_its_candidates_once_ready() {
+    let steps = [(0, join()), (50, accepted()), (60, Event::LocalIce(ice(1))), (100, offer())];
+    let (visit, effects) = run(&steps);
+    let out = sent(&effects);
+    assert!(matches!(out[1], KioskToServer::Offer { .. }), "{out:?}");
+    assert_eq!(out[2], KioskToServer::Ice { visit_id: V.into(), ice: ice(1) });
+    assert!(matches!(visit.state(), State::Connecting { unsent: None, .. }));
+}
+
+#[test]
+fn answer_and_remote_candidates_reach_the_pipeline_and_media_puts_the_kiosk_in_call() {
+    let remote = server(ServerToKiosk::Ice { visit_id: V.into(), ice: ice(7) });
+    let (visit, effects) = run(&with(into_call(), &[(2100, remote)]));
+    assert!(effects.contains(&Effect::SetRemoteAnswer { sdp: SDP.into() }));
+    assert!(effects.contains(&Effect::AddRemoteIce(ice(7))));
+    assert!(matches!(visit.state(), State::InCall { .. }));
+}
+
+#[test]
+fn local_candidates_found_during_the_call_go_straight_out() {
+    let (_, effects) = run(&with(into_call(), &[(3000, Event::LocalIce(ice(9)))]));
+    assert_eq!(sent(&effects).last(), Some(&KioskToServer::Ice { visit_id: V.into(), ice: ice(9) }));
+}
+
+#[test]
+fn mute_and_camera_toggle_back_and_forth() {
+    let steps = with(
+        into_call(),
+        &[(3000, Event::MuteToggled), (3100, Event::CameraToggled), (3200, Event::MuteToggled)],
+    );
+    let (visit, effects) = run(&steps);
+    let toggles: Vec<_> = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::SetMicMuted(_) | Effect::SetCameraEnabled(_)))
+        .cloned()
+        .collect();
+    assert_eq!(toggles, [Effect::SetMicMuted(true), Effect::SetCameraEnabled(false), Effect::SetMicMuted(false)]);
+    assert!(matches!(visit.state(), State::InCall { mic_muted: false, camera_off: true, .. }));
+}
+
+/// The unhappy paths: each chain must end the visit with this reason, stop media, and tell
+/// fleetd exactly when the kiosk (not fleetd) decided to end.
+#[test]
+fn every_way_a_visit_can_end_stops_media_and_shows_why() {
+    let t = Timeouts::default();
+    let cases: Vec<(&str, Vec<(u64, Event)>, EndReason, bool)> = vec![
+        ("patient presses End", with(into_call(), &[(5000, Event::EndPressed)]), EndReason::PatientEnded, true),
+        ("patient cancels while waiting", vec![(0, join()), (800, Event::CancelPressed)], EndReason::PatientCancelled, true),
+        ("patient cancels while connecting", vec![(0, join()), (100, offer()), (200, accepted()), (300, Event::CancelPressed)], EndReason::PatientEnded, true),
+        ("clinician never comes", vec![(0, join()), (t.wait_ms - 1, Event::Tick), (t.wait_ms, Event::Tick)], EndReason::NoClinician, true),
+        ("clinician ends", with(into_call(), &[(9000, server(ServerToKiosk::End { visit_id: V.into(), reason: EndReason::ClinicianEnded }))]), EndReason::ClinicianEnded, false),
+        ("clinician's browser goes away", with(into_call(), &[(9000, server(ServerToKiosk::End { visit_id: V.into(), reason: EndReason::ClinicianLeft }))]), EndReason::ClinicianLeft, false),
+        ("network drops during the call", with(into_call(), &[(9000, Event::MediaFailed { reason: "ICE failed".into() })]), EndReason::ConnectionLost, true),
+        ("media never connects", vec![(0, join()), (100, offer()), (200, accepted()), (200 + t.connect_ms, Event::Tick)], EndReason::ConnectionLost, true),
+        ("camera fails while waiting", vec![(0, join()), (100, Event::MediaFailed { reason: "v4l2src: no device".into() })], EndReason::KioskFault, true),
+        ("malformed message from fleetd", with(into_call(), &[(9000, Event::ServerMalformed { reason: "bad json".into() })]), EndReason::ProtocolError, true),
+        ("answer before any clinician accepted", vec![(0, join()), (100, answer())], EndReason::ProtocolError, true),
+        ("second acceptance mid-call", with(into_call(), &[(9000, accepted())]), EndReason::ProtocolError, true),
+    ];
+    for (name, steps, reason, kiosk_tells_fleetd) in cases {
+        let (visit, effects) = run(&steps);
+        assert_eq!(ended_with(&visit), Some(reason), "{name}: state {:?}", visit.state());
+        assert!(effects.contains(&Effect::StopMedia), "{name}: media not stopped");
+        let told = sent(&effects).contains(&KioskToServer::End { visit_id: V.into(), reason });
+        assert_eq!(told, kiosk_tells_fleetd, "{name}: End sent to fleetd = {told}");
+    }
+}
+
+#[test]
+fn ended_screen_returns_to_idle_after_its_time_and_not_before() {
+    let t = Timeouts::default();
+    let steps = with(into_call(), &[(5000, Event::EndPressed), (5000 + t.ended_ms - 1, Event::Tick)]);
+    let (visit, _) = run(&steps);
+    assert!(matches!(visit.state(), State::Ended { .. }));
+    let (visit, _) = run(&with(steps, &[(5000 + t.ended_ms, Event::Tick)]));
+    assert_eq!(visit.state(), &State::Idle);
+}
+
+#[test]
+fn end_pressed_twice_ends_once() {
+    let (_, effects) = run(&with(into_call(), &[(5000, Event::EndPressed), (5100, Event::EndPressed)]));
+    let ends = sent(&effects).into_iter().filter(|m| matches!(m, KioskToServer::End { .. })).count();
+    assert_eq!(ends, 1);
+    assert_eq!(effects.iter().filter(|e| **e == Effect::StopMedia).count(), 1);
+}
+
+#[test]
+fn messages_of_an_old_visit_are_ignored_not_obeyed() {
+    let old = server(ServerToKiosk::End { visit_id: "visit-0".into(), reason: EndReason::ClinicianEnded });
+    let (visit, effects) = run(&with(into_call(), &[(3000, old)]));
+    assert!(matches!(visit.state(), State::InCall { .. }));
+    assert!(!effects.contains(&Effect::StopMedia));
+}
+
+#[test]
+fn fleet_reconnect_while_waiting_queues_the_visit_again() {
+    let (visit, effects) = run(&[(0, join()), (5000, Event::FleetConnected)]);
+    let waits = sent(&effects).into_iter().filter(|m| matches!(m, KioskToServer::Waiting { .. })).count();
+    assert_eq!(waits, 2);
+    assert!(matches!(visit.state(), State::Waiting { .. }));
+}
+
+#[test]
+fn join_is_ignored_while_a_visit_is_in_progress() {
+    let (visit, effects) = run(&with(into_call(), &[(3000, Event::JoinPressed { visit_id: "other".into() })]));
+    assert!(matches!(visit.state(), State::InCall { .. }));
+    assert_eq!(effects.iter().filter(|e| matches!(e, Effect::StartMedia { .. })).count(), 1);
+}
+
+#[test]
+fn media_unavailable_takes_the_kiosk_out_of_service_for_good() {
+    let (visit, _) = run(&[(0, Event::MediaUnavailable { reason: "no camera".into() }), (10, join())]);
+    assert_eq!(visit.state(), &State::OutOfService { reason: "no camera".into() });
+}
