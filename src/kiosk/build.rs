@@ -1,0 +1,3 @@
+fn main() {
+    slint_build::compile("../../ui/kiosk.slint").expect("ui/kiosk.slint compiles");
+}

@@ -1,0 +1,158 @@
+//! MQTT adapter: the kiosk's one outbound connection to the fleet (TLS on 8883).
+//!
+//! It publishes the kiosk's retained state (last will: offline), sends visit signalling on
+//! `visit/out` and decodes what arrives on `visit/in` — with the protocol crate's limits — into
+//! events for the controller. It never decides anything about a visit. After every ConnAck it
+//! subscribes again: the broker may have come back without our session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
+use telekiosk_protocol::device::{DeviceState, Presence};
+use telekiosk_protocol::visit::{KioskToServer, ServerToKiosk};
+use telekiosk_protocol::{DecodeError, decode, encode, topics};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Why the fleet link could not be set up or used.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("cannot read the fleet CA certificate {path}: {reason}")]
+    Ca { path: String, reason: String },
+    #[error("cannot send to fleetd: {0}")]
+    Send(#[from] rumqttc::ClientError),
+}
+
+/// What the link reports to the controller.
+#[derive(Debug)]
+pub enum FleetEvent {
+    /// Connected (again) and subscribed.
+    Connected,
+    /// The connection dropped; rumqttc reconnects after a back-off.
+    Disconnected(String),
+    /// A message on `visit/in`, decoded or refused with its reason.
+    Visit(Result<ServerToKiosk, DecodeError>),
+}
+
+/// Where and who: the broker, the CA that signed its certificate, this kiosk's id.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub host: String,
+    pub port: u16,
+    pub ca_file: std::path::PathBuf,
+    pub device_id: String,
+    pub clinic: String,
+    pub room: String,
+}
+
+/// Handle to send on the link. Cheap to clone.
+#[derive(Clone)]
+pub struct FleetLink {
+    client: AsyncClient,
+    device_id: String,
+}
+
+impl FleetLink {
+    /// Starts the link; it keeps reconnecting until the process ends.
+    pub fn start(opts: &FleetOptions, events: UnboundedSender<FleetEvent>) -> Result<Self, FleetError> {
+        let mut mqtt = MqttOptions::new(format!("kiosk-{}", opts.device_id), &opts.host, opts.port);
+        mqtt.set_keep_alive(Duration::from_secs(10));
+        mqtt.set_clean_session(true);
+        let limit = MAX_MESSAGE_BYTES + 1024;
+        mqtt.set_max_packet_size(limit, limit);
+        let will = encode(&DeviceState::offline());
+        mqtt.set_last_will(LastWill::new(topics::state(&opts.device_id), will, QoS::AtLeastOnce, true));
+        mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls_config(opts)?)));
+        let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
+        let link = Self { client, device_id: opts.device_id.clone() };
+        let state = DeviceState {
+            presence: Presence::Online,
+            software: env!("CARGO_PKG_VERSION").into(),
+            clinic: opts.clinic.clone(),
+            room: opts.room.clone(),
+        };
+        let task_link = link.clone();
+        tokio::spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        failures = 0;
+                        task_link.on_connected(&state);
+                        let _ = events.send(FleetEvent::Connected);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if p.topic == topics::visit_in(&task_link.device_id) {
+                            let _ = events.send(FleetEvent::Visit(decode(&p.payload)));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        failures += 1;
+                        let _ = events.send(FleetEvent::Disconnected(e.to_string()));
+                        tokio::time::sleep(backoff(failures)).await;
+                    }
+                }
+            }
+        });
+        Ok(link)
+    }
+
+    fn on_connected(&self, state: &DeviceState) {
+        let results = [
+            self.client.try_subscribe(topics::visit_in(&self.device_id), QoS::AtLeastOnce),
+            self.client.try_publish(topics::state(&self.device_id), QoS::AtLeastOnce, true, encode(state)),
+        ];
+        for r in results {
+            if let Err(e) = r {
+                tracing::warn!("fleet link: {e}");
+            }
+        }
+    }
+
+    /// Publishes one signalling message on `visit/out` (QoS 1).
+    pub async fn send(&self, msg: &KioskToServer) -> Result<(), FleetError> {
+        let topic = topics::visit_out(&self.device_id);
+        self.client.publish(topic, QoS::AtLeastOnce, false, encode(msg)).await?;
+        Ok(())
+    }
+}
+
+/// TLS that trusts only the fleet's CA.
+fn tls_config(opts: &FleetOptions) -> Result<Arc<rustls::ClientConfig>, FleetError> {
+    let path = opts.ca_file.display().to_string();
+    let ca_err = |reason: String| FleetError::Ca { path: path.clone(), reason };
+    let pem = std::fs::read(&opts.ca_file).map_err(|e| ca_err(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.map_err(|e| ca_err(e.to_string()))?).map_err(|e| ca_err(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(ca_err("no certificate in the file".into()));
+    }
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Exponential back-off from 1 s to 30 s, with ±25 % jitter so a clinic's kiosks do not all
+/// reconnect in the same instant after a broker restart.
+fn backoff(failures: u32) -> Duration {
+    let base = (1u64 << failures.min(5)).min(30) as f64;
+    Duration::from_secs_f64(base * (0.75 + fastrand::f64() * 0.5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_thirty_seconds_with_jitter() {
+        for failures in 1..20 {
+            let d = backoff(failures).as_secs_f64();
+            let base = (1u64 << failures.min(5)).min(30) as f64;
+            assert!(d >= base * 0.75 && d <= base * 1.25, "{failures}: {d}");
+        }
+        assert!(backoff(50).as_secs_f64() <= 37.5);
+    }
+}

@@ -1,0 +1,161 @@
+//! A Slint platform with no display: the real screens rendered by Slint's software renderer
+//! into memory, touched by synthetic pointer events and saved as PNG screenshots. Tests, CI and
+//! the demo on a machine without a display use it; the pixels are the ones a panel would show.
+//!
+//! Screenshots are of the user interface and are written only when asked for (tests, demo).
+//! Never enable them on a kiosk in service: during a visit they would hold the patient's picture.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use slint::platform::software_renderer::{MinimalSoftwareWindow, RepaintBufferType};
+use slint::platform::{
+    EventLoopProxy, Platform, PointerEventButton, WindowAdapter, WindowEvent,
+    duration_until_next_timer_update, update_timers_and_animations,
+};
+use slint::{EventLoopError, LogicalPosition, PhysicalSize, PlatformError, Rgb8Pixel};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Jobs posted to the UI thread, and the quit flag.
+#[derive(Default)]
+struct Inbox {
+    state: Mutex<(VecDeque<Job>, bool)>,
+    wake: Condvar,
+}
+
+struct Proxy(Arc<Inbox>);
+
+impl EventLoopProxy for Proxy {
+    fn quit_event_loop(&self) -> Result<(), EventLoopError> {
+        self.0.state.lock().map_err(|_| EventLoopError::EventLoopTerminated)?.1 = true;
+        self.0.wake.notify_one();
+        Ok(())
+    }
+
+    fn invoke_from_event_loop(&self, job: Job) -> Result<(), EventLoopError> {
+        self.0.state.lock().map_err(|_| EventLoopError::EventLoopTerminated)?.0.push_back(job);
+        self.0.wake.notify_one();
+        Ok(())
+    }
+}
+
+/// The one window and its pixels, owned by the UI thread.
+struct Screen {
+    window: Rc<MinimalSoftwareWindow>,
+    pixels: RefCell<Vec<Rgb8Pixel>>,
+    width: u32,
+    height: u32,
+}
+
+thread_local! {
+    static SCREEN: RefCell<Option<Rc<Screen>>> = const { RefCell::new(None) };
+}
+
+impl Screen {
+    fn draw(&self) {
+        let mut pixels = self.pixels.borrow_mut();
+        self.window.draw_if_needed(|renderer| {
+            renderer.render(pixels.as_mut_slice(), self.width as usize);
+        });
+    }
+}
+
+struct HeadlessPlatform {
+    screen: Rc<Screen>,
+    inbox: Arc<Inbox>,
+}
+
+impl Platform for HeadlessPlatform {
+    fn create_window_adapter(&self) -> Result<Rc<dyn WindowAdapter>, PlatformError> {
+        Ok(self.screen.window.clone())
+    }
+
+    fn new_event_loop_proxy(&self) -> Option<Box<dyn EventLoopProxy>> {
+        Some(Box::new(Proxy(self.inbox.clone())))
+    }
+
+    fn run_event_loop(&self) -> Result<(), PlatformError> {
+        loop {
+            update_timers_and_animations();
+            let jobs = {
+                let mut state = self.inbox.state.lock().map_err(|_| PlatformError::NoPlatform)?;
+                if state.1 {
+                    return Ok(());
+                }
+                std::mem::take(&mut state.0)
+            };
+            for job in jobs {
+                job();
+            }
+            self.screen.draw();
+            let wait = if self.screen.window.has_active_animations() {
+                Duration::from_millis(16)
+            } else {
+                duration_until_next_timer_update()
+                    .unwrap_or(Duration::from_millis(250))
+                    .min(Duration::from_millis(250))
+            };
+            let state = self.inbox.state.lock().map_err(|_| PlatformError::NoPlatform)?;
+            if state.0.is_empty() && !state.1 {
+                let _ = self.inbox.wake.wait_timeout(state, wait);
+            }
+        }
+    }
+}
+
+/// Installs the headless platform with a `width`×`height` screen. Call before creating windows.
+pub fn install(width: u32, height: u32) -> Result<(), PlatformError> {
+    let window = MinimalSoftwareWindow::new(RepaintBufferType::ReusedBuffer);
+    window.set_size(PhysicalSize::new(width, height));
+    let pixels = RefCell::new(vec![Rgb8Pixel::new(0, 0, 0); (width * height) as usize]);
+    let screen = Rc::new(Screen { window, pixels, width, height });
+    SCREEN.with(|s| *s.borrow_mut() = Some(screen.clone()));
+    slint::platform::set_platform(Box::new(HeadlessPlatform { screen, inbox: Arc::default() }))
+        .map_err(|e| PlatformError::Other(e.to_string()))
+}
+
+fn with_screen<T>(f: impl FnOnce(&Screen) -> T) -> Option<T> {
+    SCREEN.with(|s| s.borrow().as_ref().map(|screen| f(screen)))
+}
+
+/// Touches the screen at (x, y) logical pixels, as a finger would: move, press, release.
+/// Must run on the UI thread.
+pub fn tap(x: f32, y: f32) {
+    with_screen(|screen| {
+        let position = LogicalPosition::new(x, y);
+        let button = PointerEventButton::Left;
+        let w = screen.window.window();
+        w.dispatch_event(WindowEvent::PointerMoved { position });
+        w.dispatch_event(WindowEvent::PointerPressed { position, button });
+        w.dispatch_event(WindowEvent::PointerReleased { position, button });
+        w.dispatch_event(WindowEvent::PointerExited);
+        update_timers_and_animations();
+    });
+}
+
+/// Renders the current screen and writes it as a PNG. Must run on the UI thread.
+pub fn screenshot(path: &Path) -> Result<(), String> {
+    with_screen(|screen| {
+        screen.window.request_redraw();
+        screen.draw();
+        let pixels = screen.pixels.borrow();
+        let bytes: Vec<u8> = pixels.iter().flat_map(|p| [p.r, p.g, p.b]).collect();
+        write_png(path, screen.width, screen.height, &bytes)
+    })
+    .unwrap_or_else(|| Err("no headless screen on this thread".into()))
+}
+
+fn write_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Result<(), String> {
+    let shown = path.display();
+    let file = std::fs::File::create(path).map_err(|e| format!("cannot create {shown}: {e}"))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| format!("cannot write {shown}: {e}"))?;
+    writer.write_image_data(rgb).map_err(|e| format!("cannot write {shown}: {e}"))
+}

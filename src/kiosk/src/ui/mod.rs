@@ -1,0 +1,128 @@
+//! Slint adapter: shows a [`view::ViewModel`] on the screens of `ui/`, turns button presses into
+//! visit events, and carries decoded video frames to the screen. Holds no visit logic.
+//!
+//! `slint::Image` is not `Send`: frames cross from GStreamer's threads as pixel buffers and
+//! become images on the UI thread. Only the newest frame matters, so a frame that arrives while
+//! the previous one is still queued for the UI replaces nothing and is dropped.
+
+pub mod headless;
+pub mod view;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use slint::{ComponentHandle, Image, Rgb8Pixel, SharedPixelBuffer};
+
+use crate::media::{Frame, FrameSink};
+use view::{ScreenId, ViewModel};
+
+slint::include_modules!();
+
+/// Button presses from the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Press {
+    Join,
+    Cancel,
+    End,
+    Mute,
+    Camera,
+}
+
+/// Connects each button of the window to `on_press`.
+pub fn wire_buttons(window: &KioskWindow, on_press: impl Fn(Press) + Clone + 'static) {
+    let api = window.global::<Api>();
+    let f = on_press.clone();
+    api.on_join(move || f(Press::Join));
+    let f = on_press.clone();
+    api.on_cancel(move || f(Press::Cancel));
+    let f = on_press.clone();
+    api.on_end(move || f(Press::End));
+    let f = on_press.clone();
+    api.on_toggle_mute(move || f(Press::Mute));
+    api.on_toggle_camera(move || on_press(Press::Camera));
+}
+
+/// Shows the view model on the window. Leaving a call clears the video images.
+pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
+    let api = window.global::<Api>();
+    let screen = match vm.screen {
+        ScreenId::Idle => Screen::Idle,
+        ScreenId::Waiting => Screen::Waiting,
+        ScreenId::Connecting => Screen::Connecting,
+        ScreenId::InCall => Screen::InCall,
+        ScreenId::Ended => Screen::Ended,
+        ScreenId::OutOfService => Screen::OutOfService,
+    };
+    if !matches!(vm.screen, ScreenId::Waiting | ScreenId::Connecting | ScreenId::InCall) {
+        api.set_remote_video(Image::default());
+        api.set_self_video(Image::default());
+    }
+    api.set_screen(screen);
+    api.set_message(vm.message.as_str().into());
+    api.set_elapsed(vm.elapsed.as_str().into());
+    api.set_mic_muted(vm.mic_muted);
+    api.set_camera_off(vm.camera_off);
+    api.set_online(online);
+}
+
+/// Sets the clinic and room names shown on every screen.
+pub fn set_names(window: &KioskWindow, clinic: &str, room: &str) {
+    let api = window.global::<Api>();
+    api.set_clinic(clinic.into());
+    api.set_room(room.into());
+}
+
+/// Delivers decoded frames to the window from any thread.
+pub struct UiFrames {
+    window: slint::Weak<KioskWindow>,
+    remote_queued: Arc<AtomicBool>,
+    local_queued: Arc<AtomicBool>,
+}
+
+impl UiFrames {
+    /// Frames for `window`.
+    pub fn new(window: slint::Weak<KioskWindow>) -> Self {
+        Self { window, remote_queued: Arc::default(), local_queued: Arc::default() }
+    }
+
+    fn deliver(&self, frame: Frame, queued: &Arc<AtomicBool>, set: fn(&Api<'_>, Image)) {
+        if queued.swap(true, Ordering::AcqRel) {
+            return; // the UI has not shown the previous frame yet: drop this one
+        }
+        let Some(pixels) = to_pixels(frame) else {
+            queued.store(false, Ordering::Release);
+            return;
+        };
+        let queued = queued.clone();
+        let window = self.window.clone();
+        let sent = slint::invoke_from_event_loop(move || {
+            queued.store(false, Ordering::Release);
+            if let Some(window) = window.upgrade() {
+                set(&window.global::<Api>(), Image::from_rgb8(pixels));
+            }
+        });
+        if sent.is_err() {
+            tracing::debug!("UI event loop gone; frame dropped");
+        }
+    }
+}
+
+impl FrameSink for UiFrames {
+    fn remote_frame(&self, frame: Frame) {
+        self.deliver(frame, &self.remote_queued, |api, image| api.set_remote_video(image));
+    }
+
+    fn local_frame(&self, frame: Frame) {
+        self.deliver(frame, &self.local_queued, |api, image| api.set_self_video(image));
+    }
+}
+
+/// Copies a tightly packed RGB frame into a Slint pixel buffer; `None` if its size is wrong.
+fn to_pixels(frame: Frame) -> Option<SharedPixelBuffer<Rgb8Pixel>> {
+    let expected = frame.width as usize * frame.height as usize * 3;
+    if frame.rgb.len() != expected || expected == 0 {
+        tracing::warn!(width = frame.width, height = frame.height, "frame of the wrong size dropped");
+        return None;
+    }
+    Some(SharedPixelBuffer::clone_from_slice(&frame.rgb, frame.width, frame.height))
+}

@@ -1,0 +1,131 @@
+//! What the screen shows, derived from the visit state: plain data, no Slint, tested alone.
+//! The wording is for a patient who may be elderly, unwell or new to the kiosk: short,
+//! plain, and saying what to do next.
+
+use telekiosk_protocol::visit::EndReason;
+
+use crate::visit::State;
+
+/// The screens of `ui/api.slint`'s `Screen` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScreenId {
+    Idle,
+    Waiting,
+    Connecting,
+    InCall,
+    Ended,
+    OutOfService,
+}
+
+impl ScreenId {
+    /// Lower-case name used in status lines and tests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Waiting => "waiting",
+            Self::Connecting => "connecting",
+            Self::InCall => "in_call",
+            Self::Ended => "ended",
+            Self::OutOfService => "out_of_service",
+        }
+    }
+}
+
+/// Everything the screens display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewModel {
+    pub screen: ScreenId,
+    /// Why the visit ended, or what is wrong with the kiosk.
+    pub message: String,
+    /// "m:ss" waited or in call.
+    pub elapsed: String,
+    pub mic_muted: bool,
+    pub camera_off: bool,
+}
+
+/// Derives the view from the state at `now_ms`.
+pub fn view(state: &State, now_ms: u64) -> ViewModel {
+    let since = |since_ms: u64| clock(now_ms.saturating_sub(since_ms));
+    let plain = |screen| ViewModel {
+        screen,
+        message: String::new(),
+        elapsed: String::new(),
+        mic_muted: false,
+        camera_off: false,
+    };
+    match state {
+        State::Idle => plain(ScreenId::Idle),
+        State::Waiting { since_ms, .. } => {
+            ViewModel { elapsed: since(*since_ms), ..plain(ScreenId::Waiting) }
+        }
+        State::Connecting { since_ms, .. } => {
+            ViewModel { elapsed: since(*since_ms), ..plain(ScreenId::Connecting) }
+        }
+        State::InCall { since_ms, mic_muted, camera_off, .. } => ViewModel {
+            elapsed: since(*since_ms),
+            mic_muted: *mic_muted,
+            camera_off: *camera_off,
+            ..plain(ScreenId::InCall)
+        },
+        State::Ended { reason, .. } => {
+            ViewModel { message: end_reason_text(*reason).into(), ..plain(ScreenId::Ended) }
+        }
+        State::OutOfService { reason } => {
+            ViewModel { message: reason.clone(), ..plain(ScreenId::OutOfService) }
+        }
+    }
+}
+
+/// Plain words for why a visit ended.
+pub fn end_reason_text(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::PatientEnded => "You ended the visit.",
+        EndReason::PatientCancelled => "You cancelled the visit. Press Join to start again.",
+        EndReason::ClinicianEnded => "The clinician ended the visit.",
+        EndReason::NoClinician => {
+            "No clinician was free to see you. Please ask the front desk for help, or try again."
+        }
+        EndReason::ConnectionLost => {
+            "The video connection was lost. Please press Join to try again, or ask the staff for help."
+        }
+        EndReason::ClinicianLeft => "The clinician's connection ended. They may call back shortly.",
+        EndReason::ProtocolError | EndReason::KioskFault => {
+            "Something went wrong with the video call. Please press Join to try again, or ask the staff for help."
+        }
+    }
+}
+
+/// Milliseconds as "m:ss".
+fn clock(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_shows_minutes_and_seconds_waited() {
+        let state = State::Waiting { visit_id: "v".into(), since_ms: 1_000, offer: None, ice: vec![] };
+        let v = view(&state, 1_000 + 125_400);
+        assert_eq!((v.screen, v.elapsed.as_str()), (ScreenId::Waiting, "2:05"));
+    }
+
+    #[test]
+    fn ended_screen_explains_the_reason_in_plain_words() {
+        let state = State::Ended { reason: EndReason::NoClinician, until_ms: 0 };
+        let v = view(&state, 0);
+        assert_eq!(v.screen, ScreenId::Ended);
+        assert!(v.message.contains("No clinician was free"), "{}", v.message);
+    }
+
+    #[test]
+    fn call_screen_reflects_mute_and_camera() {
+        let state =
+            State::InCall { visit_id: "v".into(), since_ms: 0, mic_muted: true, camera_off: false };
+        let v = view(&state, 61_000);
+        assert!(v.mic_muted && !v.camera_off);
+        assert_eq!(v.elapsed, "1:01");
+    }
+}
