@@ -46,11 +46,17 @@ struct Args {
     /// `tap X Y`, `screenshot PATH` and `quit` lines on stdin.
     #[arg(long)]
     headless: bool,
+    /// With --headless: serve the screen on this loopback address (e.g. 127.0.0.1:8090) as a
+    /// virtual touchscreen for demos. Pictures stay in memory.
+    #[arg(long, requires = "headless")]
+    virtual_screen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,telekiosk=info".into()),
@@ -109,6 +115,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         let _ = slint::quit_event_loop();
     });
     runtime.spawn(shutdown_on_signal(tx.clone()));
+    if let Some(addr) = args.virtual_screen {
+        runtime.spawn(async move {
+            if let Err(e) = ui::virtual_screen::serve(addr).await {
+                tracing::error!("{e}");
+            }
+        });
+    }
     std::thread::spawn(move || read_control(tx));
 
     window.show()?;

@@ -138,24 +138,32 @@ pub fn tap(x: f32, y: f32) {
     });
 }
 
-/// Renders the current screen and writes it as a PNG. Must run on the UI thread.
+/// Renders the current screen and writes it as a PNG file. Must run on the UI thread.
 pub fn screenshot(path: &Path) -> Result<(), String> {
+    let png = screen_png()?;
+    std::fs::write(path, png).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Renders the current screen as PNG bytes, in memory. Must run on the UI thread.
+pub fn screen_png() -> Result<Vec<u8>, String> {
     with_screen(|screen| {
         screen.window.request_redraw();
         screen.draw();
         let pixels = screen.pixels.borrow();
-        let bytes: Vec<u8> = pixels.iter().flat_map(|p| [p.r, p.g, p.b]).collect();
-        write_png(path, screen.width, screen.height, &bytes)
+        let rgb: Vec<u8> = pixels.iter().flat_map(|p| [p.r, p.g, p.b]).collect();
+        encode_png(screen.width, screen.height, &rgb)
     })
     .unwrap_or_else(|| Err("no headless screen on this thread".into()))
 }
 
-fn write_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> Result<(), String> {
-    let shown = path.display();
-    let file = std::fs::File::create(path).map_err(|e| format!("cannot create {shown}: {e}"))?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+fn encode_png(width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(|e| format!("cannot write {shown}: {e}"))?;
-    writer.write_image_data(rgb).map_err(|e| format!("cannot write {shown}: {e}"))
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().map_err(|e| format!("PNG header: {e}"))?;
+    writer.write_image_data(rgb).map_err(|e| format!("PNG data: {e}"))?;
+    writer.finish().map_err(|e| format!("PNG end: {e}"))?;
+    Ok(out)
 }

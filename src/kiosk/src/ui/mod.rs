@@ -7,6 +7,7 @@
 
 pub mod headless;
 pub mod view;
+pub mod virtual_screen;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,209 @@
+// Starts the real parts of a visit on loopback — fleetd (with its supervised mosquitto), a
+// headless telekiosk and Debian's Chromium — and gives the tests handles to drive them.
+// Nothing here is mocked: a missing binary, broker or browser is an error, never a skip.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const TARGET = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), '.cache/telekiosk-target');
+export const BIN = process.env.TK_BIN_DIR || path.join(TARGET, 'debug');
+export const ARTIFACTS = process.env.TK_ARTIFACTS || path.join(ROOT, 'artifacts/e2e');
+export const CHROMIUM = process.env.TK_CHROMIUM || '/usr/bin/chromium';
+
+/** Fails loudly when a part the tests need is not on this machine. */
+export function requireParts() {
+  for (const file of [path.join(BIN, 'fleetd'), path.join(BIN, 'telekiosk'), CHROMIUM,
+    '/usr/sbin/mosquitto', '/usr/bin/mosquitto_pub']) {
+    if (!fs.existsSync(file)) {
+      throw new Error(`${file} is missing: run .ci/run (it installs and builds every part)`);
+    }
+  }
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort() {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Polls `probe` until it returns a truthy value or `ms` pass; the error says what was awaited. */
+export async function waitFor(what, probe, ms = 20000, every = 100) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await probe();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, every));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${last})`);
+}
+
+/** A child process whose stdout lines are kept; stderr goes to a log file in the artifacts. */
+class Child {
+  constructor(name, cmd, args, opts = {}) {
+    this.name = name;
+    this.lines = [];
+    this.log = fs.createWriteStream(path.join(ARTIFACTS, `${name}.log`));
+    this.proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+    this.exited = once(this.proc, 'exit');
+    readline.createInterface({ input: this.proc.stdout }).on('line', (line) => {
+      this.lines.push(line);
+      this.log.write(`[stdout] ${line}\n`);
+    });
+    this.stderr = '';
+    this.proc.stderr.on('data', (d) => {
+      this.log.write(d);
+      this.stderr += d.toString();
+    });
+  }
+
+  async waitLine(what, pred, ms) {
+    return waitFor(`${this.name}: ${what}`, () => {
+      if (this.proc.exitCode !== null) throw new Error(`${this.name} exited (${this.proc.exitCode}); see its log`);
+      return this.lines.find(pred);
+    }, ms);
+  }
+
+  async stop() {
+    if (this.proc.exitCode === null) {
+      this.proc.kill('SIGTERM');
+      const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    this.log.end();
+  }
+}
+
+/** fleetd with a fresh data dir, a clinician account, and its own mosquitto. */
+export async function startFleetd(user, password) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-fleetd-'));
+  const fleetd = path.join(BIN, 'fleetd');
+  execFileSync(fleetd, ['user', 'add', user, '--role', 'clinician', '--password-stdin', '--data-dir', dataDir],
+    { input: `${password}\n` });
+  const [web, mqtt] = [await freePort(), await freePort()];
+  const child = new Child('fleetd', fleetd, ['serve', '--data-dir', dataDir,
+    '--listen', `127.0.0.1:${web}`, '--mqtt-listen', `127.0.0.1:${mqtt}`]);
+  await child.waitLine('ready line', (l) => l.startsWith('fleetd ready:'), 30000);
+  const caLine = child.lines.find((l) => l.startsWith('CA certificate: '));
+  if (!caLine) throw new Error('fleetd did not print where its CA certificate is');
+  return Object.assign(child, {
+    dataDir, web, mqtt, ca: caLine.slice('CA certificate: '.length).trim(),
+    url: `https://127.0.0.1:${web}/`,
+  });
+}
+
+/** A headless kiosk driven through its touchscreen (stdin `tap X Y`), reporting on stdout. */
+export class Kiosk extends Child {
+  constructor(fleetd, deviceId) {
+    super('telekiosk', path.join(BIN, 'telekiosk'), ['--headless',
+      '--server', `https://127.0.0.1:${fleetd.web}`, '--mqtt', `mqtts://127.0.0.1:${fleetd.mqtt}`,
+      '--ca', fleetd.ca, '--profile', path.join(ROOT, 'hw/profiles/dev.toml'),
+      '--device-id', deviceId, '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2'],
+      { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+    this.deviceId = deviceId;
+    this.shots = 0;
+  }
+
+  events(kind) {
+    return this.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((e) => e.event === kind);
+  }
+
+  screen() {
+    const screens = this.events('screen');
+    return screens.length ? screens[screens.length - 1].screen : undefined;
+  }
+
+  async waitScreen(screen, ms = 20000) {
+    await waitFor(`kiosk screen "${screen}" (now "${this.screen()}")`, () => this.screen() === screen, ms);
+  }
+
+  /** Latest call counters the kiosk printed. */
+  stats() {
+    const s = this.events('stats');
+    return s.length ? s[s.length - 1] : { remote_video_frames: 0, remote_audio_buffers: 0 };
+  }
+
+  tap(x, y) {
+    this.proc.stdin.write(`tap ${x} ${y}\n`);
+  }
+
+  async screenshot(name) {
+    const file = path.join(ARTIFACTS, `${name}.png`);
+    const before = this.events('screenshot').length;
+    this.proc.stdin.write(`screenshot ${file}\n`);
+    await waitFor(`kiosk screenshot ${name}`, () => this.events('screenshot').length > before, 5000);
+    return file;
+  }
+}
+
+/** Where the kiosk's buttons are on the dev profile's 1280x800 screen (see ui/pages/*.slint). */
+export const BUTTONS = { join: [640, 472], cancel: [640, 697], end: [892, 715], mute: [388, 715] };
+
+/** Headless Chromium with a fake camera and microphone, as a clinician's browser. */
+export async function startBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+}
+
+/** A signed-in clinician console page. */
+export async function signIn(browser, fleetd, user, password) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 },
+    permissions: ['camera', 'microphone'] });
+  const page = await context.newPage();
+  page.on('console', (m) => fs.appendFileSync(path.join(ARTIFACTS, 'console-page.log'), `${m.type()}: ${m.text()}\n`));
+  await page.goto(fleetd.url);
+  await page.fill('#username', user);
+  await page.fill('#password', password);
+  await page.click('#signin');
+  await page.waitForSelector('#queue', { state: 'visible' });
+  return page;
+}
+
+/** Inbound media counters of the console's peer connection, from getStats(). */
+export async function consoleInbound(page) {
+  return page.evaluate(async () => {
+    const pc = window.telekiosk && window.telekiosk.pc;
+    if (!pc) return null;
+    const out = { framesDecoded: 0, audioPackets: 0, audioEnergy: 0 };
+    (await pc.getStats()).forEach((r) => {
+      if (r.type !== 'inbound-rtp') return;
+      if (r.kind === 'video') out.framesDecoded += r.framesDecoded || 0;
+      if (r.kind === 'audio') {
+        out.audioPackets += r.packetsReceived || 0;
+        out.audioEnergy += r.totalAudioEnergy || 0;
+      }
+    });
+    return out;
+  });
+}
+
+/** Publishes raw bytes on a kiosk's topic through the real broker, as a broken server would. */
+export function publishRaw(fleetd, topic, payload) {
+  execFileSync('/usr/bin/mosquitto_pub', ['-h', '127.0.0.1', '-p', String(fleetd.mqtt),
+    '--cafile', fleetd.ca, '-t', topic, '-q', '1', '-m', payload]);
+}
