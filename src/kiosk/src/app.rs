@@ -59,8 +59,14 @@ struct Running {
 impl Controller {
     /// Runs until `Input::Shutdown`.
     pub async fn run(mut self, tx: UnboundedSender<Input>, mut rx: UnboundedReceiver<Input>) {
-        let mut run =
-            Running { call: None, generation: 0, online: false, shown: None, tx, started: Instant::now() };
+        let mut run = Running {
+            call: None,
+            generation: 0,
+            online: false,
+            shown: None,
+            tx,
+            started: Instant::now(),
+        };
         let mut pending = VecDeque::new();
         if let Some(reason) = self.media_unavailable.take() {
             pending.push_back(Event::MediaUnavailable { reason });
@@ -118,7 +124,12 @@ impl Controller {
         }
     }
 
-    async fn carry_out(&mut self, effect: Effect, run: &mut Running, pending: &mut VecDeque<Event>) {
+    async fn carry_out(
+        &mut self,
+        effect: Effect,
+        run: &mut Running,
+        pending: &mut VecDeque<Event>,
+    ) {
         match effect {
             Effect::StartMedia { visit_id } => {
                 run.generation += 1;

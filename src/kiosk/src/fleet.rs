@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
 use telekiosk_protocol::device::{DeviceState, Presence};
 use telekiosk_protocol::visit::{KioskToServer, ServerToKiosk};
@@ -55,14 +57,22 @@ pub struct FleetLink {
 
 impl FleetLink {
     /// Starts the link; it keeps reconnecting until the process ends.
-    pub fn start(opts: &FleetOptions, events: UnboundedSender<FleetEvent>) -> Result<Self, FleetError> {
+    pub fn start(
+        opts: &FleetOptions,
+        events: UnboundedSender<FleetEvent>,
+    ) -> Result<Self, FleetError> {
         let mut mqtt = MqttOptions::new(format!("kiosk-{}", opts.device_id), &opts.host, opts.port);
         mqtt.set_keep_alive(Duration::from_secs(10));
         mqtt.set_clean_session(true);
         let limit = MAX_MESSAGE_BYTES + 1024;
         mqtt.set_max_packet_size(limit, limit);
         let will = encode(&DeviceState::offline());
-        mqtt.set_last_will(LastWill::new(topics::state(&opts.device_id), will, QoS::AtLeastOnce, true));
+        mqtt.set_last_will(LastWill::new(
+            topics::state(&opts.device_id),
+            will,
+            QoS::AtLeastOnce,
+            true,
+        ));
         mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls_config(opts)?)));
         let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
         let link = Self { client, device_id: opts.device_id.clone() };
@@ -102,7 +112,12 @@ impl FleetLink {
     fn on_connected(&self, state: &DeviceState) {
         let results = [
             self.client.try_subscribe(topics::visit_in(&self.device_id), QoS::AtLeastOnce),
-            self.client.try_publish(topics::state(&self.device_id), QoS::AtLeastOnce, true, encode(state)),
+            self.client.try_publish(
+                topics::state(&self.device_id),
+                QoS::AtLeastOnce,
+                true,
+                encode(state),
+            ),
         ];
         for r in results {
             if let Err(e) = r {
@@ -131,7 +146,8 @@ fn tls_config(opts: &FleetOptions) -> Result<Arc<rustls::ClientConfig>, FleetErr
     if roots.is_empty() {
         return Err(ca_err("no certificate in the file".into()));
     }
-    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let config =
+        rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     Ok(Arc::new(config))
 }
 

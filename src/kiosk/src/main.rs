@@ -145,7 +145,10 @@ fn fleet_options(args: &Args) -> anyhow::Result<FleetOptions> {
 }
 
 /// A sender of `T` that wraps each value into an `Input` for the controller.
-fn forward<T: Send + 'static>(tx: UnboundedSender<Input>, wrap: fn(T) -> Input) -> UnboundedSender<T> {
+fn forward<T: Send + 'static>(
+    tx: UnboundedSender<Input>,
+    wrap: fn(T) -> Input,
+) -> UnboundedSender<T> {
     let (inner_tx, mut inner_rx) = unbounded_channel();
     tokio::spawn(async move {
         while let Some(v) = inner_rx.recv().await {
@@ -185,7 +188,9 @@ fn read_control(tx: UnboundedSender<Input>) {
             ["screenshot", path] => {
                 let path = PathBuf::from(path);
                 slint::invoke_from_event_loop(move || match headless::screenshot(&path) {
-                    Ok(()) => println!("{}", serde_json::json!({"event": "screenshot", "path": path})),
+                    Ok(()) => {
+                        println!("{}", serde_json::json!({"event": "screenshot", "path": path}))
+                    }
                     Err(e) => tracing::warn!("screenshot failed: {e}"),
                 })
             }
@@ -195,7 +200,9 @@ fn read_control(tx: UnboundedSender<Input>) {
             }
             [] => continue,
             _ => {
-                tracing::warn!("control: unknown command {line:?} (tap X Y | screenshot PATH | quit)");
+                tracing::warn!(
+                    "control: unknown command {line:?} (tap X Y | screenshot PATH | quit)"
+                );
                 continue;
             }
         };

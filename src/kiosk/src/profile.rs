@@ -97,7 +97,10 @@ impl Profile {
             return Err("video.encoders must list at least one encoder".into());
         }
         if !(160..=3840).contains(&v.width) || !(120..=2160).contains(&v.height) {
-            return Err(format!("video size {}x{} is outside 160x120..3840x2160", v.width, v.height));
+            return Err(format!(
+                "video size {}x{} is outside 160x120..3840x2160",
+                v.width, v.height
+            ));
         }
         if !(1..=60).contains(&v.fps) {
             return Err(format!("video.fps {} is outside 1..60", v.fps));

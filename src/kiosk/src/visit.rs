@@ -46,7 +46,9 @@ pub enum State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The patient pressed Join; the shell made a fresh visit id.
-    JoinPressed { visit_id: String },
+    JoinPressed {
+        visit_id: String,
+    },
     /// Cancel while waiting or connecting.
     CancelPressed,
     /// End during a call.
@@ -56,19 +58,27 @@ pub enum Event {
     /// A well-formed message from fleetd.
     Server(ServerToKiosk),
     /// A message from fleetd that could not be decoded; `reason` says why.
-    ServerMalformed { reason: String },
+    ServerMalformed {
+        reason: String,
+    },
     /// The fleet link is (again) up.
     FleetConnected,
     /// The media pipeline created its offer.
-    LocalOffer { sdp: String },
+    LocalOffer {
+        sdp: String,
+    },
     /// The media pipeline found a local ICE candidate.
     LocalIce(Ice),
     /// Media is flowing both ways.
     MediaConnected,
     /// The media pipeline failed; `reason` names what.
-    MediaFailed { reason: String },
+    MediaFailed {
+        reason: String,
+    },
     /// The media pipeline could not even start (camera, encoder, GStreamer missing).
-    MediaUnavailable { reason: String },
+    MediaUnavailable {
+        reason: String,
+    },
     /// Time passes.
     Tick,
 }
@@ -77,12 +87,16 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Build and start the media pipeline for this visit (camera on, offer prepared).
-    StartMedia { visit_id: String },
+    StartMedia {
+        visit_id: String,
+    },
     /// Tear the media pipeline down.
     StopMedia,
     /// Publish to fleetd.
     Send(KioskToServer),
-    SetRemoteAnswer { sdp: String },
+    SetRemoteAnswer {
+        sdp: String,
+    },
     AddRemoteIce(Ice),
     SetMicMuted(bool),
     SetCameraEnabled(bool),
@@ -142,16 +156,19 @@ impl Visit {
                 let effects = vec![Effect::Send(self.waiting(&visit_id))];
                 (S::Waiting { visit_id, since_ms, offer, ice }, effects)
             }
-            (S::Waiting { visit_id, offer, ice, .. }, E::Server(ServerToKiosk::Accepted { visit_id: v }))
-                if v == visit_id =>
-            {
+            (
+                S::Waiting { visit_id, offer, ice, .. },
+                E::Server(ServerToKiosk::Accepted { visit_id: v }),
+            ) if v == visit_id => {
                 match offer {
                     Some(sdp) => {
                         let effects = offer_and_ice(&visit_id, sdp, ice);
                         (S::Connecting { visit_id, since_ms: now_ms, unsent: None }, effects)
                     }
                     // The offer is still being made: it goes out the moment it is ready.
-                    None => (S::Connecting { visit_id, since_ms: now_ms, unsent: Some(ice) }, vec![]),
+                    None => {
+                        (S::Connecting { visit_id, since_ms: now_ms, unsent: Some(ice) }, vec![])
+                    }
                 }
             }
             (S::Waiting { visit_id, .. }, E::CancelPressed) => {
@@ -179,9 +196,10 @@ impl Visit {
                 let state = S::Connecting { visit_id, since_ms, unsent: None };
                 (state, vec![Effect::SetRemoteAnswer { sdp }])
             }
-            (S::Connecting { visit_id, unsent: None, .. }, E::MediaConnected) => {
-                (S::InCall { visit_id, since_ms: now_ms, mic_muted: false, camera_off: false }, vec![])
-            }
+            (S::Connecting { visit_id, unsent: None, .. }, E::MediaConnected) => (
+                S::InCall { visit_id, since_ms: now_ms, mic_muted: false, camera_off: false },
+                vec![],
+            ),
             (S::Connecting { visit_id, since_ms, .. }, E::Tick)
                 if now_ms.saturating_sub(since_ms) >= self.timeouts.connect_ms =>
             {
@@ -229,24 +247,31 @@ impl Visit {
             (state, E::ServerMalformed { reason }) => match current(&state) {
                 Some(visit_id) => {
                     let visit_id = visit_id.to_string();
-                    let mut effects = vec![Effect::Warn(format!("malformed message from fleetd: {reason}"))];
+                    let mut effects =
+                        vec![Effect::Warn(format!("malformed message from fleetd: {reason}"))];
                     let (next, more) = self.end(visit_id, EndReason::ProtocolError, now_ms, true);
                     effects.extend(more);
                     (next, effects)
                 }
-                None => (state, vec![Effect::Warn(format!("malformed message from fleetd: {reason}"))]),
+                None => {
+                    (state, vec![Effect::Warn(format!("malformed message from fleetd: {reason}"))])
+                }
             },
             (state, E::Server(msg)) => match current(&state) {
                 // A message for this visit that does not fit where the visit is: end it cleanly.
                 Some(visit_id) if visit_id == msg.visit_id() => {
                     let visit_id = visit_id.to_string();
-                    let mut effects = vec![Effect::Warn(format!("unexpected message from fleetd: {msg:?}"))];
+                    let mut effects =
+                        vec![Effect::Warn(format!("unexpected message from fleetd: {msg:?}"))];
                     let (next, more) = self.end(visit_id, EndReason::ProtocolError, now_ms, true);
                     effects.extend(more);
                     (next, effects)
                 }
                 // A leftover of an earlier visit: nothing to do.
-                _ => (state, vec![Effect::Warn(format!("ignored message for visit {}", msg.visit_id()))]),
+                _ => (
+                    state,
+                    vec![Effect::Warn(format!("ignored message for visit {}", msg.visit_id()))],
+                ),
             },
 
             (S::Ended { until_ms, .. }, E::Tick) if now_ms >= until_ms => (S::Idle, vec![]),
@@ -266,7 +291,13 @@ impl Visit {
     }
 
     /// Ends the visit: media down, fleetd told (unless it told us), "ended" screen.
-    fn end(&self, visit_id: String, reason: EndReason, now_ms: u64, tell: bool) -> (State, Vec<Effect>) {
+    fn end(
+        &self,
+        visit_id: String,
+        reason: EndReason,
+        now_ms: u64,
+        tell: bool,
+    ) -> (State, Vec<Effect>) {
         let mut effects = vec![Effect::StopMedia];
         if tell {
             effects.push(Effect::Send(KioskToServer::End { visit_id, reason }));
@@ -299,7 +330,9 @@ fn sending(state: &State) -> Option<&str> {
 fn offer_and_ice(visit_id: &str, sdp: String, ice: Vec<Ice>) -> Vec<Effect> {
     let offer = KioskToServer::Offer { visit_id: visit_id.to_string(), sdp };
     std::iter::once(offer)
-        .chain(ice.into_iter().map(|ice| KioskToServer::Ice { visit_id: visit_id.to_string(), ice }))
+        .chain(
+            ice.into_iter().map(|ice| KioskToServer::Ice { visit_id: visit_id.to_string(), ice }),
+        )
         .map(Effect::Send)
         .collect()
 }

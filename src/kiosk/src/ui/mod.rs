@@ -122,7 +122,11 @@ impl FrameSink for UiFrames {
 fn to_pixels(frame: Frame) -> Option<SharedPixelBuffer<Rgb8Pixel>> {
     let expected = frame.width as usize * frame.height as usize * 3;
     if frame.rgb.len() != expected || expected == 0 {
-        tracing::warn!(width = frame.width, height = frame.height, "frame of the wrong size dropped");
+        tracing::warn!(
+            width = frame.width,
+            height = frame.height,
+            "frame of the wrong size dropped"
+        );
         return None;
     }
     Some(SharedPixelBuffer::clone_from_slice(&frame.rgb, frame.width, frame.height))

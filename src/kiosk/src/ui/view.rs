@@ -107,7 +107,8 @@ mod tests {
 
     #[test]
     fn waiting_shows_minutes_and_seconds_waited() {
-        let state = State::Waiting { visit_id: "v".into(), since_ms: 1_000, offer: None, ice: vec![] };
+        let state =
+            State::Waiting { visit_id: "v".into(), since_ms: 1_000, offer: None, ice: vec![] };
         let v = view(&state, 1_000 + 125_400);
         assert_eq!((v.screen, v.elapsed.as_str()), (ScreenId::Waiting, "2:05"));
     }

@@ -32,7 +32,13 @@ fn offer() -> Event {
 
 /// The events that take a kiosk from Idle into a call, at t = 0..4 s.
 fn into_call() -> Vec<(u64, Event)> {
-    vec![(0, join()), (200, offer()), (1000, accepted()), (1500, answer()), (2000, Event::MediaConnected)]
+    vec![
+        (0, join()),
+        (200, offer()),
+        (1000, accepted()),
+        (1500, answer()),
+        (2000, Event::MediaConnected),
+    ]
 }
 
 fn run(steps: &[(u64, Event)]) -> (Visit, Vec<Effect>) {
@@ -45,7 +51,10 @@ fn run(steps: &[(u64, Event)]) -> (Visit, Vec<Effect>) {
 }
 
 fn sent(effects: &[Effect]) -> Vec<KioskToServer> {
-    effects.iter().filter_map(|e| if let Effect::Send(m) = e { Some(m.clone()) } else { None }).collect()
+    effects
+        .iter()
+        .filter_map(|e| if let Effect::Send(m) = e { Some(m.clone()) } else { None })
+        .collect()
 }
 
 fn ended_with(visit: &Visit) -> Option<EndReason> {
@@ -64,7 +73,11 @@ fn join_starts_media_and_queues_the_visit_with_clinic_and_room() {
     assert_eq!(effects[0], Effect::StartMedia { visit_id: V.into() });
     assert_eq!(
         sent(&effects),
-        [KioskToServer::Waiting { visit_id: V.into(), clinic: "Maple Clinic".into(), room: "Exam 2".into() }]
+        [KioskToServer::Waiting {
+            visit_id: V.into(),
+            clinic: "Maple Clinic".into(),
+            room: "Exam 2".into()
+        }]
     );
 }
 
@@ -72,7 +85,8 @@ fn join_starts_media_and_queues_the_visit_with_clinic_and_room() {
 fn offer_and_candidates_are_held_until_a_clinician_accepts_then_sent_in_order() {
     let (_, before) = run(&[(0, join()), (100, offer()), (150, Event::LocalIce(ice(1)))]);
     assert_eq!(sent(&before).len(), 1, "only Waiting goes out before a clinician accepts");
-    let (visit, effects) = run(&[(0, join()), (100, offer()), (150, Event::LocalIce(ice(1))), (900, accepted())]);
+    let (visit, effects) =
+        run(&[(0, join()), (100, offer()), (150, Event::LocalIce(ice(1))), (900, accepted())]);
     assert!(matches!(visit.state(), State::Connecting { unsent: None, .. }));
     let out = sent(&effects);
     assert!(matches!(out[1], KioskToServer::Offer { .. }));
@@ -101,7 +115,10 @@ fn answer_and_remote_candidates_reach_the_pipeline_and_media_puts_the_kiosk_in_c
 #[test]
 fn local_candidates_found_during_the_call_go_straight_out() {
     let (_, effects) = run(&with(into_call(), &[(3000, Event::LocalIce(ice(9)))]));
-    assert_eq!(sent(&effects).last(), Some(&KioskToServer::Ice { visit_id: V.into(), ice: ice(9) }));
+    assert_eq!(
+        sent(&effects).last(),
+        Some(&KioskToServer::Ice { visit_id: V.into(), ice: ice(9) })
+    );
 }
 
 #[test]
@@ -116,28 +133,112 @@ fn mute_and_camera_toggle_back_and_forth() {
         .filter(|e| matches!(e, Effect::SetMicMuted(_) | Effect::SetCameraEnabled(_)))
         .cloned()
         .collect();
-    assert_eq!(toggles, [Effect::SetMicMuted(true), Effect::SetCameraEnabled(false), Effect::SetMicMuted(false)]);
+    assert_eq!(
+        toggles,
+        [Effect::SetMicMuted(true), Effect::SetCameraEnabled(false), Effect::SetMicMuted(false)]
+    );
     assert!(matches!(visit.state(), State::InCall { mic_muted: false, camera_off: true, .. }));
 }
+
+/// One unhappy path: name, events, the reason it must end with, whether the kiosk tells fleetd.
+type EndCase = (&'static str, Vec<(u64, Event)>, EndReason, bool);
 
 /// The unhappy paths: each chain must end the visit with this reason, stop media, and tell
 /// fleetd exactly when the kiosk (not fleetd) decided to end.
 #[test]
 fn every_way_a_visit_can_end_stops_media_and_shows_why() {
     let t = Timeouts::default();
-    let cases: Vec<(&str, Vec<(u64, Event)>, EndReason, bool)> = vec![
-        ("patient presses End", with(into_call(), &[(5000, Event::EndPressed)]), EndReason::PatientEnded, true),
-        ("patient cancels while waiting", vec![(0, join()), (800, Event::CancelPressed)], EndReason::PatientCancelled, true),
-        ("patient cancels while connecting", vec![(0, join()), (100, offer()), (200, accepted()), (300, Event::CancelPressed)], EndReason::PatientEnded, true),
-        ("clinician never comes", vec![(0, join()), (t.wait_ms - 1, Event::Tick), (t.wait_ms, Event::Tick)], EndReason::NoClinician, true),
-        ("clinician ends", with(into_call(), &[(9000, server(ServerToKiosk::End { visit_id: V.into(), reason: EndReason::ClinicianEnded }))]), EndReason::ClinicianEnded, false),
-        ("clinician's browser goes away", with(into_call(), &[(9000, server(ServerToKiosk::End { visit_id: V.into(), reason: EndReason::ClinicianLeft }))]), EndReason::ClinicianLeft, false),
-        ("network drops during the call", with(into_call(), &[(9000, Event::MediaFailed { reason: "ICE failed".into() })]), EndReason::ConnectionLost, true),
-        ("media never connects", vec![(0, join()), (100, offer()), (200, accepted()), (200 + t.connect_ms, Event::Tick)], EndReason::ConnectionLost, true),
-        ("camera fails while waiting", vec![(0, join()), (100, Event::MediaFailed { reason: "v4l2src: no device".into() })], EndReason::KioskFault, true),
-        ("malformed message from fleetd", with(into_call(), &[(9000, Event::ServerMalformed { reason: "bad json".into() })]), EndReason::ProtocolError, true),
-        ("answer before any clinician accepted", vec![(0, join()), (100, answer())], EndReason::ProtocolError, true),
-        ("second acceptance mid-call", with(into_call(), &[(9000, accepted())]), EndReason::ProtocolError, true),
+    let cases: Vec<EndCase> = vec![
+        (
+            "patient presses End",
+            with(into_call(), &[(5000, Event::EndPressed)]),
+            EndReason::PatientEnded,
+            true,
+        ),
+        (
+            "patient cancels while waiting",
+            vec![(0, join()), (800, Event::CancelPressed)],
+            EndReason::PatientCancelled,
+            true,
+        ),
+        (
+            "patient cancels while connecting",
+            vec![(0, join()), (100, offer()), (200, accepted()), (300, Event::CancelPressed)],
+            EndReason::PatientEnded,
+            true,
+        ),
+        (
+            "clinician never comes",
+            vec![(0, join()), (t.wait_ms - 1, Event::Tick), (t.wait_ms, Event::Tick)],
+            EndReason::NoClinician,
+            true,
+        ),
+        (
+            "clinician ends",
+            with(
+                into_call(),
+                &[(
+                    9000,
+                    server(ServerToKiosk::End {
+                        visit_id: V.into(),
+                        reason: EndReason::ClinicianEnded,
+                    }),
+                )],
+            ),
+            EndReason::ClinicianEnded,
+            false,
+        ),
+        (
+            "clinician's browser goes away",
+            with(
+                into_call(),
+                &[(
+                    9000,
+                    server(ServerToKiosk::End {
+                        visit_id: V.into(),
+                        reason: EndReason::ClinicianLeft,
+                    }),
+                )],
+            ),
+            EndReason::ClinicianLeft,
+            false,
+        ),
+        (
+            "network drops during the call",
+            with(into_call(), &[(9000, Event::MediaFailed { reason: "ICE failed".into() })]),
+            EndReason::ConnectionLost,
+            true,
+        ),
+        (
+            "media never connects",
+            vec![(0, join()), (100, offer()), (200, accepted()), (200 + t.connect_ms, Event::Tick)],
+            EndReason::ConnectionLost,
+            true,
+        ),
+        (
+            "camera fails while waiting",
+            vec![(0, join()), (100, Event::MediaFailed { reason: "v4l2src: no device".into() })],
+            EndReason::KioskFault,
+            true,
+        ),
+        (
+            "malformed message from fleetd",
+            with(into_call(), &[(9000, Event::ServerMalformed { reason: "bad json".into() })]),
+            EndReason::ProtocolError,
+            true,
+        ),
+        (
+            "answer before any clinician accepted",
+            vec![(0, join()), (100, answer())],
+            EndReason::ProtocolError,
+            true,
+        ),
+        (
+            "second acceptance mid-call",
+            with(into_call(), &[(9000, accepted())]),
+            EndReason::ProtocolError,
+            true,
+        ),
     ];
     for (name, steps, reason, kiosk_tells_fleetd) in cases {
         let (visit, effects) = run(&steps);
@@ -151,7 +252,8 @@ fn every_way_a_visit_can_end_stops_media_and_shows_why() {
 #[test]
 fn ended_screen_returns_to_idle_after_its_time_and_not_before() {
     let t = Timeouts::default();
-    let steps = with(into_call(), &[(5000, Event::EndPressed), (5000 + t.ended_ms - 1, Event::Tick)]);
+    let steps =
+        with(into_call(), &[(5000, Event::EndPressed), (5000 + t.ended_ms - 1, Event::Tick)]);
     let (visit, _) = run(&steps);
     assert!(matches!(visit.state(), State::Ended { .. }));
     let (visit, _) = run(&with(steps, &[(5000 + t.ended_ms, Event::Tick)]));
@@ -160,15 +262,20 @@ fn ended_screen_returns_to_idle_after_its_time_and_not_before() {
 
 #[test]
 fn end_pressed_twice_ends_once() {
-    let (_, effects) = run(&with(into_call(), &[(5000, Event::EndPressed), (5100, Event::EndPressed)]));
-    let ends = sent(&effects).into_iter().filter(|m| matches!(m, KioskToServer::End { .. })).count();
+    let (_, effects) =
+        run(&with(into_call(), &[(5000, Event::EndPressed), (5100, Event::EndPressed)]));
+    let ends =
+        sent(&effects).into_iter().filter(|m| matches!(m, KioskToServer::End { .. })).count();
     assert_eq!(ends, 1);
     assert_eq!(effects.iter().filter(|e| **e == Effect::StopMedia).count(), 1);
 }
 
 #[test]
 fn messages_of_an_old_visit_are_ignored_not_obeyed() {
-    let old = server(ServerToKiosk::End { visit_id: "visit-0".into(), reason: EndReason::ClinicianEnded });
+    let old = server(ServerToKiosk::End {
+        visit_id: "visit-0".into(),
+        reason: EndReason::ClinicianEnded,
+    });
     let (visit, effects) = run(&with(into_call(), &[(3000, old)]));
     assert!(matches!(visit.state(), State::InCall { .. }));
     assert!(!effects.contains(&Effect::StopMedia));
@@ -177,20 +284,23 @@ fn messages_of_an_old_visit_are_ignored_not_obeyed() {
 #[test]
 fn fleet_reconnect_while_waiting_queues_the_visit_again() {
     let (visit, effects) = run(&[(0, join()), (5000, Event::FleetConnected)]);
-    let waits = sent(&effects).into_iter().filter(|m| matches!(m, KioskToServer::Waiting { .. })).count();
+    let waits =
+        sent(&effects).into_iter().filter(|m| matches!(m, KioskToServer::Waiting { .. })).count();
     assert_eq!(waits, 2);
     assert!(matches!(visit.state(), State::Waiting { .. }));
 }
 
 #[test]
 fn join_is_ignored_while_a_visit_is_in_progress() {
-    let (visit, effects) = run(&with(into_call(), &[(3000, Event::JoinPressed { visit_id: "other".into() })]));
+    let (visit, effects) =
+        run(&with(into_call(), &[(3000, Event::JoinPressed { visit_id: "other".into() })]));
     assert!(matches!(visit.state(), State::InCall { .. }));
     assert_eq!(effects.iter().filter(|e| matches!(e, Effect::StartMedia { .. })).count(), 1);
 }
 
 #[test]
 fn media_unavailable_takes_the_kiosk_out_of_service_for_good() {
-    let (visit, _) = run(&[(0, Event::MediaUnavailable { reason: "no camera".into() }), (10, join())]);
+    let (visit, _) =
+        run(&[(0, Event::MediaUnavailable { reason: "no camera".into() }), (10, join())]);
     assert_eq!(visit.state(), &State::OutOfService { reason: "no camera".into() });
 }

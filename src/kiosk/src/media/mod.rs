@@ -1,0 +1,386 @@
+//! Media adapter: the GStreamer pipeline of one visit. Camera and microphone go out through
+//! `webrtcbin` (the kiosk always makes the offer); the clinician's video comes back as RGB frames
+//! for the UI and their audio goes to the speaker.
+//!
+//! What this module owns: building the pipeline from the hardware [`Profile`], choosing and
+//! configuring the encoder, the WebRTC offer/answer/ICE plumbing, mute and camera-off, call
+//! counters, and turning bus errors into [`MediaEvent::Failed`] that name the element.
+//!
+//! What it must never do: write media to disk. No element that writes files (`filesink`,
+//! `splitmuxsink`, `multifilesink`, recorders, …) may enter a pipeline built here; visit audio and
+//! video exist only in memory and on the encrypted (DTLS-SRTP) wire. It also never blocks a
+//! streaming thread on the application and never panics in a streaming callback: failures become
+//! element errors on the bus (or are reported directly) and then `Failed` events.
+//!
+//! Layout: `encoder` (which H.264 encoder, and its per-element quirks), `pipeline` (the sending
+//! side and the self-view), `signalling` (webrtcbin offer, answer, ICE, connection state),
+//! `remote` (decoding what the clinician sends), `frames` (RGB frame copies, black frames) and
+//! `bus` (errors from the pipeline's bus).
+
+mod bus;
+mod encoder;
+mod frames;
+mod pipeline;
+mod remote;
+mod signalling;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use gst::prelude::*;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use encoder::choose_encoder;
+/// One ICE candidate as the wire carries it (m-line index + `candidate:` line).
+pub use telekiosk_protocol::visit::Ice;
+
+use crate::profile::Profile;
+
+/// What the pipeline reports to the kiosk's shell, in the order it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The offer was created and set as the local description; send it to the clinician.
+    LocalOffer {
+        /// The offer's SDP text.
+        sdp: String,
+    },
+    /// A local ICE candidate to send to the clinician.
+    LocalIce(Ice),
+    /// webrtcbin's connection state reached connected (ICE and DTLS done): media can flow.
+    /// Sent once.
+    Connected,
+    /// The call cannot go on: a pipeline error (naming the element), ICE failure, …
+    /// Sent once, for the first failure; later ones are only logged.
+    Failed {
+        /// Plain words for logs and the technician, naming the element when there is one.
+        reason: String,
+    },
+}
+
+/// A decoded video frame: tightly packed RGB8, `width * 3` bytes per row, no padding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes, row after row.
+    pub rgb: Vec<u8>,
+}
+
+/// Where decoded pictures go (the UI adapter implements it).
+///
+/// Both methods are called from GStreamer streaming threads: they must return quickly and never
+/// block (hand the frame to the UI thread and return).
+pub trait FrameSink: Send + Sync + 'static {
+    /// A frame of the clinician's video, at most 1280x720, aspect ratio kept.
+    fn remote_frame(&self, frame: Frame);
+    /// A frame of the self-view (what the kiosk's camera sends), small: 320 pixels wide.
+    fn local_frame(&self, frame: Frame);
+}
+
+/// Counters of one call, for tests, the UI's quality indicator and PHI-free telemetry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// Clinician video frames decoded and handed to [`FrameSink::remote_frame`].
+    pub remote_video_frames: u64,
+    /// Clinician audio buffers that reached the speaker sink.
+    pub remote_audio_buffers: u64,
+    /// Camera frames (or black frames, camera off) that entered the video encoder.
+    pub local_video_frames: u64,
+}
+
+/// Why media could not be set up or driven. Every variant names the element or input concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// GStreamer itself could not start.
+    #[error("GStreamer could not be initialised: {0}")]
+    Init(#[from] gst::glib::Error),
+    /// An element the kiosk needs is not installed.
+    #[error("GStreamer element '{element}' is missing: install the Debian package {package}")]
+    MissingElement {
+        /// The element's factory name.
+        element: String,
+        /// The Debian package that provides it.
+        package: String,
+    },
+    /// None of the profile's video encoders exists on this machine.
+    #[error(
+        "none of the video encoders [{}] exists on this machine: install one (x264enc is in \
+         gstreamer1.0-plugins-ugly) or fix video.encoders in the hardware profile",
+        candidates.join(", ")
+    )]
+    NoEncoder {
+        /// The encoders that were tried, in order.
+        candidates: Vec<String>,
+    },
+    /// A launch description from the hardware profile does not parse or names missing elements.
+    #[error("hardware profile {field} '{description}' is not usable: {message}")]
+    Description {
+        /// The profile field, e.g. `video.source`.
+        field: &'static str,
+        /// The launch description as written in the profile.
+        description: String,
+        /// GStreamer's complaint.
+        message: String,
+    },
+    /// The pipeline could not be assembled at this element.
+    #[error("cannot build the media pipeline at '{element}': {message}")]
+    Build {
+        /// The element (or pair of elements) concerned.
+        element: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The pipeline refused to start.
+    #[error("the media pipeline did not start: '{element}' failed: {message}")]
+    Start {
+        /// The element that posted the error, or `pipeline` when none did.
+        element: String,
+        /// The element's error message.
+        message: String,
+    },
+    /// The remote SDP could not be used.
+    #[error("the clinician's answer was refused by webrtcbin: {message}")]
+    Answer {
+        /// What was wrong with it.
+        message: String,
+    },
+    /// A remote ICE candidate could not be used.
+    #[error("ICE candidate for m-line {mline} was refused by webrtcbin: {message}")]
+    Candidate {
+        /// The candidate's m-line index.
+        mline: u32,
+        /// What was wrong with it.
+        message: String,
+    },
+}
+
+/// Every element the kiosk needs whatever the profile, with the Debian package providing it.
+/// Profile-dependent ones (sources, sinks, the encoder, `webrtcdsp`) are checked by [`Call::start`].
+const REQUIRED: &[(&str, &str)] = &[
+    ("webrtcbin", "gstreamer1.0-plugins-bad"),
+    ("dtlssrtpenc", "gstreamer1.0-plugins-bad"),
+    ("srtpenc", "gstreamer1.0-plugins-bad"),
+    ("nicesrc", "gstreamer1.0-nice"),
+    ("rtpbin", "gstreamer1.0-plugins-good"),
+    ("rtph264pay", "gstreamer1.0-plugins-good"),
+    ("rtph264depay", "gstreamer1.0-plugins-good"),
+    ("rtpopuspay", "gstreamer1.0-plugins-good"),
+    ("rtpopusdepay", "gstreamer1.0-plugins-good"),
+    ("h264parse", "gstreamer1.0-plugins-bad"),
+    ("opusenc", "gstreamer1.0-plugins-base"),
+    ("opusdec", "gstreamer1.0-plugins-base"),
+    ("videoconvert", "gstreamer1.0-plugins-base"),
+    ("videoscale", "gstreamer1.0-plugins-base"),
+    ("videorate", "gstreamer1.0-plugins-base"),
+    ("audioconvert", "gstreamer1.0-plugins-base"),
+    ("audioresample", "gstreamer1.0-plugins-base"),
+    ("volume", "gstreamer1.0-plugins-base"),
+    ("decodebin", "gstreamer1.0-plugins-base"),
+    ("appsink", "gstreamer1.0-plugins-base"),
+    ("tee", "libgstreamer1.0-0"),
+    ("queue", "libgstreamer1.0-0"),
+    ("capsfilter", "libgstreamer1.0-0"),
+];
+
+/// H.264 decoders for the clinician's video; one of them is enough.
+const H264_DECODERS: &[(&str, &str)] =
+    &[("avdec_h264", "gstreamer1.0-libav"), ("openh264dec", "gstreamer1.0-plugins-bad")];
+
+/// Initialises GStreamer and checks that every element the kiosk needs exists.
+///
+/// The error names the first missing element and the Debian package that provides it.
+pub fn init() -> Result<(), MediaError> {
+    gst::init()?;
+    for (element, package) in REQUIRED {
+        require(element, package)?;
+    }
+    if !H264_DECODERS.iter().any(|(e, _)| exists(e)) {
+        let (element, package) = H264_DECODERS[0];
+        return Err(missing(element, package));
+    }
+    Ok(())
+}
+
+/// True when an element factory of that name is installed.
+pub(crate) fn exists(element: &str) -> bool {
+    gst::ElementFactory::find(element).is_some()
+}
+
+/// Errors with the package name when `element` is not installed.
+pub(crate) fn require(element: &str, package: &str) -> Result<(), MediaError> {
+    if exists(element) { Ok(()) } else { Err(missing(element, package)) }
+}
+
+fn missing(element: &str, package: &str) -> MediaError {
+    MediaError::MissingElement { element: element.into(), package: package.into() }
+}
+
+/// State shared between the [`Call`] handle and the streaming-thread callbacks.
+pub(crate) struct Shared {
+    events: UnboundedSender<MediaEvent>,
+    pub(crate) frames: Arc<dyn FrameSink>,
+    pub(crate) remote_video_frames: AtomicU64,
+    pub(crate) remote_audio_buffers: AtomicU64,
+    pub(crate) local_video_frames: AtomicU64,
+    /// False while the camera is off: the encoder and self-view get black frames.
+    pub(crate) camera_on: AtomicBool,
+    connected: AtomicBool,
+    failed: AtomicBool,
+}
+
+impl Shared {
+    fn new(events: UnboundedSender<MediaEvent>, frames: Arc<dyn FrameSink>) -> Self {
+        Self {
+            events,
+            frames,
+            remote_video_frames: AtomicU64::new(0),
+            remote_audio_buffers: AtomicU64::new(0),
+            local_video_frames: AtomicU64::new(0),
+            camera_on: AtomicBool::new(true),
+            connected: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends an event; a closed channel means the shell has gone, which is not our failure.
+    pub(crate) fn send(&self, event: MediaEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Reports `Connected` the first time only.
+    pub(crate) fn connected(&self) {
+        if !self.connected.swap(true, Ordering::SeqCst) {
+            self.send(MediaEvent::Connected);
+        }
+    }
+
+    /// Reports the first failure; later ones are logged only.
+    pub(crate) fn fail(&self, reason: String) {
+        if self.failed.swap(true, Ordering::SeqCst) {
+            tracing::warn!(%reason, "further media failure");
+        } else {
+            tracing::error!(%reason, "media failure");
+            self.send(MediaEvent::Failed { reason });
+        }
+    }
+}
+
+/// One visit's media: a running pipeline with its webrtcbin. Dropping it stops the pipeline.
+pub struct Call {
+    pipeline: gst::Pipeline,
+    webrtc: gst::Element,
+    mic_volume: gst::Element,
+    shared: Arc<Shared>,
+    bus: Option<bus::Watch>,
+}
+
+impl Call {
+    /// Builds the pipeline for one visit from the profile, sets it PLAYING and starts creating
+    /// the offer: [`MediaEvent::LocalOffer`] then [`MediaEvent::LocalIce`] events follow.
+    ///
+    /// The camera starts at once so the self-view shows while the patient waits. The shell calls
+    /// this when the patient presses Join, before a clinician accepts: creating the offer costs
+    /// 140–250 ms of DTLS certificate generation, which is then hidden in the waiting time.
+    pub fn start(
+        profile: &Profile,
+        events: UnboundedSender<MediaEvent>,
+        frames: Arc<dyn FrameSink>,
+    ) -> Result<Call, MediaError> {
+        init()?;
+        let shared = Arc::new(Shared::new(events, frames));
+        let built = pipeline::build(profile, &shared)?;
+        signalling::connect(&built.webrtc, &shared);
+        let (webrtc, pipeline) = (&built.webrtc, &built.pipeline);
+        remote::connect(webrtc, pipeline, &shared, &profile.audio.sink, built.echo_probe.clone());
+
+        if built.pipeline.set_state(gst::State::Playing).is_err() {
+            let (element, message) = bus::first_error(&built.pipeline)
+                .unwrap_or_else(|| ("pipeline".into(), "state change to PLAYING failed".into()));
+            let _ = built.pipeline.set_state(gst::State::Null);
+            return Err(MediaError::Start { element, message });
+        }
+        let bus = match bus::Watch::spawn(&built.pipeline, &shared) {
+            Ok(bus) => bus,
+            Err(e) => {
+                let _ = built.pipeline.set_state(gst::State::Null);
+                return Err(e);
+            }
+        };
+        tracing::info!(profile = %profile.name, "media pipeline playing");
+        Ok(Call {
+            pipeline: built.pipeline,
+            webrtc: built.webrtc,
+            mic_volume: built.mic_volume,
+            shared,
+            bus: Some(bus),
+        })
+    }
+
+    /// Sets the clinician's SDP answer as the remote description. Errors (without panicking)
+    /// when the text is not SDP or webrtcbin refuses it.
+    pub fn set_remote_answer(&self, sdp: &str) -> Result<(), MediaError> {
+        signalling::set_remote_answer(&self.webrtc, sdp)
+    }
+
+    /// Adds one of the clinician's ICE candidates. mDNS (`.local`) candidates and the empty
+    /// end-of-candidates marker are skipped with a debug log: libnice cannot resolve mDNS names.
+    pub fn add_remote_ice(&self, ice: &Ice) -> Result<(), MediaError> {
+        signalling::add_remote_ice(&self.webrtc, ice)
+    }
+
+    /// Mutes or unmutes the microphone (silence is still sent, so the stream stays alive).
+    pub fn set_mic_muted(&self, muted: bool) {
+        self.mic_volume.set_property("mute", muted);
+    }
+
+    /// Turns the camera picture on or off. Off, the clinician sees black frames (not a frozen
+    /// picture) and so does the self-view.
+    pub fn set_camera_enabled(&self, enabled: bool) {
+        self.shared.camera_on.store(enabled, Ordering::SeqCst);
+    }
+
+    /// The call's counters so far.
+    pub fn stats(&self) -> CallStats {
+        CallStats {
+            remote_video_frames: self.shared.remote_video_frames.load(Ordering::Relaxed),
+            remote_audio_buffers: self.shared.remote_audio_buffers.load(Ordering::Relaxed),
+            local_video_frames: self.shared.local_video_frames.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the call: the pipeline goes to NULL (camera and microphone released).
+    /// Dropping the `Call` does the same.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.pipeline.set_state(gst::State::Null).is_err() {
+            tracing::warn!("media pipeline did not go to NULL cleanly");
+        }
+        if let Some(bus) = self.bus.take() {
+            bus.stop();
+        }
+        tracing::info!("media pipeline stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_finds_every_required_element_on_this_machine() {
+        init().unwrap();
+    }
+
+    #[test]
+    fn missing_element_error_names_element_and_package() {
+        let err = missing("webrtcbin", "gstreamer1.0-plugins-bad").to_string();
+        assert!(err.contains("webrtcbin") && err.contains("gstreamer1.0-plugins-bad"), "{err}");
+    }
+}
