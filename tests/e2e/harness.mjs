@@ -180,7 +180,7 @@ export async function signIn(browser, fleetd, user, password) {
   await page.fill('#username', user);
   await page.fill('#password', password);
   await page.click('#signin');
-  await page.waitForSelector('#queue', { state: 'visible' });
+  await page.waitForSelector('#queue-view', { state: 'visible' });
   return page;
 }
 

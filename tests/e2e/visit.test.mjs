@@ -81,7 +81,7 @@ describe('walking skeleton: a visit from Join to End', () => {
     await kiosk.waitScreen('ended');
     await kiosk.screenshot('1-kiosk-ended');
     await page.locator('#call').waitFor({ state: 'hidden', timeout: 15000 });
-    await page.locator('#queue').waitFor({ state: 'visible' });
+    await page.locator('#queue-view').waitFor({ state: 'visible' });
     await kiosk.waitScreen('idle', 15000);
   });
 

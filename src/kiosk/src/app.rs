@@ -8,12 +8,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::fleet::{FleetEvent, FleetLink};
-use crate::media::{Call, FrameSink, MediaEvent};
+use crate::media::{Call, Frame, FrameSink, MediaEvent};
 use crate::profile::Profile;
 use crate::ui::Press;
 use crate::ui::view::{ViewModel, view};
@@ -142,7 +143,11 @@ impl Controller {
                         }
                     }
                 });
-                match Call::start(&self.profile, media_tx, self.frames.clone()) {
+                let frames = Arc::new(FirstFrame {
+                    inner: self.frames.clone(),
+                    seen: AtomicBool::new(false),
+                });
+                match Call::start(&self.profile, media_tx, frames) {
                     Ok(call) => {
                         tracing::info!(visit = %visit_id, "media started");
                         run.call = Some(call);
@@ -225,6 +230,26 @@ fn media_event(event: MediaEvent) -> Event {
         MediaEvent::LocalIce(ice) => Event::LocalIce(ice),
         MediaEvent::Connected => Event::MediaConnected,
         MediaEvent::Failed { reason } => Event::MediaFailed { reason },
+    }
+}
+
+/// Passes frames on and reports the call's first decoded clinician frame (`first_remote_frame`),
+/// the moment the patient first sees the clinician.
+struct FirstFrame {
+    inner: Arc<dyn FrameSink>,
+    seen: AtomicBool,
+}
+
+impl FrameSink for FirstFrame {
+    fn remote_frame(&self, frame: Frame) {
+        if !self.seen.swap(true, Ordering::Relaxed) {
+            status(&serde_json::json!({"event": "first_remote_frame"}));
+        }
+        self.inner.remote_frame(frame);
+    }
+
+    fn local_frame(&self, frame: Frame) {
+        self.inner.local_frame(frame);
     }
 }
 

@@ -31,7 +31,8 @@ pub fn decode<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, DecodeE
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(DecodeError::TooLarge { len: bytes.len(), max: MAX_MESSAGE_BYTES });
     }
-    let msg: T = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let msg: T =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     msg.validate()?;
     Ok(msg)
 }
@@ -56,7 +57,10 @@ pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<(), D
 pub(crate) fn ident(field: &'static str, value: &str) -> Result<(), DecodeError> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if value.is_empty() || value.len() > 64 || !value.chars().all(ok_char) {
-        return Err(invalid(field, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'".into()));
+        return Err(invalid(
+            field,
+            "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'".into(),
+        ));
     }
     Ok(())
 }

@@ -33,7 +33,12 @@ pub struct DeviceState {
 impl DeviceState {
     /// The last-will message the broker publishes when the kiosk drops off.
     pub fn offline() -> Self {
-        Self { presence: Presence::Offline, software: String::new(), clinic: String::new(), room: String::new() }
+        Self {
+            presence: Presence::Offline,
+            software: String::new(),
+            clinic: String::new(),
+            room: String::new(),
+        }
     }
 }
 

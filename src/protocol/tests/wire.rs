@@ -25,7 +25,11 @@ where
 #[test]
 fn every_kiosk_to_server_message_round_trips() {
     let id = "v-1".to_string();
-    round_trip(KioskToServer::Waiting { visit_id: id.clone(), clinic: "Maple".into(), room: "2".into() });
+    round_trip(KioskToServer::Waiting {
+        visit_id: id.clone(),
+        clinic: "Maple".into(),
+        room: "2".into(),
+    });
     round_trip(KioskToServer::Offer { visit_id: id.clone(), sdp: SDP.into() });
     round_trip(KioskToServer::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(KioskToServer::End { visit_id: id, reason: EndReason::PatientEnded });
@@ -55,7 +59,11 @@ fn every_console_message_round_trips() {
         waiting_secs: 12,
     };
     round_trip(ServerToConsole::Queue { waiting: vec![waiting] });
-    round_trip(ServerToConsole::Joined { visit_id: id.clone(), clinic: "M".into(), room: "2".into() });
+    round_trip(ServerToConsole::Joined {
+        visit_id: id.clone(),
+        clinic: "M".into(),
+        room: "2".into(),
+    });
     round_trip(ServerToConsole::AlreadyTaken { visit_id: id.clone() });
     round_trip(ServerToConsole::Offer { visit_id: id.clone(), sdp: SDP.into() });
     round_trip(ServerToConsole::Ice { visit_id: id.clone(), ice: ice() });
@@ -94,11 +102,17 @@ fn malformed_and_unknown_messages_are_refused_as_malformed() {
     ];
     for bytes in cases {
         let err = decode::<KioskToServer>(bytes).unwrap_err();
-        assert!(matches!(err, DecodeError::Malformed(_)), "{:?} gave {err:?}", String::from_utf8_lossy(bytes));
+        assert!(
+            matches!(err, DecodeError::Malformed(_)),
+            "{:?} gave {err:?}",
+            String::from_utf8_lossy(bytes)
+        );
     }
 }
 
-fn invalid_field<T: serde::Serialize + serde::de::DeserializeOwned + Validate>(msg: T) -> &'static str {
+fn invalid_field<T: serde::Serialize + serde::de::DeserializeOwned + Validate>(
+    msg: T,
+) -> &'static str {
     match decode::<T>(&encode(&msg)) {
         Err(DecodeError::Invalid { field, .. }) => field,
         other => panic!("expected an invalid field, got {:?}", other.err()),
@@ -109,10 +123,29 @@ fn invalid_field<T: serde::Serialize + serde::de::DeserializeOwned + Validate>(m
 fn out_of_range_fields_are_refused_naming_the_field() {
     let id = || "v-1".to_string();
     let long = "x".repeat(200);
-    assert_eq!(invalid_field(KioskToServer::End { visit_id: "".into(), reason: EndReason::PatientEnded }), "visit_id");
-    assert_eq!(invalid_field(KioskToServer::End { visit_id: "a/b".into(), reason: EndReason::PatientEnded }), "visit_id");
-    assert_eq!(invalid_field(KioskToServer::Waiting { visit_id: id(), clinic: long, room: "2".into() }), "clinic");
-    assert_eq!(invalid_field(KioskToServer::Waiting { visit_id: id(), clinic: "M".into(), room: "a\u{7}".into() }), "room");
+    assert_eq!(
+        invalid_field(KioskToServer::End { visit_id: "".into(), reason: EndReason::PatientEnded }),
+        "visit_id"
+    );
+    assert_eq!(
+        invalid_field(KioskToServer::End {
+            visit_id: "a/b".into(),
+            reason: EndReason::PatientEnded
+        }),
+        "visit_id"
+    );
+    assert_eq!(
+        invalid_field(KioskToServer::Waiting { visit_id: id(), clinic: long, room: "2".into() }),
+        "clinic"
+    );
+    assert_eq!(
+        invalid_field(KioskToServer::Waiting {
+            visit_id: id(),
+            clinic: "M".into(),
+            room: "a\u{7}".into()
+        }),
+        "room"
+    );
     assert_eq!(invalid_field(KioskToServer::Offer { visit_id: id(), sdp: "hello".into() }), "sdp");
     let huge_sdp = format!("v=0\r\n{}", "a".repeat(40 * 1024));
     assert_eq!(invalid_field(ServerToKiosk::Answer { visit_id: id(), sdp: huge_sdp }), "sdp");
@@ -124,7 +157,10 @@ fn out_of_range_fields_are_refused_naming_the_field() {
 
 #[test]
 fn end_of_candidates_is_an_empty_candidate() {
-    round_trip(ConsoleToServer::Ice { visit_id: "v".into(), ice: Ice { mline: 1, candidate: String::new() } });
+    round_trip(ConsoleToServer::Ice {
+        visit_id: "v".into(),
+        ice: Ice { mline: 1, candidate: String::new() },
+    });
 }
 
 #[test]

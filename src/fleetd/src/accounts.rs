@@ -1,0 +1,279 @@
+//! People who sign in to the consoles: their roles, password hashes (argon2id) and sessions.
+//!
+//! Owns the password rules, sign-in, and the in-memory session table (random 256-bit tokens,
+//! 15-minute idle time-out). Never logs or stores a password; never logs a session token.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+use crate::store::{Store, StoreError, UserRecord};
+
+/// Shortest password accepted, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password accepted, in bytes (bounds the hashing work an attacker can ask for).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// A session unused for this long is gone.
+pub const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Sees the waiting queue and joins visits.
+    Clinician,
+    /// Everything a clinician can, plus fleet administration (later issues).
+    Admin,
+}
+
+impl Role {
+    /// The name stored in the database and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Clinician => "clinician",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Role::Clinician, Role::Admin].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A signed-in person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Sign-in name.
+    pub username: String,
+    /// What they may do.
+    pub role: Role,
+}
+
+/// Why an account operation was refused. Messages are fit to show to the person concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    /// The new password is shorter than [`MIN_PASSWORD_CHARS`].
+    #[error("the password is too short: use at least {MIN_PASSWORD_CHARS} characters")]
+    PasswordTooShort,
+    /// The password is longer than [`MAX_PASSWORD_BYTES`].
+    #[error("the password is too long: use at most {MAX_PASSWORD_BYTES} bytes")]
+    PasswordTooLong,
+    /// The user name breaks the naming rule.
+    #[error("a user name is 1-64 characters of letters, digits, '.', '_', '-' or '@'")]
+    BadUsername,
+    /// Unknown user or wrong password; deliberately does not say which.
+    #[error("Wrong user name or password.")]
+    WrongCredentials,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// argon2 failed (out of memory, broken stored hash).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// Hashes a new password with argon2id (default parameters: 19 MiB, 2 passes), refusing one that
+/// is too short or too long.
+pub fn hash_password(password: &str) -> Result<String, AccountsError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AccountsError::PasswordTooShort);
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(AccountsError::PasswordTooLong);
+    }
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| AccountsError::Hash(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AccountsError::Hash(e.to_string()))?;
+    let hash = Argon2::default().hash_password(password.as_bytes(), &salt);
+    Ok(hash.map_err(|e| AccountsError::Hash(e.to_string()))?.to_string())
+}
+
+/// Whether `password` matches the stored PHC-format `hash`. A broken hash never matches.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// Users (in the store) and their sessions (in memory).
+#[derive(Debug)]
+pub struct Accounts {
+    store: Store,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+#[derive(Debug)]
+struct Session {
+    user: User,
+    last_seen: Instant,
+}
+
+impl Accounts {
+    /// Accounts backed by `store`, with no sessions.
+    pub fn new(store: Store) -> Self {
+        Self { store, sessions: Mutex::new(HashMap::new()) }
+    }
+
+    /// Adds a user with a new password.
+    pub fn add_user(
+        &self,
+        username: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<(), AccountsError> {
+        check_username(username)?;
+        let password_hash = hash_password(password)?;
+        let record =
+            UserRecord { username: username.into(), role: role.as_str().into(), password_hash };
+        Ok(self.store.insert_user(&record)?)
+    }
+
+    /// Checks a user name and password and opens a session; returns its token. Slow on purpose
+    /// (argon2): call it off the async runtime.
+    pub fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        now: Instant,
+    ) -> Result<(String, User), AccountsError> {
+        if password.len() > MAX_PASSWORD_BYTES || check_username(username).is_err() {
+            return Err(AccountsError::WrongCredentials);
+        }
+        let record = self.store.user(username)?;
+        // An unknown user costs the same hashing work as a known one, so timing tells nothing.
+        let hash = record.as_ref().map_or_else(|| dummy_hash(), |r| r.password_hash.as_str());
+        let matches = verify_password(hash, password);
+        let (Some(record), true) = (record, matches) else {
+            return Err(AccountsError::WrongCredentials);
+        };
+        let role = Role::parse(&record.role)
+            .ok_or_else(|| AccountsError::Hash(format!("unknown role {:?}", record.role)))?;
+        let user = User { username: record.username, role };
+        let token = new_token()?;
+        let mut sessions = self.sessions.lock().expect("sessions mutex poisoned");
+        sessions.retain(|_, s| now.saturating_duration_since(s.last_seen) < SESSION_IDLE);
+        sessions.insert(token.clone(), Session { user: user.clone(), last_seen: now });
+        Ok((token, user))
+    }
+
+    /// The user of a live session, marking it as used at `now`; `None` if unknown or idle too long.
+    pub fn session(&self, token: &str, now: Instant) -> Option<User> {
+        let mut sessions = self.sessions.lock().expect("sessions mutex poisoned");
+        let session = sessions.get_mut(token)?;
+        if now.saturating_duration_since(session.last_seen) >= SESSION_IDLE {
+            sessions.remove(token);
+            return None;
+        }
+        session.last_seen = now;
+        Some(session.user.clone())
+    }
+
+    /// Whether a session is live at `now`, without counting this as use.
+    pub fn is_live(&self, token: &str, now: Instant) -> bool {
+        let sessions = self.sessions.lock().expect("sessions mutex poisoned");
+        sessions
+            .get(token)
+            .is_some_and(|s| now.saturating_duration_since(s.last_seen) < SESSION_IDLE)
+    }
+
+    /// Ends a session (sign-out). Unknown tokens are ignored.
+    pub fn sign_out(&self, token: &str) {
+        self.sessions.lock().expect("sessions mutex poisoned").remove(token);
+    }
+}
+
+fn check_username(username: &str) -> Result<(), AccountsError> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+    let ok = (1..=64).contains(&username.len()) && username.chars().all(ok_char);
+    ok.then_some(()).ok_or(AccountsError::BadUsername)
+}
+
+/// A random 256-bit session token, hex-encoded.
+fn new_token() -> Result<String, AccountsError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| AccountsError::Hash(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts_with_alice() -> Accounts {
+        let accounts = Accounts::new(Store::in_memory());
+        accounts.add_user("alice", Role::Clinician, "correct horse").unwrap();
+        accounts
+    }
+
+    #[test]
+    fn a_hashed_password_verifies_and_a_wrong_one_does_not() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password(&hash, "correct horse"));
+        assert!(!verify_password(&hash, "correct horsE"));
+        assert!(!verify_password("not a hash", "correct horse"));
+    }
+
+    #[test]
+    fn the_same_password_hashes_differently_each_time() {
+        assert_ne!(
+            hash_password("correct horse").unwrap(),
+            hash_password("correct horse").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_password_shorter_than_eight_characters_is_refused() {
+        assert!(matches!(hash_password("1234567"), Err(AccountsError::PasswordTooShort)));
+        let accounts = Accounts::new(Store::in_memory());
+        let refused = accounts.add_user("bob", Role::Admin, "short");
+        assert!(matches!(refused, Err(AccountsError::PasswordTooShort)));
+        assert!(hash_password("12345678").is_ok());
+    }
+
+    #[test]
+    fn signing_in_gives_a_256_bit_token_that_identifies_the_user() {
+        let accounts = accounts_with_alice();
+        let now = Instant::now();
+        let (token, user) = accounts.sign_in("alice", "correct horse", now).unwrap();
+        assert_eq!(token.len(), 64);
+        assert_eq!(user, User { username: "alice".into(), role: Role::Clinician });
+        assert_eq!(accounts.session(&token, now), Some(user));
+    }
+
+    #[test]
+    fn a_wrong_password_and_an_unknown_user_get_the_same_refusal() {
+        let accounts = accounts_with_alice();
+        let now = Instant::now();
+        for (user, password) in [("alice", "wrong password"), ("mallory", "correct horse")] {
+            let refused = accounts.sign_in(user, password, now);
+            assert!(matches!(refused, Err(AccountsError::WrongCredentials)), "{user}");
+        }
+    }
+
+    #[test]
+    fn a_session_idle_for_fifteen_minutes_is_gone_but_use_keeps_it_alive() {
+        let accounts = accounts_with_alice();
+        let t0 = Instant::now();
+        let (token, _) = accounts.sign_in("alice", "correct horse", t0).unwrap();
+        let t1 = t0 + Duration::from_secs(14 * 60);
+        assert!(accounts.session(&token, t1).is_some());
+        assert!(accounts.session(&token, t1 + Duration::from_secs(14 * 60)).is_some());
+        assert!(accounts.session(&token, t1 + Duration::from_secs(44 * 60)).is_none());
+    }
+
+    #[test]
+    fn signing_out_ends_the_session() {
+        let accounts = accounts_with_alice();
+        let now = Instant::now();
+        let (token, _) = accounts.sign_in("alice", "correct horse", now).unwrap();
+        accounts.sign_out(&token);
+        assert!(accounts.session(&token, now).is_none());
+    }
+}

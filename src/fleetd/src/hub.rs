@@ -1,0 +1,125 @@
+//! The hub: one task that owns the signalling [`Router`], feeds it what the MQTT and WebSocket
+//! adapters receive, and delivers its outputs (to kiosks via MQTT, to consoles via their
+//! WebSocket task, notes to the log). Nothing else touches the router, so it needs no lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use telekiosk_protocol::console::ServerToConsole;
+use telekiosk_protocol::visit::ServerToKiosk;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::signalling::{ConnId, Input, Note, NoteLevel, Output, Router};
+
+/// Messages a console's WebSocket task may have queued before it is cut off as too slow.
+pub const CONSOLE_QUEUE: usize = 256;
+/// A message for a kiosk: its device id and what to publish on its `visit/in`.
+pub type KioskMessage = (String, ServerToKiosk);
+
+/// What the adapters tell the hub.
+#[derive(Debug)]
+pub enum HubMsg {
+    /// Something for the router.
+    Input(Input),
+    /// A console connection opened: where to send its messages, then `ConsoleConnected`.
+    ConsoleAttached { conn: ConnId, user: String, tx: mpsc::Sender<ServerToConsole> },
+}
+
+/// The adapters' side of the hub: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HubHandle {
+    tx: mpsc::Sender<HubMsg>,
+    next_conn: Arc<AtomicU64>,
+}
+
+impl HubHandle {
+    /// A fresh id for a console connection.
+    pub fn next_conn(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Hands a message to the hub; waits if the hub is busy. Fails only once the hub has stopped.
+    pub async fn send(&self, msg: HubMsg) -> Result<(), HubStopped> {
+        self.tx.send(msg).await.map_err(|_| HubStopped)
+    }
+}
+
+/// The hub task has stopped (fleetd is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the signalling hub has stopped")]
+pub struct HubStopped;
+
+/// Starts the hub task. Messages for kiosks go to `to_kiosk`; the task ends when every
+/// [`HubHandle`] is dropped.
+pub fn spawn(to_kiosk: mpsc::Sender<KioskMessage>) -> (HubHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(1024);
+    let handle = HubHandle { tx, next_conn: Arc::new(AtomicU64::new(1)) };
+    (handle, tokio::spawn(run(rx, to_kiosk)))
+}
+
+async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage>) {
+    let mut router = Router::new();
+    let mut consoles: HashMap<ConnId, mpsc::Sender<ServerToConsole>> = HashMap::new();
+    while let Some(msg) = rx.recv().await {
+        let input = match msg {
+            HubMsg::ConsoleAttached { conn, user, tx } => {
+                consoles.insert(conn, tx);
+                Input::ConsoleConnected { conn, user }
+            }
+            HubMsg::Input(input) => input,
+        };
+        let gone = match &input {
+            Input::ConsoleDisconnected { conn } => Some(*conn),
+            _ => None,
+        };
+        for output in router.handle(input, Instant::now()) {
+            deliver(output, &mut consoles, &to_kiosk);
+        }
+        if let Some(conn) = gone {
+            consoles.remove(&conn);
+        }
+    }
+}
+
+fn deliver(
+    output: Output,
+    consoles: &mut HashMap<ConnId, mpsc::Sender<ServerToConsole>>,
+    to_kiosk: &mpsc::Sender<KioskMessage>,
+) {
+    match output {
+        Output::ToKiosk { device_id, msg } => {
+            if let Err(e) = to_kiosk.try_send((device_id, msg)) {
+                let (device_id, msg) = e.into_inner();
+                tracing::warn!(device = %device_id, visit = %msg.visit_id(), "MQTT outbox full: message to kiosk dropped");
+            }
+        }
+        Output::ToConsole { conn, msg } => {
+            let Some(tx) = consoles.get(&conn) else { return };
+            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg) {
+                // Dropping its sender closes the socket; the router then hears it disconnect.
+                tracing::warn!(conn = conn.0, "console too slow to keep up: disconnecting it");
+                consoles.remove(&conn);
+            }
+        }
+        Output::Note(note) => log(&note),
+    }
+}
+
+fn log(n: &Note) {
+    let field = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
+    let (user, visit, device) = (field(&n.user), field(&n.visit_id), field(&n.device_id));
+    match n.level {
+        NoteLevel::Debug => {
+            tracing::debug!(target: "fleetd::audit", %user, %visit, %device, "{}", n.what)
+        }
+        NoteLevel::Audit => {
+            tracing::info!(target: "fleetd::audit", %user, %visit, %device, "{}", n.what)
+        }
+        NoteLevel::Warn => {
+            tracing::warn!(target: "fleetd::audit", %user, %visit, %device, "{}", n.what)
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! fleetd, the telekiosk management server: the command line, and the start-up and shut-down
+//! order of its parts (PKI, store, broker, hub, MQTT client, HTTPS). The parts live in their
+//! own modules; this file only wires them together and reports errors to the operator.
+
+mod accounts;
+mod broker;
+mod hub;
+mod mqtt;
+mod pki;
+mod signalling;
+mod store;
+mod web;
+mod ws;
+
+use std::io::{BufRead, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::accounts::{Accounts, Role};
+use crate::store::Store;
+
+/// telekiosk management server.
+#[derive(Debug, Parser)]
+#[command(name = "fleetd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: HTTPS console, MQTT broker and visit signalling.
+    Serve(ServeArgs),
+    /// Manage console users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Where fleetd keeps its CA, certificates, database and broker configuration.
+    #[arg(long, default_value = "fleetd-data")]
+    data_dir: PathBuf,
+    /// Address of the HTTPS console.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Address of the embedded MQTT broker's TLS listener.
+    #[arg(long, default_value = "127.0.0.1:8883")]
+    mqtt_listen: SocketAddr,
+    /// Use this broker (mqtts://HOST:PORT) instead of starting mosquitto.
+    #[arg(long)]
+    mqtt_url: Option<String>,
+    /// Also trust this CA (PEM) for the broker given by --mqtt-url.
+    #[arg(long, requires = "mqtt_url")]
+    mqtt_ca: Option<PathBuf>,
+    /// The mosquitto binary to run.
+    #[arg(long, default_value = broker::DEFAULT_MOSQUITTO)]
+    mosquitto: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a console user; the password is read from standard input.
+    Add {
+        /// Sign-in name: letters, digits, '.', '_', '-' or '@'.
+        name: String,
+        /// What the user may do.
+        #[arg(long, value_enum, default_value = "clinician")]
+        role: Role,
+        /// Read the password from standard input (the only way to give it).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// fleetd's data directory.
+        #[arg(long, default_value = "fleetd-data")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttc=warn".into()),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => tokio::runtime::Runtime::new()
+            .map_err(Into::into)
+            .and_then(|rt| rt.block_on(serve(args))),
+        Command::User { command: UserCommand::Add { name, role, data_dir, .. } } => {
+            add_user(&data_dir, &name, role)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleetd: {}", report(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn add_user(data_dir: &Path, name: &str, role: Role) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).context("cannot read the password")?;
+    let password = password.strip_suffix('\n').unwrap_or(&password);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    let data_dir = prepare_data_dir(data_dir)?;
+    let accounts = Accounts::new(Store::open(&data_dir.join("fleetd.db"))?);
+    accounts.add_user(name, role, password).with_context(|| format!("cannot add user {name:?}"))?;
+    println!("Added {} {name}.", role.as_str());
+    Ok(())
+}
+
+/// Creates the data directory (owner-only) if needed and returns its absolute path.
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("cannot open {}", dir.display()))?;
+    let mode = std::fs::metadata(&dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), "data directory is open to others: chmod 700 it");
+    }
+    Ok(dir)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("another TLS crypto provider is already installed"))?;
+    let mut stop = Stop::new()?;
+    let data_dir = prepare_data_dir(&args.data_dir)?;
+    let hostname = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let pki = pki::ensure(&data_dir, &hostname)?;
+    say(&format!("CA certificate: {}", pki.ca_cert.display()));
+    let accounts = Arc::new(Accounts::new(Store::open(&data_dir.join("fleetd.db"))?));
+
+    // Both ports first, so a busy one fails before anything is started.
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {} for HTTPS (pick --listen)", args.listen))?;
+    let web_addr = listener.local_addr()?;
+    // Then the broker: fleetd's own client needs it to be ready.
+    let (mqtt_host, mqtt_port, mut trusted, broker) = match &args.mqtt_url {
+        Some(url) => {
+            let (host, port) = parse_mqtt_url(url)?;
+            (host, port, args.mqtt_ca.iter().cloned().collect(), None)
+        }
+        None => {
+            broker::check_port_free(args.mqtt_listen)?;
+            let conf = broker::write_config(&data_dir, args.mqtt_listen, &pki)?;
+            let mut broker = broker::Broker::start(&args.mosquitto, &conf)?;
+            if let Err(e) = broker.wait_running(Duration::from_secs(10)).await {
+                broker.stop().await;
+                return Err(e.into());
+            }
+            let host = loopback_if_unspecified(args.mqtt_listen.ip()).to_string();
+            (host, args.mqtt_listen.port(), Vec::new(), Some(broker))
+        }
+    };
+    trusted.insert(0, pki.ca_cert.clone());
+
+    let (outbox_tx, outbox_rx) = mpsc::channel(1024);
+    let (hub, _hub_task) = hub::spawn(outbox_tx);
+    let settings = mqtt::MqttSettings {
+        host: mqtt_host.clone(),
+        port: mqtt_port,
+        tls: pki::client_tls(&trusted)?,
+    };
+    let mut mqtt = mqtt::Mqtt::start(settings, hub.clone(), outbox_rx);
+
+    let handle = axum_server::Handle::new();
+    let app = web::app(web::AppState::new(accounts, hub));
+    let mut web_task =
+        tokio::spawn(web::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
+
+    let outcome = tokio::select! {
+        _ = stop.wait() => Ok(false),
+        ready = async { handle.listening().await.zip(mqtt.subscribed().await.ok()) } => match ready {
+            Some(_) => Ok(true),
+            None => Err(anyhow::anyhow!("the HTTPS server or the MQTT client failed to start")),
+        },
+    };
+    let outcome = match outcome {
+        Ok(true) => {
+            let mqtt_addr = host_port(&mqtt_host, mqtt_port);
+            say(&format!("fleetd ready: console https://{web_addr}/ mqtt mqtts://{mqtt_addr}"));
+            tokio::select! {
+                _ = stop.wait() => Ok(()),
+                res = &mut web_task => match res {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the HTTPS server stopped")),
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(e) => Err(e.into()),
+                },
+            }
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+
+    tracing::info!("shutting down");
+    handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    let _ = tokio::time::timeout(Duration::from_secs(3), web_task).await;
+    mqtt.stop().await;
+    if let Some(broker) = broker {
+        broker.stop().await;
+    }
+    outcome
+}
+
+/// One line an operator can act on: the error and its causes, each said once (our messages
+/// often name their cause already), and no backtrace.
+fn report(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if !line.contains(&cause) {
+            line += if line.is_empty() { "" } else { ": " };
+            line += &cause;
+        }
+    }
+    line
+}
+
+/// Prints one line on stdout and flushes it: scripts and tests wait for these lines.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// SIGINT or SIGTERM.
+struct Stop {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+}
+
+/// `mqtts://HOST:PORT` → (HOST, PORT). Plain `mqtt://` is refused: kiosks only speak TLS.
+fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let Some(rest) = url.strip_prefix("mqtts://") else {
+        bail!("--mqtt-url must be mqtts://HOST:PORT (fleetd only uses MQTT over TLS), not {url:?}");
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            let port = port.parse().with_context(|| format!("bad port in --mqtt-url {url:?}"))?;
+            (host, port)
+        }
+        _ => (rest, 8883),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+        bail!("bad host in --mqtt-url {url:?}: expected mqtts://HOST:PORT");
+    }
+    Ok((host.to_string(), port))
+}
+
+fn loopback_if_unspecified(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    }
+}
+
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_urls_are_parsed_and_plain_mqtt_is_refused() {
+        assert_eq!(parse_mqtt_url("mqtts://broker.lan:8883").unwrap(), ("broker.lan".into(), 8883));
+        assert_eq!(parse_mqtt_url("mqtts://[::1]:9883").unwrap(), ("::1".into(), 9883));
+        assert_eq!(parse_mqtt_url("mqtts://broker.lan").unwrap(), ("broker.lan".into(), 8883));
+        assert!(parse_mqtt_url("mqtt://broker.lan:1883").is_err());
+        assert!(parse_mqtt_url("mqtts://user@broker.lan:1").is_err());
+    }
+
+    #[test]
+    fn an_error_report_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = broker::BrokerError::Spawn { exe: "/x/mosquitto".into(), source: io };
+        let line = report(&anyhow::Error::new(e).context("cannot start the broker"));
+        assert_eq!(line.matches("no such file").count(), 1, "{line}");
+        assert!(line.starts_with("cannot start the broker: cannot start /x/mosquitto"), "{line}");
+    }
+
+    #[test]
+    fn the_cli_parses_serve_and_user_add() {
+        let cli = Cli::try_parse_from(["fleetd", "serve", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(matches!(cli.command, Command::Serve(ServeArgs { mqtt_url: None, .. })));
+        let add = ["fleetd", "user", "add", "alice", "--role", "admin", "--password-stdin"];
+        assert!(Cli::try_parse_from(add).is_ok());
+        assert!(Cli::try_parse_from(["fleetd", "user", "add", "alice"]).is_err());
+    }
+}

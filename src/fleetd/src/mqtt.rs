@@ -1,0 +1,216 @@
+//! fleetd's own MQTT client: connects to the broker over TLS, subscribes to every kiosk's
+//! `visit/out` and `state`, decodes what arrives and hands it to the hub, and publishes the
+//! hub's messages on each kiosk's `visit/in`. Reconnects with backoff and subscribes again after
+//! every ConnAck (a clean session forgets subscriptions). Never logs payload contents.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS,
+    SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
+};
+use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
+use telekiosk_protocol::{decode, encode, topics};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::hub::{HubHandle, HubMsg, KioskMessage};
+use crate::signalling::Input;
+
+/// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    /// Broker host name or IP address; must be a name in the broker's certificate.
+    pub host: String,
+    /// Broker TLS port.
+    pub port: u16,
+    /// TLS client configuration trusting the broker's CA.
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// Why the MQTT client could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    /// The client stopped before it was ever connected and subscribed.
+    #[error("the MQTT client stopped before it was subscribed")]
+    Stopped,
+}
+
+/// The running client: its tasks and a way to learn when it is subscribed.
+#[derive(Debug)]
+pub struct Mqtt {
+    client: AsyncClient,
+    subscribed: watch::Receiver<bool>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Mqtt {
+    /// Starts the client. What kiosks send goes to `hub`; what `outbox` yields is published.
+    pub fn start(
+        settings: MqttSettings,
+        hub: HubHandle,
+        outbox: mpsc::Receiver<KioskMessage>,
+    ) -> Self {
+        let client_id = format!("fleetd-{}", uuid::Uuid::new_v4().simple());
+        let mut options = MqttOptions::new(client_id, settings.host.clone(), settings.port);
+        options
+            .set_clean_session(true)
+            .set_keep_alive(Duration::from_secs(30))
+            // Topic and packet overhead on top of the largest message the protocol allows.
+            .set_max_packet_size(MAX_MESSAGE_BYTES + 1024, MAX_MESSAGE_BYTES + 1024)
+            .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(settings.tls)));
+        let (client, mut eventloop) = AsyncClient::new(options, 256);
+        let mut network = NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        network.set_connection_timeout(5);
+        eventloop.set_network_options(network);
+        let (ready_tx, subscribed) = watch::channel(false);
+        let where_ = format!("{}:{}", settings.host, settings.port);
+        let receive = tokio::spawn(receive(eventloop, client.clone(), hub, ready_tx, where_));
+        let publish = tokio::spawn(publish(client.clone(), outbox));
+        Self { client, subscribed, tasks: [receive, publish] }
+    }
+
+    /// Waits until the client is connected and subscribed for the first time.
+    pub async fn subscribed(&mut self) -> Result<(), MqttError> {
+        self.subscribed.wait_for(|s| *s).await.map(|_| ()).map_err(|_| MqttError::Stopped)
+    }
+
+    /// Disconnects cleanly (waiting at most a second), then stops the tasks.
+    pub async fn stop(self) {
+        let [mut receive, publish] = self.tasks;
+        publish.abort();
+        if self.client.try_disconnect().is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut receive).await;
+        }
+        receive.abort();
+    }
+}
+
+async fn receive(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    hub: HubHandle,
+    ready: watch::Sender<bool>,
+    broker: String,
+) {
+    let mut backoff = MIN_BACKOFF;
+    let mut disconnecting = false;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                tracing::info!(%broker, "MQTT connected");
+                backoff = MIN_BACKOFF;
+                let filters = [topics::ALL_VISIT_OUT, topics::ALL_STATE]
+                    .map(|t| SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce));
+                if let Err(e) = client.try_subscribe_many(filters) {
+                    tracing::error!(%broker, "cannot queue the MQTT subscription: {e}");
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    tracing::error!(%broker, "the broker refused fleetd's subscription");
+                } else {
+                    tracing::info!(%broker, "MQTT subscribed to kiosk signalling and state");
+                    ready.send_replace(true);
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(input) = to_input(&p.topic, &p.payload)
+                    && hub.send(HubMsg::Input(input)).await.is_err()
+                {
+                    return;
+                }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                tracing::info!(%broker, "MQTT disconnecting");
+                disconnecting = true;
+            }
+            Ok(_) => {}
+            Err(_) if disconnecting => return,
+            Err(ConnectionError::RequestsDone) => return,
+            Err(e) => {
+                tracing::warn!(%broker, "MQTT connection failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn publish(client: AsyncClient, mut outbox: mpsc::Receiver<KioskMessage>) {
+    while let Some((device_id, msg)) = outbox.recv().await {
+        let payload = encode(&msg);
+        let (visit, bytes) = (msg.visit_id().to_string(), payload.len());
+        let topic = topics::visit_in(&device_id);
+        match client.publish(topic, QoS::AtLeastOnce, false, payload).await {
+            Ok(()) => tracing::debug!(device = %device_id, visit, bytes, "published to kiosk"),
+            Err(e) => tracing::warn!(device = %device_id, visit, "cannot publish to kiosk: {e}"),
+        }
+    }
+}
+
+/// Turns a publish from a kiosk into router input; `None` (logged) for anything else.
+fn to_input(topic: &str, payload: &[u8]) -> Option<Input> {
+    let Some((device_id, leaf)) = topics::parse(topic).filter(|(id, _)| is_device_id(id)) else {
+        tracing::warn!(bytes = payload.len(), "ignored a publish on an unexpected topic");
+        return None;
+    };
+    let device_id = device_id.to_string();
+    match leaf {
+        "visit/out" => Some(Input::FromKiosk { device_id, msg: decode(payload) }),
+        // An empty retained message only clears the previous state.
+        "state" if payload.is_empty() => None,
+        "state" => Some(Input::KioskPresence { device_id, state: decode(payload) }),
+        _ => None,
+    }
+}
+
+/// Device ids are identifiers (the rule `telekiosk_protocol` applies to ids in messages); a
+/// topic level that breaks it is not a kiosk of ours.
+fn is_device_id(id: &str) -> bool {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    (1..=64).contains(&id.len()) && id.chars().all(ok_char)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use telekiosk_protocol::device::DeviceState;
+    use telekiosk_protocol::visit::KioskToServer;
+
+    #[test]
+    fn a_kiosk_visit_message_becomes_router_input_for_that_device() {
+        let msg =
+            KioskToServer::Waiting { visit_id: "v1".into(), clinic: "c".into(), room: "r".into() };
+        let input = to_input(&topics::visit_out("kiosk-a"), &encode(&msg));
+        assert!(
+            matches!(input, Some(Input::FromKiosk { device_id, msg: Ok(m) }) if device_id == "kiosk-a" && m == msg)
+        );
+    }
+
+    #[test]
+    fn a_last_will_becomes_presence_input_and_a_cleared_state_is_ignored() {
+        let input = to_input(&topics::state("kiosk-a"), &encode(&DeviceState::offline()));
+        assert!(matches!(input, Some(Input::KioskPresence { state: Ok(_), .. })));
+        assert!(to_input(&topics::state("kiosk-a"), b"").is_none());
+    }
+
+    #[test]
+    fn garbage_from_a_kiosk_reaches_the_router_as_a_decode_error() {
+        let input = to_input(&topics::visit_out("kiosk-a"), b"{nope");
+        assert!(matches!(input, Some(Input::FromKiosk { msg: Err(_), .. })));
+    }
+
+    #[test]
+    fn a_topic_with_a_bad_device_id_is_ignored() {
+        assert!(to_input("telekiosk/v1/dev/bad id/visit/out", b"{}").is_none());
+        assert!(to_input("elsewhere/visit/out", b"{}").is_none());
+    }
+}

@@ -1,0 +1,440 @@
+//! Visit signalling: the queue of waiting kiosks, which console owns which visit, and the relay
+//! of SDP/ICE between a kiosk and the one console that owns its visit.
+//!
+//! Pure: no I/O, no clock, no logging. [`Router::handle`] turns one [`Input`] into the
+//! [`Output`]s the adapters deliver (MQTT to kiosks, WebSocket to consoles, log lines). It never
+//! sends a message of one device's visit to another device, and never puts SDP or candidate
+//! contents into a [`Note`]: only ids and sizes.
+
+use std::time::Instant;
+
+use telekiosk_protocol::DecodeError;
+use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit};
+use telekiosk_protocol::device::{DeviceState, Presence};
+use telekiosk_protocol::visit::{EndReason, KioskToServer, ServerToKiosk};
+
+mod note;
+
+use note::note;
+pub use note::{Note, NoteLevel, redact};
+
+/// Identifies one console WebSocket connection for as long as it is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Everything the router reacts to.
+#[derive(Debug)]
+pub enum Input {
+    /// A message on a kiosk's `visit/out` topic, already decoded (or refused by the decoder).
+    FromKiosk { device_id: String, msg: Result<KioskToServer, DecodeError> },
+    /// A kiosk's retained state; `Offline` is its last will.
+    KioskPresence { device_id: String, state: Result<DeviceState, DecodeError> },
+    /// A signed-in clinician opened a console connection.
+    ConsoleConnected { conn: ConnId, user: String },
+    /// A message from a console, already decoded (or refused by the decoder).
+    FromConsole { conn: ConnId, msg: Result<ConsoleToServer, DecodeError> },
+    /// A console connection closed.
+    ConsoleDisconnected { conn: ConnId },
+}
+
+/// Everything the router asks the adapters to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Publish on the kiosk's `visit/in` topic.
+    ToKiosk { device_id: String, msg: ServerToKiosk },
+    /// Send on the console's WebSocket.
+    ToConsole { conn: ConnId, msg: ServerToConsole },
+    /// Write a log line.
+    Note(Note),
+}
+
+/// Shown when a console names a visit that is gone.
+pub const NO_LONGER_WAITING: &str = "That visit is no longer waiting.";
+/// Shown when a console acts on a visit it does not own.
+pub const NOT_YOUR_VISIT: &str = "You are not in that visit.";
+/// Shown when a console already in a visit tries to join another one.
+pub const ALREADY_IN_A_VISIT: &str = "End your current visit before joining another.";
+
+/// One visit fleetd knows of: waiting (no owner) or in progress (owned by one console).
+#[derive(Debug)]
+struct Visit {
+    visit_id: String,
+    device_id: String,
+    clinic: String,
+    room: String,
+    since: Instant,
+    owner: Option<ConnId>,
+}
+
+/// The signalling state: visits in arrival order and the consoles that are connected.
+#[derive(Debug, Default)]
+pub struct Router {
+    visits: Vec<Visit>,
+    consoles: Vec<(ConnId, String)>,
+}
+
+impl Router {
+    /// A router with no visits and no consoles.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one input at time `now` and returns what to send and log, in order.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
+        let before = self.queue_shape();
+        let mut out = Vec::new();
+        match input {
+            Input::FromKiosk { device_id, msg: Ok(msg) } => {
+                self.on_kiosk(device_id, msg, now, &mut out)
+            }
+            Input::FromKiosk { device_id, msg: Err(e) } => {
+                self.kiosk_refused(&device_id, &e, &mut out)
+            }
+            Input::KioskPresence { device_id, state } => self.presence(&device_id, state, &mut out),
+            Input::ConsoleConnected { conn, user } => {
+                out.push(note(NoteLevel::Audit, "console connected").user(&user).into());
+                self.consoles.push((conn, user));
+                out.push(Output::ToConsole { conn, msg: self.queue(now) });
+            }
+            Input::FromConsole { conn, msg } => self.on_console(conn, msg, &mut out),
+            Input::ConsoleDisconnected { conn } => {
+                let user = self.user(conn);
+                if let Some(i) = self.visits.iter().position(|v| v.owner == Some(conn)) {
+                    let what = "clinician left: visit ended";
+                    out.push(
+                        note(NoteLevel::Audit, what).user(&user).visit(&self.visits[i]).into(),
+                    );
+                    self.end(i, Some(EndReason::ClinicianLeft), None, &mut out);
+                }
+                out.push(note(NoteLevel::Audit, "console disconnected").user(&user).into());
+                self.consoles.retain(|(c, _)| *c != conn);
+            }
+        }
+        if self.queue_shape() != before {
+            let queue = self.queue(now);
+            for (conn, _) in &self.consoles {
+                out.push(Output::ToConsole { conn: *conn, msg: queue.clone() });
+            }
+        }
+        out
+    }
+
+    fn on_kiosk(
+        &mut self,
+        device_id: String,
+        msg: KioskToServer,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let current = self.visits.iter().position(|v| v.device_id == device_id);
+        let current = current.filter(|&i| self.visits[i].visit_id == msg.visit_id());
+        match msg {
+            KioskToServer::Waiting { visit_id, clinic, room } => {
+                let v = Visit { visit_id, device_id, clinic, room, since: now, owner: None };
+                self.waiting(v, out)
+            }
+            _ if current.is_none() => {
+                let n =
+                    note(NoteLevel::Warn, "kiosk message for a visit it does not have: ignored");
+                out.push(n.device(&device_id).visit_id(msg.visit_id()).into());
+            }
+            KioskToServer::Offer { visit_id, sdp } => {
+                let what = format!("offer relayed to console ({} bytes)", sdp.len());
+                self.to_owner(current, ServerToConsole::Offer { visit_id, sdp }, what, out);
+            }
+            KioskToServer::Ice { visit_id, ice } => {
+                let what = "kiosk candidate relayed to console".to_string();
+                self.to_owner(current, ServerToConsole::Ice { visit_id, ice }, what, out);
+            }
+            KioskToServer::End { reason, .. } => {
+                let i = current.expect("checked above");
+                let what = format!("kiosk ended the visit ({reason:?})");
+                out.push(note(NoteLevel::Audit, what).visit(&self.visits[i]).into());
+                self.end(i, None, Some(reason), out);
+            }
+        }
+    }
+
+    fn waiting(&mut self, new: Visit, out: &mut Vec<Output>) {
+        if self.visits.iter().any(|v| v.visit_id == new.visit_id && v.device_id != new.device_id) {
+            let what = "visit id already used by another kiosk: refused";
+            out.push(note(NoteLevel::Warn, what).visit(&new).into());
+            let msg =
+                ServerToKiosk::End { visit_id: new.visit_id, reason: EndReason::ProtocolError };
+            out.push(Output::ToKiosk { device_id: new.device_id, msg });
+            return;
+        }
+        if let Some(i) = self.visits.iter().position(|v| v.device_id == new.device_id) {
+            if self.visits[i].owner.is_some() {
+                // The kiosk is waiting again, so the call its clinician was in is gone.
+                let what = "kiosk is waiting again: the call in progress ended";
+                out.push(note(NoteLevel::Warn, what).visit(&self.visits[i]).into());
+                self.end_for_console(i, EndReason::ConnectionLost, out);
+            }
+            let old = &mut self.visits[i];
+            if old.visit_id == new.visit_id {
+                // A repeat (e.g. after a reconnect): the patient keeps their place in the queue.
+                (old.clinic, old.room, old.owner) = (new.clinic, new.room, None);
+                return;
+            }
+            let what = "kiosk started a new visit: the older one was dropped";
+            out.push(note(NoteLevel::Audit, what).visit(old).into());
+            self.visits.remove(i);
+        }
+        out.push(note(NoteLevel::Audit, "kiosk is waiting").visit(&new).into());
+        self.visits.push(new);
+    }
+
+    fn kiosk_refused(&mut self, device_id: &str, e: &DecodeError, out: &mut Vec<Output>) {
+        let what = format!("refused kiosk message: {}", redact(e));
+        out.push(note(NoteLevel::Warn, what).device(device_id).into());
+        if let Some(i) = self.visits.iter().position(|v| v.device_id == device_id) {
+            let what = "visit ended after a malformed kiosk message";
+            out.push(note(NoteLevel::Audit, what).visit(&self.visits[i]).into());
+            let reason = EndReason::ProtocolError;
+            self.end(i, Some(reason), Some(reason), out);
+        }
+    }
+
+    fn presence(
+        &mut self,
+        device_id: &str,
+        state: Result<DeviceState, DecodeError>,
+        out: &mut Vec<Output>,
+    ) {
+        match state {
+            Err(e) => {
+                let what = format!("refused kiosk state: {}", redact(&e));
+                out.push(note(NoteLevel::Warn, what).device(device_id).into());
+            }
+            Ok(s) if s.presence == Presence::Online => {
+                out.push(note(NoteLevel::Debug, "kiosk online").device(device_id).into());
+            }
+            Ok(_) => {
+                out.push(note(NoteLevel::Audit, "kiosk offline").device(device_id).into());
+                if let Some(i) = self.visits.iter().position(|v| v.device_id == device_id) {
+                    let what = "visit ended: kiosk went offline";
+                    out.push(note(NoteLevel::Audit, what).visit(&self.visits[i]).into());
+                    self.end(i, None, Some(EndReason::ConnectionLost), out);
+                }
+            }
+        }
+    }
+
+    fn on_console(
+        &mut self,
+        conn: ConnId,
+        msg: Result<ConsoleToServer, DecodeError>,
+        out: &mut Vec<Output>,
+    ) {
+        let user = self.user(conn);
+        let owned = self.visits.iter().position(|v| v.owner == Some(conn));
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(e) => {
+                let what = format!("refused console message: {}", redact(&e));
+                out.push(note(NoteLevel::Warn, what).user(&user).into());
+                out.push(error_to(conn, &format!("Your last message was refused: {e}")));
+                if let Some(i) = owned {
+                    let what = "visit ended after a malformed console message";
+                    out.push(
+                        note(NoteLevel::Audit, what).user(&user).visit(&self.visits[i]).into(),
+                    );
+                    let reason = EndReason::ProtocolError;
+                    self.end(i, Some(reason), Some(reason), out);
+                }
+                return;
+            }
+        };
+        if let ConsoleToServer::Join { visit_id } = msg {
+            return self.join(conn, &user, owned, visit_id, out);
+        }
+        let target = self.visits.iter().position(|v| v.visit_id == visit_id_of(&msg));
+        let Some(i) = target.filter(|&i| self.visits[i].owner == Some(conn)) else {
+            let what = "console acted on a visit it does not own: refused";
+            out.push(note(NoteLevel::Warn, what).user(&user).visit_id(visit_id_of(&msg)).into());
+            out.push(error_to(conn, NOT_YOUR_VISIT));
+            return;
+        };
+        let device_id = self.visits[i].device_id.clone();
+        let (level, what, msg) = match msg {
+            ConsoleToServer::Answer { visit_id, sdp } => {
+                let what = format!("answer relayed to kiosk ({} bytes)", sdp.len());
+                (NoteLevel::Audit, what, ServerToKiosk::Answer { visit_id, sdp })
+            }
+            ConsoleToServer::Ice { visit_id, ice } => {
+                let what = "console candidate relayed to kiosk".to_string();
+                (NoteLevel::Debug, what, ServerToKiosk::Ice { visit_id, ice })
+            }
+            ConsoleToServer::End { .. } => {
+                out.push(
+                    note(NoteLevel::Audit, "clinician ended the visit")
+                        .user(&user)
+                        .visit(&self.visits[i])
+                        .into(),
+                );
+                let reason = EndReason::ClinicianEnded;
+                return self.end(i, Some(reason), Some(reason), out);
+            }
+            ConsoleToServer::Join { .. } => unreachable!("handled above"),
+        };
+        out.push(note(level, what).user(&user).visit(&self.visits[i]).into());
+        out.push(Output::ToKiosk { device_id, msg });
+    }
+
+    fn join(
+        &mut self,
+        conn: ConnId,
+        user: &str,
+        owned: Option<usize>,
+        visit_id: String,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(i) = self.visits.iter().position(|v| v.visit_id == visit_id) else {
+            out.push(
+                note(NoteLevel::Warn, "join refused: no such visit")
+                    .user(user)
+                    .visit_id(&visit_id)
+                    .into(),
+            );
+            out.push(error_to(conn, NO_LONGER_WAITING));
+            return;
+        };
+        let v = &mut self.visits[i];
+        match (v.owner, owned) {
+            (Some(owner), _) if owner != conn => {
+                out.push(
+                    note(NoteLevel::Audit, "join refused: already taken")
+                        .user(user)
+                        .visit(v)
+                        .into(),
+                );
+                out.push(Output::ToConsole {
+                    conn,
+                    msg: ServerToConsole::AlreadyTaken { visit_id },
+                });
+            }
+            (None, Some(_)) => {
+                out.push(
+                    note(NoteLevel::Warn, "join refused: already in a visit")
+                        .user(user)
+                        .visit(v)
+                        .into(),
+                );
+                out.push(error_to(conn, ALREADY_IN_A_VISIT));
+            }
+            (owner, _) => {
+                // `Joined` goes first so the console is ready for the offer `Accepted` triggers.
+                let (clinic, room) = (v.clinic.clone(), v.room.clone());
+                let joined = ServerToConsole::Joined { visit_id: visit_id.clone(), clinic, room };
+                out.push(Output::ToConsole { conn, msg: joined });
+                if owner.is_none() {
+                    v.owner = Some(conn);
+                    out.push(note(NoteLevel::Audit, "clinician joined").user(user).visit(v).into());
+                    let msg = ServerToKiosk::Accepted { visit_id };
+                    out.push(Output::ToKiosk { device_id: v.device_id.clone(), msg });
+                }
+            }
+        }
+    }
+
+    /// Removes visit `i`, telling the kiosk and the owning console why, each if given a reason.
+    fn end(
+        &mut self,
+        i: usize,
+        to_kiosk: Option<EndReason>,
+        to_console: Option<EndReason>,
+        out: &mut Vec<Output>,
+    ) {
+        if let Some(reason) = to_kiosk {
+            let v = &self.visits[i];
+            let msg = ServerToKiosk::End { visit_id: v.visit_id.clone(), reason };
+            out.push(Output::ToKiosk { device_id: v.device_id.clone(), msg });
+        }
+        if let Some(reason) = to_console {
+            self.end_for_console(i, reason, out);
+        }
+        self.visits.remove(i);
+    }
+
+    fn end_for_console(&mut self, i: usize, reason: EndReason, out: &mut Vec<Output>) {
+        let v = &self.visits[i];
+        if let Some(conn) = v.owner {
+            let msg = ServerToConsole::Ended { visit_id: v.visit_id.clone(), reason };
+            out.push(Output::ToConsole { conn, msg });
+        }
+    }
+
+    fn to_owner(
+        &self,
+        i: Option<usize>,
+        msg: ServerToConsole,
+        what: String,
+        out: &mut Vec<Output>,
+    ) {
+        let v = &self.visits[i.expect("caller checked the visit")];
+        match v.owner {
+            Some(conn) => {
+                let level = if matches!(msg, ServerToConsole::Ice { .. }) {
+                    NoteLevel::Debug
+                } else {
+                    NoteLevel::Audit
+                };
+                out.push(note(level, what).user(&self.user(conn)).visit(v).into());
+                out.push(Output::ToConsole { conn, msg });
+            }
+            None => out
+                .push(note(NoteLevel::Warn, "no console owns this visit: dropped").visit(v).into()),
+        }
+    }
+
+    fn user(&self, conn: ConnId) -> String {
+        let found = self.consoles.iter().find(|(c, _)| *c == conn);
+        found.map_or_else(|| format!("unknown-console-{}", conn.0), |(_, u)| u.clone())
+    }
+
+    /// What the consoles see of the queue, to detect when it changed.
+    fn queue_shape(&self) -> Vec<(String, String, String)> {
+        let waiting = self.visits.iter().filter(|v| v.owner.is_none());
+        waiting.map(|v| (v.visit_id.clone(), v.clinic.clone(), v.room.clone())).collect()
+    }
+
+    fn queue(&self, now: Instant) -> ServerToConsole {
+        let waiting = self.visits.iter().filter(|v| v.owner.is_none()).map(|v| WaitingVisit {
+            visit_id: v.visit_id.clone(),
+            device_id: v.device_id.clone(),
+            clinic: v.clinic.clone(),
+            room: v.room.clone(),
+            waiting_secs: now.saturating_duration_since(v.since).as_secs(),
+        });
+        ServerToConsole::Queue { waiting: waiting.collect() }
+    }
+}
+
+fn error_to(conn: ConnId, message: &str) -> Output {
+    Output::ToConsole { conn, msg: ServerToConsole::Error { message: message.to_string() } }
+}
+
+fn visit_id_of(msg: &ConsoleToServer) -> &str {
+    match msg {
+        ConsoleToServer::Join { visit_id }
+        | ConsoleToServer::Answer { visit_id, .. }
+        | ConsoleToServer::Ice { visit_id, .. }
+        | ConsoleToServer::End { visit_id } => visit_id,
+    }
+}
+
+impl Note {
+    fn visit(self, v: &Visit) -> Self {
+        self.visit_id(&v.visit_id).device(&v.device_id)
+    }
+}
+
+impl From<Note> for Output {
+    fn from(note: Note) -> Self {
+        Output::Note(note)
+    }
+}
+
+#[cfg(test)]
+mod tests;

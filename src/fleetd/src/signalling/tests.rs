@@ -1,0 +1,428 @@
+//! Router requirements, each written as a table of steps: at second `t`, input → the exact
+//! messages sent (log notes are checked separately).
+
+use std::time::{Duration, Instant};
+
+use telekiosk_protocol::console::{ConsoleToServer as C2S, ServerToConsole as S2C, WaitingVisit};
+use telekiosk_protocol::device::DeviceState;
+use telekiosk_protocol::visit::{EndReason, Ice, KioskToServer as K2S, ServerToKiosk as S2K};
+use telekiosk_protocol::{DecodeError, decode};
+
+use super::*;
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=SECRET-SDP\r\n";
+const CANDIDATE: &str = "candidate:1 1 UDP 2122 192.0.2.7 5000 typ host SECRET";
+
+/// One row: at second `t`, feed `input`; expect exactly `sent` (notes excluded).
+type Step = (u64, Input, Vec<Output>);
+
+/// Runs the steps on a fresh router; returns every note written.
+fn run(steps: Vec<Step>) -> Vec<Note> {
+    let t0 = Instant::now();
+    let mut router = Router::new();
+    let mut notes = Vec::new();
+    for (n, (t, input, sent)) in steps.into_iter().enumerate() {
+        let label = format!("step {n} ({input:?})");
+        let (got_notes, got): (Vec<_>, Vec<_>) = router
+            .handle(input, t0 + Duration::from_secs(t))
+            .into_iter()
+            .partition(|o| matches!(o, Output::Note(_)));
+        assert_eq!(got, sent, "{label}");
+        notes.extend(got_notes.into_iter().map(|o| match o {
+            Output::Note(note) => note,
+            _ => unreachable!(),
+        }));
+    }
+    notes
+}
+
+fn kiosk(device_id: &str, msg: K2S) -> Input {
+    Input::FromKiosk { device_id: device_id.into(), msg: Ok(msg) }
+}
+fn waiting(device_id: &str, visit_id: &str) -> Input {
+    let msg = K2S::Waiting { visit_id: visit_id.into(), clinic: "North".into(), room: "2".into() };
+    kiosk(device_id, msg)
+}
+fn kiosk_garbage(device_id: &str) -> Input {
+    Input::FromKiosk { device_id: device_id.into(), msg: decode::<K2S>(b"{\"type\":\"offer\"") }
+}
+fn offline(device_id: &str) -> Input {
+    Input::KioskPresence { device_id: device_id.into(), state: Ok(DeviceState::offline()) }
+}
+fn connect(conn: u64, user: &str) -> Input {
+    Input::ConsoleConnected { conn: ConnId(conn), user: user.into() }
+}
+fn console(conn: u64, msg: C2S) -> Input {
+    Input::FromConsole { conn: ConnId(conn), msg: Ok(msg) }
+}
+fn console_garbage(conn: u64, e: DecodeError) -> Input {
+    Input::FromConsole { conn: ConnId(conn), msg: Err(e) }
+}
+fn join(conn: u64, visit_id: &str) -> Input {
+    console(conn, C2S::Join { visit_id: visit_id.into() })
+}
+fn gone(conn: u64) -> Input {
+    Input::ConsoleDisconnected { conn: ConnId(conn) }
+}
+fn ice() -> Ice {
+    Ice { mline: 0, candidate: CANDIDATE.into() }
+}
+
+fn to_kiosk(device_id: &str, msg: S2K) -> Output {
+    Output::ToKiosk { device_id: device_id.into(), msg }
+}
+fn to_console(conn: u64, msg: S2C) -> Output {
+    Output::ToConsole { conn: ConnId(conn), msg }
+}
+/// The queue as sent to `conn`: `(visit_id, device_id, waiting_secs)` in arrival order.
+fn queue(conn: u64, rows: &[(&str, &str, u64)]) -> Output {
+    let waiting = rows.iter().map(|&(visit_id, device_id, waiting_secs)| WaitingVisit {
+        visit_id: visit_id.into(),
+        device_id: device_id.into(),
+        clinic: "North".into(),
+        room: "2".into(),
+        waiting_secs,
+    });
+    to_console(conn, S2C::Queue { waiting: waiting.collect() })
+}
+fn joined(conn: u64, visit_id: &str) -> Output {
+    to_console(
+        conn,
+        S2C::Joined { visit_id: visit_id.into(), clinic: "North".into(), room: "2".into() },
+    )
+}
+fn ended(conn: u64, visit_id: &str, reason: EndReason) -> Output {
+    to_console(conn, S2C::Ended { visit_id: visit_id.into(), reason })
+}
+fn end_kiosk(device_id: &str, visit_id: &str, reason: EndReason) -> Output {
+    to_kiosk(device_id, S2K::End { visit_id: visit_id.into(), reason })
+}
+fn error(conn: u64, message: &str) -> Output {
+    to_console(conn, S2C::Error { message: message.into() })
+}
+
+/// Console 1 (alice) owns v1 of kiosk-a; console 2 (bob) is connected too.
+fn in_call() -> Vec<Step> {
+    vec![
+        (0, connect(1, "alice"), vec![queue(1, &[])]),
+        (0, connect(2, "bob"), vec![queue(2, &[])]),
+        (
+            1,
+            waiting("kiosk-a", "v1"),
+            vec![queue(1, &[("v1", "kiosk-a", 0)]), queue(2, &[("v1", "kiosk-a", 0)])],
+        ),
+        (
+            5,
+            join(1, "v1"),
+            vec![
+                joined(1, "v1"),
+                to_kiosk("kiosk-a", S2K::Accepted { visit_id: "v1".into() }),
+                queue(1, &[]),
+                queue(2, &[]),
+            ],
+        ),
+    ]
+}
+
+fn then(mut steps: Vec<Step>, more: Vec<Step>) -> Vec<Step> {
+    steps.extend(more);
+    steps
+}
+
+#[test]
+fn a_waiting_kiosk_is_queued_and_every_console_sees_it_with_its_waiting_time() {
+    run(vec![
+        (0, connect(1, "alice"), vec![queue(1, &[])]),
+        (10, waiting("kiosk-a", "v1"), vec![queue(1, &[("v1", "kiosk-a", 0)])]),
+        (
+            12,
+            waiting("kiosk-b", "v2"),
+            vec![queue(1, &[("v1", "kiosk-a", 2), ("v2", "kiosk-b", 0)])],
+        ),
+        (40, connect(2, "bob"), vec![queue(2, &[("v1", "kiosk-a", 30), ("v2", "kiosk-b", 28)])]),
+    ]);
+}
+
+#[test]
+fn waiting_again_replaces_the_older_visit_of_the_same_kiosk() {
+    run(vec![
+        (0, connect(1, "alice"), vec![queue(1, &[])]),
+        (0, waiting("kiosk-a", "v1"), vec![queue(1, &[("v1", "kiosk-a", 0)])]),
+        (3, waiting("kiosk-a", "v1"), vec![]),
+        (4, waiting("kiosk-a", "v2"), vec![queue(1, &[("v2", "kiosk-a", 0)])]),
+    ]);
+}
+
+#[test]
+fn joining_a_waiting_visit_makes_the_console_its_owner_and_tells_the_kiosk() {
+    run(in_call());
+}
+
+#[test]
+fn a_whole_visit_relays_offer_answer_and_candidates_between_kiosk_and_owner_only() {
+    let sdp = || SDP.to_string();
+    run(then(
+        in_call(),
+        vec![
+            (
+                6,
+                kiosk("kiosk-a", K2S::Offer { visit_id: "v1".into(), sdp: sdp() }),
+                vec![to_console(1, S2C::Offer { visit_id: "v1".into(), sdp: sdp() })],
+            ),
+            (
+                6,
+                kiosk("kiosk-a", K2S::Ice { visit_id: "v1".into(), ice: ice() }),
+                vec![to_console(1, S2C::Ice { visit_id: "v1".into(), ice: ice() })],
+            ),
+            (
+                7,
+                console(1, C2S::Answer { visit_id: "v1".into(), sdp: sdp() }),
+                vec![to_kiosk("kiosk-a", S2K::Answer { visit_id: "v1".into(), sdp: sdp() })],
+            ),
+            (
+                7,
+                console(1, C2S::Ice { visit_id: "v1".into(), ice: ice() }),
+                vec![to_kiosk("kiosk-a", S2K::Ice { visit_id: "v1".into(), ice: ice() })],
+            ),
+            (
+                90,
+                console(1, C2S::End { visit_id: "v1".into() }),
+                vec![
+                    end_kiosk("kiosk-a", "v1", EndReason::ClinicianEnded),
+                    ended(1, "v1", EndReason::ClinicianEnded),
+                ],
+            ),
+            (91, join(1, "v1"), vec![error(1, NO_LONGER_WAITING)]),
+        ],
+    ));
+}
+
+#[test]
+fn a_second_clinician_joining_the_same_visit_gets_already_taken() {
+    run(then(
+        in_call(),
+        vec![(6, join(2, "v1"), vec![to_console(2, S2C::AlreadyTaken { visit_id: "v1".into() })])],
+    ));
+}
+
+#[test]
+fn joining_an_unknown_visit_says_it_is_no_longer_waiting() {
+    run(vec![
+        (0, connect(1, "alice"), vec![queue(1, &[])]),
+        (1, join(1, "nope"), vec![error(1, NO_LONGER_WAITING)]),
+    ]);
+}
+
+#[test]
+fn a_console_already_in_a_visit_cannot_join_another() {
+    run(then(
+        in_call(),
+        vec![
+            (
+                6,
+                waiting("kiosk-b", "v2"),
+                vec![queue(1, &[("v2", "kiosk-b", 0)]), queue(2, &[("v2", "kiosk-b", 0)])],
+            ),
+            (7, join(1, "v2"), vec![error(1, ALREADY_IN_A_VISIT)]),
+        ],
+    ));
+}
+
+#[test]
+fn answer_ice_and_end_from_a_console_that_does_not_own_the_visit_are_refused() {
+    run(then(
+        in_call(),
+        vec![
+            (
+                6,
+                console(2, C2S::Answer { visit_id: "v1".into(), sdp: SDP.into() }),
+                vec![error(2, NOT_YOUR_VISIT)],
+            ),
+            (
+                6,
+                console(2, C2S::Ice { visit_id: "v1".into(), ice: ice() }),
+                vec![error(2, NOT_YOUR_VISIT)],
+            ),
+            (6, console(2, C2S::End { visit_id: "v1".into() }), vec![error(2, NOT_YOUR_VISIT)]),
+            (
+                6,
+                console(2, C2S::End { visit_id: "unknown".into() }),
+                vec![error(2, NOT_YOUR_VISIT)],
+            ),
+        ],
+    ));
+}
+
+#[test]
+fn kiosk_end_tells_the_owning_console_why_and_removes_the_visit() {
+    let end = K2S::End { visit_id: "v1".into(), reason: EndReason::PatientEnded };
+    run(then(
+        in_call(),
+        vec![
+            (9, kiosk("kiosk-a", end), vec![ended(1, "v1", EndReason::PatientEnded)]),
+            (10, join(2, "v1"), vec![error(2, NO_LONGER_WAITING)]),
+        ],
+    ));
+}
+
+#[test]
+fn a_patient_cancelling_while_waiting_leaves_the_queue() {
+    let end = K2S::End { visit_id: "v1".into(), reason: EndReason::PatientCancelled };
+    run(vec![
+        (0, connect(1, "alice"), vec![queue(1, &[])]),
+        (0, waiting("kiosk-a", "v1"), vec![queue(1, &[("v1", "kiosk-a", 0)])]),
+        (3, kiosk("kiosk-a", end), vec![queue(1, &[])]),
+    ]);
+}
+
+#[test]
+fn a_console_disconnecting_ends_its_visit_for_the_kiosk() {
+    run(then(
+        in_call(),
+        vec![
+            (20, gone(1), vec![end_kiosk("kiosk-a", "v1", EndReason::ClinicianLeft)]),
+            (21, join(2, "v1"), vec![error(2, NO_LONGER_WAITING)]),
+        ],
+    ));
+}
+
+#[test]
+fn a_kiosk_going_offline_ends_its_visit_for_the_console() {
+    run(then(
+        in_call(),
+        vec![(20, offline("kiosk-a"), vec![ended(1, "v1", EndReason::ConnectionLost)])],
+    ));
+}
+
+#[test]
+fn a_kiosk_going_offline_while_waiting_leaves_the_queue() {
+    run(vec![
+        (0, connect(1, "alice"), vec![queue(1, &[])]),
+        (0, waiting("kiosk-a", "v1"), vec![queue(1, &[("v1", "kiosk-a", 0)])]),
+        (3, offline("kiosk-a"), vec![queue(1, &[])]),
+    ]);
+}
+
+#[test]
+fn a_malformed_console_message_is_refused_and_ends_the_visit_it_owns() {
+    let e =
+        decode::<C2S>(b"{\"type\":\"answer\",\"visit_id\":\"v1\",\"sdp\":\"nope\"}").unwrap_err();
+    let message = format!("Your last message was refused: {e}");
+    run(then(
+        in_call(),
+        vec![(
+            8,
+            console_garbage(1, e),
+            vec![
+                error(1, &message),
+                end_kiosk("kiosk-a", "v1", EndReason::ProtocolError),
+                ended(1, "v1", EndReason::ProtocolError),
+            ],
+        )],
+    ));
+}
+
+#[test]
+fn a_malformed_console_message_outside_a_visit_is_only_refused() {
+    let e = decode::<C2S>(b"not json").unwrap_err();
+    let message = format!("Your last message was refused: {e}");
+    run(vec![
+        (0, connect(1, "alice"), vec![queue(1, &[])]),
+        (1, console_garbage(1, e), vec![error(1, &message)]),
+    ]);
+}
+
+#[test]
+fn a_malformed_kiosk_message_ends_its_visit_on_both_sides() {
+    run(then(
+        in_call(),
+        vec![(
+            8,
+            kiosk_garbage("kiosk-a"),
+            vec![
+                end_kiosk("kiosk-a", "v1", EndReason::ProtocolError),
+                ended(1, "v1", EndReason::ProtocolError),
+            ],
+        )],
+    ));
+}
+
+#[test]
+fn a_kiosk_message_for_a_visit_it_does_not_have_is_ignored() {
+    let offer = K2S::Offer { visit_id: "v1".into(), sdp: SDP.into() };
+    let end = K2S::End { visit_id: "v1".into(), reason: EndReason::PatientEnded };
+    run(then(
+        in_call(),
+        vec![(8, kiosk("kiosk-b", offer), vec![]), (8, kiosk("kiosk-b", end), vec![])],
+    ));
+}
+
+#[test]
+fn a_kiosk_cannot_claim_another_kiosks_visit_id() {
+    run(then(
+        in_call(),
+        vec![(
+            8,
+            waiting("kiosk-b", "v1"),
+            vec![end_kiosk("kiosk-b", "v1", EndReason::ProtocolError)],
+        )],
+    ));
+}
+
+#[test]
+fn a_kiosk_waiting_again_mid_call_ends_the_call_and_requeues_the_patient() {
+    run(then(
+        in_call(),
+        vec![(
+            8,
+            waiting("kiosk-a", "v1"),
+            vec![
+                ended(1, "v1", EndReason::ConnectionLost),
+                queue(1, &[("v1", "kiosk-a", 7)]),
+                queue(2, &[("v1", "kiosk-a", 7)]),
+            ],
+        )],
+    ));
+}
+
+#[test]
+fn an_offer_with_no_owning_console_is_dropped() {
+    let offer = K2S::Offer { visit_id: "v1".into(), sdp: SDP.into() };
+    let notes =
+        run(vec![(0, waiting("kiosk-a", "v1"), vec![]), (1, kiosk("kiosk-a", offer), vec![])]);
+    assert!(
+        notes.iter().any(|n| n.level == NoteLevel::Warn && n.what.contains("dropped")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn notes_name_who_and_which_visit_but_never_carry_sdp_or_candidates() {
+    let steps = then(
+        in_call(),
+        vec![
+            (
+                6,
+                kiosk("kiosk-a", K2S::Offer { visit_id: "v1".into(), sdp: SDP.into() }),
+                vec![to_console(1, S2C::Offer { visit_id: "v1".into(), sdp: SDP.into() })],
+            ),
+            (
+                7,
+                console(1, C2S::Ice { visit_id: "v1".into(), ice: ice() }),
+                vec![to_kiosk("kiosk-a", S2K::Ice { visit_id: "v1".into(), ice: ice() })],
+            ),
+        ],
+    );
+    let notes = run(steps);
+    let joined = notes.iter().find(|n| n.what == "clinician joined").expect("join is audited");
+    assert_eq!((joined.user.as_deref(), joined.visit_id.as_deref()), (Some("alice"), Some("v1")));
+    assert!(notes.iter().all(|n| !format!("{n:?}").contains("SECRET")), "{notes:?}");
+}
+
+#[test]
+fn redacted_decode_errors_keep_the_reason_but_not_quoted_values() {
+    let e = decode::<C2S>(b"{\"type\":\"ice\",\"visit_id\":\"v1\",\"ice\":{\"mline\":\"SECRET\",\"candidate\":\"x\"}}").unwrap_err();
+    let line = redact(&e);
+    assert!(line.starts_with("malformed message: invalid type: string"), "{line}");
+    assert!(!line.contains("SECRET"), "{line}");
+}

@@ -1,0 +1,144 @@
+//! fleetd's SQLite database (`fleetd.db` in the data directory): the schema, its migrations,
+//! and the queries on it. Owns SQL; knows nothing of passwords beyond storing their hashes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Schema migrations; entry `n` moves the database from `user_version` n to n + 1.
+const MIGRATIONS: &[&str] = &["CREATE TABLE users (
+        username      TEXT PRIMARY KEY NOT NULL,
+        role          TEXT NOT NULL CHECK (role IN ('clinician', 'admin')),
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL
+    ) STRICT;"];
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or migrated.
+    #[error("cannot open the database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    /// A user of that name already exists.
+    #[error("a user named {0:?} already exists")]
+    UserExists(String),
+    /// Any other SQLite failure.
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// One row of the `users` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Sign-in name.
+    pub username: String,
+    /// `clinician` or `admin`.
+    pub role: String,
+    /// The argon2id hash in PHC string form.
+    pub password_hash: String,
+}
+
+/// A handle on the database, shareable across threads.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open { path: path.into(), source };
+        let conn = Connection::open(path).map_err(open_err)?;
+        migrate(&conn).map_err(open_err)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    /// An empty in-memory database, for tests.
+    #[cfg(test)]
+    pub fn in_memory() -> Self {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        Self { conn: Mutex::new(conn) }
+    }
+
+    /// Adds a user; refuses a name that is taken.
+    pub fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let inserted = conn.execute(
+            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (username) DO NOTHING",
+            params![user.username, user.role, user.password_hash, now],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::UserExists(user.username.clone()));
+        }
+        Ok(())
+    }
+
+    /// The user of that name, if any.
+    pub fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let row = conn
+            .query_row(
+                "SELECT username, role, password_hash FROM users WHERE username = ?1",
+                params![username],
+                |r| {
+                    Ok(UserRecord {
+                        username: r.get(0)?,
+                        role: r.get(1)?,
+                        password_hash: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "foreign_keys", true)?;
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (n, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", n + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> UserRecord {
+        UserRecord { username: "alice".into(), role: "clinician".into(), password_hash: "h".into() }
+    }
+
+    #[test]
+    fn a_user_is_stored_and_found_by_name() {
+        let store = Store::in_memory();
+        store.insert_user(&alice()).unwrap();
+        assert_eq!(store.user("alice").unwrap(), Some(alice()));
+        assert_eq!(store.user("bob").unwrap(), None);
+    }
+
+    #[test]
+    fn a_taken_user_name_is_refused() {
+        let store = Store::in_memory();
+        store.insert_user(&alice()).unwrap();
+        assert!(matches!(store.insert_user(&alice()), Err(StoreError::UserExists(_))));
+    }
+
+    #[test]
+    fn reopening_a_database_keeps_its_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fleetd.db");
+        Store::open(&path).unwrap().insert_user(&alice()).unwrap();
+        assert!(Store::open(&path).unwrap().user("alice").unwrap().is_some());
+    }
+}

@@ -1,0 +1,164 @@
+//! The console WebSocket adapter: authenticates the upgrade of `/ws` by session cookie, then
+//! decodes each text frame with `telekiosk_protocol::decode` for the hub and sends the hub's
+//! messages back as JSON. Keeps the session alive while its clinician is in a call and closes
+//! the socket when the session has ended. Logs sizes and ids, never message contents.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
+use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole};
+use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
+use telekiosk_protocol::{DecodeError, decode, encode};
+use tokio::sync::mpsc;
+
+use crate::accounts::User;
+use crate::hub::{CONSOLE_QUEUE, HubMsg};
+use crate::signalling::Input;
+use crate::web::{AppState, api_error};
+
+/// How often the socket is pinged and its session checked.
+const TICK: Duration = Duration::from_secs(20);
+/// Close code telling the console its session is over (an application code, 4000-4999).
+const SESSION_ENDED: u16 = 4401;
+
+/// `GET /ws`: 401 without a live session, 403 from another origin, else a console connection.
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Some((user, token)) = state.user(&jar) else {
+        return api_error(StatusCode::UNAUTHORIZED, "Not signed in.");
+    };
+    if !same_origin(&headers, &uri) {
+        tracing::warn!(target: "fleetd::audit", user = %user.username, "console connection from another origin refused");
+        return api_error(StatusCode::FORBIDDEN, "Cross-origin connections are not allowed.");
+    }
+    match ws {
+        // Room above the protocol limit so the decoder, not the socket, refuses oversized
+        // messages, with an error the console can show.
+        Ok(ws) => ws
+            .max_message_size(2 * MAX_MESSAGE_BYTES)
+            .max_frame_size(2 * MAX_MESSAGE_BYTES)
+            .on_upgrade(move |socket| run(socket, state, user, token)),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// Browsers always send `Origin` on a WebSocket upgrade; it must be this server. Clients that
+/// are not browsers send none and are not exposed to cross-site requests.
+fn same_origin(headers: &HeaderMap, uri: &Uri) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = host.or_else(|| uri.authority().map(|a| a.as_str()));
+    host.is_some_and(|host| origin.to_str().is_ok_and(|o| o == format!("https://{host}")))
+}
+
+async fn run(mut socket: WebSocket, state: Arc<AppState>, user: User, token: String) {
+    let hub = state.hub.clone();
+    let conn = hub.next_conn();
+    let (tx, mut rx) = mpsc::channel(CONSOLE_QUEUE);
+    let attach = HubMsg::ConsoleAttached { conn, user: user.username.clone(), tx };
+    if hub.send(attach).await.is_err() {
+        return;
+    }
+    tracing::debug!(user = %user.username, conn = conn.0, "console socket open");
+    let mut in_call = false;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+    let why = loop {
+        tokio::select! {
+            frame = socket.recv() => {
+                let msg: Result<ConsoleToServer, DecodeError> = match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        if state.accounts.session(&token, Instant::now()).is_none() {
+                            close(&mut socket).await;
+                            break "session ended";
+                        }
+                        decode(text.as_bytes())
+                    }
+                    Some(Ok(Message::Binary(_))) => Err(DecodeError::Malformed(
+                        "binary frames are not accepted: send JSON text".into(),
+                    )),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break "closed by the console",
+                    Some(Err(e)) => {
+                        tracing::debug!(conn = conn.0, "WebSocket error: {e}");
+                        break "WebSocket error";
+                    }
+                };
+                if hub.send(HubMsg::Input(Input::FromConsole { conn, msg })).await.is_err() {
+                    break "fleetd is stopping";
+                }
+            }
+            out = rx.recv() => {
+                let Some(msg) = out else { break "dropped by fleetd" };
+                match &msg {
+                    ServerToConsole::Joined { .. } => in_call = true,
+                    ServerToConsole::Ended { .. } => in_call = false,
+                    _ => {}
+                }
+                let json = String::from_utf8(encode(&msg)).expect("JSON is UTF-8");
+                if socket.send(Message::Text(json.into())).await.is_err() {
+                    break "send failed";
+                }
+            }
+            _ = tick.tick() => {
+                // A call in progress is activity even when nobody clicks; otherwise the idle
+                // time-out applies and an expired session closes the console.
+                let now = Instant::now();
+                let live = if in_call {
+                    state.accounts.session(&token, now).is_some()
+                } else {
+                    state.accounts.is_live(&token, now)
+                };
+                if !live {
+                    close(&mut socket).await;
+                    break "session ended";
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break "ping failed";
+                }
+            }
+        }
+    };
+    let _ = hub.send(HubMsg::Input(Input::ConsoleDisconnected { conn })).await;
+    // The router writes the audit line; this one only says why the socket closed.
+    tracing::debug!(user = %user.username, conn = conn.0, "console socket closed: {why}");
+}
+
+async fn close(socket: &mut WebSocket) {
+    let frame = CloseFrame { code: SESSION_ENDED, reason: "Session ended".into() };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&'static str>, host: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static(host));
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_static(o));
+        }
+        h
+    }
+
+    #[test]
+    fn only_this_origin_or_no_origin_may_open_a_console_connection() {
+        let uri = Uri::from_static("/ws");
+        assert!(same_origin(&headers(Some("https://127.0.0.1:8443"), "127.0.0.1:8443"), &uri));
+        assert!(same_origin(&headers(None, "127.0.0.1:8443"), &uri));
+        assert!(!same_origin(&headers(Some("https://evil.example"), "127.0.0.1:8443"), &uri));
+        assert!(!same_origin(&headers(Some("http://127.0.0.1:8443"), "127.0.0.1:8443"), &uri));
+    }
+}
