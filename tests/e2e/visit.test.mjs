@@ -53,6 +53,7 @@ describe('walking skeleton: a visit from Join to End', () => {
     assert.match(row, /Maple Valley Clinic/);
     assert.match(row, /Exam Room 2/);
     if (shotPrefix) {
+      await new Promise((r) => setTimeout(r, 1000)); // the self-view's first frames
       await kiosk.screenshot(`${shotPrefix}kiosk-waiting`);
       await page.screenshot({ path: path.join(ARTIFACTS, `${shotPrefix}console-queue.png`) });
     }
