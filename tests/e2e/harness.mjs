@@ -61,11 +61,13 @@ class Child {
   constructor(name, cmd, args, opts = {}) {
     this.name = name;
     this.lines = [];
+    this.times = []; // performance.now() at which each stdout line arrived
     this.log = fs.createWriteStream(path.join(ARTIFACTS, `${name}.log`));
     this.proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
     this.exited = once(this.proc, 'exit');
     readline.createInterface({ input: this.proc.stdout }).on('line', (line) => {
       this.lines.push(line);
+      this.times.push(performance.now());
       this.log.write(`[stdout] ${line}\n`);
     });
     this.stderr = '';
