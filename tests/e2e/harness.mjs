@@ -21,7 +21,7 @@ export const CHROMIUM = process.env.TK_CHROMIUM || '/usr/bin/chromium';
 /** Fails loudly when a part the tests need is not on this machine. */
 export function requireParts() {
   for (const file of [path.join(BIN, 'fleetd'), path.join(BIN, 'telekiosk'), CHROMIUM,
-    '/usr/sbin/mosquitto', '/usr/bin/mosquitto_pub']) {
+    '/usr/sbin/mosquitto', '/usr/bin/mosquitto_pub', '/usr/bin/swtpm']) {
     if (!fs.existsSync(file)) {
       throw new Error(`${file} is missing: run .ci/run (it installs and builds every part)`);
     }
@@ -77,10 +77,11 @@ class Child {
     });
   }
 
-  async waitLine(what, pred, ms) {
+  /** The first stdout line from index `from` on that matches `pred`. */
+  async waitLine(what, pred, ms, from = 0) {
     return waitFor(`${this.name}: ${what}`, () => {
       if (this.proc.exitCode !== null) throw new Error(`${this.name} exited (${this.proc.exitCode}); see its log`);
-      return this.lines.find(pred);
+      return this.lines.slice(from).find(pred);
     }, ms);
   }
 
@@ -113,15 +114,45 @@ export async function startFleetd(user, password) {
   });
 }
 
+/** A software TPM (swtpm) on loopback, with its state in `dir` (kept across restarts). */
+export async function startSwtpm(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-swtpm-'))) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const child = new Child('swtpm', '/usr/bin/swtpm', ['socket', '--tpm2',
+      '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
+      '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+      '--tpmstate', `dir=${dir}`, '--flags', 'not-need-init,startup-clear']);
+    const up = await waitFor('swtpm listening', () => {
+      if (child.proc.exitCode !== null) return 'exited';
+      return new Promise((resolve) => {
+        const sock = net.connect(port, '127.0.0.1', () => { sock.destroy(); resolve('up'); });
+        sock.on('error', () => resolve(false));
+      });
+    }, 10000).catch(() => 'exited');
+    if (up === 'up') return Object.assign(child, { dir, port, tcti: `swtpm:host=127.0.0.1,port=${port}` });
+    await child.stop(); // port pair taken: try another
+  }
+  throw new Error('swtpm did not start; see artifacts/e2e/swtpm.log');
+}
+
+/** Runs `fleetd` with `args` on the data dir and returns its parsed `--json` output. */
+export function fleetdJson(fleetd, ...args) {
+  const out = execFileSync(path.join(BIN, 'fleetd'), [...args, '--json', '--data-dir', fleetd.dataDir],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  return JSON.parse(out.toString());
+}
+
 /** A headless kiosk driven through its touchscreen (stdin `tap X Y`), reporting on stdout. */
 export class Kiosk extends Child {
-  constructor(fleetd, deviceId) {
-    super('telekiosk', path.join(BIN, 'telekiosk'), ['--headless',
+  constructor(fleetd, { tpm, stateDir, token, name = 'telekiosk' }) {
+    const args = ['--headless',
       '--server', `https://127.0.0.1:${fleetd.web}`, '--mqtt', `mqtts://127.0.0.1:${fleetd.mqtt}`,
       '--ca', fleetd.ca, '--profile', path.join(ROOT, 'hw/profiles/dev.toml'),
-      '--device-id', deviceId, '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2'],
+      '--tpm', tpm.tcti, '--state-dir', stateDir,
+      '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2'];
+    if (token) args.push('--enrol-token', token);
+    super(name, path.join(BIN, 'telekiosk'), args,
       { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
-    this.deviceId = deviceId;
     this.shots = 0;
   }
 
@@ -136,6 +167,10 @@ export class Kiosk extends Child {
 
   async waitScreen(screen, ms = 20000) {
     await waitFor(`kiosk screen "${screen}" (now "${this.screen()}")`, () => this.screen() === screen, ms);
+  }
+
+  async waitOnline(ms = 30000) {
+    await this.waitLine('fleet link up', (l) => l.includes('"event":"fleet","online":true'), ms);
   }
 
   /** Latest call counters the kiosk printed. */
@@ -155,6 +190,21 @@ export class Kiosk extends Child {
     await waitFor(`kiosk screenshot ${name}`, () => this.events('screenshot').length > before, 5000);
     return file;
   }
+}
+
+/**
+ * Enrols a new kiosk as a technician and an admin would: the admin makes a one-time code, the
+ * kiosk starts with it (its key made in the TPM), the admin approves the pending device.
+ * Returns the running kiosk (online, over mutual TLS) and its device id.
+ */
+export async function enrolKiosk(fleetd, tpm, stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-kiosk-'))) {
+  const { token } = fleetdJson(fleetd, 'device', 'enrol-token', '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2');
+  const kiosk = new Kiosk(fleetd, { tpm, stateDir, token });
+  const pending = await waitFor('a pending device in fleetd', () =>
+    fleetdJson(fleetd, 'device', 'list').find((d) => d.status === 'pending'), 30000, 250);
+  fleetdJson(fleetd, 'device', 'approve', pending.id);
+  await kiosk.waitOnline();
+  return { kiosk, deviceId: pending.id, stateDir };
 }
 
 /** Where the kiosk's buttons are on the dev profile's 1280x800 screen (see ui/pages/*.slint). */
@@ -204,8 +254,19 @@ export async function consoleInbound(page) {
   });
 }
 
-/** Publishes raw bytes on a kiosk's topic through the real broker, as a broken server would. */
+/**
+ * Publishes raw bytes on a kiosk's topic through the real broker, as a broken fleetd would: with
+ * a client certificate for the `fleetd` identity, issued here by fleetd's own CA (openssl).
+ */
 export function publishRaw(fleetd, topic, payload) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-pub-'));
+  const [key, csr, cert] = ['key.pem', 'req.pem', 'cert.pem'].map((f) => path.join(dir, f));
+  const openssl = (...args) => execFileSync('openssl', args, { stdio: 'pipe' });
+  openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', csr, '-subj', '/CN=fleetd');
+  openssl('x509', '-req', '-in', csr, '-CA', fleetd.ca, '-CAkey', path.join(fleetd.dataDir, 'ca-key.pem'),
+    '-CAcreateserial', '-out', cert, '-days', '1');
   execFileSync('/usr/bin/mosquitto_pub', ['-h', '127.0.0.1', '-p', String(fleetd.mqtt),
-    '--cafile', fleetd.ca, '-t', topic, '-q', '1', '-m', payload]);
+    '--cafile', fleetd.ca, '--cert', cert, '--key', key, '-t', topic, '-q', '1', '-m', payload]);
+  fs.rmSync(dir, { recursive: true });
 }

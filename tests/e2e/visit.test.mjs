@@ -4,15 +4,15 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ARTIFACTS, BUTTONS, Kiosk, consoleInbound, publishRaw, requireParts, signIn, startBrowser,
-  startFleetd, waitFor,
+  ARTIFACTS, BUTTONS, consoleInbound, enrolKiosk, publishRaw, requireParts, signIn, startBrowser,
+  startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
 const USER = 'dr-e2e';
 const PASSWORD = 'correct horse battery staple';
-const DEVICE = 'kiosk-e2e';
 
 /** Counter `read()` must rise by at least `by` within the wait: media is flowing, not stalled. */
 async function rising(what, read, by = 10, ms = 15000) {
@@ -24,13 +24,13 @@ async function rising(what, read, by = 10, ms = 15000) {
 }
 
 describe('walking skeleton: a visit from Join to End', () => {
-  let fleetd; let kiosk; let browser; let page;
+  let fleetd; let tpm; let kiosk; let deviceId; let browser; let page;
 
   before(async () => {
     requireParts();
     fleetd = await startFleetd(USER, PASSWORD);
-    kiosk = new Kiosk(fleetd, DEVICE);
-    await kiosk.waitLine('fleet link up', (l) => l.includes('"event":"fleet","online":true'), 30000);
+    tpm = await startSwtpm();
+    ({ kiosk, deviceId } = await enrolKiosk(fleetd, tpm));
     browser = await startBrowser();
     page = await signIn(browser, fleetd, USER, PASSWORD);
   });
@@ -38,6 +38,7 @@ describe('walking skeleton: a visit from Join to End', () => {
   after(async () => {
     await browser?.close();
     await kiosk?.stop();
+    await tpm?.stop();
     await fleetd?.stop();
   });
 
@@ -61,6 +62,13 @@ describe('walking skeleton: a visit from Join to End', () => {
     await kiosk.waitScreen('in_call', 20000);
     await page.locator('#call').waitFor({ state: 'visible' });
   }
+
+  it('kiosk process can write no core dump and is not swappable', () => {
+    const limits = fs.readFileSync(`/proc/${kiosk.proc.pid}/limits`, 'utf8');
+    assert.match(limits, /Max core file size\s+0\s+0\s/);
+    const status = fs.readFileSync(`/proc/${kiosk.proc.pid}/status`, 'utf8');
+    assert.ok(Number(/VmLck:\s+(\d+)/.exec(status)[1]) > 0, 'kiosk memory is not locked');
+  });
 
   it('kiosk decodes the clinician video and audio, through its touchscreen', async () => {
     await startVisit('1-');
@@ -97,7 +105,7 @@ describe('walking skeleton: a visit from Join to End', () => {
 
   it('a malformed message from the server ends the visit cleanly and the kiosk returns to Idle', async () => {
     await startVisit();
-    publishRaw(fleetd, `telekiosk/v1/dev/${DEVICE}/visit/in`, '{"type":"answer","visit_id":');
+    publishRaw(fleetd, `telekiosk/v1/dev/${deviceId}/visit/in`, '{"type":"answer","visit_id":');
     await kiosk.waitScreen('ended');
     assert.match(kiosk.stderr, /malformed message from fleetd: .*(EOF|malformed)/);
     await page.locator('#call').waitFor({ state: 'hidden', timeout: 15000 });

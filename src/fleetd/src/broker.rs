@@ -1,7 +1,17 @@
-//! The embedded MQTT broker: writes `mosquitto.conf` into the data directory, runs mosquitto as
-//! a child process, forwards its log, restarts it with backoff when it dies, and stops it when
-//! fleetd stops. The child dies with fleetd even on SIGKILL (PR_SET_PDEATHSIG). This module
-//! never speaks MQTT itself.
+//! The embedded MQTT broker: writes `mosquitto.conf` and `mosquitto.acl` into the data
+//! directory, runs mosquitto as a child process, forwards its log, restarts it with backoff
+//! when it dies, restarts or reloads it on request, and stops it when fleetd stops. The child
+//! dies with fleetd even on SIGKILL (PR_SET_PDEATHSIG). This module never speaks MQTT itself.
+//!
+//! Access: mutual TLS only. A client must present a certificate from fleetd's CA that is not on
+//! the CRL; its CN becomes its MQTT user name, and the ACL confines a device (`dev-…`) to
+//! `telekiosk/v1/dev/{its id}/#` while user `fleetd` may use all of `telekiosk/#`.
+//!
+//! Measured with mosquitto 2.0.11: SIGHUP re-reads `crlfile`, so a revoked certificate is
+//! refused from the next handshake on, but connections already open stay open; so a
+//! revocation restarts the broker ([`BrokerControl::restart`]) and every client reconnects.
+//! Also, `acl_file` never refuses a SUBSCRIBE (the SUBACK grants it); what it refuses is
+//! delivery: a device subscribed to another's topics receives nothing from them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,7 +22,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::pki::Pki;
@@ -45,13 +55,26 @@ pub enum BrokerError {
     NotListening { secs: u64 },
 }
 
-/// Writes the broker configuration for one TLS listener on `listen` and returns its path.
+/// The ACL: each device only under its own id; fleetd everywhere under `telekiosk/`.
+pub const ACL: &str = "# Written by fleetd at every start: edits are lost.\n\
+    # The user name is the client certificate's CN (use_identity_as_username).\n\
+    user fleetd\n\
+    topic readwrite telekiosk/#\n\
+    \n\
+    pattern readwrite telekiosk/v1/dev/%u/#\n";
+
+/// Writes the broker configuration for one TLS listener on `listen` requiring client
+/// certificates checked against `crl`, and its ACL file; returns the configuration's path.
 pub fn write_config(
     data_dir: &Path,
     listen: SocketAddr,
     pki: &Pki,
+    crl: &Path,
 ) -> Result<PathBuf, BrokerError> {
     let path = data_dir.join("mosquitto.conf");
+    let acl = data_dir.join("mosquitto.acl");
+    std::fs::write(&acl, ACL)
+        .map_err(|source| BrokerError::Config { path: acl.clone(), source })?;
     // mosquitto started as root drops to user `mosquitto`, which cannot read our 0600 key.
     let user = if nix::unistd::geteuid().is_root() { "user root\n" } else { "" };
     let conf = format!(
@@ -67,17 +90,19 @@ pub fn write_config(
          keyfile {key}\n\
          tls_version tlsv1.2\n\
          max_packet_size 131072\n\
-         # FOR NOW anyone who trusts the CA may connect, with no client certificate and no ACL.\n\
-         # The next issue turns on mutual TLS with TPM-held kiosk keys: require_certificate true,\n\
-         # use_identity_as_username true, an acl_file confining each device to\n\
-         # telekiosk/v1/dev/%u/#, and a crlfile for revoked devices.\n\
-         require_certificate false\n\
-         allow_anonymous true\n",
+         # Mutual TLS only: the certificate's CN is the user name the ACL is keyed on.\n\
+         require_certificate true\n\
+         use_identity_as_username true\n\
+         allow_anonymous false\n\
+         crlfile {crl}\n\
+         acl_file {acl}\n",
         port = listen.port(),
         host = listen.ip(),
         ca = pki.ca_cert.display(),
         cert = pki.server_cert.display(),
         key = pki.server_key.display(),
+        crl = crl.display(),
+        acl = acl.display(),
     );
     std::fs::write(&path, conf)
         .map_err(|source| BrokerError::Config { path: path.clone(), source })?;
@@ -96,7 +121,34 @@ pub fn check_port_free(addr: SocketAddr) -> Result<(), BrokerError> {
 pub struct Broker {
     stop: watch::Sender<bool>,
     running: watch::Receiver<bool>,
+    control: BrokerControl,
     task: JoinHandle<()>,
+}
+
+/// What the supervisor can be asked to do while mosquitto runs.
+#[derive(Debug, Clone, Copy)]
+enum Control {
+    /// SIGHUP: re-read the CRL and ACL; open connections stay.
+    Reload,
+    /// Stop and start again at once: every connection is closed and must be made again.
+    Restart,
+}
+
+/// A cheap handle for asking the running broker to reload or restart.
+#[derive(Debug, Clone)]
+pub struct BrokerControl(mpsc::UnboundedSender<Control>);
+
+impl BrokerControl {
+    /// Re-reads the CRL and ACL files (SIGHUP): new connections see them.
+    pub fn reload(&self) {
+        let _ = self.0.send(Control::Reload);
+    }
+
+    /// Restarts mosquitto at once, closing every open connection (clients reconnect with their
+    /// backoff). The only way mosquitto 2.0 drops a client whose certificate was just revoked.
+    pub fn restart(&self) {
+        let _ = self.0.send(Control::Restart);
+    }
 }
 
 impl Broker {
@@ -106,9 +158,15 @@ impl Broker {
         let (running_tx, running) = watch::channel(false);
         let child = spawn(exe, conf, &running_tx)?;
         let (stop, stopped) = watch::channel(false);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (exe, conf) = (exe.to_path_buf(), conf.to_path_buf());
-        let task = tokio::spawn(supervise(exe, conf, child, running_tx, stopped));
-        Ok(Self { stop, running, task })
+        let task = tokio::spawn(supervise(exe, conf, child, running_tx, stopped, control_rx));
+        Ok(Self { stop, running, control: BrokerControl(control_tx), task })
+    }
+
+    /// A handle for reloading or restarting the broker.
+    pub fn control(&self) -> BrokerControl {
+        self.control.clone()
     }
 
     /// Waits until mosquitto reports it is running (its listeners are open). Probing the port
@@ -134,35 +192,66 @@ async fn supervise(
     mut child: Child,
     running: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
+    mut control: mpsc::UnboundedReceiver<Control>,
 ) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
-        tokio::select! {
-            status = child.wait() => {
-                let ran = started.elapsed();
-                match status {
-                    Ok(s) => tracing::error!(target: "mosquitto", "mosquitto exited ({s}) after {ran:.1?}"),
-                    Err(e) => tracing::error!(target: "mosquitto", "cannot wait for mosquitto: {e}"),
-                }
-                if ran >= STABLE_RUN {
-                    backoff = Duration::from_secs(1);
-                }
-            }
-            _ = stopped(&mut stop) => return terminate(child).await,
-        }
-        // Restart after a backoff, unless told to stop meanwhile.
+        let mut delay = backoff;
         loop {
-            tracing::info!(target: "mosquitto", "restarting mosquitto in {backoff:?}");
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                status = child.wait() => {
+                    let ran = started.elapsed();
+                    match status {
+                        Ok(s) => tracing::error!(target: "mosquitto", "mosquitto exited ({s}) after {ran:.1?}"),
+                        Err(e) => tracing::error!(target: "mosquitto", "cannot wait for mosquitto: {e}"),
+                    }
+                    if ran >= STABLE_RUN {
+                        backoff = Duration::from_secs(1);
+                        delay = backoff;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    break;
+                }
+                Some(cmd) = control.recv() => match cmd {
+                    Control::Reload => {
+                        if let Some(pid) = child.id() {
+                            tracing::info!(target: "mosquitto", "reloading mosquitto (SIGHUP)");
+                            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGHUP);
+                        }
+                    }
+                    Control::Restart => {
+                        tracing::info!(target: "mosquitto", "restarting mosquitto to close revoked connections");
+                        running.send_replace(false);
+                        terminate(child).await;
+                        delay = Duration::ZERO;
+                        // A child that will not start is retried with the usual backoff.
+                        match spawn(&exe, &conf, &running) {
+                            Ok(c) => {
+                                child = c;
+                                continue;
+                            }
+                            Err(e) => tracing::error!(target: "mosquitto", "{e}"),
+                        }
+                        break;
+                    }
+                },
+                _ = stopped(&mut stop) => return terminate(child).await,
+            }
+        }
+        // Start again after a delay, unless told to stop meanwhile.
+        loop {
+            tracing::info!(target: "mosquitto", "restarting mosquitto in {delay:?}");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
                 _ = stopped(&mut stop) => return,
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
             match spawn(&exe, &conf, &running) {
                 Ok(c) => break child = c,
                 Err(e) => tracing::error!(target: "mosquitto", "{e}"),
             }
+            delay = backoff;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 }
@@ -231,22 +320,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_config_has_one_tls_listener_with_fleetds_certificates_and_no_persistence() {
+    fn the_config_has_one_mutual_tls_listener_with_a_crl_an_acl_and_no_persistence() {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::paths(dir.path());
-        let path = write_config(dir.path(), "127.0.0.1:18883".parse().unwrap(), &pki).unwrap();
-        let conf = std::fs::read_to_string(path).unwrap();
+        let crl = dir.path().join("crl.pem");
+        let listen = "127.0.0.1:18883".parse().unwrap();
+        let conf = std::fs::read_to_string(write_config(dir.path(), listen, &pki, &crl).unwrap());
+        let conf = conf.unwrap();
         assert_eq!(conf.matches("\nlistener ").count(), 1);
         for line in [
             "listener 18883 127.0.0.1",
             &format!("cafile {}", pki.ca_cert.display()),
             &format!("keyfile {}", pki.server_key.display()),
+            &format!("crlfile {}", crl.display()),
+            &format!("acl_file {}", dir.path().join("mosquitto.acl").display()),
+            "require_certificate true",
+            "use_identity_as_username true",
+            "allow_anonymous false",
             "persistence false",
             "log_dest stderr",
         ] {
             assert!(conf.lines().any(|l| l == line), "missing {line:?} in\n{conf}");
         }
+        assert!(!conf.contains("anonymous true") && !conf.contains("require_certificate false"));
         let runs_as_root = nix::unistd::geteuid().is_root();
         assert_eq!(conf.lines().any(|l| l == "user root"), runs_as_root);
+    }
+
+    #[test]
+    fn the_acl_confines_devices_to_their_own_subtree_and_lets_fleetd_use_all_of_telekiosk() {
+        let dir = tempfile::tempdir().unwrap();
+        let crl = dir.path().join("crl.pem");
+        let listen = "127.0.0.1:18883".parse().unwrap();
+        write_config(dir.path(), listen, &Pki::paths(dir.path()), &crl).unwrap();
+        let acl = std::fs::read_to_string(dir.path().join("mosquitto.acl")).unwrap();
+        let rules: Vec<&str> =
+            acl.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        assert_eq!(
+            rules,
+            [
+                "user fleetd",
+                "topic readwrite telekiosk/#",
+                "pattern readwrite telekiosk/v1/dev/%u/#"
+            ]
+        );
     }
 }

@@ -1,13 +1,20 @@
 //! fleetd, the telekiosk management server: the command line, and the start-up and shut-down
-//! order of its parts (PKI, store, broker, hub, MQTT client, HTTPS). The parts live in their
-//! own modules; this file only wires them together and reports errors to the operator.
+//! order of its parts (PKI, store, registry, CRL, broker, hub, MQTT client, HTTPS). The parts
+//! live in their own modules; this file only wires them together and reports errors to the
+//! operator.
 
 mod accounts;
 mod broker;
+mod ca;
+mod device_api;
+mod device_cli;
 mod hub;
 mod mqtt;
 mod pki;
+mod registry;
+mod revocation;
 mod signalling;
+mod signing;
 mod store;
 mod web;
 mod ws;
@@ -26,6 +33,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::accounts::{Accounts, Role};
+use crate::registry::Registry;
 use crate::store::Store;
 
 /// telekiosk management server.
@@ -45,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Enrol, approve, list and revoke kiosks.
+    Device {
+        #[command(subcommand)]
+        command: device_cli::DeviceCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,8 +71,14 @@ struct ServeArgs {
     /// Address of the embedded MQTT broker's TLS listener.
     #[arg(long, default_value = "127.0.0.1:8883")]
     mqtt_listen: SocketAddr,
-    /// Use this broker (mqtts://HOST:PORT) instead of starting mosquitto.
-    #[arg(long)]
+    /// Use this broker (mqtts://HOST:PORT) instead of starting mosquitto. fleetd connects with
+    /// a client certificate from its CA (CN `fleetd`). The broker must require client
+    /// certificates from fleetd's CA (DATA_DIR/ca.pem), use the certificate CN as the user name,
+    /// refuse anonymous clients, check DATA_DIR/crl.pem (fleetd rewrites it on every
+    /// revocation: make the broker re-read it and drop the revoked device's connection), and
+    /// apply the ACL fleetd writes for its own broker: user `fleetd` may use `telekiosk/#`;
+    /// every other user only `telekiosk/v1/dev/%u/#`.
+    #[arg(long, verbatim_doc_comment)]
     mqtt_url: Option<String>,
     /// Also trust this CA (PEM) for the broker given by --mqtt-url.
     #[arg(long, requires = "mqtt_url")]
@@ -103,6 +122,7 @@ fn main() -> ExitCode {
         Command::User { command: UserCommand::Add { name, role, data_dir, .. } } => {
             add_user(&data_dir, &name, role)
         }
+        Command::Device { command } => device_cli::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,7 +146,7 @@ fn add_user(data_dir: &Path, name: &str, role: Role) -> anyhow::Result<()> {
 }
 
 /// Creates the data directory (owner-only) if needed and returns its absolute path.
-fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn prepare_data_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -149,7 +169,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let hostname = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
     let pki = pki::ensure(&data_dir, &hostname)?;
     say(&format!("CA certificate: {}", pki.ca_cert.display()));
-    let accounts = Arc::new(Accounts::new(Store::open(&data_dir.join("fleetd.db"))?));
+    let db = data_dir.join("fleetd.db");
+    let accounts = Arc::new(Accounts::new(Store::open(&db)?));
+    let signing_key = signing::ensure(&data_dir)?;
+    let registry = Arc::new(Registry::new(Store::open(&db)?, pki.clone(), signing_key)?);
+    // The CRL before the broker: mosquitto refuses every client while it has none.
+    let crl = data_dir.join(revocation::CRL_FILE);
+    let revoked = revocation::write_crl(&registry, &crl)?;
 
     // Both ports first, so a busy one fails before anything is started.
     let listener = std::net::TcpListener::bind(args.listen)
@@ -163,7 +189,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => {
             broker::check_port_free(args.mqtt_listen)?;
-            let conf = broker::write_config(&data_dir, args.mqtt_listen, &pki)?;
+            let conf = broker::write_config(&data_dir, args.mqtt_listen, &pki, &crl)?;
             let mut broker = broker::Broker::start(&args.mosquitto, &conf)?;
             if let Err(e) = broker.wait_running(Duration::from_secs(10)).await {
                 broker.stop().await;
@@ -174,18 +200,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     trusted.insert(0, pki.ca_cert.clone());
+    let broker_control = broker.as_ref().map(broker::Broker::control);
+    let (watcher, watcher_task) = revocation::spawn(registry.clone(), crl, revoked, broker_control);
+    let identity =
+        ca::fleetd_client_identity(&pki::ca_issuer(&pki)?, time::OffsetDateTime::now_utc())?;
 
     let (outbox_tx, outbox_rx) = mpsc::channel(1024);
     let (hub, _hub_task) = hub::spawn(outbox_tx);
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,
-        tls: pki::client_tls(&trusted)?,
+        tls: pki::client_tls(&trusted, identity)?,
     };
     let mut mqtt = mqtt::Mqtt::start(settings, hub.clone(), outbox_rx);
 
     let handle = axum_server::Handle::new();
-    let app = web::app(web::AppState::new(accounts, hub));
+    let app = web::app(web::AppState::new(accounts, hub, registry, watcher));
     let mut web_task =
         tokio::spawn(web::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
 
@@ -217,6 +247,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     handle.graceful_shutdown(Some(Duration::from_secs(2)));
     let _ = tokio::time::timeout(Duration::from_secs(3), web_task).await;
     mqtt.stop().await;
+    watcher_task.abort();
     if let Some(broker) = broker {
         broker.stop().await;
     }
@@ -323,5 +354,25 @@ mod tests {
         let add = ["fleetd", "user", "add", "alice", "--role", "admin", "--password-stdin"];
         assert!(Cli::try_parse_from(add).is_ok());
         assert!(Cli::try_parse_from(["fleetd", "user", "add", "alice"]).is_err());
+    }
+
+    #[test]
+    fn the_cli_parses_device_commands_and_refuses_a_ttl_without_unit() {
+        let token = ["fleetd", "device", "enrol-token", "--clinic", "North", "--room", "2"];
+        assert!(Cli::try_parse_from(token).is_ok());
+        let with_ttl = [&token[..], &["--ttl", "1s", "--json", "--data-dir", "/x"]].concat();
+        assert!(Cli::try_parse_from(with_ttl).is_ok());
+        assert!(Cli::try_parse_from([&token[..], &["--ttl", "24"]].concat()).is_err());
+        for cmd in [
+            &["approve", "dev-a"][..],
+            &["revoke", "dev-a"],
+            &["list", "--json"],
+            &["show", "dev-a"],
+        ] {
+            assert!(
+                Cli::try_parse_from([&["fleetd", "device"][..], cmd].concat()).is_ok(),
+                "{cmd:?}"
+            );
+        }
     }
 }

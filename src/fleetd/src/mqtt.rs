@@ -1,4 +1,5 @@
-//! fleetd's own MQTT client: connects to the broker over TLS, subscribes to every kiosk's
+//! fleetd's own MQTT client: connects to the broker over mutual TLS (a client certificate with
+//! CN `fleetd`, which the broker's ACL lets use all of `telekiosk/#`), subscribes to every kiosk's
 //! `visit/out` and `state`, decodes what arrives and hands it to the hub, and publishes the
 //! hub's messages on each kiosk's `visit/in`. Reconnects with backoff and subscribes again after
 //! every ConnAck (a clean session forgets subscriptions). Never logs payload contents.
@@ -30,7 +31,7 @@ pub struct MqttSettings {
     pub host: String,
     /// Broker TLS port.
     pub port: u16,
-    /// TLS client configuration trusting the broker's CA.
+    /// TLS client configuration trusting the broker's CA and presenting fleetd's certificate.
     pub tls: Arc<rustls::ClientConfig>,
 }
 

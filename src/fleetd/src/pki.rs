@@ -1,5 +1,6 @@
 //! fleetd's certificate authority and the server certificate it issues for its own listeners
 //! (the HTTPS console and the MQTT broker), plus the rustls configurations built from them.
+//! What the CA signs for others (device certificates, revocation lists) is in [`crate::ca`].
 //!
 //! Owns `ca.pem`, `ca-key.pem`, `server.pem` and `server-key.pem` in the data directory. It never
 //! replaces an existing CA (kiosks trust it), and never writes a private key that anyone but the
@@ -45,6 +46,9 @@ pub enum PkiError {
     /// rcgen could not make a key or certificate.
     #[error("cannot make a certificate: {0}")]
     Rcgen(#[from] rcgen::Error),
+    /// A certificate serial number in the database is not hex (the database was edited).
+    #[error("the stored certificate serial {0:?} is not hex: restore fleetd.db from a backup")]
+    BadSerial(String),
     /// rustls refused the certificate or key.
     #[error("TLS set-up failed: {0}")]
     Tls(#[from] rustls::Error),
@@ -123,18 +127,27 @@ pub fn server_tls(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, PkiError> {
     Ok(Arc::new(config))
 }
 
-/// A rustls client configuration that trusts only the CA certificates in `ca_files`.
-pub fn client_tls(ca_files: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+/// A rustls client configuration that trusts only the CA certificates in `ca_files` and
+/// presents `identity` (a certificate chain and its key) to servers that ask for one.
+pub fn client_tls(
+    ca_files: &[PathBuf],
+    identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+) -> Result<Arc<rustls::ClientConfig>, PkiError> {
     let mut roots = rustls::RootCertStore::empty();
     for path in ca_files {
         for cert in load_certs(path)? {
             roots.add(cert).map_err(|e| invalid(path, e))?;
         }
     }
-    // The next issue gives fleetd a client certificate of its own for the broker's mutual TLS.
-    Ok(Arc::new(
-        rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth(),
-    ))
+    let (chain, key) = identity;
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    Ok(Arc::new(builder.with_client_auth_cert(chain, key)?))
+}
+
+/// The CA as an rcgen issuer, for signing device certificates and revocation lists.
+pub fn ca_issuer(pki: &Pki) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    let key = KeyPair::from_pem(&read(&pki.ca_key)?).map_err(|e| invalid(&pki.ca_key, e))?;
+    Issuer::from_ca_cert_pem(&read(&pki.ca_cert)?, key).map_err(|e| invalid(&pki.ca_cert, e))
 }
 
 /// The names the server certificate must cover.
@@ -182,7 +195,7 @@ fn server_params(
 }
 
 /// A positive 128-bit random serial number.
-fn random_serial() -> Result<SerialNumber, PkiError> {
+pub(crate) fn random_serial() -> Result<SerialNumber, PkiError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| PkiError::Io {
         path: PathBuf::from("<system random source>"),
@@ -218,17 +231,17 @@ fn server_cert_fits(path: &Path, names: &[String]) -> Result<bool, PkiError> {
     Ok(fresh && names.iter().all(covered))
 }
 
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let certs = CertificateDer::pem_file_iter(path).map_err(|e| invalid(path, e))?;
     certs.collect::<Result<Vec<_>, _>>().map_err(|e| invalid(path, e))
 }
 
-fn read(path: &Path) -> Result<String, PkiError> {
+pub(crate) fn read(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(|source| PkiError::Io { path: path.into(), source })
 }
 
 /// Writes a file atomically (temporary file, fsync, rename) with `mode` from its creation on.
-fn write(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write(path: &Path, contents: &str, mode: u32) -> Result<(), PkiError> {
     let io = |source| PkiError::Io { path: path.into(), source };
     let tmp = path.with_extension("tmp");
     let _ = fs::remove_file(&tmp);
@@ -247,7 +260,7 @@ fn warn_if_readable_by_others(path: &Path) {
     }
 }
 
-fn invalid(path: &Path, reason: impl std::fmt::Display) -> PkiError {
+pub(crate) fn invalid(path: &Path, reason: impl std::fmt::Display) -> PkiError {
     PkiError::Invalid { path: path.into(), reason: reason.to_string() }
 }
 

@@ -1,18 +1,28 @@
 //! fleetd's SQLite database (`fleetd.db` in the data directory): the schema, its migrations,
-//! and the queries on it. Owns SQL; knows nothing of passwords beyond storing their hashes.
+//! and the queries on it. Owns SQL; knows nothing of passwords beyond storing their hashes,
+//! nor of enrolment tokens beyond storing theirs. `fleetd serve` and the CLI may have the file
+//! open at once: writers wait for each other (busy timeout) rather than fail.
+
+mod devices;
+
+pub use devices::{DeviceRecord, EnrolDecision, TokenRecord};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Schema migrations; entry `n` moves the database from `user_version` n to n + 1.
-const MIGRATIONS: &[&str] = &["CREATE TABLE users (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE users (
         username      TEXT PRIMARY KEY NOT NULL,
         role          TEXT NOT NULL CHECK (role IN ('clinician', 'admin')),
         password_hash TEXT NOT NULL,
         created_at    INTEGER NOT NULL
-    ) STRICT;"];
+    ) STRICT;",
+    devices::SCHEMA,
+];
 
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +33,9 @@ pub enum StoreError {
     /// A user of that name already exists.
     #[error("a user named {0:?} already exists")]
     UserExists(String),
+    /// No device has that id.
+    #[error("there is no device {0:?} (see `fleetd device list`)")]
+    NoSuchDevice(String),
     /// Any other SQLite failure.
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -50,6 +63,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open { path: path.into(), source };
         let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
         migrate(&conn).map_err(open_err)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -65,9 +79,7 @@ impl Store {
     /// Adds a user; refuses a name that is taken.
     pub fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         let conn = self.conn.lock().expect("store mutex poisoned");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = unix_now();
         let inserted = conn.execute(
             "INSERT INTO users (username, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (username) DO NOTHING",
@@ -99,14 +111,31 @@ impl Store {
     }
 }
 
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", true)?;
-    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (n, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", n + 1)?;
-        tx.commit()?;
+    let version = |c: &Connection| c.pragma_query_value(None, "user_version", |r| r.get(0));
+    for (n, sql) in MIGRATIONS.iter().enumerate().skip(version(conn)?) {
+        // IMMEDIATE, and the version read again inside: the CLI and the server may both start
+        // on an old database at once.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let step = (|| {
+            if version(conn)? == n {
+                conn.execute_batch(sql)?;
+                conn.pragma_update(None, "user_version", n + 1)?;
+            }
+            conn.execute_batch("COMMIT")
+        })();
+        if step.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        step?;
     }
     Ok(())
 }

@@ -1,25 +1,31 @@
 //! The HTTPS front: the clinician console (static files embedded in the binary), the sign-in
-//! API, and `/ws`, which [`crate::ws`] turns into a console connection. Owns the security
-//! headers and the session cookie. Never logs passwords, cookies or tokens.
+//! API, the device API ([`crate::device_api`]), and `/ws`, which [`crate::ws`] turns into a
+//! console connection. Owns the security headers, the session cookie, and how JSON bodies are
+//! read (`telekiosk_protocol::decode`: size, then JSON, then field limits). Never logs
+//! passwords, cookies or tokens.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use telekiosk_protocol::Validate;
+use telekiosk_protocol::api::{ApiError, LoginRequest, Me};
 use tokio::sync::Semaphore;
 
 use crate::accounts::{Accounts, AccountsError, User};
 use crate::hub::HubHandle;
+use crate::registry::Registry;
+use crate::revocation::Watcher;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "tk_session";
@@ -49,13 +55,23 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     /// Where console connections and their messages go.
     pub hub: HubHandle,
+    /// Devices and enrolment.
+    pub registry: Arc<Registry>,
+    /// Told after a revocation, so the CRL and broker follow at once.
+    pub revocation: Watcher,
     sign_in_slots: Semaphore,
 }
 
 impl AppState {
     /// State for the web routes.
-    pub fn new(accounts: Arc<Accounts>, hub: HubHandle) -> Arc<Self> {
-        Arc::new(Self { accounts, hub, sign_in_slots: Semaphore::new(SIGN_IN_SLOTS) })
+    pub fn new(
+        accounts: Arc<Accounts>,
+        hub: HubHandle,
+        registry: Arc<Registry>,
+        revocation: Watcher,
+    ) -> Arc<Self> {
+        let sign_in_slots = Semaphore::new(SIGN_IN_SLOTS);
+        Arc::new(Self { accounts, hub, registry, revocation, sign_in_slots })
     }
 
     /// The signed-in user and session token behind a request's cookie, if the session is live.
@@ -64,15 +80,6 @@ impl AppState {
         let user = self.accounts.session(&token, Instant::now())?;
         Some((user, token))
     }
-}
-
-/// HTTP API body of `POST /api/login`. (HTTP API bodies belong in `telekiosk-protocol`; see the
-/// note in this report.)
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginRequest {
-    username: String,
-    password: String,
 }
 
 /// All routes, with security headers on every response.
@@ -84,6 +91,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
+        .merge(crate::device_api::routes())
         .route("/ws", get(crate::ws::upgrade))
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not found.") })
         .layer(DefaultBodyLimit::max(16 * 1024))
@@ -114,13 +122,47 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// A JSON error body: `{"error": "..."}`.
+/// A JSON error body: `{"error": "..."}` ([`ApiError`]).
 pub fn api_error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
+    (status, Json(ApiError { error: message.into() })).into_response()
 }
 
-fn me_body(user: &User) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "username": user.username, "role": user.role.as_str() }))
+/// A refused request: the response to send instead (boxed, as a `Response` is large).
+#[derive(Debug)]
+pub struct Refused(Box<Response>);
+
+impl From<Response> for Refused {
+    fn from(res: Response) -> Self {
+        Self(Box::new(res))
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// Reads a JSON request body with `telekiosk_protocol::decode`. Refuses a body that is not
+/// declared as JSON (so a cross-site form cannot post one) or that breaks the message's
+/// limits; `usage` says what to send instead.
+pub fn json_body<T: DeserializeOwned + Validate>(
+    headers: &HeaderMap,
+    body: &Bytes,
+    usage: &str,
+) -> Result<T, Refused> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if !content_type.is_some_and(|t| t.starts_with("application/json")) {
+        let message = format!("Send {usage} as JSON (Content-Type: application/json).");
+        return Err(api_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &message).into());
+    }
+    telekiosk_protocol::decode(body).map_err(|e| {
+        api_error(StatusCode::BAD_REQUEST, &format!("Send {usage} as JSON: {e}.")).into()
+    })
+}
+
+fn me_body(user: &User) -> Json<Me> {
+    Json(Me { username: user.username.clone(), role: user.role.as_str().into() })
 }
 
 async fn security_headers(mut res: Response) -> Response {
@@ -143,10 +185,12 @@ async fn security_headers(mut res: Response) -> Response {
 async fn login(
     State(state): State<Arc<AppState>>,
     jar: CookieJar,
-    body: Result<Json<LoginRequest>, JsonRejection>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
-    let Ok(Json(req)) = body else {
-        return api_error(StatusCode::BAD_REQUEST, "Send {\"username\", \"password\"} as JSON.");
+    let req: LoginRequest = match json_body(&headers, &body, "{\"username\", \"password\"}") {
+        Ok(req) => req,
+        Err(refused) => return refused.into_response(),
     };
     let shown: String = req.username.chars().filter(|c| !c.is_control()).take(64).collect();
     let Ok(_slot) = state.sign_in_slots.acquire().await else {

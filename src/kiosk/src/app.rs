@@ -254,7 +254,7 @@ impl FrameSink for FirstFrame {
 }
 
 /// One status line on stdout.
-fn status(value: &serde_json::Value) {
+pub fn status(value: &serde_json::Value) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{value}");

@@ -20,8 +20,8 @@ use tokio::sync::mpsc::UnboundedSender;
 /// Why the fleet link could not be set up or used.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
-    #[error("cannot read the fleet CA certificate {path}: {reason}")]
-    Ca { path: String, reason: String },
+    #[error("the fleet CA certificate is not usable: {0}")]
+    Ca(String),
     #[error("cannot send to fleetd: {0}")]
     Send(#[from] rumqttc::ClientError),
 }
@@ -37,12 +37,13 @@ pub enum FleetEvent {
     Visit(Result<ServerToKiosk, DecodeError>),
 }
 
-/// Where and who: the broker, the CA that signed its certificate, this kiosk's id.
-#[derive(Debug, Clone)]
+/// Where and who: the broker, TLS (the fleet CA, and this kiosk's certificate with its
+/// TPM-held key), this kiosk's id.
+#[derive(Clone)]
 pub struct FleetOptions {
     pub host: String,
     pub port: u16,
-    pub ca_file: std::path::PathBuf,
+    pub tls: Arc<rustls::ClientConfig>,
     pub device_id: String,
     pub clinic: String,
     pub room: String,
@@ -73,7 +74,7 @@ impl FleetLink {
             QoS::AtLeastOnce,
             true,
         ));
-        mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls_config(opts)?)));
+        mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(opts.tls.clone())));
         let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
         let link = Self { client, device_id: opts.device_id.clone() };
         let state = DeviceState {
@@ -134,20 +135,27 @@ impl FleetLink {
     }
 }
 
-/// TLS that trusts only the fleet's CA.
-fn tls_config(opts: &FleetOptions) -> Result<Arc<rustls::ClientConfig>, FleetError> {
-    let path = opts.ca_file.display().to_string();
-    let ca_err = |reason: String| FleetError::Ca { path: path.clone(), reason };
-    let pem = std::fs::read(&opts.ca_file).map_err(|e| ca_err(e.to_string()))?;
+/// TLS that trusts only the fleet's CA (PEM) and, once enrolled, presents this kiosk's
+/// certificate with signatures made by its key.
+pub fn tls_config(
+    ca_pem: &[u8],
+    client_auth: Option<Arc<dyn rustls::client::ResolvesClientCert>>,
+) -> Result<Arc<rustls::ClientConfig>, FleetError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.map_err(|e| ca_err(e.to_string()))?).map_err(|e| ca_err(e.to_string()))?;
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        let cert = cert.map_err(|e| FleetError::Ca(e.to_string()))?;
+        roots.add(cert).map_err(|e| FleetError::Ca(e.to_string()))?;
     }
     if roots.is_empty() {
-        return Err(ca_err("no certificate in the file".into()));
+        return Err(FleetError::Ca("no certificate in it".into()));
     }
-    let config =
-        rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match client_auth {
+        Some(resolver) => builder.with_client_cert_resolver(resolver),
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 

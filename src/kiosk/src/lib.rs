@@ -3,8 +3,12 @@
 //! `app` controller that wires them together.
 
 pub mod app;
+pub mod enrol;
 pub mod fleet;
+pub mod hardening;
+pub mod identity;
 pub mod media;
 pub mod profile;
+pub mod startup;
 pub mod ui;
 pub mod visit;

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Parser;
 use slint::ComponentHandle;
-use telekiosk::app::{Controller, Display, Input};
+use telekiosk::app::{Controller, Display, Input, status};
 use telekiosk::fleet::{FleetLink, FleetOptions};
 use telekiosk::profile::Profile;
+use telekiosk::startup;
 use telekiosk::ui::view::ViewModel;
 use telekiosk::ui::{self, KioskWindow, UiFrames, headless};
 use telekiosk::visit::{Timeouts, Visit};
@@ -27,15 +28,24 @@ struct Args {
     /// The fleet's MQTT broker; default: the server's host on port 8883.
     #[arg(long, env = "TELEKIOSK_MQTT")]
     mqtt: Option<url::Url>,
-    /// CA certificate of the fleet (fleetd prints where it is).
+    /// CA certificate of the fleet (fleetd prints where it is), trusted for enrolment.
     #[arg(long, env = "TELEKIOSK_CA")]
     ca: PathBuf,
     /// Hardware profile (hw/profiles/*.toml).
     #[arg(long, env = "TELEKIOSK_PROFILE")]
     profile: PathBuf,
-    /// This kiosk's id (until enrolment gives it one from the TPM identity).
-    #[arg(long, env = "TELEKIOSK_DEVICE_ID", default_value = "kiosk-1")]
-    device_id: String,
+    /// Where the kiosk keeps its state: the device key's public record, its enrolment.
+    #[arg(long, env = "TELEKIOSK_STATE_DIR", default_value = "/var/lib/telekiosk")]
+    state_dir: PathBuf,
+    /// TPM to use (TCTI), instead of the hardware profile's, e.g. swtpm:host=127.0.0.1,port=2321.
+    #[arg(long, env = "TELEKIOSK_TPM")]
+    tpm: Option<String>,
+    /// One-time enrolment code from the fleet admin, for the first start.
+    #[arg(long, env = "TELEKIOSK_ENROL_TOKEN")]
+    enrol_token: Option<String>,
+    /// DEVELOPMENT ONLY, INSECURE: keep the device key in a file instead of the TPM.
+    #[arg(long)]
+    insecure_software_key_for_development: bool,
     /// Clinic name shown on the screen (until fleet config sets it).
     #[arg(long, default_value = "Maple Valley Clinic")]
     clinic: String,
@@ -73,6 +83,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let hardened =
+        telekiosk::hardening::harden().context("cannot keep visit media out of dumps")?;
+    if let Err(e) = hardened.memory_locked {
+        tracing::warn!(
+            "memory is not locked and may be swapped ({e}): give the kiosk CAP_IPC_LOCK or LimitMEMLOCK=infinity"
+        );
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let profile = Profile::load(&args.profile)?;
     if !args.headless {
@@ -92,26 +109,61 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let settings = startup::Settings {
+        server: args.server.clone(),
+        ca_pem: std::fs::read(&args.ca)
+            .with_context(|| format!("cannot read the fleet CA {}", args.ca.display()))?,
+        state_dir: args.state_dir.clone(),
+        tcti: args.tpm.clone().unwrap_or_else(|| profile.tpm.tcti.clone()),
+        enrol_token: args.enrol_token.clone(),
+        insecure_software_key: args.insecure_software_key_for_development,
+    };
     let (tx, rx) = unbounded_channel();
-    let fleet = {
-        let _guard = runtime.enter();
-        FleetLink::start(&fleet_options(&args)?, forward(tx.clone(), Input::Fleet))?
-    };
-    let controller = Controller {
-        visit: Visit::new(&args.clinic, &args.room, Timeouts::default()),
-        profile,
-        fleet,
-        frames: Arc::new(UiFrames::new(window.as_weak())),
-        display: Box::new(SlintDisplay(window.as_weak())),
-        media_unavailable,
-    };
     let presses = tx.clone();
     ui::wire_buttons(&window, move |p| {
         let _ = presses.send(Input::Press(p));
     });
+    let weak = window.as_weak();
     let ctl_tx = tx.clone();
+    let (mqtt_host, mqtt_port) = mqtt_address(&args)?;
     runtime.spawn(async move {
+        let progress = |message: &str| {
+            status(&serde_json::json!({"event": "screen", "screen": "setup", "message": message}));
+            on_ui(&weak, message.to_string(), ui::show_setup);
+        };
+        let identity = match startup::identity(&settings, progress).await {
+            Ok(identity) => identity,
+            Err(e) => {
+                tracing::error!("this kiosk needs service: {e}");
+                out_of_service(&weak, e.to_string());
+                return;
+            }
+        };
+        let options = FleetOptions {
+            host: mqtt_host,
+            port: mqtt_port,
+            tls: identity.tls.clone(),
+            device_id: identity.credentials.device_id.clone(),
+            clinic: args.clinic.clone(),
+            room: args.room.clone(),
+        };
+        let fleet = match FleetLink::start(&options, forward(ctl_tx.clone(), Input::Fleet)) {
+            Ok(fleet) => fleet,
+            Err(e) => {
+                out_of_service(&weak, e.to_string());
+                return;
+            }
+        };
+        let controller = Controller {
+            visit: Visit::new(&args.clinic, &args.room, Timeouts::default()),
+            profile,
+            fleet,
+            frames: Arc::new(UiFrames::new(weak.clone())),
+            display: Box::new(SlintDisplay(weak)),
+            media_unavailable,
+        };
         controller.run(ctl_tx, rx).await;
+        drop(identity);
         let _ = slint::quit_event_loop();
     });
     runtime.spawn(shutdown_on_signal(tx.clone()));
@@ -130,18 +182,30 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn fleet_options(args: &Args) -> anyhow::Result<FleetOptions> {
+/// The broker: `--mqtt`, or the server's host on port 8883.
+fn mqtt_address(args: &Args) -> anyhow::Result<(String, u16)> {
     let mqtt = args.mqtt.as_ref().unwrap_or(&args.server);
     let host = mqtt.host_str().context("the server URL has no host")?.to_string();
     let port = if args.mqtt.is_some() { mqtt.port().unwrap_or(8883) } else { 8883 };
-    Ok(FleetOptions {
-        host,
-        port,
-        ca_file: args.ca.clone(),
-        device_id: args.device_id.clone(),
-        clinic: args.clinic.clone(),
-        room: args.room.clone(),
-    })
+    Ok((host, port))
+}
+
+/// Shows "This kiosk needs service" with the reason, and says so on stdout.
+fn out_of_service(weak: &slint::Weak<KioskWindow>, reason: String) {
+    let mut chars = reason.chars();
+    let reason = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or(reason);
+    status(&serde_json::json!({"event": "screen", "screen": "out_of_service", "message": reason}));
+    on_ui(weak, reason, ui::show_out_of_service);
+}
+
+/// Runs `f(window, message)` on the UI thread.
+fn on_ui(weak: &slint::Weak<KioskWindow>, message: String, f: fn(&KioskWindow, &str)) {
+    let weak = weak.clone();
+    let _ = slint::invoke_from_event_loop(move || {
+        if let Some(window) = weak.upgrade() {
+            f(&window, &message);
+        }
+    });
 }
 
 /// A sender of `T` that wraps each value into an `Input` for the controller.
@@ -168,7 +232,17 @@ async fn shutdown_on_signal(tx: UnboundedSender<Input>) {
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("stopping");
+    stop(&tx);
+}
+
+/// Asks the controller to end any visit and stop; quits the UI anyway if it does not (it may
+/// never have started, e.g. on the service screen).
+fn stop(tx: &UnboundedSender<Input>) {
     let _ = tx.send(Input::Shutdown);
+    std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let _ = slint::quit_event_loop();
+    });
 }
 
 /// Headless control on stdin: `tap X Y`, `screenshot PATH`, `quit`. Taps go through the real
@@ -195,7 +269,7 @@ fn read_control(tx: UnboundedSender<Input>) {
                 })
             }
             ["quit"] => {
-                let _ = tx.send(Input::Shutdown);
+                stop(&tx);
                 break;
             }
             [] => continue,

@@ -235,43 +235,34 @@ impl Visit {
             }
             (state, E::MediaFailed { reason }) if current(&state).is_some() => {
                 let visit_id = current(&state).unwrap_or_default().to_string();
-                let mut effects = vec![Effect::Warn(format!("media failed: {reason}"))];
-                let reason = match state {
+                let why = match state {
                     S::Waiting { .. } => EndReason::KioskFault,
                     _ => EndReason::ConnectionLost,
                 };
-                let (next, more) = self.end(visit_id, reason, now_ms, true);
-                effects.extend(more);
-                (next, effects)
+                self.end_warned(format!("media failed: {reason}"), visit_id, why, now_ms)
             }
-            (state, E::ServerMalformed { reason }) => match current(&state) {
-                Some(visit_id) => {
-                    let visit_id = visit_id.to_string();
-                    let mut effects =
-                        vec![Effect::Warn(format!("malformed message from fleetd: {reason}"))];
-                    let (next, more) = self.end(visit_id, EndReason::ProtocolError, now_ms, true);
-                    effects.extend(more);
-                    (next, effects)
+            (state, E::ServerMalformed { reason }) => {
+                let warning = format!("malformed message from fleetd: {reason}");
+                match current(&state) {
+                    Some(visit_id) => {
+                        let visit_id = visit_id.to_string();
+                        self.end_warned(warning, visit_id, EndReason::ProtocolError, now_ms)
+                    }
+                    None => (state, vec![Effect::Warn(warning)]),
                 }
-                None => {
-                    (state, vec![Effect::Warn(format!("malformed message from fleetd: {reason}"))])
-                }
-            },
+            }
             (state, E::Server(msg)) => match current(&state) {
                 // A message for this visit that does not fit where the visit is: end it cleanly.
                 Some(visit_id) if visit_id == msg.visit_id() => {
+                    let warning = format!("unexpected '{}' message from fleetd", msg.kind());
                     let visit_id = visit_id.to_string();
-                    let mut effects =
-                        vec![Effect::Warn(format!("unexpected message from fleetd: {msg:?}"))];
-                    let (next, more) = self.end(visit_id, EndReason::ProtocolError, now_ms, true);
-                    effects.extend(more);
-                    (next, effects)
+                    self.end_warned(warning, visit_id, EndReason::ProtocolError, now_ms)
                 }
                 // A leftover of an earlier visit: nothing to do.
-                _ => (
-                    state,
-                    vec![Effect::Warn(format!("ignored message for visit {}", msg.visit_id()))],
-                ),
+                _ => {
+                    let warning = format!("ignored '{}' for visit {}", msg.kind(), msg.visit_id());
+                    (state, vec![Effect::Warn(warning)])
+                }
             },
 
             (S::Ended { until_ms, .. }, E::Tick) if now_ms >= until_ms => (S::Idle, vec![]),
@@ -288,6 +279,19 @@ impl Visit {
             clinic: self.clinic.clone(),
             room: self.room.clone(),
         }
+    }
+
+    /// Ends the visit because something went wrong, saying what in the log.
+    fn end_warned(
+        &self,
+        warning: String,
+        visit_id: String,
+        reason: EndReason,
+        now_ms: u64,
+    ) -> (State, Vec<Effect>) {
+        let (next, mut effects) = self.end(visit_id, reason, now_ms, true);
+        effects.insert(0, Effect::Warn(warning));
+        (next, effects)
     }
 
     /// Ends the visit: media down, fleetd told (unless it told us), "ended" screen.

@@ -5,6 +5,7 @@
 //! enforces a size limit and then each message's own field limits, so a malformed or oversized
 //! message is refused with an error naming what is wrong before any other code sees it.
 
+pub mod api;
 pub mod console;
 pub mod decode;
 pub mod device;

@@ -110,6 +110,16 @@ impl KioskToServer {
 }
 
 impl ServerToKiosk {
+    /// The message's type, as on the wire; for logs that must not carry SDP or candidates.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Accepted { .. } => "accepted",
+            Self::Answer { .. } => "answer",
+            Self::Ice { .. } => "ice",
+            Self::End { .. } => "end",
+        }
+    }
+
     /// The visit this message belongs to.
     pub fn visit_id(&self) -> &str {
         match self {

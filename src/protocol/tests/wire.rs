@@ -172,3 +172,59 @@ fn topics_confine_each_device_to_its_own_subtree() {
     assert_eq!(topics::parse("telekiosk/v1/dev//state"), None);
     assert_eq!(topics::parse("other/v1/dev/k1/state"), None);
 }
+
+#[test]
+fn kind_names_the_wire_type_of_every_server_to_kiosk_message() {
+    let id = || "v-1".to_string();
+    let all = [
+        ServerToKiosk::Accepted { visit_id: id() },
+        ServerToKiosk::Answer { visit_id: id(), sdp: SDP.into() },
+        ServerToKiosk::Ice { visit_id: id(), ice: ice() },
+        ServerToKiosk::End { visit_id: id(), reason: EndReason::ClinicianLeft },
+    ];
+    for msg in all {
+        let json: serde_json::Value = serde_json::from_slice(&encode(&msg)).unwrap();
+        assert_eq!(json["type"], msg.kind());
+    }
+}
+
+mod api {
+    use telekiosk_protocol::api::{EnrolRequest, EnrolResponse, EnrolStatus, LoginRequest};
+    use telekiosk_protocol::{DecodeError, decode, encode};
+
+    const CSR: &str =
+        "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n";
+
+    #[test]
+    fn enrolment_messages_round_trip() {
+        let req = EnrolRequest { token: "K7QX-92MD".into(), csr_pem: CSR.into() };
+        assert_eq!(decode::<EnrolRequest>(&encode(&req)).unwrap(), req);
+        for status in [
+            EnrolStatus::Pending,
+            EnrolStatus::Approved {
+                certificate_pem: "c".into(),
+                ca_pem: "a".into(),
+                signing_key_pem: "k".into(),
+            },
+        ] {
+            let resp = EnrolResponse { device_id: "dev-abc".into(), status };
+            assert_eq!(decode::<EnrolResponse>(&encode(&resp)).unwrap(), resp);
+        }
+        let login = LoginRequest { username: "dr-lee".into(), password: "pw".into() };
+        assert_eq!(decode::<LoginRequest>(&encode(&login)).unwrap(), login);
+    }
+
+    #[test]
+    fn enrolment_with_a_bad_token_or_no_csr_is_refused_naming_the_field() {
+        let bad_token = EnrolRequest { token: "a b".into(), csr_pem: CSR.into() };
+        assert!(matches!(
+            decode::<EnrolRequest>(&encode(&bad_token)),
+            Err(DecodeError::Invalid { field: "token", .. })
+        ));
+        let no_csr = EnrolRequest { token: "K7QX".into(), csr_pem: "hello".into() };
+        assert!(matches!(
+            decode::<EnrolRequest>(&encode(&no_csr)),
+            Err(DecodeError::Invalid { field: "csr_pem", .. })
+        ));
+    }
+}

@@ -66,6 +66,20 @@ pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
     api.set_online(online);
 }
 
+/// Shows the set-up screen (joining the fleet) with what is happening, in plain words.
+pub fn show_setup(window: &KioskWindow, message: &str) {
+    let api = window.global::<Api>();
+    api.set_screen(Screen::Setup);
+    api.set_message(message.into());
+}
+
+/// Shows the out-of-service screen with what is wrong (before the controller runs).
+pub fn show_out_of_service(window: &KioskWindow, message: &str) {
+    let api = window.global::<Api>();
+    api.set_screen(Screen::OutOfService);
+    api.set_message(message.into());
+}
+
 /// Sets the clinic and room names shown on every screen.
 pub fn set_names(window: &KioskWindow, clinic: &str, room: &str) {
     let api = window.global::<Api>();

@@ -1,0 +1,74 @@
+//! fleetd's Ed25519 key for signing config and commands (`config-signing-key.pem`, PKCS#8,
+//! mode 0600). Kiosks pin its public key at enrolment, so it is made once and never replaced.
+//! Signing itself comes with the config issue; today this module only creates the key and
+//! hands out its public half. It never logs or returns the private key.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{KeyPair, PKCS_ED25519};
+
+use crate::pki::{self, PkiError};
+
+/// File name of the signing key in the data directory.
+pub const KEY_FILE: &str = "config-signing-key.pem";
+
+/// Why the signing key could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// The key file could not be read or written.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The file holds something other than an Ed25519 key.
+    #[error(
+        "{path} is not an Ed25519 private key: restore it from a backup (kiosks have pinned its \
+         public key, so a new one would make them refuse every config)"
+    )]
+    NotEd25519 { path: PathBuf },
+}
+
+/// Makes sure `dir` holds the signing key (creating it if missing) and returns the public key
+/// as a SubjectPublicKeyInfo PEM, the form kiosks pin.
+pub fn ensure(dir: &Path) -> Result<String, SigningError> {
+    let path = dir.join(KEY_FILE);
+    let key = if path.exists() {
+        let key = KeyPair::from_pem(&pki::read(&path)?)
+            .map_err(|_| SigningError::NotEd25519 { path: path.clone() })?;
+        if !key.is_compatible(&PKCS_ED25519) {
+            return Err(SigningError::NotEd25519 { path });
+        }
+        key
+    } else {
+        let key = KeyPair::generate_for(&PKCS_ED25519).map_err(PkiError::from)?;
+        pki::write(&path, &key.serialize_pem(), 0o600)?;
+        tracing::info!(path = %path.display(), "created the config signing key");
+        key
+    };
+    Ok(key.public_key_pem())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_signing_key_is_made_once_owner_only_and_its_public_half_is_spki_pem() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ensure(dir.path()).unwrap();
+        assert!(first.starts_with("-----BEGIN PUBLIC KEY-----"), "{first}");
+        // Ed25519 SubjectPublicKeyInfo: a 12-byte header and the 32-byte key.
+        assert_eq!(pem::parse(&first).unwrap().contents().len(), 44);
+        assert_eq!(ensure(dir.path()).unwrap(), first);
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_signing_key_file_of_another_kind_is_an_error_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p256 = KeyPair::generate().unwrap().serialize_pem();
+        std::fs::write(dir.path().join(KEY_FILE), &p256).unwrap();
+        assert!(matches!(ensure(dir.path()), Err(SigningError::NotEd25519 { .. })));
+        assert_eq!(std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(), p256);
+    }
+}

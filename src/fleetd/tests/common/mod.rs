@@ -1,0 +1,298 @@
+//! What the integration tests share: the real `fleetd` binary started on free loopback ports
+//! with a real mosquitto, its CLI, HTTPS clients, and MQTT clients with software device keys
+//! (rcgen). Needs mosquitto installed: without it the tests fail, they do not skip.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{CertificateParams, KeyPair};
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Outgoing, Packet, SubscribeReasonCode, TlsConfiguration,
+    Transport,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use telekiosk_protocol::api::{EnrolResponse, EnrolStatus, EnrolToken};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+pub const FLEETD: &str = env!("CARGO_BIN_EXE_fleetd");
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A running `fleetd serve`.
+pub struct Fleetd {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub ca: PathBuf,
+    pub web_port: u16,
+    pub mqtt_port: u16,
+    pub log: PathBuf,
+}
+
+impl Fleetd {
+    /// `https://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.web_port)
+    }
+
+    /// What fleetd (and its mosquitto) logged so far.
+    pub fn logged(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub async fn add_user(dir: &Path, name: &str, password: &str, role: &str) {
+    let mut child = Command::new(FLEETD)
+        .args(["user", "add", name, "--role", role, "--password-stdin", "--data-dir"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).await.unwrap();
+    assert!(child.wait().await.unwrap().success(), "fleetd user add {name} failed");
+}
+
+pub async fn start(dir: &Path) -> Fleetd {
+    assert!(
+        Path::new("/usr/sbin/mosquitto").exists(),
+        "this test needs mosquitto: apt-get install mosquitto"
+    );
+    let (web_port, mqtt_port) = (free_port(), free_port());
+    let log = dir.with_extension("log");
+    let mut child = Command::new(FLEETD)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", &format!("127.0.0.1:{web_port}")])
+        .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}")])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut ca = None;
+    let ready = timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(path) = line.strip_prefix("CA certificate: ") {
+                ca = Some(PathBuf::from(path));
+            }
+            if line.starts_with("fleetd ready:") {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await;
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    let line = match ready {
+        Ok(Some(line)) => line,
+        _ => panic!("fleetd never said it was ready; its log:\n{}", logged()),
+    };
+    let expected = format!(
+        "fleetd ready: console https://127.0.0.1:{web_port}/ mqtt mqtts://127.0.0.1:{mqtt_port}"
+    );
+    assert_eq!(line, expected);
+    let ca = ca.expect("fleetd printed its CA path");
+    assert!(ca.is_absolute() && ca.exists(), "{ca:?}");
+    Fleetd { child, dir: dir.to_path_buf(), ca, web_port, mqtt_port, log }
+}
+
+/// SIGTERM: fleetd exits with success, and the broker's port closes.
+pub async fn stop(mut f: Fleetd) {
+    let pid = nix::unistd::Pid::from_raw(f.child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = timeout(WAIT, f.child.wait()).await.expect("fleetd exits in time").unwrap();
+    assert!(status.success(), "fleetd exited with {status}; its log:\n{}", f.logged());
+    assert_port_closes(f.mqtt_port).await;
+}
+
+pub async fn assert_port_closes(port: u16) {
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("mosquitto still listens on {port} after fleetd is gone");
+}
+
+/// Trusts fleetd's CA; presents `identity` if given.
+pub fn tls(
+    ca: &Path,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> rustls::ClientConfig {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
+        None => builder.with_no_client_auth(),
+    }
+}
+
+/// An HTTPS client trusting fleetd's CA.
+pub fn http(f: &Fleetd) -> reqwest::Client {
+    reqwest::Client::builder().use_preconfigured_tls(tls(&f.ca, None)).build().unwrap()
+}
+
+/// Runs `fleetd ARGS --data-dir DIR`; returns (success, stdout, stderr).
+pub async fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(FLEETD).args(args).arg("--data-dir").arg(dir).output().await.unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.success(), text(out.stdout), text(out.stderr))
+}
+
+/// `fleetd device enrol-token --json` for North Clinic, room `room`.
+pub async fn enrol_token(dir: &Path, room: &str, ttl: &str) -> EnrolToken {
+    let args = ["device", "enrol-token", "--clinic", "North Clinic", "--room", room];
+    let (ok, out, err) = cli(dir, &[&args[..], &["--ttl", ttl, "--json"]].concat()).await;
+    assert!(ok, "enrol-token failed: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// A software P-256 key and its CSR, as a kiosk without a TPM would make them.
+pub fn device_key() -> (KeyPair, String) {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let csr = CertificateParams::default().serialize_request(&key).unwrap().pem().unwrap();
+    (key, csr)
+}
+
+/// `POST /api/enrol`: the HTTP status and the body (an `EnrolResponse` or an `ApiError`).
+pub async fn post_enrol(f: &Fleetd, token: &str, csr_pem: &str) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({ "token": token, "csr_pem": csr_pem });
+    let res = http(f).post(f.url("/api/enrol")).json(&body).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// An enrolled and approved kiosk with a software key.
+pub struct Device {
+    pub id: String,
+    pub key: KeyPair,
+    pub cert_pem: String,
+    /// The enrolment code it used, and its CSR: sending both again asks how it stands.
+    pub token: String,
+    pub csr: String,
+}
+
+impl Device {
+    /// TLS presenting this device's certificate.
+    pub fn tls(&self, f: &Fleetd) -> rustls::ClientConfig {
+        let chain = vec![CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::try_from(self.key.serialize_der()).unwrap();
+        tls(&f.ca, Some((chain, key)))
+    }
+}
+
+/// Enrols a software-key kiosk (token from the CLI, CSR over HTTPS), approves it with the CLI,
+/// and fetches its certificate as a kiosk would: by asking again.
+pub async fn enrolled_device(f: &Fleetd, room: &str) -> Device {
+    let token = enrol_token(&f.dir, room, "1h").await.token;
+    let (key, csr) = device_key();
+    let (status, body) = post_enrol(f, &token, &csr).await;
+    assert_eq!(status, 200, "{body}");
+    let pending: EnrolResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(pending.status, EnrolStatus::Pending);
+    let (ok, _, err) = cli(&f.dir, &["device", "approve", &pending.device_id]).await;
+    assert!(ok, "approve failed: {err}");
+    let (status, body) = post_enrol(f, &token, &csr).await;
+    assert_eq!(status, 200, "{body}");
+    let approved: EnrolResponse = serde_json::from_value(body).unwrap();
+    let EnrolStatus::Approved { certificate_pem, .. } = approved.status else {
+        panic!("not approved: {approved:?}");
+    };
+    Device { id: pending.device_id, key, cert_pem: certificate_pem, token, csr }
+}
+
+/// What an MQTT test client sees after connecting.
+#[derive(Debug)]
+pub enum Seen {
+    SubAck(Vec<SubscribeReasonCode>),
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+    },
+    PubAck(u16),
+    /// The connection ended; the client does not reconnect.
+    Closed(String),
+}
+
+/// A connected MQTT client and what it sees.
+pub struct Mqtt {
+    pub client: AsyncClient,
+    pub seen: mpsc::UnboundedReceiver<Seen>,
+}
+
+impl Mqtt {
+    /// The next event, within [`WAIT`].
+    pub async fn next(&mut self) -> Seen {
+        timeout(WAIT, self.seen.recv()).await.expect("an MQTT event in time").expect("open")
+    }
+
+    /// Events until one matches `want`; returns the ones before it and it.
+    pub async fn until(&mut self, want: impl Fn(&Seen) -> bool) -> (Vec<Seen>, Seen) {
+        let mut before = Vec::new();
+        loop {
+            let seen = self.next().await;
+            if want(&seen) {
+                return (before, seen);
+            }
+            before.push(seen);
+        }
+    }
+}
+
+/// Connects to fleetd's broker with `tls`; `Err` names why the broker or TLS refused.
+pub async fn mqtt(f: &Fleetd, tls: rustls::ClientConfig, client_id: &str) -> Result<Mqtt, String> {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", f.mqtt_port);
+    options.set_keep_alive(Duration::from_secs(5));
+    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    let (tx, seen) = mpsc::unbounded_channel();
+    let connected = timeout(WAIT, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no ConnAck in time".to_string())?;
+    connected?;
+    tokio::spawn(async move {
+        loop {
+            let seen = match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(a))) => Seen::SubAck(a.return_codes),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Seen::Publish { topic: p.topic, payload: p.payload.to_vec() }
+                }
+                Ok(Event::Incoming(Packet::PubAck(a))) => Seen::PubAck(a.pkid),
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = tx.send(Seen::Closed(e.to_string()));
+                    break;
+                }
+            };
+            if tx.send(seen).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Mqtt { client, seen })
+}

@@ -1,0 +1,5 @@
+//! Helpers shared by the `identity_*` integration tests.
+
+pub mod proxy;
+pub mod swtpm;
+pub mod tls;
