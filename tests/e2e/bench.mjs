@@ -6,9 +6,12 @@
 //   accept → kiosk      clinician clicks Join → first clinician frame decoded on the kiosk
 //   accept → console    clinician clicks Join → first kiosk frame decoded in the browser
 //   call load           kiosk CPU (% of one core) and RSS over 30 s of a call
+//   start → connected   kiosk process start → online over mutual TLS with its TPM key (enrolled)
 
 import fs from 'node:fs';
-import { BUTTONS, Kiosk, consoleInbound, requireParts, signIn, startBrowser, startFleetd, waitFor } from './harness.mjs';
+import {
+  BUTTONS, Kiosk, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser, startFleetd, startSwtpm, waitFor,
+} from './harness.mjs';
 
 const VISITS = Number(process.env.TK_BENCH_VISITS || 5);
 const CALL_SECONDS = Number(process.env.TK_BENCH_CALL_SECONDS || 30);
@@ -30,10 +33,10 @@ function summary(name, values) {
 
 requireParts();
 const fleetd = await startFleetd('bench', 'bench-password-123');
-const kiosk = new Kiosk(fleetd, 'kiosk-bench');
+const tpm = await startSwtpm();
+let { kiosk, stateDir } = await enrolKiosk(fleetd, tpm);
 const browser = await startBrowser();
 try {
-  await kiosk.waitLine('fleet link up', (l) => l.includes('"online":true'), 30000);
   const page = await signIn(browser, fleetd, 'bench', 'bench-password-123');
   const queued = []; const toKiosk = []; const toConsole = [];
   for (let i = 0; i <= VISITS; i++) {
@@ -94,8 +97,20 @@ try {
   console.log(`kiosk video decoded    ${consoleFps.toFixed(1)} fps in the browser`);
   kiosk.tap(...BUTTONS.end);
   await kiosk.waitScreen('ended');
+
+  const starts = [];
+  for (let i = 0; i < 5; i++) {
+    await kiosk.stop();
+    const t0 = performance.now();
+    kiosk = new Kiosk(fleetd, { tpm, stateDir, name: `telekiosk-start-${i}` });
+    await kiosk.waitOnline();
+    starts.push(kiosk.times[kiosk.lines.findIndex((l) => l.includes('"online":true'))] - t0);
+  }
+  console.log('\nKiosk start (already enrolled, swtpm):');
+  summary('start → connected', starts);
 } finally {
   await browser.close();
   await kiosk.stop();
+  await tpm.stop();
   await fleetd.stop();
 }

@@ -162,19 +162,10 @@ fn check(creds: &Credentials, key: &DeviceKey) -> Result<(), EnrolError> {
     Ok(())
 }
 
-/// Write, fsync, rename: the file is either the old one or the whole new one.
+/// Stores the enrolment durably: after a power cut it is either absent or whole.
 fn store(state_dir: &Path, creds: &Credentials) -> Result<(), EnrolError> {
-    use std::io::Write;
     let path = file(state_dir);
-    let tmp = path.with_extension("json.tmp");
-    let store_err =
-        |e: std::io::Error| EnrolError::Store { path: path.clone(), reason: e.to_string() };
-    std::fs::create_dir_all(state_dir).map_err(store_err)?;
-    let mut f = std::fs::File::create(&tmp).map_err(store_err)?;
-    f.write_all(&serde_json::to_vec_pretty(creds).expect("credentials serialise"))
-        .map_err(store_err)?;
-    f.sync_all().map_err(store_err)?;
-    std::fs::rename(&tmp, &path).map_err(store_err)?;
-    std::fs::File::open(state_dir).and_then(|d| d.sync_all()).map_err(store_err)?;
-    Ok(())
+    let bytes = serde_json::to_vec_pretty(creds).expect("credentials serialise");
+    crate::durable::write_atomically(&path, &bytes)
+        .map_err(|e| EnrolError::Store { path: path.clone(), reason: e.to_string() })
 }

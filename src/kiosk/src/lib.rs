@@ -3,6 +3,7 @@
 //! `app` controller that wires them together.
 
 pub mod app;
+pub mod durable;
 pub mod enrol;
 pub mod fleet;
 pub mod hardening;

@@ -6,7 +6,6 @@
 //! object loaded, or silently replace a key whose record says it should be another one.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -125,16 +124,9 @@ pub(crate) fn write_record(
         path: path.clone(),
         reason: format!("cannot write it: {e}"),
     };
-    fs::create_dir_all(state_dir).map_err(state)?;
     let record = Record { format: RECORD_FORMAT.into(), handle, public_point: hex_encode(point) };
     let text = serde_json::to_string_pretty(&record).expect("record serialises");
-    let tmp = path.with_extension("json.tmp");
-    let mut file = fs::File::create(&tmp).map_err(state)?;
-    file.write_all(text.as_bytes()).map_err(state)?;
-    file.sync_all().map_err(state)?;
-    fs::rename(&tmp, &path).map_err(state)?;
-    fs::File::open(state_dir).and_then(|d| d.sync_all()).map_err(state)?;
-    Ok(())
+    crate::durable::write_atomically(&path, text.as_bytes()).map_err(state)
 }
 
 /// Runs on the TPM thread: returns the device key's public point at `handle`, creating the key
