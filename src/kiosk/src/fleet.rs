@@ -82,6 +82,7 @@ impl FleetLink {
             software: env!("CARGO_PKG_VERSION").into(),
             clinic: opts.clinic.clone(),
             room: opts.room.clone(),
+            ..DeviceState::offline()
         };
         let task_link = link.clone();
         tokio::spawn(async move {

@@ -6,6 +6,8 @@
 //! message is refused with an error naming what is wrong before any other code sees it.
 
 pub mod api;
+pub mod command;
+pub mod config;
 pub mod console;
 pub mod decode;
 pub mod device;

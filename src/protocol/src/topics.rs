@@ -24,6 +24,24 @@ pub fn state(device_id: &str) -> String {
     device(device_id, "state")
 }
 
+/// fleetd → kiosk signed config (retained).
+pub fn config(device_id: &str) -> String {
+    device(device_id, "config")
+}
+
+/// fleetd → kiosk signed command (not retained).
+pub fn cmd(device_id: &str) -> String {
+    device(device_id, "cmd")
+}
+
+/// Kiosk → fleetd command results.
+pub fn cmd_result(device_id: &str) -> String {
+    device(device_id, "cmd/result")
+}
+
+/// Wildcard fleetd subscribes to for every kiosk's command results.
+pub const ALL_CMD_RESULT: &str = "telekiosk/v1/dev/+/cmd/result";
+
 /// Wildcard fleetd subscribes to for every kiosk's outgoing signalling.
 pub const ALL_VISIT_OUT: &str = "telekiosk/v1/dev/+/visit/out";
 /// Wildcard fleetd subscribes to for every kiosk's state.

@@ -78,6 +78,7 @@ fn device_state_and_its_last_will_round_trip() {
         software: "0.1.0".into(),
         clinic: "Maple".into(),
         room: "2".into(),
+        ..DeviceState::offline()
     });
     round_trip(DeviceState::offline());
 }
