@@ -64,7 +64,7 @@ async fn enrol(
 }
 
 /// The signed-in admin, or the refusal.
-fn admin(state: &AppState, jar: &CookieJar) -> Result<User, Refused> {
+pub(crate) fn admin(state: &AppState, jar: &CookieJar) -> Result<User, Refused> {
     match state.user(jar) {
         None => Err(api_error(StatusCode::UNAUTHORIZED, "Not signed in.").into()),
         Some((user, _)) if user.role == Role::Admin => Ok(user),

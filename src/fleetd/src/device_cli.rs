@@ -1,13 +1,18 @@
-//! `fleetd device …`: enrolment tokens and device administration from the command line. Works
-//! on the data directory directly, whether or not `fleetd serve` is running (a running server
-//! notices revocations within a second; see [`crate::revocation`]). Prints for people, or
-//! JSON (`--json`, the API's types) for scripts.
+//! `fleetd device …`: enrolment tokens, device administration and commands from the command
+//! line. Works on the data directory directly, whether or not `fleetd serve` is running (a
+//! running server notices revocations and queued commands within a second; see
+//! [`crate::revocation`], [`crate::driver`]). Prints for people, or JSON (`--json`, the API's
+//! types) for scripts.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use telekiosk_protocol::api::{DeviceInfo, EnrolToken, NewEnrolToken};
+use telekiosk_protocol::api::{
+    CommandInfo, CommandStatus, DeviceDetail, DeviceInfo, EnrolToken, FleetDevice, NewEnrolToken,
+};
+use telekiosk_protocol::command::{Command, CommandOutcome};
+use telekiosk_protocol::device::{Health, PartStatus, Presence};
 
 use crate::registry::{self, Registry};
 use crate::store::{Store, unix_now};
@@ -49,13 +54,42 @@ pub enum DeviceCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Show one device.
+    /// Show one device: state, health, config versions, latest commands.
     Show {
         /// Device id (`dev-…`).
         id: String,
         #[command(flatten)]
         common: Common,
     },
+    /// Send a signed command to a kiosk (the running fleetd signs and sends it).
+    Cmd {
+        /// Device id (`dev-…`).
+        id: String,
+        /// What to do.
+        #[arg(value_enum)]
+        command: CmdKind,
+        /// For identify: how long to flash the screen, 1–60 seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Wait up to this many seconds for the kiosk's answer.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// Commands a kiosk takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CmdKind {
+    /// Reboot the appliance (after a visit in progress).
+    Reboot,
+    /// Restart the kiosk program (after a visit in progress).
+    RestartApp,
+    /// Flash the screen so a technician can find the kiosk.
+    Identify,
+    /// Collect a PHI-free diagnostics bundle.
+    Diagnostics,
 }
 
 /// Options every device subcommand takes.
@@ -63,10 +97,10 @@ pub enum DeviceCommand {
 pub struct Common {
     /// Print JSON instead of text.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// fleetd's data directory.
     #[arg(long, default_value = "fleetd-data")]
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
 }
 
 /// Runs one `fleetd device` subcommand.
@@ -94,21 +128,56 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             })
         }
         DeviceCommand::List { common } => {
-            let devices = open(&common.data_dir)?.list()?;
+            let devices = crate::config_cli::open(&common.data_dir)?.fleet()?;
             print(common.json, &devices, |devices| {
                 if devices.is_empty() {
                     println!("No devices yet: make a code with `fleetd device enrol-token`.");
                 }
-                for d in devices {
-                    let (id, status) = (&d.id, d.status.as_str());
-                    let created = when(d.created_at);
-                    println!("{id}  {status:<8}  {created}  {} / {}", d.clinic, d.room);
+                for f in devices {
+                    let d = &f.device;
+                    let (id, status, online) = (&d.id, d.status.as_str(), presence(f));
+                    let applied =
+                        f.state.as_ref().map_or("-".into(), |s| s.config_version.to_string());
+                    let health = f.state.as_ref().map_or("unknown".into(), |s| health(&s.health));
+                    println!(
+                        "{id}  {status:<8}  {online:<7}  config {applied:<6}  {health:<20}  {} / {}",
+                        d.clinic, d.room
+                    );
                 }
             })
         }
         DeviceCommand::Show { id, common } => {
-            let device = open(&common.data_dir)?.show(&id)?;
-            print(common.json, &device, print_device)
+            let detail = crate::config_cli::open(&common.data_dir)?.device_detail(&id)?;
+            print(common.json, &detail, print_detail)
+        }
+        DeviceCommand::Cmd { id, command, seconds, wait, common } => {
+            let command = match command {
+                CmdKind::Reboot => Command::Reboot,
+                CmdKind::RestartApp => Command::RestartApp,
+                CmdKind::Identify => Command::Identify { seconds },
+                CmdKind::Diagnostics => Command::CollectDiagnostics,
+            };
+            let fleet = crate::config_cli::open(&common.data_dir)?;
+            let mut info = fleet.new_command(&id, command, &by, now)?;
+            if let Some(secs) = wait {
+                let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+                while info.status != CommandStatus::Answered && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(200));
+                    info = fleet.command(&info.command_id)?.unwrap_or(info);
+                }
+            }
+            print(common.json, &info, print_command)?;
+            match (&info.result, wait) {
+                (Some(r), _) if r.outcome == CommandOutcome::Refused => {
+                    anyhow::bail!("{id} refused the command: {}", r.detail)
+                }
+                (None, Some(secs)) => anyhow::bail!(
+                    "no answer from {id} within {secs} s (is fleetd serve running and the kiosk \
+                     online?); see `fleetd device show {id}` later"
+                ),
+                _ => Ok(()),
+            }
         }
     }
 }
@@ -127,7 +196,11 @@ fn open(data_dir: &Path) -> anyhow::Result<Registry> {
     Registry::new(store, pki, signing_key).context("cannot read fleetd's CA")
 }
 
-fn print<T: serde::Serialize>(json: bool, value: &T, text: impl Fn(&T)) -> anyhow::Result<()> {
+pub(crate) fn print<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    text: impl Fn(&T),
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
@@ -160,8 +233,78 @@ fn print_device(d: &DeviceInfo) {
     }
 }
 
+/// `online`, `offline`, or `-` for a device never heard from.
+pub(crate) fn presence(d: &FleetDevice) -> &'static str {
+    match d.state.as_ref().map(|s| s.presence) {
+        Some(Presence::Online) => "online",
+        Some(Presence::Offline) => "offline",
+        None => "-",
+    }
+}
+
+/// `ok`, or the parts that are not, e.g. `camera missing, tpm failed`.
+fn health(h: &Health) -> String {
+    let parts =
+        [("camera", h.camera), ("mic", h.microphone), ("speaker", h.speaker), ("tpm", h.tpm)];
+    let bad: Vec<String> = parts
+        .iter()
+        .filter(|(_, s)| *s != PartStatus::Ok)
+        .map(|(name, s)| format!("{name} {}", format!("{s:?}").to_lowercase()))
+        .collect();
+    if bad.is_empty() { "ok".into() } else { bad.join(", ") }
+}
+
+fn print_detail(d: &DeviceDetail) {
+    print_device(&d.fleet.device);
+    match (&d.fleet.state, d.fleet.last_seen) {
+        (Some(s), Some(seen)) => {
+            let presence = presence(&d.fleet);
+            println!(
+                "State:       {presence} (last report {}), software {}",
+                when(seen),
+                s.software
+            );
+            println!("Up:          {} s", s.uptime_secs);
+            println!("Health:      {}", health(&s.health));
+            if let Some(v) = &s.last_visit {
+                println!("Last visit:  ended {}, {} s", when(v.ended_at), v.duration_secs);
+            }
+        }
+        _ => println!("State:       never reported"),
+    }
+    let c = &d.config;
+    let sent = c.published.as_ref().map_or("nothing".into(), |p| format!("version {}", p.version));
+    let applied = c.applied_version.map_or("unknown".into(), |v| format!("version {v}"));
+    println!("Config:      sent {sent}, applied {applied}");
+    if let Some(r) = &c.refusal {
+        println!("Refused:     version {}: {}", r.version, r.reason);
+    }
+    if d.commands.is_empty() {
+        println!("Commands:    none");
+    } else {
+        println!("Commands (latest first):");
+        d.commands.iter().for_each(|c| print!("  {}", command_line(c)));
+    }
+}
+
+fn command_line(c: &CommandInfo) -> String {
+    let name = crate::fleet::command_name(&c.command);
+    let mut line =
+        format!("{}  {name:<11}  {:<8}  {}", c.command_id, c.status.as_str(), when(c.created_at));
+    if let Some(r) = &c.result {
+        let outcome = format!("{:?}", r.outcome).to_lowercase();
+        let detail: String = r.detail.chars().take(200).collect();
+        line += &format!("  {outcome}: {detail}");
+    }
+    line + "\n"
+}
+
+fn print_command(c: &CommandInfo) {
+    print!("{}", command_line(c));
+}
+
 /// RFC 3339, UTC.
-fn when(unix: i64) -> String {
+pub(crate) fn when(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
@@ -169,7 +312,7 @@ fn when(unix: i64) -> String {
 }
 
 /// The Unix user running the command, for the audit line.
-fn unix_user() -> String {
+pub(crate) fn unix_user() -> String {
     let uid = nix::unistd::geteuid();
     nix::unistd::User::from_uid(uid).ok().flatten().map_or_else(|| format!("uid {uid}"), |u| u.name)
 }

@@ -6,13 +6,19 @@
 mod accounts;
 mod broker;
 mod ca;
+mod config;
+mod config_cli;
 mod device_api;
 mod device_cli;
+mod driver;
+mod fleet;
+mod fleet_api;
 mod hub;
 mod mqtt;
 mod pki;
 mod registry;
 mod revocation;
+mod rollout;
 mod signalling;
 mod signing;
 mod store;
@@ -30,9 +36,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::accounts::{Accounts, Role};
+use crate::fleet::Fleet;
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -53,10 +61,15 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Enrol, approve, list and revoke kiosks.
+    /// Enrol, approve, list, revoke and command kiosks.
     Device {
         #[command(subcommand)]
         command: device_cli::DeviceCommand,
+    },
+    /// Author, validate and roll out kiosk config.
+    Config {
+        #[command(subcommand)]
+        command: config_cli::ConfigCommand,
     },
 }
 
@@ -77,7 +90,8 @@ struct ServeArgs {
     /// refuse anonymous clients, check DATA_DIR/crl.pem (fleetd rewrites it on every
     /// revocation: make the broker re-read it and drop the revoked device's connection), and
     /// apply the ACL fleetd writes for its own broker: user `fleetd` may use `telekiosk/#`;
-    /// every other user only `telekiosk/v1/dev/%u/#`.
+    /// every other user only `telekiosk/v1/dev/%u/#`. It needs no persistence: fleetd sends
+    /// every device's retained config again each time it connects.
     #[arg(long, verbatim_doc_comment)]
     mqtt_url: Option<String>,
     /// Also trust this CA (PEM) for the broker given by --mqtt-url.
@@ -123,6 +137,7 @@ fn main() -> ExitCode {
             add_user(&data_dir, &name, role)
         }
         Command::Device { command } => device_cli::run(command),
+        Command::Config { command } => config_cli::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,6 +188,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let accounts = Arc::new(Accounts::new(Store::open(&db)?));
     let signing_key = signing::ensure(&data_dir)?;
     let registry = Arc::new(Registry::new(Store::open(&db)?, pki.clone(), signing_key)?);
+    let fleet = Arc::new(Fleet::new(Store::open(&db)?));
+    let signer = Arc::new(signing::Signer::load(&data_dir)?);
     // The CRL before the broker: mosquitto refuses every client while it has none.
     let crl = data_dir.join(revocation::CRL_FILE);
     let revoked = revocation::write_crl(&registry, &crl)?;
@@ -212,10 +229,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         port: mqtt_port,
         tls: pki::client_tls(&trusted, identity)?,
     };
-    let mut mqtt = mqtt::Mqtt::start(settings, hub.clone(), outbox_rx);
+    let (to_fleet, fleet_inbox) = mpsc::channel(8192);
+    let (publish_tx, publishes) = mpsc::channel(1024);
+    let (connected, connections) = watch::channel(0);
+    let link = mqtt::FleetLink { to_fleet, publishes, connected };
+    let mut mqtt = mqtt::Mqtt::start(settings, hub.clone(), outbox_rx, link);
+    let (driver, driver_tasks) =
+        driver::spawn(fleet.clone(), signer, fleet_inbox, publish_tx, connections);
 
     let handle = axum_server::Handle::new();
-    let app = web::app(web::AppState::new(accounts, hub, registry, watcher));
+    let app = web::app(web::AppState::new(accounts, hub, registry, watcher, fleet, driver));
     let mut web_task =
         tokio::spawn(web::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
 
@@ -247,6 +270,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     handle.graceful_shutdown(Some(Duration::from_secs(2)));
     let _ = tokio::time::timeout(Duration::from_secs(3), web_task).await;
     mqtt.stop().await;
+    driver_tasks.iter().for_each(JoinHandle::abort);
     watcher_task.abort();
     if let Some(broker) = broker {
         broker.stop().await;

@@ -1,8 +1,11 @@
 //! fleetd's own MQTT client: connects to the broker over mutual TLS (a client certificate with
 //! CN `fleetd`, which the broker's ACL lets use all of `telekiosk/#`), subscribes to every kiosk's
-//! `visit/out` and `state`, decodes what arrives and hands it to the hub, and publishes the
-//! hub's messages on each kiosk's `visit/in`. Reconnects with backoff and subscribes again after
-//! every ConnAck (a clean session forgets subscriptions). Never logs payload contents.
+//! `visit/out`, `state` and `cmd/result`, decodes what arrives and hands it to the hub
+//! (signalling) and the fleet driver (state, results), publishes the hub's messages on each
+//! kiosk's `visit/in` and the driver's config and commands. Reconnects with backoff and
+//! subscribes again after every ConnAck (a clean session forgets subscriptions), then counts
+//! the connection in [`FleetLink::connected`] so the driver re-sends retained config. Never logs
+//! payload contents.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use telekiosk_protocol::{decode, encode, topics};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::fleet::step::{FromKiosk, Publish};
 use crate::hub::{HubHandle, HubMsg, KioskMessage};
 use crate::signalling::Input;
 
@@ -43,12 +47,24 @@ pub enum MqttError {
     Stopped,
 }
 
+/// The fleet driver's side of the client.
+#[derive(Debug)]
+pub struct FleetLink {
+    /// Where kiosk state and command results go.
+    pub to_fleet: mpsc::Sender<FromKiosk>,
+    /// What to publish (config, retained; commands).
+    pub publishes: mpsc::Receiver<Publish>,
+    /// Counts subscribed connections: a new value means the broker may have forgotten
+    /// retained messages.
+    pub connected: watch::Sender<u64>,
+}
+
 /// The running client: its tasks and a way to learn when it is subscribed.
 #[derive(Debug)]
 pub struct Mqtt {
     client: AsyncClient,
     subscribed: watch::Receiver<bool>,
-    tasks: [JoinHandle<()>; 2],
+    tasks: [JoinHandle<()>; 3],
 }
 
 impl Mqtt {
@@ -57,6 +73,7 @@ impl Mqtt {
         settings: MqttSettings,
         hub: HubHandle,
         outbox: mpsc::Receiver<KioskMessage>,
+        fleet: FleetLink,
     ) -> Self {
         let client_id = format!("fleetd-{}", uuid::Uuid::new_v4().simple());
         let mut options = MqttOptions::new(client_id, settings.host.clone(), settings.port);
@@ -73,9 +90,12 @@ impl Mqtt {
         eventloop.set_network_options(network);
         let (ready_tx, subscribed) = watch::channel(false);
         let where_ = format!("{}:{}", settings.host, settings.port);
-        let receive = tokio::spawn(receive(eventloop, client.clone(), hub, ready_tx, where_));
+        let FleetLink { to_fleet, publishes, connected } = fleet;
+        let links = Links { hub, to_fleet, ready: ready_tx, connected };
+        let receive = tokio::spawn(receive(eventloop, client.clone(), links, where_));
         let publish = tokio::spawn(publish(client.clone(), outbox));
-        Self { client, subscribed, tasks: [receive, publish] }
+        let fleet = tokio::spawn(publish_fleet(client.clone(), publishes));
+        Self { client, subscribed, tasks: [receive, publish, fleet] }
     }
 
     /// Waits until the client is connected and subscribed for the first time.
@@ -85,8 +105,9 @@ impl Mqtt {
 
     /// Disconnects cleanly (waiting at most a second), then stops the tasks.
     pub async fn stop(self) {
-        let [mut receive, publish] = self.tasks;
+        let [mut receive, publish, fleet] = self.tasks;
         publish.abort();
+        fleet.abort();
         if self.client.try_disconnect().is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(1), &mut receive).await;
         }
@@ -94,13 +115,15 @@ impl Mqtt {
     }
 }
 
-async fn receive(
-    mut eventloop: EventLoop,
-    client: AsyncClient,
+/// Where the receiving task hands things.
+struct Links {
     hub: HubHandle,
+    to_fleet: mpsc::Sender<FromKiosk>,
     ready: watch::Sender<bool>,
-    broker: String,
-) {
+    connected: watch::Sender<u64>,
+}
+
+async fn receive(mut eventloop: EventLoop, client: AsyncClient, links: Links, broker: String) {
     let mut backoff = MIN_BACKOFF;
     let mut disconnecting = false;
     loop {
@@ -108,7 +131,7 @@ async fn receive(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 tracing::info!(%broker, "MQTT connected");
                 backoff = MIN_BACKOFF;
-                let filters = [topics::ALL_VISIT_OUT, topics::ALL_STATE]
+                let filters = [topics::ALL_VISIT_OUT, topics::ALL_STATE, topics::ALL_CMD_RESULT]
                     .map(|t| SubscribeFilter::new(t.to_string(), QoS::AtLeastOnce));
                 if let Err(e) = client.try_subscribe_many(filters) {
                     tracing::error!(%broker, "cannot queue the MQTT subscription: {e}");
@@ -118,13 +141,19 @@ async fn receive(
                 if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
                     tracing::error!(%broker, "the broker refused fleetd's subscription");
                 } else {
-                    tracing::info!(%broker, "MQTT subscribed to kiosk signalling and state");
-                    ready.send_replace(true);
+                    tracing::info!(%broker, "MQTT subscribed to kiosk signalling, state and results");
+                    links.ready.send_replace(true);
+                    links.connected.send_modify(|n| *n += 1);
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if let Some(input) = to_input(&p.topic, &p.payload)
-                    && hub.send(HubMsg::Input(input)).await.is_err()
+                    && links.hub.send(HubMsg::Input(input)).await.is_err()
+                {
+                    return;
+                }
+                if let Some(msg) = to_fleet(&p.topic, &p.payload)
+                    && links.to_fleet.send(msg).await.is_err()
                 {
                     return;
                 }
@@ -157,6 +186,27 @@ async fn publish(client: AsyncClient, mut outbox: mpsc::Receiver<KioskMessage>) 
     }
 }
 
+async fn publish_fleet(client: AsyncClient, mut publishes: mpsc::Receiver<Publish>) {
+    while let Some(p) = publishes.recv().await {
+        let (topic, bytes) = (p.topic.clone(), p.payload.len());
+        if let Err(e) = client.publish(p.topic, QoS::AtLeastOnce, p.retain, p.payload).await {
+            tracing::warn!(%topic, bytes, "cannot publish to kiosk: {e}");
+        }
+    }
+}
+
+/// Turns a kiosk's state or command result into input for the fleet driver.
+fn to_fleet(topic: &str, payload: &[u8]) -> Option<FromKiosk> {
+    let (device_id, leaf) = topics::parse(topic).filter(|(id, _)| is_device_id(id))?;
+    let device_id = device_id.to_string();
+    match leaf {
+        "state" if payload.is_empty() => None,
+        "state" => Some(FromKiosk::State { device_id, state: decode(payload) }),
+        "cmd/result" => Some(FromKiosk::Result { device_id, result: decode(payload) }),
+        _ => None,
+    }
+}
+
 /// Turns a publish from a kiosk into router input; `None` (logged) for anything else.
 fn to_input(topic: &str, payload: &[u8]) -> Option<Input> {
     let Some((device_id, leaf)) = topics::parse(topic).filter(|(id, _)| is_device_id(id)) else {
@@ -169,7 +219,12 @@ fn to_input(topic: &str, payload: &[u8]) -> Option<Input> {
         // An empty retained message only clears the previous state.
         "state" if payload.is_empty() => None,
         "state" => Some(Input::KioskPresence { device_id, state: decode(payload) }),
-        _ => None,
+        // The fleet driver's (see `to_fleet`).
+        "cmd/result" => None,
+        _ => {
+            tracing::warn!(device = %device_id, leaf, "ignored a publish on an unexpected topic");
+            None
+        }
     }
 }
 
@@ -207,6 +262,16 @@ mod tests {
     fn garbage_from_a_kiosk_reaches_the_router_as_a_decode_error() {
         let input = to_input(&topics::visit_out("kiosk-a"), b"{nope");
         assert!(matches!(input, Some(Input::FromKiosk { msg: Err(_), .. })));
+    }
+
+    #[test]
+    fn state_and_command_results_go_to_the_fleet_driver() {
+        let state = to_fleet(&topics::state("kiosk-a"), &encode(&DeviceState::offline()));
+        assert!(matches!(state, Some(FromKiosk::State { state: Ok(_), .. })));
+        let result = to_fleet(&topics::cmd_result("kiosk-a"), b"{nope");
+        assert!(matches!(result, Some(FromKiosk::Result { result: Err(_), .. })));
+        assert!(to_fleet(&topics::visit_out("kiosk-a"), b"{}").is_none());
+        assert!(to_input(&topics::cmd_result("kiosk-a"), b"{}").is_none());
     }
 
     #[test]

@@ -261,7 +261,7 @@ fn status_of(d: &DeviceRecord) -> DeviceStatus {
 }
 
 /// What admins see of a device.
-fn info(d: DeviceRecord) -> DeviceInfo {
+pub(crate) fn info(d: DeviceRecord) -> DeviceInfo {
     DeviceInfo {
         status: status_of(&d),
         id: d.id,

@@ -1,11 +1,13 @@
 //! fleetd's Ed25519 key for signing config and commands (`config-signing-key.pem`, PKCS#8,
 //! mode 0600). Kiosks pin its public key at enrolment, so it is made once and never replaced.
-//! Signing itself comes with the config issue; today this module only creates the key and
-//! hands out its public half. It never logs or returns the private key.
+//! [`Signer`] signs payload text (the exact UTF-8 bytes kiosks verify). It never logs or
+//! returns the private key.
 
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
 use rcgen::{KeyPair, PKCS_ED25519};
+use ring::signature::Ed25519KeyPair;
 
 use crate::pki::{self, PkiError};
 
@@ -24,6 +26,35 @@ pub enum SigningError {
          public key, so a new one would make them refuse every config)"
     )]
     NotEd25519 { path: PathBuf },
+}
+
+/// Signs config and command payloads with the data directory's key.
+pub struct Signer {
+    key: Ed25519KeyPair,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(Ed25519)")
+    }
+}
+
+impl Signer {
+    /// Loads the key `ensure` made in `dir` (creating it if missing).
+    pub fn load(dir: &Path) -> Result<Self, SigningError> {
+        ensure(dir)?;
+        let path = dir.join(KEY_FILE);
+        let key = KeyPair::from_pem(&pki::read(&path)?)
+            .map_err(|_| SigningError::NotEd25519 { path: path.clone() })?;
+        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key.serialize_der())
+            .map_err(|_| SigningError::NotEd25519 { path })?;
+        Ok(Self { key })
+    }
+
+    /// The Ed25519 signature over `payload`'s UTF-8 bytes, standard base64.
+    pub fn sign(&self, payload: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.key.sign(payload.as_bytes()))
+    }
 }
 
 /// Makes sure `dir` holds the signing key (creating it if missing) and returns the public key
@@ -61,6 +92,18 @@ mod tests {
         assert_eq!(ensure(dir.path()).unwrap(), first);
         let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn signatures_verify_with_the_pinned_public_key_and_only_over_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let public = ensure(dir.path()).unwrap();
+        let raw = pem::parse(&public).unwrap().contents()[12..].to_vec();
+        let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, raw);
+        let signature = Signer::load(dir.path()).unwrap().sign("{\"version\":1}");
+        let signature = base64::engine::general_purpose::STANDARD.decode(signature).unwrap();
+        assert!(key.verify(b"{\"version\":1}", &signature).is_ok());
+        assert!(key.verify(b"{\"version\":2}", &signature).is_err());
     }
 
     #[test]

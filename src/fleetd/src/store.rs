@@ -4,8 +4,9 @@
 //! open at once: writers wait for each other (busy timeout) rather than fail.
 
 mod devices;
+pub mod fleet;
 
-pub use devices::{DeviceRecord, EnrolDecision, TokenRecord};
+pub use devices::{DeviceRecord, EnrolDecision, TokenRecord, bump};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
         created_at    INTEGER NOT NULL
     ) STRICT;",
     devices::SCHEMA,
+    fleet::SCHEMA,
 ];
 
 /// Why a database operation failed.
@@ -64,6 +66,11 @@ impl Store {
         let open_err = |source| StoreError::Open { path: path.into(), source };
         let conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(open_err)?;
+        // WAL: readers (the consoles, the CLI) never wait for the server's writes, and a
+        // commit is one append and one fsync. `synchronous` stays FULL: a config version
+        // handed out must survive a power cut, or it could be handed out twice.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         migrate(&conn).map_err(open_err)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
@@ -74,6 +81,30 @@ impl Store {
         let conn = Connection::open_in_memory().unwrap();
         migrate(&conn).unwrap();
         Self { conn: Mutex::new(conn) }
+    }
+
+    /// Runs `f` on the connection (reads; no transaction).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        Ok(f(&conn)?)
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction (one writer at a time, across processes too), and
+    /// commits if it succeeds.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn.lock().expect("store mutex poisoned");
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| E::from(e.into()))?;
+        let value = f(&tx)?;
+        tx.commit().map_err(|e| E::from(e.into()))?;
+        Ok(value)
     }
 
     /// Adds a user; refuses a name that is taken.

@@ -1,5 +1,6 @@
-//! The HTTPS front: the clinician console (static files embedded in the binary), the sign-in
-//! API, the device API ([`crate::device_api`]), and `/ws`, which [`crate::ws`] turns into a
+//! The HTTPS front: the clinician console and the fleet admin console (`/admin`; static files
+//! embedded in the binary), the sign-in API, the device API ([`crate::device_api`]), the fleet
+//! admin API ([`crate::fleet_api`]), and `/ws`, which [`crate::ws`] turns into a
 //! console connection. Owns the security headers, the session cookie, and how JSON bodies are
 //! read (`telekiosk_protocol::decode`: size, then JSON, then field limits). Never logs
 //! passwords, cookies or tokens.
@@ -23,6 +24,8 @@ use telekiosk_protocol::api::{ApiError, LoginRequest, Me};
 use tokio::sync::Semaphore;
 
 use crate::accounts::{Accounts, AccountsError, User};
+use crate::driver::Driver;
+use crate::fleet::Fleet;
 use crate::hub::HubHandle;
 use crate::registry::Registry;
 use crate::revocation::Watcher;
@@ -39,6 +42,9 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 const INDEX_HTML: &str = include_str!("web/index.html");
 const APP_JS: &str = include_str!("web/app.js");
 const APP_CSS: &str = include_str!("web/app.css");
+const ADMIN_HTML: &str = include_str!("web/admin.html");
+const ADMIN_JS: &str = include_str!("web/admin.js");
+const ADMIN_CSS: &str = include_str!("web/admin.css");
 
 /// Why the web server stopped.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,10 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Told after a revocation, so the CRL and broker follow at once.
     pub revocation: Watcher,
+    /// Config, rollouts, state and commands.
+    pub fleet: Arc<Fleet>,
+    /// Told after an admin change, so it is sent at once.
+    pub driver: Driver,
     sign_in_slots: Semaphore,
 }
 
@@ -69,9 +79,11 @@ impl AppState {
         hub: HubHandle,
         registry: Arc<Registry>,
         revocation: Watcher,
+        fleet: Arc<Fleet>,
+        driver: Driver,
     ) -> Arc<Self> {
         let sign_in_slots = Semaphore::new(SIGN_IN_SLOTS);
-        Arc::new(Self { accounts, hub, registry, revocation, sign_in_slots })
+        Arc::new(Self { accounts, hub, registry, revocation, fleet, driver, sign_in_slots })
     }
 
     /// The signed-in user and session token behind a request's cookie, if the session is live.
@@ -88,10 +100,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
+        .route("/admin", get(|| async { asset("text/html; charset=utf-8", ADMIN_HTML) }))
+        .route("/admin.js", get(|| async { asset("text/javascript; charset=utf-8", ADMIN_JS) }))
+        .route("/admin.css", get(|| async { asset("text/css; charset=utf-8", ADMIN_CSS) }))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
         .merge(crate::device_api::routes())
+        .merge(crate::fleet_api::routes())
         .route("/ws", get(crate::ws::upgrade))
         .fallback(|| async { api_error(StatusCode::NOT_FOUND, "Not found.") })
         .layer(DefaultBodyLimit::max(16 * 1024))

@@ -1,18 +1,22 @@
 //! MQTT adapter: the kiosk's one outbound connection to the fleet (TLS on 8883).
 //!
-//! It publishes the kiosk's retained state (last will: offline), sends visit signalling on
-//! `visit/out` and decodes what arrives on `visit/in` — with the protocol crate's limits — into
-//! events for the controller. It never decides anything about a visit. After every ConnAck it
-//! subscribes again: the broker may have come back without our session.
+//! It publishes the kiosk's retained state (last will: offline) and command results, sends visit
+//! signalling on `visit/out`, decodes what arrives on `visit/in` — with the protocol crate's
+//! limits — and hands the raw bytes of `config` and `cmd` documents to the controller, which
+//! verifies them (signatures are over exact bytes, so nothing here parses them). It never
+//! decides anything about a visit, a config or a command. After every ConnAck it subscribes
+//! again to `visit/in`, `config` and `cmd` (the broker may have come back without our session;
+//! it then delivers the retained config again) and republishes the latest state.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
+use telekiosk_protocol::command::CommandResult;
 use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
-use telekiosk_protocol::device::{DeviceState, Presence};
+use telekiosk_protocol::device::DeviceState;
 use telekiosk_protocol::visit::{KioskToServer, ServerToKiosk};
 use telekiosk_protocol::{DecodeError, decode, encode, topics};
 use tokio::sync::mpsc::UnboundedSender;
@@ -35,6 +39,10 @@ pub enum FleetEvent {
     Disconnected(String),
     /// A message on `visit/in`, decoded or refused with its reason.
     Visit(Result<ServerToKiosk, DecodeError>),
+    /// A document on `config` (retained), as received: the controller verifies it.
+    Config(Vec<u8>),
+    /// A document on `cmd`, as received: the controller verifies it.
+    Command(Vec<u8>),
 }
 
 /// Where and who: the broker, TLS (the fleet CA, and this kiosk's certificate with its
@@ -45,8 +53,6 @@ pub struct FleetOptions {
     pub port: u16,
     pub tls: Arc<rustls::ClientConfig>,
     pub device_id: String,
-    pub clinic: String,
-    pub room: String,
 }
 
 /// Handle to send on the link. Cheap to clone.
@@ -54,6 +60,8 @@ pub struct FleetOptions {
 pub struct FleetLink {
     client: AsyncClient,
     device_id: String,
+    /// The latest state, republished after every (re)connection.
+    state: Arc<Mutex<Option<DeviceState>>>,
 }
 
 impl FleetLink {
@@ -76,14 +84,7 @@ impl FleetLink {
         ));
         mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(opts.tls.clone())));
         let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
-        let link = Self { client, device_id: opts.device_id.clone() };
-        let state = DeviceState {
-            presence: Presence::Online,
-            software: env!("CARGO_PKG_VERSION").into(),
-            clinic: opts.clinic.clone(),
-            room: opts.room.clone(),
-            ..DeviceState::offline()
-        };
+        let link = Self { client, device_id: opts.device_id.clone(), state: Arc::default() };
         let task_link = link.clone();
         tokio::spawn(async move {
             let mut failures = 0u32;
@@ -91,13 +92,21 @@ impl FleetLink {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         failures = 0;
-                        task_link.on_connected(&state);
+                        task_link.on_connected();
                         let _ = events.send(FleetEvent::Connected);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if p.topic == topics::visit_in(&task_link.device_id) {
-                            let _ = events.send(FleetEvent::Visit(decode(&p.payload)));
-                        }
+                        let id = &task_link.device_id;
+                        let event = if p.topic == topics::visit_in(id) {
+                            FleetEvent::Visit(decode(&p.payload))
+                        } else if p.topic == topics::config(id) {
+                            FleetEvent::Config(p.payload.to_vec())
+                        } else if p.topic == topics::cmd(id) {
+                            FleetEvent::Command(p.payload.to_vec())
+                        } else {
+                            continue;
+                        };
+                        let _ = events.send(event);
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -111,21 +120,54 @@ impl FleetLink {
         Ok(link)
     }
 
-    fn on_connected(&self, state: &DeviceState) {
-        let results = [
-            self.client.try_subscribe(topics::visit_in(&self.device_id), QoS::AtLeastOnce),
-            self.client.try_publish(
-                topics::state(&self.device_id),
+    /// Runs in the event-loop task, which must not wait on its own request queue: `try_`.
+    fn on_connected(&self) {
+        let id = &self.device_id;
+        let mut results = vec![];
+        for topic in [topics::visit_in(id), topics::config(id), topics::cmd(id)] {
+            results.push(self.client.try_subscribe(topic, QoS::AtLeastOnce));
+        }
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(state) = state {
+            results.push(self.client.try_publish(
+                topics::state(id),
                 QoS::AtLeastOnce,
                 true,
-                encode(state),
-            ),
-        ];
+                encode(&state),
+            ));
+        }
         for r in results {
             if let Err(e) = r {
                 tracing::warn!("fleet link: {e}");
             }
         }
+    }
+
+    /// Keeps `state` as the kiosk's latest, published after every (re)connection.
+    pub fn set_state(&self, state: DeviceState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    }
+
+    /// Keeps `state` and publishes it now (retained, QoS 1). Never waits: if the link's queue is
+    /// full (offline for long), this copy is dropped and the next connection sends the latest.
+    pub fn publish_state(&self, state: DeviceState) -> Result<(), FleetError> {
+        let bytes = encode(&state);
+        self.set_state(state);
+        self.client.try_publish(topics::state(&self.device_id), QoS::AtLeastOnce, true, bytes)?;
+        Ok(())
+    }
+
+    /// Publishes a command's result on `cmd/result` (QoS 1). Never waits, like
+    /// [`FleetLink::publish_state`].
+    pub fn send_result(&self, result: &CommandResult) -> Result<(), FleetError> {
+        let topic = topics::cmd_result(&self.device_id);
+        self.client.try_publish(topic, QoS::AtLeastOnce, false, encode(result))?;
+        Ok(())
+    }
+
+    /// Disconnects cleanly (after what is queued), e.g. before a restart.
+    pub async fn disconnect(&self) {
+        let _ = self.client.disconnect().await;
     }
 
     /// Publishes one signalling message on `visit/out` (QoS 1).

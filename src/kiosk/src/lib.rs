@@ -1,15 +1,20 @@
-//! telekiosk: the kiosk appliance. A pure core (`visit`, `ui::view`) with thin adapters around
-//! it: `media` (GStreamer), `ui` (Slint), `fleet` (MQTT), `profile` (hardware as data), and the
-//! `app` controller that wires them together.
+//! telekiosk: the kiosk appliance. A pure core (`visit`, `ui::view`, `config::verify`,
+//! `config::hours`, `command`, `signed`) with thin adapters around it: `media` (GStreamer),
+//! `ui` (Slint), `fleet` (MQTT), `identity` (TPM), `config::store` (disk + TPM counter),
+//! `profile` (hardware as data), `logs` (tracing), and the `app` controller that wires them.
 
 pub mod app;
+pub mod command;
+pub mod config;
 pub mod durable;
 pub mod enrol;
 pub mod fleet;
 pub mod hardening;
 pub mod identity;
+pub mod logs;
 pub mod media;
 pub mod profile;
+pub mod signed;
 pub mod startup;
 pub mod ui;
 pub mod visit;

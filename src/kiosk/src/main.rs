@@ -9,13 +9,18 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Parser;
 use slint::ComponentHandle;
-use telekiosk::app::{Controller, Display, Input, status};
+use telekiosk::app::{Agent, Controller, Display, Exit, Input, RESTART_EXIT_CODE, status};
+use telekiosk::command::seen::SeenStore;
+use telekiosk::config::store::{ConfigStore, TpmGuard};
 use telekiosk::fleet::{FleetLink, FleetOptions};
+use telekiosk::logs::{RecentErrors, SetLevel};
 use telekiosk::profile::Profile;
+use telekiosk::signed::PinnedKey;
 use telekiosk::startup;
 use telekiosk::ui::view::ViewModel;
 use telekiosk::ui::{self, KioskWindow, UiFrames, headless};
 use telekiosk::visit::{Timeouts, Visit};
+use telekiosk_protocol::device::{ConfigRefusal, PartStatus};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 /// The telehealth kiosk.
@@ -46,6 +51,9 @@ struct Args {
     /// DEVELOPMENT ONLY, INSECURE: keep the device key in a file instead of the TPM.
     #[arg(long)]
     insecure_software_key_for_development: bool,
+    /// Program and arguments that reboot the appliance (fleet admins' Reboot command).
+    #[arg(long, env = "TELEKIOSK_REBOOT_COMMAND", default_value = "systemctl reboot")]
+    reboot_command: String,
     /// Clinic name shown on the screen (until fleet config sets it).
     #[arg(long, default_value = "Maple Valley Clinic")]
     clinic: String,
@@ -63,17 +71,13 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,telekiosk=info".into()),
-        )
-        .init();
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let logs = telekiosk::logs::init();
+    match run(Args::parse(), logs) {
+        Ok(Exit::Stopped) => ExitCode::SUCCESS,
+        Ok(Exit::Restart) => {
+            tracing::info!("exiting with code {RESTART_EXIT_CODE} so that the kiosk restarts");
+            ExitCode::from(RESTART_EXIT_CODE)
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("telekiosk: {e:#}");
@@ -82,7 +86,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(
+    args: Args,
+    (recent_errors, set_log_level): (RecentErrors, SetLevel),
+) -> anyhow::Result<Exit> {
     let hardened =
         telekiosk::hardening::harden().context("cannot keep visit media out of dumps")?;
     if let Err(e) = hardened.memory_locked {
@@ -126,6 +133,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     let weak = window.as_weak();
     let ctl_tx = tx.clone();
     let (mqtt_host, mqtt_port) = mqtt_address(&args)?;
+    let reboot_command: Vec<String> =
+        args.reboot_command.split_whitespace().map(str::to_string).collect();
+    let exit = Arc::new(std::sync::Mutex::new(Exit::Stopped));
+    let exit_set = exit.clone();
     runtime.spawn(async move {
         let progress = |message: &str| {
             status(&serde_json::json!({"event": "screen", "screen": "setup", "message": message}));
@@ -139,13 +150,23 @@ fn run(args: Args) -> anyhow::Result<()> {
                 return;
             }
         };
+        let device_id = identity.credentials.device_id.clone();
+        let pinned = match PinnedKey::from_spki_pem(&identity.credentials.signing_key_pem) {
+            Ok(pinned) => pinned,
+            Err(e) => {
+                tracing::error!("this kiosk needs service: {e}");
+                out_of_service(&weak, e.to_string());
+                return;
+            }
+        };
+        let guard = identity.tpm().map(|tpm| TpmGuard::new(tpm.clone(), identity.key.clone()));
+        let store = ConfigStore::new(&args.state_dir, guard);
+        let (in_force, startup_refusal) = load_config(&store, &pinned, &device_id).await;
         let options = FleetOptions {
             host: mqtt_host,
             port: mqtt_port,
             tls: identity.tls.clone(),
-            device_id: identity.credentials.device_id.clone(),
-            clinic: args.clinic.clone(),
-            room: args.room.clone(),
+            device_id: device_id.clone(),
         };
         let fleet = match FleetLink::start(&options, forward(ctl_tx.clone(), Input::Fleet)) {
             Ok(fleet) => fleet,
@@ -154,6 +175,19 @@ fn run(args: Args) -> anyhow::Result<()> {
                 return;
             }
         };
+        let agent = Agent {
+            device_id,
+            pinned,
+            store,
+            seen: SeenStore::new(&args.state_dir),
+            in_force,
+            startup_refusal,
+            default_names: (args.clinic.clone(), args.room.clone()),
+            tpm: if identity.tpm().is_some() { PartStatus::Ok } else { PartStatus::Missing },
+            set_log_level,
+            recent_errors,
+            reboot_command,
+        };
         let controller = Controller {
             visit: Visit::new(&args.clinic, &args.room, Timeouts::default()),
             profile,
@@ -161,8 +195,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             frames: Arc::new(UiFrames::new(weak.clone())),
             display: Box::new(SlintDisplay(weak)),
             media_unavailable,
+            agent,
         };
-        controller.run(ctl_tx, rx).await;
+        let how = controller.run(ctl_tx, rx).await;
+        *exit_set.lock().unwrap_or_else(|e| e.into_inner()) = how;
         drop(identity);
         let _ = slint::quit_event_loop();
     });
@@ -179,7 +215,35 @@ fn run(args: Args) -> anyhow::Result<()> {
     window.show()?;
     slint::run_event_loop()?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    Ok(())
+    let how = *exit.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(how)
+}
+
+/// The stored config, verified again; a bad or rolled-back file is reported (log, audit, and
+/// the state's refusal) and the kiosk runs on the built-in defaults until fleetd's arrives.
+async fn load_config(
+    store: &ConfigStore,
+    pinned: &PinnedKey,
+    device_id: &str,
+) -> (Option<telekiosk::config::Accepted>, Option<ConfigRefusal>) {
+    let (store, pinned, id) = (store.clone(), pinned.clone(), device_id.to_string());
+    let loaded = tokio::task::spawn_blocking(move || store.load(&pinned, &id)).await;
+    match loaded {
+        Ok(Ok(Some(accepted))) => {
+            tracing::info!(version = accepted.payload.version, "stored config in force");
+            (Some(accepted), None)
+        }
+        Ok(Ok(None)) => (None, None),
+        Ok(Err(e)) => {
+            let reason = e.to_string();
+            tracing::warn!(target: "audit", event = "stored_config_refused", %reason, "stored config refused");
+            (None, Some(ConfigRefusal { version: 0, reason }))
+        }
+        Err(e) => {
+            tracing::error!("loading the stored config panicked: {e}");
+            (None, None)
+        }
+    }
 }
 
 /// The broker: `--mqtt`, or the server's host on port 8883.
@@ -295,6 +359,24 @@ impl Display for SlintDisplay {
         let _ = slint::invoke_from_event_loop(move || {
             if let Some(window) = window.upgrade() {
                 ui::show(&window, &vm, online);
+            }
+        });
+    }
+
+    fn names(&self, clinic: &str, room: &str) {
+        let (clinic, room, window) = (clinic.to_string(), room.to_string(), self.0.clone());
+        let _ = slint::invoke_from_event_loop(move || {
+            if let Some(window) = window.upgrade() {
+                ui::set_names(&window, &clinic, &room);
+            }
+        });
+    }
+
+    fn identify(&self, room: Option<&str>) {
+        let (room, window) = (room.map(str::to_string), self.0.clone());
+        let _ = slint::invoke_from_event_loop(move || {
+            if let Some(window) = window.upgrade() {
+                ui::set_identify(&window, room.as_deref());
             }
         });
     }

@@ -29,7 +29,7 @@ pub struct Profile {
 }
 
 /// Camera and video encoding.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Video {
     /// GStreamer launch description of the camera, e.g. `v4l2src device=/dev/video0`.

@@ -87,6 +87,13 @@ pub async fn identity(
     Ok(Identity { credentials, key, tls, _tpm: tpm })
 }
 
+impl Identity {
+    /// The TPM holding the key; `None` with the development key.
+    pub fn tpm(&self) -> Option<&Tpm> {
+        self._tpm.as_ref()
+    }
+}
+
 fn development_key(settings: &Settings) -> Result<DeviceKey, StartError> {
     let path = settings.state_dir.join("INSECURE-development-key.pk8");
     tracing::warn!(

@@ -7,7 +7,8 @@
 
 use telekiosk_protocol::visit::{EndReason, Ice, KioskToServer, ServerToKiosk};
 
-/// Time limits of a visit, in milliseconds. Defaults suit a clinic; fleet config will set them.
+/// Time limits of a visit, in milliseconds. Defaults suit a clinic (and match the fleet
+/// config's defaults); fleet config sets `wait_ms` and `max_visit_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeouts {
     /// Waiting for a clinician before giving up with "no clinician available".
@@ -16,11 +17,13 @@ pub struct Timeouts {
     pub connect_ms: u64,
     /// How long the "visit ended" screen stays before Idle.
     pub ended_ms: u64,
+    /// Longest call, from media flowing; then the visit ends with [`EndReason::TimeLimit`].
+    pub max_visit_ms: u64,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { wait_ms: 15 * 60_000, connect_ms: 30_000, ended_ms: 6_000 }
+        Self { wait_ms: 15 * 60_000, connect_ms: 30_000, ended_ms: 6_000, max_visit_ms: 3_600_000 }
     }
 }
 
@@ -110,18 +113,51 @@ pub struct Visit {
     pub clinic: String,
     pub room: String,
     pub timeouts: Timeouts,
+    /// Outside opening hours: the message Idle shows instead of Join. A visit in progress is
+    /// never interrupted by closing time; only a new Join is refused.
+    closed: Option<String>,
     state: State,
 }
 
 impl Visit {
     /// A kiosk at Idle.
     pub fn new(clinic: impl Into<String>, room: impl Into<String>, timeouts: Timeouts) -> Self {
-        Self { clinic: clinic.into(), room: room.into(), timeouts, state: State::Idle }
+        Self {
+            clinic: clinic.into(),
+            room: room.into(),
+            timeouts,
+            closed: None,
+            state: State::Idle,
+        }
     }
 
     /// The current state.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// New settings from fleet config, in force at once without interrupting a visit in
+    /// progress: its deadlines are measured from when its current stage began, with the new
+    /// limits; the names go into the next "waiting" announcement.
+    pub fn update(&mut self, clinic: &str, room: &str, timeouts: Timeouts) {
+        self.clinic = clinic.to_string();
+        self.room = room.to_string();
+        self.timeouts = timeouts;
+    }
+
+    /// Opening hours: `Some(message)` while closed, `None` while open.
+    pub fn set_closed(&mut self, closed: Option<String>) {
+        self.closed = closed;
+    }
+
+    /// The out-of-hours message while the kiosk is closed to new visits.
+    pub fn closed(&self) -> Option<&str> {
+        self.closed.as_deref()
+    }
+
+    /// The visit in progress (waiting, connecting or in call), if any.
+    pub fn in_progress(&self) -> Option<&str> {
+        current(&self.state)
     }
 
     /// Applies one event at time `now_ms` and returns what the shell must do, in order.
@@ -135,6 +171,9 @@ impl Visit {
             }
             (S::OutOfService { reason }, _) => (S::OutOfService { reason }, vec![]),
 
+            (S::Idle, E::JoinPressed { .. }) if self.closed.is_some() => {
+                (S::Idle, vec![Effect::Warn("Join pressed outside opening hours: ignored".into())])
+            }
             (S::Idle, E::JoinPressed { visit_id }) => {
                 let effects = vec![
                     Effect::StartMedia { visit_id: visit_id.clone() },
@@ -208,6 +247,11 @@ impl Visit {
             (S::Connecting { visit_id, .. }, E::CancelPressed | E::EndPressed)
             | (S::InCall { visit_id, .. }, E::EndPressed) => {
                 self.end(visit_id, EndReason::PatientEnded, now_ms, true)
+            }
+            (S::InCall { visit_id, since_ms, .. }, E::Tick)
+                if now_ms.saturating_sub(since_ms) >= self.timeouts.max_visit_ms =>
+            {
+                self.end(visit_id, EndReason::TimeLimit, now_ms, true)
             }
             (S::InCall { visit_id, since_ms, mic_muted, camera_off }, E::MuteToggled) => {
                 let state = S::InCall { visit_id, since_ms, mic_muted: !mic_muted, camera_off };

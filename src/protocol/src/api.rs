@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{DecodeError, Validate, ident, invalid, text};
 
+mod admin;
+pub use admin::*;
+
 /// Largest PEM document (CSR or certificate) accepted, in bytes.
 pub const MAX_PEM_BYTES: usize = 8 * 1024;
 

@@ -67,6 +67,8 @@ pub enum EndReason {
     ProtocolError,
     /// The kiosk's own media pipeline failed (camera, encoder, …).
     KioskFault,
+    /// The visit reached the longest visit the fleet config allows (`max_visit_secs`).
+    TimeLimit,
 }
 
 /// Messages a kiosk sends to fleetd on `visit/out`.

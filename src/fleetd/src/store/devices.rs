@@ -242,7 +242,8 @@ impl Store {
     }
 }
 
-fn bump(conn: &Connection) -> rusqlite::Result<()> {
+/// Bumps the generation, so a running fleetd notices a change made elsewhere (the CLI).
+pub fn bump(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute("UPDATE registry_generation SET value = value + 1", []).map(drop)
 }
 

@@ -3,6 +3,8 @@
 //! (rcgen). Needs mosquitto installed: without it the tests fail, they do not skip.
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod sim;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -63,23 +65,41 @@ pub async fn add_user(dir: &Path, name: &str, password: &str, role: &str) {
 }
 
 pub async fn start(dir: &Path) -> Fleetd {
+    start_on(dir, free_port(), free_port()).await
+}
+
+/// Starts fleetd with its embedded broker on the given ports (the same ones again after a
+/// restart, so kiosks find it).
+pub async fn start_on(dir: &Path, web_port: u16, mqtt_port: u16) -> Fleetd {
     assert!(
         Path::new("/usr/sbin/mosquitto").exists(),
         "this test needs mosquitto: apt-get install mosquitto"
     );
-    let (web_port, mqtt_port) = (free_port(), free_port());
+    let mqtt_listen = format!("127.0.0.1:{mqtt_port}");
+    let child = spawn_fleetd(dir, web_port, &["--mqtt-listen", &mqtt_listen]);
+    wait_ready(child, dir, web_port, mqtt_port).await
+}
+
+/// Spawns `fleetd serve` (HTTPS on `web_port`) with `args`; its log goes to DIR.log (appended).
+pub fn spawn_fleetd(dir: &Path, web_port: u16, args: &[&str]) -> Child {
     let log = dir.with_extension("log");
-    let mut child = Command::new(FLEETD)
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(FLEETD)
         .arg("serve")
         .arg("--data-dir")
         .arg(dir)
         .args(["--listen", &format!("127.0.0.1:{web_port}")])
-        .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}")])
+        .args(args)
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits for a spawned fleetd to say it is ready, with its broker on `mqtt_port`.
+pub async fn wait_ready(mut child: Child, dir: &Path, web_port: u16, mqtt_port: u16) -> Fleetd {
+    let log = dir.with_extension("log");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut ca = None;
     let ready = timeout(Duration::from_secs(30), async {
@@ -109,12 +129,18 @@ pub async fn start(dir: &Path) -> Fleetd {
 }
 
 /// SIGTERM: fleetd exits with success, and the broker's port closes.
-pub async fn stop(mut f: Fleetd) {
+pub async fn stop(f: Fleetd) {
+    let port = f.mqtt_port;
+    stop_fleetd(f).await;
+    assert_port_closes(port).await;
+}
+
+/// SIGTERM: fleetd exits with success.
+pub async fn stop_fleetd(mut f: Fleetd) {
     let pid = nix::unistd::Pid::from_raw(f.child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = timeout(WAIT, f.child.wait()).await.expect("fleetd exits in time").unwrap();
     assert!(status.success(), "fleetd exited with {status}; its log:\n{}", f.logged());
-    assert_port_closes(f.mqtt_port).await;
 }
 
 pub async fn assert_port_closes(port: u16) {
@@ -186,6 +212,8 @@ pub struct Device {
     /// The enrolment code it used, and its CSR: sending both again asks how it stands.
     pub token: String,
     pub csr: String,
+    /// fleetd's config signing key (SubjectPublicKeyInfo PEM), as the kiosk pins it.
+    pub signing_key_pem: String,
 }
 
 impl Device {
@@ -211,10 +239,10 @@ pub async fn enrolled_device(f: &Fleetd, room: &str) -> Device {
     let (status, body) = post_enrol(f, &token, &csr).await;
     assert_eq!(status, 200, "{body}");
     let approved: EnrolResponse = serde_json::from_value(body).unwrap();
-    let EnrolStatus::Approved { certificate_pem, .. } = approved.status else {
+    let EnrolStatus::Approved { certificate_pem, signing_key_pem, .. } = approved.status else {
         panic!("not approved: {approved:?}");
     };
-    Device { id: pending.device_id, key, cert_pem: certificate_pem, token, csr }
+    Device { id: pending.device_id, key, cert_pem: certificate_pem, token, csr, signing_key_pem }
 }
 
 /// What an MQTT test client sees after connecting.

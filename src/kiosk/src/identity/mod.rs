@@ -14,7 +14,8 @@
 //!    the TPM's key at the handle must match it ([`IdentityError::ForeignKey`] otherwise).
 //! 4. Sealed secrets: keyed-hash objects under the same primary (optionally with a PolicyPCR over
 //!    SHA-256 PCRs); their TPM-encrypted blob ([`SealedBlob`]) is what goes to disk.
-//! 5. Rollback guard: owner NV counters at caller-chosen 0x01xxxxxx indices.
+//! 5. Rollback guard: owner NV counters at caller-chosen 0x01xxxxxx indices (the stored fleet
+//!    config uses `config::store::ROLLBACK_COUNTER_INDEX`).
 //!
 //! # Why a persistent handle rather than a wrapped blob
 //! swtpm and a kernel without `/dev/tpmrm0` have no resource manager: every transient object a

@@ -12,16 +12,20 @@
 //! streaming thread on the application and never panics in a streaming callback: failures become
 //! element errors on the bus (or are reported directly) and then `Failed` events.
 //!
-//! Layout: `encoder` (which H.264 encoder, and its per-element quirks), `pipeline` (the sending
+//! Layout: `elements` (what must be installed), `encoder` (which H.264 encoder, and its
+//! per-element quirks), `settings` (fleet-config caps and ICE servers), `pipeline` (the sending
 //! side and the self-view), `signalling` (webrtcbin offer, answer, ICE, connection state),
-//! `remote` (decoding what the clinician sends), `frames` (RGB frame copies, black frames) and
-//! `bus` (errors from the pipeline's bus).
+//! `remote` (decoding what the clinician sends), `frames` (RGB frame copies, black frames),
+//! `quality` (RTT and loss from webrtcbin's stats) and `bus` (errors from the pipeline's bus).
 
 mod bus;
+mod elements;
 mod encoder;
 mod frames;
 mod pipeline;
+mod quality;
 mod remote;
+mod settings;
 mod signalling;
 
 use std::sync::Arc;
@@ -30,7 +34,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
+pub use elements::init;
+pub(crate) use elements::{exists, require};
 pub use encoder::choose_encoder;
+pub use quality::QualityProbe;
+pub use settings::CallSettings;
 /// One ICE candidate as the wire carries it (m-line index + `candidate:` line).
 pub use telekiosk_protocol::visit::Ice;
 
@@ -88,6 +96,8 @@ pub struct CallStats {
     pub remote_audio_buffers: u64,
     /// Camera frames (or black frames, camera off) that entered the video encoder.
     pub local_video_frames: u64,
+    /// Microphone buffers that entered the Opus encoder.
+    pub local_audio_buffers: u64,
 }
 
 /// Why media could not be set up or driven. Every variant names the element or input concerned.
@@ -156,67 +166,6 @@ pub enum MediaError {
     },
 }
 
-/// Every element the kiosk needs whatever the profile, with the Debian package providing it.
-/// Profile-dependent ones (sources, sinks, the encoder, `webrtcdsp`) are checked by [`Call::start`].
-const REQUIRED: &[(&str, &str)] = &[
-    ("webrtcbin", "gstreamer1.0-plugins-bad"),
-    ("dtlssrtpenc", "gstreamer1.0-plugins-bad"),
-    ("srtpenc", "gstreamer1.0-plugins-bad"),
-    ("nicesrc", "gstreamer1.0-nice"),
-    ("rtpbin", "gstreamer1.0-plugins-good"),
-    ("rtph264pay", "gstreamer1.0-plugins-good"),
-    ("rtph264depay", "gstreamer1.0-plugins-good"),
-    ("rtpopuspay", "gstreamer1.0-plugins-good"),
-    ("rtpopusdepay", "gstreamer1.0-plugins-good"),
-    ("h264parse", "gstreamer1.0-plugins-bad"),
-    ("opusenc", "gstreamer1.0-plugins-base"),
-    ("opusdec", "gstreamer1.0-plugins-base"),
-    ("videoconvert", "gstreamer1.0-plugins-base"),
-    ("videoscale", "gstreamer1.0-plugins-base"),
-    ("videorate", "gstreamer1.0-plugins-base"),
-    ("audioconvert", "gstreamer1.0-plugins-base"),
-    ("audioresample", "gstreamer1.0-plugins-base"),
-    ("volume", "gstreamer1.0-plugins-base"),
-    ("decodebin", "gstreamer1.0-plugins-base"),
-    ("appsink", "gstreamer1.0-plugins-base"),
-    ("tee", "libgstreamer1.0-0"),
-    ("queue", "libgstreamer1.0-0"),
-    ("capsfilter", "libgstreamer1.0-0"),
-];
-
-/// H.264 decoders for the clinician's video; one of them is enough.
-const H264_DECODERS: &[(&str, &str)] =
-    &[("avdec_h264", "gstreamer1.0-libav"), ("openh264dec", "gstreamer1.0-plugins-bad")];
-
-/// Initialises GStreamer and checks that every element the kiosk needs exists.
-///
-/// The error names the first missing element and the Debian package that provides it.
-pub fn init() -> Result<(), MediaError> {
-    gst::init()?;
-    for (element, package) in REQUIRED {
-        require(element, package)?;
-    }
-    if !H264_DECODERS.iter().any(|(e, _)| exists(e)) {
-        let (element, package) = H264_DECODERS[0];
-        return Err(missing(element, package));
-    }
-    Ok(())
-}
-
-/// True when an element factory of that name is installed.
-pub(crate) fn exists(element: &str) -> bool {
-    gst::ElementFactory::find(element).is_some()
-}
-
-/// Errors with the package name when `element` is not installed.
-pub(crate) fn require(element: &str, package: &str) -> Result<(), MediaError> {
-    if exists(element) { Ok(()) } else { Err(missing(element, package)) }
-}
-
-fn missing(element: &str, package: &str) -> MediaError {
-    MediaError::MissingElement { element: element.into(), package: package.into() }
-}
-
 /// State shared between the [`Call`] handle and the streaming-thread callbacks.
 pub(crate) struct Shared {
     events: UnboundedSender<MediaEvent>,
@@ -224,6 +173,7 @@ pub(crate) struct Shared {
     pub(crate) remote_video_frames: AtomicU64,
     pub(crate) remote_audio_buffers: AtomicU64,
     pub(crate) local_video_frames: AtomicU64,
+    pub(crate) local_audio_buffers: AtomicU64,
     /// False while the camera is off: the encoder and self-view get black frames.
     pub(crate) camera_on: AtomicBool,
     connected: AtomicBool,
@@ -238,6 +188,7 @@ impl Shared {
             remote_video_frames: AtomicU64::new(0),
             remote_audio_buffers: AtomicU64::new(0),
             local_video_frames: AtomicU64::new(0),
+            local_audio_buffers: AtomicU64::new(0),
             camera_on: AtomicBool::new(true),
             connected: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -277,20 +228,22 @@ pub struct Call {
 }
 
 impl Call {
-    /// Builds the pipeline for one visit from the profile, sets it PLAYING and starts creating
-    /// the offer: [`MediaEvent::LocalOffer`] then [`MediaEvent::LocalIce`] events follow.
+    /// Builds the pipeline for one visit from the profile (within `settings`' caps, with its
+    /// STUN/TURN servers), sets it PLAYING and starts creating the offer:
+    /// [`MediaEvent::LocalOffer`] then [`MediaEvent::LocalIce`] events follow.
     ///
     /// The camera starts at once so the self-view shows while the patient waits. The shell calls
     /// this when the patient presses Join, before a clinician accepts: creating the offer costs
     /// 140–250 ms of DTLS certificate generation, which is then hidden in the waiting time.
     pub fn start(
         profile: &Profile,
+        settings: &CallSettings,
         events: UnboundedSender<MediaEvent>,
         frames: Arc<dyn FrameSink>,
     ) -> Result<Call, MediaError> {
         init()?;
         let shared = Arc::new(Shared::new(events, frames));
-        let built = pipeline::build(profile, &shared)?;
+        let built = pipeline::build(profile, settings, &shared)?;
         signalling::connect(&built.webrtc, &shared);
         let (webrtc, pipeline) = (&built.webrtc, &built.pipeline);
         remote::connect(webrtc, pipeline, &shared, &profile.audio.sink, built.echo_probe.clone());
@@ -347,7 +300,13 @@ impl Call {
             remote_video_frames: self.shared.remote_video_frames.load(Ordering::Relaxed),
             remote_audio_buffers: self.shared.remote_audio_buffers.load(Ordering::Relaxed),
             local_video_frames: self.shared.local_video_frames.load(Ordering::Relaxed),
+            local_audio_buffers: self.shared.local_audio_buffers.load(Ordering::Relaxed),
         }
+    }
+
+    /// A handle for reading the call's network quality (RTT, loss) from another thread.
+    pub fn quality_probe(&self) -> QualityProbe {
+        QualityProbe { webrtc: self.webrtc.clone() }
     }
 
     /// Stops the call: the pipeline goes to NULL (camera and microphone released).
@@ -366,21 +325,5 @@ impl Drop for Call {
             bus.stop();
         }
         tracing::info!("media pipeline stopped");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn init_finds_every_required_element_on_this_machine() {
-        init().unwrap();
-    }
-
-    #[test]
-    fn missing_element_error_names_element_and_package() {
-        let err = missing("webrtcbin", "gstreamer1.0-plugins-bad").to_string();
-        assert!(err.contains("webrtcbin") && err.contains("gstreamer1.0-plugins-bad"), "{err}");
     }
 }

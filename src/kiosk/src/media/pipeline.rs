@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gst::prelude::*;
 
 use super::frames::{self, Target};
-use super::{MediaError, Shared, encoder, require};
+use super::{CallSettings, MediaError, Shared, encoder, require};
 use crate::profile::{Audio, Profile, Video};
 
 /// Payload types the offer uses (dynamic range; what browsers also pick for these codecs).
@@ -27,18 +27,32 @@ pub(crate) struct Built {
     pub echo_probe: Option<gst::Element>,
 }
 
-/// Builds (but does not start) the pipeline of one call.
-pub(crate) fn build(profile: &Profile, shared: &Arc<Shared>) -> Result<Built, MediaError> {
+/// Builds (but does not start) the pipeline of one call: the profile's devices, its video
+/// within the config's caps, and the config's STUN/TURN servers (none: loopback and LAN only).
+pub(crate) fn build(
+    profile: &Profile,
+    settings: &CallSettings,
+    shared: &Arc<Shared>,
+) -> Result<Built, MediaError> {
     let pipeline = gst::Pipeline::with_name("telekiosk-call");
     let webrtc = make("webrtcbin")?;
     webrtc.set_property_from_str("bundle-policy", "max-bundle");
-    // No STUN/TURN yet: loopback and LAN only. ICE servers will come from the signed config.
+    if let Some(stun) = &settings.stun {
+        webrtc.set_property("stun-server", stun);
+    }
+    for turn in &settings.turn {
+        if !webrtc.emit_by_name::<bool>("add-turn-server", &[turn]) {
+            // The URL is not logged: it carries the TURN credential.
+            return Err(build_error("webrtcbin", "a TURN server URL from the config was refused"));
+        }
+    }
     pipeline.add(&webrtc).map_err(|e| build_error("webrtcbin", e))?;
 
     // The speaker chain is built when the clinician's audio arrives; refuse a bad one now.
     from_description("audio.sink", &profile.audio.sink)?;
-    add_video(&pipeline, &webrtc, &profile.video, shared)?;
-    let (mic_volume, echo_probe) = add_audio(&pipeline, &webrtc, &profile.audio)?;
+    let video = settings.cap(&profile.video);
+    add_video(&pipeline, &webrtc, &video, shared)?;
+    let (mic_volume, echo_probe) = add_audio(&pipeline, &webrtc, &profile.audio, shared)?;
     Ok(Built { pipeline, webrtc, mic_volume, echo_probe })
 }
 
@@ -132,6 +146,7 @@ fn add_audio(
     pipeline: &gst::Pipeline,
     webrtc: &gst::Element,
     audio: &Audio,
+    shared: &Arc<Shared>,
 ) -> Result<(gst::Element, Option<gst::Element>), MediaError> {
     let mic = from_description("audio.source", &audio.source)?;
     let (convert, resample) = (make("audioconvert")?, make("audioresample")?);
@@ -162,6 +177,7 @@ fn add_audio(
         chain.push(dsp);
         probe = Some(echo_probe);
     }
+    count_buffers(&enc, shared, |s| &s.local_audio_buffers)?;
     chain.extend([volume.clone(), queue, enc, pay, rtp_filter.clone()]);
     let refs: Vec<&gst::Element> = chain.iter().collect();
     add(pipeline, &refs)?;

@@ -47,7 +47,7 @@ pub fn wire_buttons(window: &KioskWindow, on_press: impl Fn(Press) + Clone + 'st
 pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
     let api = window.global::<Api>();
     let screen = match vm.screen {
-        ScreenId::Idle => Screen::Idle,
+        ScreenId::Idle | ScreenId::Closed => Screen::Idle,
         ScreenId::Waiting => Screen::Waiting,
         ScreenId::Connecting => Screen::Connecting,
         ScreenId::InCall => Screen::InCall,
@@ -64,6 +64,12 @@ pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
     api.set_mic_muted(vm.mic_muted);
     api.set_camera_off(vm.camera_off);
     api.set_online(online);
+    api.set_closed(vm.screen == ScreenId::Closed);
+}
+
+/// Shows "This is <room>" over every screen, flashing (`None`: hides it).
+pub fn set_identify(window: &KioskWindow, room: Option<&str>) {
+    window.global::<Api>().set_identify(room.unwrap_or_default().into());
 }
 
 /// Shows the set-up screen (joining the fleet) with what is happening, in plain words.

@@ -10,6 +10,8 @@ use crate::visit::State;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScreenId {
     Idle,
+    /// Idle outside opening hours: the out-of-service message instead of Join.
+    Closed,
     Waiting,
     Connecting,
     InCall,
@@ -22,6 +24,7 @@ impl ScreenId {
     pub fn name(self) -> &'static str {
         match self {
             Self::Idle => "idle",
+            Self::Closed => "closed",
             Self::Waiting => "waiting",
             Self::Connecting => "connecting",
             Self::InCall => "in_call",
@@ -43,8 +46,9 @@ pub struct ViewModel {
     pub camera_off: bool,
 }
 
-/// Derives the view from the state at `now_ms`.
-pub fn view(state: &State, now_ms: u64) -> ViewModel {
+/// Derives the view from the state at `now_ms`; `closed` is the out-of-hours message, if the
+/// kiosk is closed to new visits (it changes only what Idle shows).
+pub fn view(state: &State, closed: Option<&str>, now_ms: u64) -> ViewModel {
     let since = |since_ms: u64| clock(now_ms.saturating_sub(since_ms));
     let plain = |screen| ViewModel {
         screen,
@@ -54,7 +58,10 @@ pub fn view(state: &State, now_ms: u64) -> ViewModel {
         camera_off: false,
     };
     match state {
-        State::Idle => plain(ScreenId::Idle),
+        State::Idle => match closed {
+            Some(message) => ViewModel { message: message.into(), ..plain(ScreenId::Closed) },
+            None => plain(ScreenId::Idle),
+        },
         State::Waiting { since_ms, .. } => {
             ViewModel { elapsed: since(*since_ms), ..plain(ScreenId::Waiting) }
         }
@@ -89,6 +96,9 @@ pub fn end_reason_text(reason: EndReason) -> &'static str {
             "The video connection was lost. Please press Join to try again, or ask the staff for help."
         }
         EndReason::ClinicianLeft => "The clinician's connection ended. They may call back shortly.",
+        EndReason::TimeLimit => {
+            "The visit reached its time limit. Press Join if you need to continue, or ask the staff."
+        }
         EndReason::ProtocolError | EndReason::KioskFault => {
             "Something went wrong with the video call. Please press Join to try again, or ask the staff for help."
         }
@@ -109,23 +119,36 @@ mod tests {
     fn waiting_shows_minutes_and_seconds_waited() {
         let state =
             State::Waiting { visit_id: "v".into(), since_ms: 1_000, offer: None, ice: vec![] };
-        let v = view(&state, 1_000 + 125_400);
+        let v = view(&state, None, 1_000 + 125_400);
         assert_eq!((v.screen, v.elapsed.as_str()), (ScreenId::Waiting, "2:05"));
     }
 
     #[test]
     fn ended_screen_explains_the_reason_in_plain_words() {
         let state = State::Ended { reason: EndReason::NoClinician, until_ms: 0 };
-        let v = view(&state, 0);
+        let v = view(&state, None, 0);
         assert_eq!(v.screen, ScreenId::Ended);
         assert!(v.message.contains("No clinician was free"), "{}", v.message);
+    }
+
+    #[test]
+    fn outside_opening_hours_idle_shows_the_message_but_a_call_stays_on_screen() {
+        let v = view(&State::Idle, Some("Closed until 9:00"), 0);
+        assert_eq!((v.screen, v.message.as_str()), (ScreenId::Closed, "Closed until 9:00"));
+        let call = State::InCall {
+            visit_id: "v".into(),
+            since_ms: 0,
+            mic_muted: false,
+            camera_off: false,
+        };
+        assert_eq!(view(&call, Some("Closed until 9:00"), 0).screen, ScreenId::InCall);
     }
 
     #[test]
     fn call_screen_reflects_mute_and_camera() {
         let state =
             State::InCall { visit_id: "v".into(), since_ms: 0, mic_muted: true, camera_off: false };
-        let v = view(&state, 61_000);
+        let v = view(&state, None, 61_000);
         assert!(v.mic_muted && !v.camera_off);
         assert_eq!(v.elapsed, "1:01");
     }

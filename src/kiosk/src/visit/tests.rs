@@ -304,3 +304,62 @@ fn media_unavailable_takes_the_kiosk_out_of_service_for_good() {
         run(&[(0, Event::MediaUnavailable { reason: "no camera".into() }), (10, join())]);
     assert_eq!(visit.state(), &State::OutOfService { reason: "no camera".into() });
 }
+
+#[test]
+fn a_call_ends_at_the_configured_time_limit_and_not_before() {
+    let mut visit = Visit::new("Maple Clinic", "Exam 2", Timeouts::default());
+    visit.update(
+        "Maple Clinic",
+        "Exam 2",
+        Timeouts { max_visit_ms: 300_000, ..Timeouts::default() },
+    );
+    for (t, e) in into_call() {
+        visit.handle(e, t);
+    }
+    // In call since t = 2 s.
+    assert!(visit.handle(Event::Tick, 301_999).is_empty());
+    let effects = visit.handle(Event::Tick, 302_000);
+    assert_eq!(ended_with(&visit), Some(EndReason::TimeLimit));
+    assert!(effects.contains(&Effect::StopMedia));
+    assert_eq!(
+        sent(&effects),
+        [KioskToServer::End { visit_id: V.into(), reason: EndReason::TimeLimit }]
+    );
+}
+
+#[test]
+fn new_settings_apply_at_once_without_interrupting_a_visit_in_progress() {
+    let (mut visit, _) = run(&[(0, join())]);
+    visit.update("North Clinic", "Room 9", Timeouts { wait_ms: 60_000, ..Timeouts::default() });
+    visit.set_closed(Some("Closed".into()));
+    // Still waiting: neither the new names nor closing time end it.
+    assert!(matches!(visit.state(), State::Waiting { .. }));
+    // A reconnect announces the visit again, with the new names.
+    let effects = visit.handle(Event::FleetConnected, 10_000);
+    assert_eq!(
+        sent(&effects),
+        [KioskToServer::Waiting {
+            visit_id: V.into(),
+            clinic: "North Clinic".into(),
+            room: "Room 9".into()
+        }]
+    );
+    // The shorter wait applies, from when the waiting began.
+    assert!(visit.handle(Event::Tick, 59_999).is_empty());
+    visit.handle(Event::Tick, 60_000);
+    assert_eq!(ended_with(&visit), Some(EndReason::NoClinician));
+}
+
+#[test]
+fn join_is_refused_outside_opening_hours_and_allowed_again_when_open() {
+    let mut visit = Visit::new("Maple Clinic", "Exam 2", Timeouts::default());
+    visit.set_closed(Some("Closed".into()));
+    let effects = visit.handle(join(), 0);
+    assert_eq!(visit.state(), &State::Idle);
+    assert!(
+        sent(&effects).is_empty() && !effects.contains(&Effect::StartMedia { visit_id: V.into() })
+    );
+    visit.set_closed(None);
+    visit.handle(join(), 1000);
+    assert!(matches!(visit.state(), State::Waiting { .. }));
+}

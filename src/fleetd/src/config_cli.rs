@@ -1,0 +1,342 @@
+//! `fleetd config …`: group bodies, device overrides, rollouts, from the command line. Works on
+//! the data directory's database, like `fleetd device`; a running `fleetd serve` notices each
+//! change within a second (the registry generation) and does the sending. Prints for people,
+//! or JSON (`--json`, the API's types) for scripts. Validation errors are printed as they are.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use telekiosk_protocol::api::{DeviceConfig, FleetStatus, GroupConfig, NewRollout, RolloutInfo};
+
+use crate::device_cli::{Common, print, unix_user, when};
+use crate::fleet::Fleet;
+use crate::rollout::Admin;
+use crate::store::{Store, unix_now};
+
+/// `fleetd config` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Check and store a group's config body, or a device's override (a partial object merged
+    /// over its group's body; `{}` removes it). Nothing is sent until a rollout.
+    Set {
+        #[command(flatten)]
+        target: Target,
+        /// JSON file with the body or override; `-` reads standard input.
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show a group's body, or a device's override, effective config and versions.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Roll the group's body out as a new version, in waves.
+    Rollout {
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Rollouts, and each device's sent and applied config versions.
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Pause a running rollout: no new wave starts.
+    Pause {
+        /// Rollout id (see `fleetd config status`).
+        rollout: i64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Resume a paused rollout (its wave time-out starts again).
+    Resume {
+        /// Rollout id.
+        rollout: i64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Abort a rollout: nothing more is sent (devices keep what they applied).
+    Abort {
+        /// Rollout id.
+        rollout: i64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Roll the group back: the body of its previous completed rollout, as a new version.
+    Rollback {
+        #[command(flatten)]
+        plan: PlanArgs,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// A group or a device.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// Group: the clinic name devices were enrolled for.
+    #[arg(long)]
+    group: Option<String>,
+    /// Device id (`dev-…`).
+    #[arg(long)]
+    device: Option<String>,
+}
+
+/// How a rollout proceeds.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Group: the clinic name devices were enrolled for.
+    #[arg(long)]
+    group: String,
+    /// First-wave devices, comma-separated (instead of a percentage).
+    #[arg(long, value_delimiter = ',')]
+    canary: Vec<String>,
+    /// Share of the group in the first wave (at least one device).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=100))]
+    first_wave_percent: u8,
+    /// Halt once refusals and time-outs pass this share of the devices targeted so far.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=100))]
+    failure_threshold_percent: u8,
+    /// A device of a wave that has not acknowledged this long after the wave started has
+    /// failed: e.g. 90s, 15m, 1h.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    wave_timeout: Duration,
+}
+
+impl PlanArgs {
+    fn request(self) -> NewRollout {
+        NewRollout {
+            group: self.group,
+            canary: self.canary,
+            first_wave_percent: Some(self.first_wave_percent),
+            failure_threshold_percent: Some(self.failure_threshold_percent),
+            wave_timeout_secs: Some(self.wave_timeout.as_secs()),
+        }
+    }
+}
+
+/// `90s`, `15m`, `2h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like 90s, 15m or 1h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?} needs a unit: s, m, h or d (e.g. 15m)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// The fleet of the data directory.
+pub fn open(data_dir: &Path) -> anyhow::Result<Fleet> {
+    let dir = crate::prepare_data_dir(data_dir)?;
+    Ok(Fleet::new(Store::open(&dir.join("fleetd.db"))?))
+}
+
+fn read_document(file: &Path) -> anyhow::Result<serde_json::Value> {
+    let mut text = String::new();
+    if file == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).context("cannot read standard input")?;
+    } else {
+        text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+    }
+    let what = file.display().to_string();
+    let map = crate::config::parse_document(&what, &text)?;
+    Ok(serde_json::Value::Object(map))
+}
+
+/// Runs one `fleetd config` subcommand.
+pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
+    let by = format!("cli:{}", unix_user());
+    let now = unix_now();
+    match command {
+        ConfigCommand::Set { target, file, common } => {
+            let fleet = open(&common.data_dir)?;
+            let body = read_document(&file)?;
+            match (target.group, target.device) {
+                (Some(group), _) => {
+                    let stored = fleet.set_group_config(&group, body, &by, now)?;
+                    print(common.json, &stored, |g| {
+                        print_group(g);
+                        println!(
+                            "Stored. Send it with `fleetd config rollout --group {:?}`.",
+                            g.group
+                        );
+                    })
+                }
+                (None, Some(id)) => {
+                    let stored = fleet.set_device_override(&id, body, &by, now)?;
+                    print(common.json, &stored, |d| {
+                        print_device_config(d);
+                        println!(
+                            "Stored. It is sent with the next rollout of group {:?}.",
+                            d.group
+                        );
+                    })
+                }
+                (None, None) => unreachable!("clap requires --group or --device"),
+            }
+        }
+        ConfigCommand::Show { target, common } => {
+            let fleet = open(&common.data_dir)?;
+            match (target.group, target.device) {
+                (Some(group), _) => print(common.json, &fleet.group_config(&group)?, print_group),
+                (None, Some(id)) => {
+                    print(common.json, &fleet.device_config(&id)?, print_device_config)
+                }
+                (None, None) => unreachable!("clap requires --group or --device"),
+            }
+        }
+        ConfigCommand::Rollout { plan, common } => {
+            let started = open(&common.data_dir)?.start_rollout(&plan.request(), &by, now)?;
+            print(common.json, &started, |r| {
+                print_rollout(r);
+                println!("A running fleetd sends the first wave within a second.");
+            })
+        }
+        ConfigCommand::Rollback { plan, common } => {
+            let started = open(&common.data_dir)?.rollback(&plan.request(), &by, now)?;
+            print(common.json, &started, print_rollout)
+        }
+        ConfigCommand::Status { common } => {
+            print(common.json, &open(&common.data_dir)?.status()?, print_status)
+        }
+        ConfigCommand::Pause { rollout, common } => change(rollout, Admin::Pause, &by, common),
+        ConfigCommand::Resume { rollout, common } => change(rollout, Admin::Resume, &by, common),
+        ConfigCommand::Abort { rollout, common } => change(rollout, Admin::Abort, &by, common),
+    }
+}
+
+fn change(id: i64, action: Admin, by: &str, common: Common) -> anyhow::Result<()> {
+    let changed = open(&common.data_dir)?.change_rollout(id, action, by, unix_now())?;
+    print(common.json, &changed, print_rollout)
+}
+
+fn print_group(g: &GroupConfig) {
+    println!("Group:    {} ({} active devices)", g.group, g.devices);
+    match (&g.updated_at, &g.updated_by) {
+        (Some(at), Some(by)) => println!("Set:      {} by {by}", when(*at)),
+        _ => println!("Set:      never (devices get the defaults)"),
+    }
+    println!("{}", serde_json::to_string_pretty(&g.body).unwrap_or_default());
+}
+
+fn print_device_config(d: &DeviceConfig) {
+    println!("Device:   {} (group {})", d.device_id, d.group);
+    match &d.override_body {
+        Some(o) => println!("Override: {}", serde_json::to_string(o).unwrap_or_default()),
+        None => println!("Override: none"),
+    }
+    match &d.published {
+        Some(p) => println!(
+            "Sent:     version {} (rollout {}) at {}",
+            p.version,
+            p.rollout_id,
+            when(p.published_at)
+        ),
+        None => println!("Sent:     nothing yet"),
+    }
+    match d.applied_version {
+        Some(v) => println!("Applied:  version {v}"),
+        None => println!("Applied:  unknown (no state reported yet)"),
+    }
+    if let Some(r) = &d.refusal {
+        println!("Refused:  version {}: {}", r.version, r.reason);
+    }
+    match (&d.effective, &d.error) {
+        (Some(body), _) => {
+            println!("Effective config (group body + override):");
+            println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
+        }
+        (None, Some(e)) => println!("Effective config: none, {e}"),
+        (None, None) => {}
+    }
+}
+
+/// A rollout in a few lines.
+pub fn print_rollout(r: &RolloutInfo) {
+    let waves = r.waves.len();
+    println!(
+        "Rollout {}: version {} of group {:?} ({}), {}, wave {} of {waves}",
+        r.id,
+        r.version,
+        r.group,
+        r.kind,
+        r.status.as_str(),
+        r.current_wave
+    );
+    let first = if r.canary.is_empty() {
+        format!("first wave {} %", r.first_wave_percent)
+    } else {
+        format!("canary {}", r.canary.join(","))
+    };
+    println!(
+        "  by {} at {}; {first}, halts past {} % failures, wave time-out {} s",
+        r.created_by,
+        when(r.created_at),
+        r.failure_threshold_percent,
+        r.wave_timeout_secs
+    );
+    for w in &r.waves {
+        println!(
+            "  wave {}: {:>5} devices {:>5} acked {:>5} pending {:>5} failed {:>5} not sent",
+            w.wave, w.devices, w.acked, w.pending, w.failed, w.not_sent
+        );
+    }
+    if let Some(reason) = &r.halt_reason {
+        println!("  halted: {reason}");
+    }
+}
+
+fn print_status(s: &FleetStatus) {
+    if s.rollouts.is_empty() {
+        println!("No rollouts yet.");
+    }
+    for r in s.rollouts.iter().take(10) {
+        print_rollout(r);
+    }
+    println!();
+    println!(
+        "{:<14} {:<8} {:>6} {:>8}  {:<24} group",
+        "device", "state", "sent", "applied", "refused"
+    );
+    for d in &s.devices {
+        let presence = crate::device_cli::presence(d);
+        let sent = d.published_version.map_or("-".into(), |v| v.to_string());
+        let state = d.state.as_ref();
+        let applied = state.map_or("-".into(), |s| s.config_version.to_string());
+        let refused = state
+            .and_then(|s| s.config_refusal.as_ref())
+            .map_or("-".into(), |r| format!("v{}: {}", r.version, r.reason));
+        let refused: String = refused.chars().take(24).collect();
+        println!(
+            "{:<14} {:<8} {:>6} {:>8}  {:<24} {}",
+            d.device.id, presence, sent, applied, refused, d.device.clinic
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("15").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration("m").is_err());
+    }
+}

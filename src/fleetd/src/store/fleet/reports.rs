@@ -1,0 +1,143 @@
+//! What devices report and what is asked of them: each device's latest state, and commands
+//! with their results. Plain queries, like the rest of [`super`].
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// One command row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRow {
+    pub command_id: String,
+    pub device_id: String,
+    /// JSON of the protocol's `Command`.
+    pub command: String,
+    pub status: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub issued_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// JSON of the protocol's `CommandResult`.
+    pub result: Option<String>,
+    pub result_at: Option<i64>,
+}
+
+/// Stores a device's latest state (JSON of `DeviceState`).
+pub fn upsert_state(c: &Connection, device: &str, state: &str, now: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO device_state (device_id, state, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (device_id) DO UPDATE SET state = ?2, updated_at = ?3",
+    )?
+    .execute(params![device, state, now])
+    .map(drop)
+}
+
+/// Every device's latest state: id → (JSON, when received).
+pub fn states(c: &Connection) -> rusqlite::Result<HashMap<String, (String, i64)>> {
+    let mut stmt = c.prepare("SELECT device_id, state, updated_at FROM device_state")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    rows.collect()
+}
+
+/// One device's latest state: (JSON, when received).
+pub fn state_of(c: &Connection, device: &str) -> rusqlite::Result<Option<(String, i64)>> {
+    c.prepare_cached("SELECT state, updated_at FROM device_state WHERE device_id = ?1")?
+        .query_row(params![device], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+const COMMAND_COLUMNS: &str = "command_id, device_id, command, status, created_at, created_by, \
+    issued_at, expires_at, result, result_at";
+
+fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
+    Ok(CommandRow {
+        command_id: r.get(0)?,
+        device_id: r.get(1)?,
+        command: r.get(2)?,
+        status: r.get(3)?,
+        created_at: r.get(4)?,
+        created_by: r.get(5)?,
+        issued_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        result: r.get(8)?,
+        result_at: r.get(9)?,
+    })
+}
+
+/// Queues a command (status `queued`).
+pub fn insert_command(c: &Connection, row: &CommandRow) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO commands (command_id, device_id, command, status, created_at, created_by)
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5)",
+        params![row.command_id, row.device_id, row.command, row.created_at, row.created_by],
+    )
+    .map(drop)
+}
+
+/// One command.
+pub fn command(c: &Connection, id: &str) -> rusqlite::Result<Option<CommandRow>> {
+    let sql = format!("SELECT {COMMAND_COLUMNS} FROM commands WHERE command_id = ?1");
+    c.query_row(&sql, params![id], command_row).optional()
+}
+
+/// Commands in `status`, oldest first.
+pub fn commands_in(c: &Connection, status: &str) -> rusqlite::Result<Vec<CommandRow>> {
+    let sql = format!(
+        "SELECT {COMMAND_COLUMNS} FROM commands WHERE status = ?1 ORDER BY created_at, command_id"
+    );
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map(params![status], command_row)?;
+    rows.collect()
+}
+
+/// The device's latest commands, newest first.
+pub fn commands_of(c: &Connection, device: &str, limit: u32) -> rusqlite::Result<Vec<CommandRow>> {
+    let sql = format!(
+        "SELECT {COMMAND_COLUMNS} FROM commands WHERE device_id = ?1
+         ORDER BY created_at DESC, rowid DESC LIMIT ?2"
+    );
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map(params![device, limit], command_row)?;
+    rows.collect()
+}
+
+/// Marks a command sent, with when it was signed and when it expires.
+pub fn command_sent(
+    c: &Connection,
+    id: &str,
+    issued_at: i64,
+    expires_at: i64,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE commands SET status = 'sent', issued_at = ?2, expires_at = ?3
+         WHERE command_id = ?1 AND status = 'queued'",
+        params![id, issued_at, expires_at],
+    )
+    .map(drop)
+}
+
+/// Marks queued or sent commands expired when their time is up; returns how many.
+pub fn expire_commands(c: &Connection, queued_before: i64, now: i64) -> rusqlite::Result<usize> {
+    c.execute(
+        "UPDATE commands SET status = 'expired'
+         WHERE (status = 'queued' AND created_at < ?1) OR (status = 'sent' AND expires_at < ?2)",
+        params![queued_before, now],
+    )
+}
+
+/// Stores a device's result for one of its commands; `false` if it has no such command.
+pub fn record_result(
+    c: &Connection,
+    device: &str,
+    command_id: &str,
+    result: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE commands SET status = 'answered', result = ?3, result_at = ?4
+             WHERE command_id = ?2 AND device_id = ?1",
+        )?
+        .execute(params![device, command_id, result, now])?;
+    Ok(changed == 1)
+}

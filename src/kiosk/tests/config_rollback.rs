@@ -1,0 +1,86 @@
+//! The TPM rollback guard of the stored config, against a real swtpm: an old copy of the file
+//! (a restored or swapped disk) is refused even though fleetd really signed it, and so is an
+//! old copy whose counter was edited to the current value.
+
+mod support;
+
+use base64::Engine;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use support::swtpm::Swtpm;
+use telekiosk::config::store::{ConfigStore, ROLLBACK_COUNTER_INDEX, StoreError, TpmGuard};
+use telekiosk::identity::Tpm;
+use telekiosk::signed::PinnedKey;
+use telekiosk_protocol::config::{CONFIG_SCHEMA, ConfigBody, ConfigPayload, SignedConfig};
+
+const ME: &str = "kiosk-rollback";
+
+fn document(pair: &Ed25519KeyPair, version: u64) -> SignedConfig {
+    let payload = ConfigPayload {
+        schema: CONFIG_SCHEMA,
+        device_id: ME.into(),
+        group: "g".into(),
+        version,
+        issued_at: 1_760_000_000,
+        body: ConfigBody { room_name: format!("Room {version}"), ..ConfigBody::default() },
+    };
+    let text = serde_json::to_string(&payload).unwrap();
+    let signature = base64::engine::general_purpose::STANDARD.encode(pair.sign(text.as_bytes()));
+    SignedConfig { payload: text, signature }
+}
+
+#[test]
+fn an_old_copy_of_the_stored_config_is_refused_after_a_newer_one_was_accepted() {
+    let swtpm = Swtpm::start();
+    let state = tempfile::tempdir().unwrap();
+    let tpm = Tpm::open(&swtpm.tcti()).unwrap();
+    let key = tpm.device_key(state.path()).unwrap();
+    let pair = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+    let pinned = PinnedKey::from_raw(pair.public_key().as_ref().try_into().unwrap());
+    let store = ConfigStore::new(state.path(), Some(TpmGuard::new(tpm.clone(), key.clone())));
+
+    store.save(&document(&pair, 3)).unwrap();
+    assert_eq!(store.load(&pinned, ME).unwrap().unwrap().payload.version, 3);
+    let old_copy = std::fs::read(store.path()).unwrap();
+    let counter_then = tpm.nv_counter(ROLLBACK_COUNTER_INDEX).unwrap();
+
+    store.save(&document(&pair, 4)).unwrap();
+    assert_eq!(tpm.nv_counter(ROLLBACK_COUNTER_INDEX).unwrap(), counter_then + 1);
+    let current = std::fs::read(store.path()).unwrap();
+    assert_eq!(store.load(&pinned, ME).unwrap().unwrap().payload.version, 4);
+
+    // The disk is rolled back to the old copy: fleetd's signature is fine, the TPM says no.
+    std::fs::write(store.path(), &old_copy).unwrap();
+    match store.load(&pinned, ME) {
+        Err(e @ StoreError::RolledBack { stored, tpm: now }) => {
+            assert_eq!((stored, now), (counter_then, counter_then + 1));
+            assert!(e.to_string().contains("old copy"), "{e}");
+        }
+        other => {
+            panic!("an old copy was not refused: {:?}", other.map(|a| a.map(|a| a.payload.version)))
+        }
+    }
+
+    // Editing the old copy's counter to the current value does not help: the device key's
+    // signature over it no longer matches.
+    let edited = String::from_utf8(old_copy).unwrap().replace(
+        &format!("\"counter\": {counter_then}"),
+        &format!("\"counter\": {}", counter_then + 1),
+    );
+    assert!(edited.contains(&format!("\"counter\": {}", counter_then + 1)), "{edited}");
+    std::fs::write(store.path(), edited).unwrap();
+    assert!(matches!(store.load(&pinned, ME), Err(StoreError::NotBound { .. })));
+
+    // A file written without the guard (e.g. by a development build) is refused on a TPM kiosk.
+    ConfigStore::new(state.path(), None).save(&document(&pair, 5)).unwrap();
+    assert!(matches!(store.load(&pinned, ME), Err(StoreError::NotBound { .. })));
+
+    // The current file still loads, also after the TPM connection is reopened.
+    std::fs::write(store.path(), &current).unwrap();
+    drop(store);
+    drop(key);
+    drop(tpm);
+    let tpm = Tpm::open(&swtpm.tcti()).unwrap();
+    let key = tpm.device_key(state.path()).unwrap();
+    let store = ConfigStore::new(state.path(), Some(TpmGuard::new(tpm, key)));
+    assert_eq!(store.load(&pinned, ME).unwrap().unwrap().payload.version, 4);
+}

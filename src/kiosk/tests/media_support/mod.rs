@@ -1,0 +1,261 @@
+//! The clinician's side for media tests: an answering webrtcbin that sends test video and audio
+//! and decodes what the kiosk sends, a recording screen, and the loop that passes SDP and ICE
+//! between the two. Shared by `media_loopback` and `media_settings`.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use telekiosk::media::{Call, Frame, FrameSink, Ice, MediaEvent};
+use telekiosk::profile::Profile;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn dev_profile() -> Profile {
+    let path = format!("{}/../../hw/profiles/dev.toml", env!("CARGO_MANIFEST_DIR"));
+    Profile::load(Path::new(&path)).unwrap()
+}
+
+/// Records what the kiosk would show: counts, the first remote frame's time, the last self-view.
+#[derive(Default)]
+pub struct Screen {
+    pub first_remote: Mutex<Option<Instant>>,
+    pub last_local: Mutex<Option<Frame>>,
+    pub last_remote_size: Mutex<(u32, u32)>,
+}
+
+impl FrameSink for Screen {
+    fn remote_frame(&self, frame: Frame) {
+        assert_eq!(frame.rgb.len(), (frame.width * frame.height * 3) as usize);
+        self.first_remote.lock().unwrap().get_or_insert_with(Instant::now);
+        *self.last_remote_size.lock().unwrap() = (frame.width, frame.height);
+    }
+    fn local_frame(&self, frame: Frame) {
+        assert_eq!(frame.rgb.len(), (frame.width * frame.height * 3) as usize);
+        *self.last_local.lock().unwrap() = Some(frame);
+    }
+}
+
+pub fn mean(rgb: &[u8]) -> u64 {
+    rgb.iter().map(|&b| b as u64).sum::<u64>() / rgb.len().max(1) as u64
+}
+
+/// The clinician's side: a webrtcbin that answers the kiosk's offer, sends its own test video
+/// and audio back, and decodes the kiosk's video into small RGB frames.
+pub struct Answerer {
+    pub pipeline: gst::Pipeline,
+    pub webrtc: gst::Element,
+    pub ice: mpsc::Receiver<Ice>,
+    pub decoded_frames: Arc<AtomicU64>,
+    /// Width and height of the kiosk's video as the peer decodes it.
+    pub kiosk_video_size: Arc<Mutex<(i32, i32)>>,
+    /// Mean RGB value of the last decoded kiosk frame (black ≈ 0, SMPTE bars ≈ 100+).
+    pub last_mean: Arc<AtomicU64>,
+}
+
+impl Answerer {
+    pub fn start() -> Self {
+        telekiosk::media::init().unwrap();
+        let pipeline = gst::Pipeline::with_name("clinician");
+        let webrtc = gst::ElementFactory::make("webrtcbin")
+            .property_from_str("bundle-policy", "max-bundle")
+            .build()
+            .unwrap();
+        pipeline.add(&webrtc).unwrap();
+        let (tx, ice) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        webrtc.connect("on-ice-candidate", false, move |v| {
+            let ice = Ice { mline: v[1].get().unwrap(), candidate: v[2].get().unwrap() };
+            let _ = tx.lock().unwrap().send(ice);
+            None
+        });
+        let decoded_frames = Arc::new(AtomicU64::new(0));
+        let last_mean = Arc::new(AtomicU64::new(0));
+        let kiosk_video_size = Arc::new(Mutex::new((0, 0)));
+        let (frames, level, weak) =
+            (decoded_frames.clone(), last_mean.clone(), pipeline.downgrade());
+        let size = kiosk_video_size.clone();
+        webrtc.connect_pad_added(move |_, pad| {
+            if pad.direction() != gst::PadDirection::Src {
+                return; // the sink pads requested in `send`
+            }
+            let pipeline = weak.upgrade().unwrap();
+            let decodebin = gst::ElementFactory::make("decodebin").build().unwrap();
+            let (frames, level, weak) = (frames.clone(), level.clone(), weak.clone());
+            let size = size.clone();
+            decodebin.connect_pad_added(move |_, pad| {
+                let pipeline = weak.upgrade().unwrap();
+                let caps = pad.current_caps().unwrap();
+                let s = caps.structure(0).unwrap();
+                let video = s.name().starts_with("video/");
+                if video {
+                    let dims = (s.get::<i32>("width").unwrap(), s.get::<i32>("height").unwrap());
+                    *size.lock().unwrap() = dims;
+                }
+                let out = if video {
+                    decoded_video_sink(&pipeline, frames.clone(), level.clone())
+                } else {
+                    let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+                    pipeline.add(&sink).unwrap();
+                    sink.sync_state_with_parent().unwrap();
+                    sink
+                };
+                pad.link(&out.static_pad("sink").unwrap()).unwrap();
+            });
+            pipeline.add(&decodebin).unwrap();
+            decodebin.sync_state_with_parent().unwrap();
+            pad.link(&decodebin.static_pad("sink").unwrap()).unwrap();
+        });
+        pipeline.set_state(gst::State::Playing).unwrap();
+        Self { pipeline, webrtc, ice, decoded_frames, kiosk_video_size, last_mean }
+    }
+
+    /// Takes the kiosk's offer and returns the answer, set as local description.
+    ///
+    /// webrtcbin 1.22 answers recvonly for m-lines it has no sending pad for, and pairs pads
+    /// linked before the offer only if their caps match exactly (H.264 level included). So each
+    /// offered m-line is wired by hand, as a browser's `addTrack` would: request the sink pad of
+    /// that m-line's transceiver, link a source to it, make the transceiver sendrecv.
+    pub fn answer(&self, offer: &str) -> String {
+        let sdp = gst_sdp::SDPMessage::parse_buffer(offer.as_bytes()).unwrap();
+        let kinds: Vec<String> =
+            sdp.medias().map(|m| m.media().unwrap_or_default().to_string()).collect();
+        let offer =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, sdp);
+        let promise = gst::Promise::new();
+        self.webrtc.emit_by_name::<()>("set-remote-description", &[&offer, &promise]);
+        promise.wait();
+        for (mline, kind) in kinds.iter().enumerate() {
+            self.send(mline, kind);
+        }
+        let promise = gst::Promise::new();
+        self.webrtc.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+        promise.wait();
+        let reply = promise.get_reply().expect("create-answer replied");
+        let answer = reply.get::<gst_webrtc::WebRTCSessionDescription>("answer").unwrap();
+        let promise = gst::Promise::new();
+        self.webrtc.emit_by_name::<()>("set-local-description", &[&answer, &promise]);
+        promise.wait();
+        answer.sdp().as_text().unwrap()
+    }
+
+    /// Links a test source for m-line `mline` (`video` or `audio`) to its transceiver.
+    pub fn send(&self, mline: usize, kind: &str) {
+        let description = match kind {
+            "video" => {
+                "videotestsrc is-live=true pattern=ball \
+                 ! video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert \
+                 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=600 \
+                 ! video/x-h264,profile=constrained-baseline ! h264parse \
+                 ! rtph264pay config-interval=-1 pt=96 \
+                 ! capsfilter caps=application/x-rtp,media=video,encoding-name=H264,payload=96"
+            }
+            "audio" => {
+                "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc \
+                 ! rtpopuspay pt=111 \
+                 ! capsfilter caps=application/x-rtp,media=audio,encoding-name=OPUS,payload=111"
+            }
+            other => panic!("unexpected m-line kind {other}"),
+        };
+        let source = gst::parse::bin_from_description(description, true).unwrap();
+        self.pipeline.add(&source).unwrap();
+        let pad = self.webrtc.request_pad_simple(&format!("sink_{mline}")).unwrap();
+        let transceiver = pad.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+        assert_eq!(transceiver.mlineindex() as usize, mline, "pad bound to the wrong m-line");
+        transceiver.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv);
+        source.static_pad("src").unwrap().link(&pad).unwrap();
+        source.sync_state_with_parent().unwrap();
+    }
+
+    pub fn add_ice(&self, ice: &Ice) {
+        self.webrtc.emit_by_name::<()>("add-ice-candidate", &[&ice.mline, &ice.candidate]);
+    }
+}
+
+impl Drop for Answerer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// decoded video → 160x90 RGB → counts frames and keeps the mean value of the last one.
+pub fn decoded_video_sink(
+    pipeline: &gst::Pipeline,
+    frames: Arc<AtomicU64>,
+    level: Arc<AtomicU64>,
+) -> gst::Element {
+    let bin = gst::parse::bin_from_description(
+        "queue ! videoconvert ! videoscale ! video/x-raw,format=RGB,width=160,height=90 \
+         ! appsink name=seen sync=false max-buffers=1 drop=true",
+        true,
+    )
+    .unwrap();
+    let appsink = bin.by_name("seen").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let map = sample.buffer().unwrap().map_readable().unwrap();
+                level.store(mean(&map), Ordering::SeqCst);
+                frames.fetch_add(1, Ordering::SeqCst);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline.add(&bin).unwrap();
+    bin.sync_state_with_parent().unwrap();
+    bin.upcast()
+}
+
+/// Passes events and candidates between the two sides until `done` holds or the deadline.
+pub struct Exchange {
+    pub events: UnboundedReceiver<MediaEvent>,
+    pub started: Instant,
+    pub offer_at: Option<Duration>,
+    pub connected_at: Option<Duration>,
+    pub answer: Option<String>,
+}
+
+impl Exchange {
+    pub fn pump_until(
+        &mut self,
+        call: &Call,
+        peer: &Answerer,
+        mut done: impl FnMut(&Call) -> bool,
+    ) {
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            while let Ok(event) = self.events.try_recv() {
+                match event {
+                    MediaEvent::LocalOffer { sdp } => {
+                        self.offer_at = Some(self.started.elapsed());
+                        if std::env::var_os("SHOW_SDP").is_some() {
+                            eprintln!("OFFER:\n{sdp}");
+                        }
+                        let answer = peer.answer(&sdp);
+                        call.set_remote_answer(&answer).unwrap();
+                        self.answer = Some(answer);
+                    }
+                    MediaEvent::LocalIce(ice) => {
+                        assert!(self.offer_at.is_some(), "candidate before the offer");
+                        peer.add_ice(&ice);
+                    }
+                    MediaEvent::Connected => self.connected_at = Some(self.started.elapsed()),
+                    MediaEvent::Failed { reason } => panic!("call failed: {reason}"),
+                }
+            }
+            while let Ok(ice) = peer.ice.try_recv() {
+                call.add_remote_ice(&ice).unwrap();
+            }
+            if done(call) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
