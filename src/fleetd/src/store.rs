@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;",
     devices::SCHEMA,
     fleet::SCHEMA,
+    fleet::GROUP_INDEX,
 ];
 
 /// Why a database operation failed.
