@@ -80,8 +80,10 @@ function roomLabel(room) {
   return /^\d+[A-Za-z]?$/.test(room || '') ? `Room ${room}` : room;
 }
 
+// Parts reported missing or failed; "unknown" (no call yet to prove a part) is not a problem.
 function healthIssues(s) {
-  return s ? ['camera', 'microphone', 'speaker', 'tpm'].filter((p) => s.health[p] !== 'ok').length : 0;
+  const bad = ['missing', 'failed'];
+  return s ? ['camera', 'microphone', 'speaker', 'tpm'].filter((p) => bad.includes(s.health[p])).length : 0;
 }
 
 function commandName(c) {

@@ -13,6 +13,7 @@ const END_WORDS = {
   clinician_left: 'your connection to the server was lost',
   protocol_error: 'a technical problem ended the visit',
   kiosk_fault: 'the kiosk had a technical problem',
+  time_limit: 'the visit reached the clinic\'s time limit',
 };
 
 let view = 'signin';      // 'signin' | 'queue' | 'call'
