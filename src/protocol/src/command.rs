@@ -37,6 +37,18 @@ pub enum Command {
     CollectDiagnostics,
 }
 
+impl Command {
+    /// Checks the command's own fields (identify lasts 1–60 seconds).
+    pub fn check(&self) -> Result<(), DecodeError> {
+        if let Command::Identify { seconds } = self
+            && !(1..=60).contains(seconds)
+        {
+            return Err(invalid("seconds", format!("{seconds} is outside 1–60")));
+        }
+        Ok(())
+    }
+}
+
 /// The signed content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,12 +70,7 @@ impl Validate for CommandPayload {
         if self.expires_at <= self.issued_at || self.expires_at - self.issued_at > 3600 {
             return Err(invalid("expires_at", "must be within 1 h after issued_at".into()));
         }
-        if let Command::Identify { seconds } = self.command
-            && !(1..=60).contains(&seconds)
-        {
-            return Err(invalid("seconds", format!("{seconds} is outside 1–60")));
-        }
-        Ok(())
+        self.command.check()
     }
 }
 

@@ -225,12 +225,7 @@ pub struct NewCommand {
 
 impl Validate for NewCommand {
     fn validate(&self) -> Result<(), DecodeError> {
-        if let Command::Identify { seconds } = self.command
-            && !(1..=60).contains(&seconds)
-        {
-            return Err(invalid("seconds", format!("{seconds} is outside 1–60")));
-        }
-        Ok(())
+        self.command.check()
     }
 }
 
