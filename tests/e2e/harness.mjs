@@ -56,14 +56,24 @@ export async function waitFor(what, probe, ms = 20000, every = 100) {
   throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${last})`);
 }
 
+/**
+ * `cmd args` run through `prefix`, a command prefix such as `['ip', 'netns', 'exec', 'tk-clinic']`
+ * (which execs the command in place, so the process id stays the command's own).
+ */
+export function prefixed(prefix, cmd, args) {
+  return prefix && prefix.length ? [prefix[0], [...prefix.slice(1), cmd, ...args]] : [cmd, args];
+}
+
 /** A child process whose stdout lines are kept; stderr goes to a log file in the artifacts. */
-class Child {
+export class Child {
   constructor(name, cmd, args, opts = {}) {
     this.name = name;
     this.lines = [];
     this.times = []; // performance.now() at which each stdout line arrived
     this.log = fs.createWriteStream(path.join(ARTIFACTS, `${name}.log`));
-    this.proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+    const { prefix, ...spawnOpts } = opts;
+    [cmd, args] = prefixed(prefix, cmd, args);
+    this.proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOpts });
     this.exited = once(this.proc, 'exit');
     readline.createInterface({ input: this.proc.stdout }).on('line', (line) => {
       this.lines.push(line);
@@ -80,13 +90,18 @@ class Child {
   /** The first stdout line from index `from` on that matches `pred`. */
   async waitLine(what, pred, ms, from = 0) {
     return waitFor(`${this.name}: ${what}`, () => {
-      if (this.proc.exitCode !== null) throw new Error(`${this.name} exited (${this.proc.exitCode}); see its log`);
+      if (this.exitedNow()) throw new Error(`${this.name} exited (${this.proc.exitCode ?? this.proc.signalCode}); see its log`);
       return this.lines.slice(from).find(pred);
     }, ms);
   }
 
+  /** Whether the process has ended (by itself or by a signal). */
+  exitedNow() {
+    return this.proc.exitCode !== null || this.proc.signalCode !== null;
+  }
+
   async stop() {
-    if (this.proc.exitCode === null) {
+    if (!this.exitedNow()) {
       this.proc.kill('SIGTERM');
       const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
       await this.exited;
@@ -96,38 +111,61 @@ class Child {
   }
 }
 
-/** fleetd with a fresh data dir, a clinician account, and its own mosquitto. */
-export async function startFleetd(user, password) {
+/**
+ * fleetd with a fresh data dir, a clinician account, and its own mosquitto. Options: `listen`,
+ * the address both its listeners bind (default 127.0.0.1; 0.0.0.0 to be reached from another
+ * network namespace), and `host`, the name kiosks use for it (default 127.0.0.1; its server
+ * certificate covers the machine's host name). The console URL stays on 127.0.0.1.
+ */
+export async function startFleetd(user, password, { listen = '127.0.0.1', host = '127.0.0.1' } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-fleetd-'));
   const fleetd = path.join(BIN, 'fleetd');
   execFileSync(fleetd, ['user', 'add', user, '--role', 'clinician', '--password-stdin', '--data-dir', dataDir],
     { input: `${password}\n` });
   const [web, mqtt] = [await freePort(), await freePort()];
   const child = new Child('fleetd', fleetd, ['serve', '--data-dir', dataDir,
-    '--listen', `127.0.0.1:${web}`, '--mqtt-listen', `127.0.0.1:${mqtt}`]);
+    '--listen', `${listen}:${web}`, '--mqtt-listen', `${listen}:${mqtt}`]);
   await child.waitLine('ready line', (l) => l.startsWith('fleetd ready:'), 30000);
   const caLine = child.lines.find((l) => l.startsWith('CA certificate: '));
   if (!caLine) throw new Error('fleetd did not print where its CA certificate is');
   return Object.assign(child, {
     dataDir, web, mqtt, ca: caLine.slice('CA certificate: '.length).trim(),
     url: `https://127.0.0.1:${web}/`,
+    serverUrl: `https://${host}:${web}`, mqttUrl: `mqtts://${host}:${mqtt}`,
   });
 }
 
-/** A software TPM (swtpm) on loopback, with its state in `dir` (kept across restarts). */
-export async function startSwtpm(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-swtpm-'))) {
+/** Whether something listens on 127.0.0.1:`port` in the network namespace `prefix` runs in. */
+function listening(port, prefix) {
+  if (!prefix || !prefix.length) {
+    return new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1', () => { sock.destroy(); resolve(true); });
+      sock.on('error', () => resolve(false));
+    });
+  }
+  const [cmd, args] = prefixed(prefix, 'bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]);
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore', timeout: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A software TPM (swtpm) on loopback, with its state in `dir` (kept across restarts). With
+ * `prefix` (e.g. `['ip', 'netns', 'exec', 'tk-clinic']`) it runs, and is reached, there.
+ */
+export async function startSwtpm(dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-swtpm-')), { prefix } = {}) {
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     const child = new Child('swtpm', '/usr/bin/swtpm', ['socket', '--tpm2',
       '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
       '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-      '--tpmstate', `dir=${dir}`, '--flags', 'not-need-init,startup-clear']);
-    const up = await waitFor('swtpm listening', () => {
-      if (child.proc.exitCode !== null) return 'exited';
-      return new Promise((resolve) => {
-        const sock = net.connect(port, '127.0.0.1', () => { sock.destroy(); resolve('up'); });
-        sock.on('error', () => resolve(false));
-      });
+      '--tpmstate', `dir=${dir}`, '--flags', 'not-need-init,startup-clear'], { prefix });
+    const up = await waitFor('swtpm listening', async () => {
+      if (child.exitedNow()) return 'exited';
+      return (await listening(port, prefix)) && 'up';
     }, 10000).catch(() => 'exited');
     if (up === 'up') return Object.assign(child, { dir, port, tcti: `swtpm:host=127.0.0.1,port=${port}` });
     await child.stop(); // port pair taken: try another
@@ -142,17 +180,22 @@ export function fleetdJson(fleetd, ...args) {
   return JSON.parse(out.toString());
 }
 
-/** A headless kiosk driven through its touchscreen (stdin `tap X Y`), reporting on stdout. */
+/**
+ * A headless kiosk driven through its touchscreen (stdin `tap X Y`), reporting on stdout.
+ * Options beyond the state: `profile` (default hw/profiles/dev.toml) and `prefix`, a command
+ * prefix it runs through (e.g. `['ip', 'netns', 'exec', 'tk-clinic']`).
+ */
 export class Kiosk extends Child {
-  constructor(fleetd, { tpm, stateDir, token, name = 'telekiosk' }) {
+  constructor(fleetd, { tpm, stateDir, token, name = 'telekiosk', profile, prefix }) {
     const args = ['--headless',
-      '--server', `https://127.0.0.1:${fleetd.web}`, '--mqtt', `mqtts://127.0.0.1:${fleetd.mqtt}`,
-      '--ca', fleetd.ca, '--profile', path.join(ROOT, 'hw/profiles/dev.toml'),
+      '--server', fleetd.serverUrl || `https://127.0.0.1:${fleetd.web}`,
+      '--mqtt', fleetd.mqttUrl || `mqtts://127.0.0.1:${fleetd.mqtt}`,
+      '--ca', fleetd.ca, '--profile', profile || path.join(ROOT, 'hw/profiles/dev.toml'),
       '--tpm', tpm.tcti, '--state-dir', stateDir,
       '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2'];
     if (token) args.push('--enrol-token', token);
     super(name, path.join(BIN, 'telekiosk'), args,
-      { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+      { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, prefix });
     this.shots = 0;
   }
 
@@ -195,13 +238,19 @@ export class Kiosk extends Child {
 /**
  * Enrols a new kiosk as a technician and an admin would: the admin makes a one-time code, the
  * kiosk starts with it (its key made in the TPM), the admin approves the pending device.
- * Returns the running kiosk (online, over mutual TLS) and its device id.
+ * Returns the running kiosk (online, over mutual TLS) and its device id. `options` go to
+ * [Kiosk] (`profile`, `prefix`, `name`).
  */
-export async function enrolKiosk(fleetd, tpm, stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-kiosk-'))) {
+export async function enrolKiosk(fleetd, tpm, stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-kiosk-')), options = {}) {
   const { token } = fleetdJson(fleetd, 'device', 'enrol-token', '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2');
-  const kiosk = new Kiosk(fleetd, { tpm, stateDir, token });
-  const pending = await waitFor('a pending device in fleetd', () =>
-    fleetdJson(fleetd, 'device', 'list').find((d) => d.status === 'pending'), 30000, 250);
+  const kiosk = new Kiosk(fleetd, { ...options, tpm, stateDir, token });
+  const pending = await waitFor('a pending device in fleetd', () => {
+    if (kiosk.exitedNow()) return { exited: true };
+    return fleetdJson(fleetd, 'device', 'list').find((d) => d.status === 'pending');
+  }, 30000, 250);
+  if (pending.exited) {
+    throw new Error(`${kiosk.name} exited before enrolling: ${kiosk.stderr.trim().split('\n').pop()}`);
+  }
   fleetdJson(fleetd, 'device', 'approve', pending.id);
   await kiosk.waitOnline();
   return { kiosk, deviceId: pending.id, stateDir };
@@ -210,22 +259,23 @@ export async function enrolKiosk(fleetd, tpm, stateDir = fs.mkdtempSync(path.joi
 /** Where the kiosk's buttons are on the dev profile's 1280x800 screen (see ui/pages/*.slint). */
 export const BUTTONS = { join: [640, 472], cancel: [640, 697], end: [892, 715], mute: [388, 715] };
 
-/** Headless Chromium with a fake camera and microphone, as a clinician's browser. */
-export async function startBrowser() {
+/** Headless Chromium with a fake camera and microphone, as a clinician's browser; `args` adds flags. */
+export async function startBrowser({ args = [] } = {}) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required'],
+      '--autoplay-policy=no-user-gesture-required', ...args],
   });
 }
 
-/** A signed-in clinician console page. */
-export async function signIn(browser, fleetd, user, password) {
+/** A signed-in clinician console page; `initScript` (test-only) runs in each page before its own. */
+export async function signIn(browser, fleetd, user, password, { initScript } = {}) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 },
     permissions: ['camera', 'microphone'] });
+  if (initScript) await context.addInitScript(initScript);
   const page = await context.newPage();
   page.on('console', (m) => fs.appendFileSync(path.join(ARTIFACTS, 'console-page.log'), `${m.type()}: ${m.text()}\n`));
   await page.goto(fleetd.url);

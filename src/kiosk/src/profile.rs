@@ -39,8 +39,16 @@ pub struct Video {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
-    /// Target bitrate in kbit/s.
+    /// Highest video bitrate in kbit/s: the rate controller follows the network below it.
     pub bitrate_kbps: u32,
+    /// Offer ULPFEC beside retransmission (its share then follows the loss). Off by default:
+    /// on the floor link the media bench measured it costing more picture than it repaired.
+    #[serde(default)]
+    pub fec: bool,
+    /// Test and bench only: stamp the capture time into the top of every sent picture and read
+    /// it from received ones (glass-to-glass latency). Never on a kiosk in a clinic.
+    #[serde(default)]
+    pub stamp_time: bool,
 }
 
 /// Microphone and speaker.

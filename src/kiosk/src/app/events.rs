@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::status;
-use crate::media::{Frame, FrameSink, MediaEvent};
+use crate::media::{Frame, FrameSink, MediaEvent, stamp};
 use crate::ui::Press;
 use crate::visit::Event;
 
@@ -19,13 +19,16 @@ pub(super) fn press_event(press: Press) -> Event {
     }
 }
 
-pub(super) fn media_event(event: MediaEvent) -> Event {
-    match event {
+/// The visit event a media report is, if it is one (`VideoPaused` changes how the call looks,
+/// not where the visit is).
+pub(super) fn media_event(event: MediaEvent) -> Option<Event> {
+    Some(match event {
         MediaEvent::LocalOffer { sdp } => Event::LocalOffer { sdp },
         MediaEvent::LocalIce(ice) => Event::LocalIce(ice),
         MediaEvent::Connected => Event::MediaConnected,
+        MediaEvent::VideoPaused(_) => return None,
         MediaEvent::Failed { reason } => Event::MediaFailed { reason },
-    }
+    })
 }
 
 /// Passes frames on and reports the call's first decoded clinician frame (`first_remote_frame`),
@@ -33,12 +36,23 @@ pub(super) fn media_event(event: MediaEvent) -> Event {
 pub(super) struct FirstFrame {
     pub(super) inner: Arc<dyn FrameSink>,
     pub(super) seen: AtomicBool,
+    /// Bench only (profile `video.stamp_time`): print each frame's glass-to-glass latency.
+    pub(super) stamped: bool,
 }
 
 impl FrameSink for FirstFrame {
     fn remote_frame(&self, frame: Frame) {
         if !self.seen.swap(true, Ordering::Relaxed) {
             status(&serde_json::json!({"event": "first_remote_frame"}));
+        }
+        if self.stamped
+            && let Some(at) =
+                stamp::read_rgb(&frame.rgb, frame.width as usize, frame.height as usize)
+        {
+            let ms = stamp::elapsed(at, stamp::now_ms());
+            if ms < 10_000 {
+                status(&serde_json::json!({"event": "g2g", "ms": ms}));
+            }
         }
         self.inner.remote_frame(frame);
     }

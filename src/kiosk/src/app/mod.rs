@@ -32,7 +32,7 @@ use crate::media::{Call, CallStats, FrameSink, MediaEvent};
 use crate::profile::Profile;
 use crate::signed::PinnedKey;
 use crate::ui::Press;
-use crate::ui::view::{ViewModel, view};
+use crate::ui::view::{CallCondition, ViewModel, view};
 use crate::visit::{Effect, Event, State, Visit};
 use events::{FirstFrame, media_event, press_event};
 
@@ -43,8 +43,6 @@ pub enum Input {
     Fleet(FleetEvent),
     /// A media report, tagged with the number of the call it came from.
     Media(u64, MediaEvent),
-    /// The network quality of a call (RTT, loss), tagged like `Media`.
-    Network(u64, NetworkQuality),
     /// Stop: end any visit cleanly and return.
     Shutdown,
 }
@@ -122,6 +120,8 @@ struct Running {
     seen: RecentIds,
     health: Health,
     network: Option<NetworkQuality>,
+    /// How the call in progress is going (quality, video paused), for the screen.
+    condition: CallCondition,
     last_visit: Option<LastVisit>,
     visit_started: Option<Instant>,
     media_started: Option<Instant>,
@@ -132,13 +132,8 @@ struct Running {
     /// Reboot/restart commands waiting for the visit in progress to end.
     deferred: Vec<CommandPayload>,
     next_report: Instant,
-    /// Half-second ticks during a call, to read its network quality every few seconds.
-    call_ticks: u32,
     exit: Option<Exit>,
 }
-
-/// How often the network quality of a call is read, in half-second ticks.
-const QUALITY_EVERY_TICKS: u32 = 10;
 
 impl Controller {
     /// Runs until `Input::Shutdown` or a restart command; says which.
@@ -166,6 +161,7 @@ impl Controller {
             seen: self.agent.seen.load(),
             health: telemetry::initial_health(media_ok, self.agent.tpm),
             network: None,
+            condition: CallCondition::default(),
             last_visit: None,
             visit_started: None,
             media_started: None,
@@ -175,7 +171,6 @@ impl Controller {
             identify_until: None,
             deferred: vec![],
             next_report: Instant::now() + settings.telemetry_interval,
-            call_ticks: 0,
             exit: None,
         };
         self.apply(settings, &mut run);
@@ -222,14 +217,15 @@ impl Controller {
                 }
                 Input::Fleet(FleetEvent::Config(bytes)) => self.on_config(&bytes, &mut run),
                 Input::Fleet(FleetEvent::Command(bytes)) => self.on_command(&bytes, &mut run).await,
+                Input::Media(generation, MediaEvent::VideoPaused(paused))
+                    if generation == run.generation =>
+                {
+                    run.condition.video_paused = paused;
+                }
                 Input::Media(generation, event) if generation == run.generation => {
-                    pending.push_back(media_event(event))
+                    pending.extend(media_event(event))
                 }
                 Input::Media(..) => {}
-                Input::Network(generation, quality) if generation == run.generation => {
-                    run.network = Some(quality)
-                }
-                Input::Network(..) => {}
                 Input::Shutdown => run.exit = Some(Exit::Stopped),
             }
         }
@@ -275,6 +271,7 @@ impl Controller {
         match effect {
             Effect::StartMedia { visit_id } => {
                 run.generation += 1;
+                run.condition = CallCondition::default();
                 run.visit_started = Some(Instant::now());
                 run.media_started = Some(Instant::now());
                 let (media_tx, mut media_rx) = unbounded_channel();
@@ -289,6 +286,7 @@ impl Controller {
                 let frames = Arc::new(FirstFrame {
                     inner: self.frames.clone(),
                     seen: AtomicBool::new(false),
+                    stamped: self.profile.video.stamp_time,
                 });
                 // Caps and ICE servers of the config in force now; a later config waits for the
                 // next visit.
@@ -333,7 +331,7 @@ impl Controller {
     /// Shows the current state if it changed; prints a status line on a new screen.
     fn refresh(&self, run: &mut Running) {
         let now = run.started.elapsed().as_millis() as u64;
-        let vm = view(self.visit.state(), self.visit.closed(), now);
+        let vm = view(self.visit.state(), self.visit.closed(), run.condition, now);
         let next = (vm, run.online);
         if run.shown.as_ref() == Some(&next) {
             return;
@@ -351,26 +349,39 @@ impl Controller {
         run.shown = Some(next);
     }
 
+    /// Once a second during a call: the call's counters and quality on stdout (PHI-free), and
+    /// its network figures kept for device state.
     fn print_stats(&self, run: &mut Running) {
-        if let Some(call) = &run.call {
-            run.call_ticks += 1;
-            if run.call_ticks.is_multiple_of(QUALITY_EVERY_TICKS) {
-                let (probe, tx, generation) =
-                    (call.quality_probe(), run.tx.clone(), run.generation);
-                tokio::task::spawn_blocking(move || {
-                    if let Some(q) = probe.read(Duration::from_millis(500)) {
-                        let _ = tx.send(Input::Network(generation, q));
-                    }
+        let Some(call) = &run.call else { return };
+        let s = call.stats();
+        let mut line = serde_json::json!({
+            "event": "stats",
+            "remote_video_frames": s.remote_video_frames,
+            "remote_audio_buffers": s.remote_audio_buffers,
+            "local_video_frames": s.local_video_frames,
+        });
+        if let Some(q) = call.quality() {
+            run.condition.level = Some(q.level());
+            if q.rtt_ms > 0 {
+                run.network = Some(NetworkQuality {
+                    rtt_ms: q.rtt_ms,
+                    loss_permille: (q.loss * 1000.0).round() as u32,
                 });
             }
-            let s = call.stats();
-            status(&serde_json::json!({
-                "event": "stats",
-                "remote_video_frames": s.remote_video_frames,
-                "remote_audio_buffers": s.remote_audio_buffers,
-                "local_video_frames": s.local_video_frames,
-            }));
+            line["quality"] = serde_json::json!({
+                "level": format!("{:?}", q.level()).to_lowercase(),
+                "rtt_ms": q.rtt_ms,
+                "loss_permille": (q.loss * 1000.0).round() as u32,
+                "estimate_kbps": q.estimate_kbps,
+                "sent_kbps": q.sent_kbps,
+                "sent_fps": q.sent_fps.round() as u32,
+                "received_fps": q.received_fps.round() as u32,
+                "concealed_permille": (q.concealed * 1000.0).round() as u32,
+                "latency_ms": q.latency_ms,
+                "video_paused": q.video_paused,
+            });
         }
+        status(&line);
     }
 }
 

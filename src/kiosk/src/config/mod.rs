@@ -171,6 +171,7 @@ fn call_settings(body: &ConfigBody) -> CallSettings {
         max_bitrate_kbps: m.max_bitrate_kbps,
         stun,
         turn,
+        ..CallSettings::default()
     }
 }
 

@@ -11,6 +11,7 @@ const REQUIRED: &[(&str, &str)] = &[
     ("srtpenc", "gstreamer1.0-plugins-bad"),
     ("nicesrc", "gstreamer1.0-nice"),
     ("rtpbin", "gstreamer1.0-plugins-good"),
+    ("rtphdrexttwcc", "gstreamer1.0-plugins-good"),
     ("rtph264pay", "gstreamer1.0-plugins-good"),
     ("rtph264depay", "gstreamer1.0-plugins-good"),
     ("rtpopuspay", "gstreamer1.0-plugins-good"),

@@ -29,24 +29,30 @@ pub(crate) struct EncoderSetup {
     pub caps: gst::Caps,
 }
 
-/// Configures `encoder` for low-latency live video at the profile's bitrate and frame rate,
-/// with a keyframe every two seconds, and says what must surround it.
-pub(crate) fn configure(encoder: &gst::Element, video: &Video) -> EncoderSetup {
-    let name = encoder.factory().map(|f| f.name().to_string()).unwrap_or_default();
+/// Seconds between scheduled keyframes. Lost pictures are repaired by retransmission (NACK) and
+/// keyframe requests (PLI), so scheduled keyframes are rare: each is a burst that a slow link
+/// turns into loss.
+const KEYFRAME_EVERY_SECS: u32 = 10;
+
+/// Configures `encoder` for low-latency live video at `kbps` and the profile's frame rate, and
+/// says what must surround it.
+pub(crate) fn configure(encoder: &gst::Element, video: &Video, kbps: u32) -> EncoderSetup {
+    let name = factory_name(encoder);
     // Browsers decode constrained-baseline everywhere; it also rules out B-frames.
     let baseline = gst::Caps::builder("video/x-h264").field("profile", "constrained-baseline");
-    let keyframe_every = 2 * video.fps;
+    let keyframe_every = KEYFRAME_EVERY_SECS * video.fps;
+    set_bitrate(encoder, kbps);
     match name.as_str() {
-        "x264enc" => x264enc_zero_latency(encoder, video.bitrate_kbps, keyframe_every),
-        "openh264enc" => openh264enc_bitrate_mode(encoder, video.bitrate_kbps, keyframe_every),
-        "vah264enc" => vah264enc_cbr(encoder, video.bitrate_kbps, keyframe_every),
-        "vaapih264enc" => vaapih264enc_cbr(encoder, video.bitrate_kbps, keyframe_every),
+        "x264enc" => x264enc_zero_latency(encoder, keyframe_every),
+        "openh264enc" => openh264enc_bitrate_mode(encoder, keyframe_every),
+        "vah264enc" => vah264enc_cbr(encoder, keyframe_every),
+        "vaapih264enc" => vaapih264enc_cbr(encoder, keyframe_every),
         "v4l2h264enc" => {
-            v4l2h264enc_controls(encoder, video.bitrate_kbps, keyframe_every);
+            v4l2h264enc_controls(encoder, kbps, keyframe_every);
             return EncoderSetup { converter: "videoconvert", caps: v4l2h264enc_level_caps() };
         }
         "nvv4l2h264enc" => {
-            nvv4l2h264enc_low_latency(encoder, video.bitrate_kbps, keyframe_every);
+            nvv4l2h264enc_low_latency(encoder, keyframe_every);
             // Jetson's encoder takes NVMM memory, its own converter makes it; its caps carry no
             // profile field, so the profile is set by property instead.
             return EncoderSetup {
@@ -59,36 +65,56 @@ pub(crate) fn configure(encoder: &gst::Element, video: &Video) -> EncoderSetup {
     EncoderSetup { converter: "videoconvert", caps: baseline.build() }
 }
 
+/// Sets the encoder's target bitrate, live: the rate controller calls this as the network's
+/// estimate moves. The one place that knows each encoder's bitrate property and unit.
+pub(crate) fn set_bitrate(encoder: &gst::Element, kbps: u32) {
+    let kbps = kbps.max(1);
+    match factory_name(encoder).as_str() {
+        // kbit/s
+        "x264enc" | "vah264enc" | "vah264lpenc" | "vaapih264enc" | "nvh264enc"
+        | "nvcudah264enc" | "qsvh264enc" => set(encoder, "bitrate", &kbps.to_string()),
+        // bit/s
+        "openh264enc" | "nvv4l2h264enc" => set(encoder, "bitrate", &(kbps * 1000).to_string()),
+        "vp8enc" | "vp9enc" => set(encoder, "target-bitrate", &(kbps * 1000).to_string()),
+        // A V4L2 control; GStreamer 1.22 reads extra-controls only when the device starts,
+        // so on these boards the bitrate in force is the one the call started with.
+        "v4l2h264enc" => {}
+        other => tracing::warn!(encoder = other, "no bitrate property known for this encoder"),
+    }
+}
+
+fn factory_name(element: &gst::Element) -> String {
+    element.factory().map(|f| f.name().to_string()).unwrap_or_default()
+}
+
 /// x264 in software: no look-ahead or B-frames (`zerolatency`), cheapest preset (FIELD-NOTES:
-/// ≈ 31–38 % of one core for 720p30 at 2.5 Mb/s with both ends on one machine).
-fn x264enc_zero_latency(enc: &gst::Element, kbps: u32, keyframe_every: u32) {
+/// ≈ 31–38 % of one core for 720p30 at 2.5 Mb/s with both ends on one machine). A VBV of 150 ms
+/// (default 600 ms) keeps keyframes from leaving as bursts that overflow a slow link's queue.
+fn x264enc_zero_latency(enc: &gst::Element, keyframe_every: u32) {
     set(enc, "tune", "zerolatency");
     set(enc, "speed-preset", "ultrafast");
     set(enc, "key-int-max", &keyframe_every.to_string());
-    set(enc, "bitrate", &kbps.to_string()); // kbit/s
+    set(enc, "vbv-buf-capacity", "150");
 }
 
-/// OpenH264 defaults to "quality" rate control, which ignores the bitrate; bitrate in bit/s.
-fn openh264enc_bitrate_mode(enc: &gst::Element, kbps: u32, keyframe_every: u32) {
+/// OpenH264 defaults to "quality" rate control, which ignores the bitrate.
+fn openh264enc_bitrate_mode(enc: &gst::Element, keyframe_every: u32) {
     set(enc, "rate-control", "bitrate");
-    set(enc, "bitrate", &(kbps * 1000).to_string());
     set(enc, "gop-size", &keyframe_every.to_string());
     set(enc, "complexity", "low");
     set(enc, "usage-type", "camera");
 }
 
-/// VA (gst-plugins-bad `va`): constant bitrate in kbit/s, no B-frames.
-fn vah264enc_cbr(enc: &gst::Element, kbps: u32, keyframe_every: u32) {
+/// VA (gst-plugins-bad `va`): constant bitrate, no B-frames.
+fn vah264enc_cbr(enc: &gst::Element, keyframe_every: u32) {
     set(enc, "rate-control", "cbr");
-    set(enc, "bitrate", &kbps.to_string());
     set(enc, "key-int-max", &keyframe_every.to_string());
     set(enc, "b-frames", "0");
 }
 
-/// VA-API (gstreamer-vaapi): constant bitrate in kbit/s, keyframe period, no B-frames.
-fn vaapih264enc_cbr(enc: &gst::Element, kbps: u32, keyframe_every: u32) {
+/// VA-API (gstreamer-vaapi): constant bitrate, keyframe period, no B-frames.
+fn vaapih264enc_cbr(enc: &gst::Element, keyframe_every: u32) {
     set(enc, "rate-control", "cbr");
-    set(enc, "bitrate", &kbps.to_string());
     set(enc, "keyframe-period", &keyframe_every.to_string());
     set(enc, "max-bframes", "0");
 }
@@ -111,10 +137,9 @@ fn v4l2h264enc_level_caps() -> gst::Caps {
         .build()
 }
 
-/// NVIDIA Jetson: bitrate in bit/s, SPS/PPS with every IDR, fastest preset, baseline profile
-/// (its property, as its caps carry none).
-fn nvv4l2h264enc_low_latency(enc: &gst::Element, kbps: u32, keyframe_every: u32) {
-    set(enc, "bitrate", &(kbps * 1000).to_string());
+/// NVIDIA Jetson: SPS/PPS with every IDR, fastest preset, baseline profile (its property, as its
+/// caps carry none).
+fn nvv4l2h264enc_low_latency(enc: &gst::Element, keyframe_every: u32) {
     set(enc, "iframeinterval", &keyframe_every.to_string());
     set(enc, "idrinterval", &keyframe_every.to_string());
     set(enc, "insert-sps-pps", "true");
@@ -154,6 +179,8 @@ mod tests {
             height: 720,
             fps: 30,
             bitrate_kbps: 2500,
+            fec: false,
+            stamp_time: false,
         }
     }
 
@@ -174,9 +201,10 @@ mod tests {
     fn x264enc_is_set_for_zero_latency_at_the_profile_bitrate() {
         gst::init().unwrap();
         let enc = gst::ElementFactory::make("x264enc").build().unwrap();
-        let setup = configure(&enc, &dev_video());
+        let setup = configure(&enc, &dev_video(), 2500);
         assert_eq!(enc.property::<u32>("bitrate"), 2500);
-        assert_eq!(enc.property::<u32>("key-int-max"), 60);
+        assert_eq!(enc.property::<u32>("key-int-max"), 300);
+        assert_eq!(enc.property::<u32>("vbv-buf-capacity"), 150);
         let preset = enc.property_value("speed-preset");
         assert_eq!(gst::glib::EnumValue::from_value(&preset).unwrap().1.nick(), "ultrafast");
         assert_eq!(setup.converter, "videoconvert");
@@ -187,9 +215,24 @@ mod tests {
     fn openh264enc_uses_bitrate_rate_control_in_bits_per_second() {
         gst::init().unwrap();
         let enc = gst::ElementFactory::make("openh264enc").build().unwrap();
-        configure(&enc, &dev_video());
+        configure(&enc, &dev_video(), 2500);
         assert_eq!(enc.property::<u32>("bitrate"), 2_500_000);
-        assert_eq!(enc.property::<u32>("gop-size"), 60);
+        assert_eq!(enc.property::<u32>("gop-size"), 300);
+    }
+
+    #[test]
+    fn set_bitrate_uses_each_encoders_unit() {
+        gst::init().unwrap();
+        for (factory, property, want) in
+            [("x264enc", "bitrate", 480u32), ("openh264enc", "bitrate", 480_000)]
+        {
+            let enc = gst::ElementFactory::make(factory).build().unwrap();
+            set_bitrate(&enc, 480);
+            assert_eq!(enc.property::<u32>(property), want, "{factory}");
+        }
+        let vp8 = gst::ElementFactory::make("vp8enc").build().unwrap();
+        set_bitrate(&vp8, 480);
+        assert_eq!(vp8.property::<i32>("target-bitrate"), 480_000);
     }
 
     #[test]

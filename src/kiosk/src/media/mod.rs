@@ -19,25 +19,30 @@
 //! `quality` (RTT and loss from webrtcbin's stats) and `bus` (errors from the pipeline's bus).
 
 mod bus;
+pub mod bwe;
+mod control;
 mod elements;
 mod encoder;
 mod frames;
 mod pipeline;
 mod quality;
+pub mod rate;
 mod remote;
 mod settings;
 mod signalling;
+pub mod stamp;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
+pub use control::RateSnapshot;
 pub use elements::init;
 pub(crate) use elements::{exists, require};
 pub use encoder::choose_encoder;
-pub use quality::QualityProbe;
+pub use quality::{CallQuality, QualityLevel, VoiceLoss};
 pub use settings::CallSettings;
 /// One ICE candidate as the wire carries it (m-line index + `candidate:` line).
 pub use telekiosk_protocol::visit::Ice;
@@ -57,6 +62,9 @@ pub enum MediaEvent {
     /// webrtcbin's connection state reached connected (ICE and DTLS done): media can flow.
     /// Sent once.
     Connected,
+    /// The link cannot carry video any more (true: audio only, the last picture stays on the
+    /// clinician's screen), or it can again (false). Sent on each change.
+    VideoPaused(bool),
     /// The call cannot go on: a pipeline error (naming the element), ICE failure, …
     /// Sent once, for the first failure; later ones are only logged.
     Failed {
@@ -176,6 +184,10 @@ pub(crate) struct Shared {
     pub(crate) local_audio_buffers: AtomicU64,
     /// False while the camera is off: the encoder and self-view get black frames.
     pub(crate) camera_on: AtomicBool,
+    /// True while the rate controller has paused the video (audio only).
+    pub(crate) video_paused: AtomicBool,
+    /// The clinician's voice frames, and those lost beyond repair.
+    pub(crate) voice: Mutex<quality::VoiceLoss>,
     connected: AtomicBool,
     failed: AtomicBool,
 }
@@ -190,6 +202,8 @@ impl Shared {
             local_video_frames: AtomicU64::new(0),
             local_audio_buffers: AtomicU64::new(0),
             camera_on: AtomicBool::new(true),
+            video_paused: AtomicBool::new(false),
+            voice: Mutex::new(quality::VoiceLoss::default()),
             connected: AtomicBool::new(false),
             failed: AtomicBool::new(false),
         }
@@ -200,11 +214,21 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
+    /// Whether media can flow (ICE and DTLS done).
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
     /// Reports `Connected` the first time only.
     pub(crate) fn connected(&self) {
         if !self.connected.swap(true, Ordering::SeqCst) {
             self.send(MediaEvent::Connected);
         }
+    }
+
+    /// Share of the clinician's voice the decoder had to conceal so far, 0.0–1.0.
+    pub(crate) fn concealed(&self) -> f64 {
+        self.voice.lock().unwrap_or_else(|e| e.into_inner()).concealed()
     }
 
     /// Reports the first failure; later ones are logged only.
@@ -224,6 +248,9 @@ pub struct Call {
     webrtc: gst::Element,
     mic_volume: gst::Element,
     shared: Arc<Shared>,
+    control: Arc<control::RateControl>,
+    quality: Arc<Mutex<Option<CallQuality>>>,
+    stats: Option<quality::Watch>,
     bus: Option<bus::Watch>,
 }
 
@@ -244,6 +271,7 @@ impl Call {
         init()?;
         let shared = Arc::new(Shared::new(events, frames));
         let built = pipeline::build(profile, settings, &shared)?;
+        let control = control::RateControl::new(built.knobs, &shared);
         signalling::connect(&built.webrtc, &shared);
         let (webrtc, pipeline) = (&built.webrtc, &built.pipeline);
         remote::connect(webrtc, pipeline, &shared, &profile.audio.sink, built.echo_probe.clone());
@@ -261,12 +289,18 @@ impl Call {
                 return Err(e);
             }
         };
+        let quality = Arc::new(Mutex::new(None));
+        let stats = quality::Watch::spawn(&built.webrtc, &shared, &control, &quality)
+            .map_err(|e| pipeline::build_error("media-stats thread", e))?;
         tracing::info!(profile = %profile.name, "media pipeline playing");
         Ok(Call {
             pipeline: built.pipeline,
             webrtc: built.webrtc,
             mic_volume: built.mic_volume,
             shared,
+            control,
+            quality,
+            stats: Some(stats),
             bus: Some(bus),
         })
     }
@@ -304,9 +338,14 @@ impl Call {
         }
     }
 
-    /// A handle for reading the call's network quality (RTT, loss) from another thread.
-    pub fn quality_probe(&self) -> QualityProbe {
-        QualityProbe { webrtc: self.webrtc.clone() }
+    /// What the rate controller is doing: estimate, split, picture sent.
+    pub fn rate(&self) -> RateSnapshot {
+        self.control.snapshot()
+    }
+
+    /// The call's latest quality reading (once a second), `None` before the first one.
+    pub fn quality(&self) -> Option<CallQuality> {
+        self.quality.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Stops the call: the pipeline goes to NULL (camera and microphone released).
@@ -318,6 +357,7 @@ impl Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
+        drop(self.stats.take());
         if self.pipeline.set_state(gst::State::Null).is_err() {
             tracing::warn!("media pipeline did not go to NULL cleanly");
         }

@@ -1,12 +1,19 @@
 //! The sending side of a call: camera → H.264 → webrtcbin (with the self-view split off before
 //! the encoder) and microphone → Opus → webrtcbin. Built from the hardware profile; every element
 //! lives in memory only — descriptions from the profile are checked for file-writing elements.
+//!
+//! What the offer asks for, so a call holds on a poor link: retransmission (NACK + RTX) for
+//! video, transport-wide congestion control feedback (the TWCC header extension on both
+//! streams), ULPFEC when the settings ask for it, Opus with in-band FEC, and packets of at most
+//! 1200 bytes (room for TURN and VPN headers without fragmenting).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use gst::prelude::*;
+use gst_rtp::prelude::RTPHeaderExtensionExt;
 
+use super::control::Knobs;
 use super::frames::{self, Target};
 use super::{CallSettings, MediaError, Shared, encoder, require};
 use crate::profile::{Audio, Profile, Video};
@@ -16,6 +23,12 @@ const H264_PT: i32 = 96;
 const OPUS_PT: i32 = 111;
 /// Width of the self-view; the height follows the camera's aspect ratio.
 const SELF_VIEW_WIDTH: u32 = 320;
+/// Largest RTP packet: 1200 bytes leaves room for TURN, VPN and PPPoE headers in a 1500 MTU.
+const RTP_MTU: u32 = 1200;
+/// Transport-wide congestion control: the header extension the clinician's side answers with
+/// feedback on every packet's arrival time. Same id on both m-lines (BUNDLE).
+const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+const TWCC_ID: u32 = 1;
 
 /// The pipeline of one call with the elements the [`super::Call`] handle drives.
 pub(crate) struct Built {
@@ -25,6 +38,8 @@ pub(crate) struct Built {
     pub mic_volume: gst::Element,
     /// The echo-cancellation probe for the speaker chain, when the profile asks for AEC.
     pub echo_probe: Option<gst::Element>,
+    /// What the rate controller turns.
+    pub knobs: Knobs,
 }
 
 /// Builds (but does not start) the pipeline of one call: the profile's devices, its video
@@ -37,6 +52,9 @@ pub(crate) fn build(
     let pipeline = gst::Pipeline::with_name("telekiosk-call");
     let webrtc = make("webrtcbin")?;
     webrtc.set_property_from_str("bundle-policy", "max-bundle");
+    restrict_ice(&webrtc, &settings.local_addresses);
+    // The receive jitter buffers' latency; the stats thread then follows the RTT.
+    webrtc.set_property("latency", super::quality::START_LATENCY_MS);
     if let Some(stun) = &settings.stun {
         webrtc.set_property("stun-server", stun);
     }
@@ -51,19 +69,48 @@ pub(crate) fn build(
     // The speaker chain is built when the clinician's audio arrives; refuse a bad one now.
     from_description("audio.sink", &profile.audio.sink)?;
     let video = settings.cap(&profile.video);
-    add_video(&pipeline, &webrtc, &video, shared)?;
-    let (mic_volume, echo_probe) = add_audio(&pipeline, &webrtc, &profile.audio, shared)?;
-    Ok(Built { pipeline, webrtc, mic_volume, echo_probe })
+    let (video_encoder, picture, video_transceiver) =
+        add_video(&pipeline, &webrtc, &video, shared)?;
+    let fec = profile.video.fec;
+    if fec {
+        video_transceiver.set_property_from_str("fec-type", "ulp-red");
+    }
+    let audio = add_audio(&pipeline, &webrtc, &profile.audio, shared)?;
+    let knobs = Knobs {
+        video_encoder,
+        picture,
+        opus: audio.opus,
+        video_transceiver,
+        camera: (video.width, video.height, video.fps),
+        max_video_bps: video.bitrate_kbps.saturating_mul(1000),
+        fec,
+    };
+    Ok(Built { pipeline, webrtc, mic_volume: audio.volume, echo_probe: audio.echo_probe, knobs })
 }
 
-/// camera → convert/scale/rate → I420 at the profile's size → tee → encoder → webrtcbin,
-/// and tee → small RGB self-view.
+/// Limits ICE to the given local addresses (none: every interface). libnice leaves loopback out
+/// unless it is named here, which is how tests keep calls on 127.0.0.1.
+fn restrict_ice(webrtc: &gst::Element, addresses: &[String]) {
+    if addresses.is_empty() {
+        return;
+    }
+    let agent = webrtc.property::<gst::glib::Object>("ice-agent");
+    for address in addresses {
+        if !agent.emit_by_name::<bool>("add-local-ip-address", &[address]) {
+            tracing::warn!(%address, "ICE refused a local address");
+        }
+    }
+}
+
+/// camera → convert/scale/rate → I420 at the profile's size → tee → ladder (scale/rate to the
+/// rung the rate controller picks) → encoder → webrtcbin, and tee → small RGB self-view.
+/// Returns the encoder, the ladder's picture caps and the video transceiver.
 fn add_video(
     pipeline: &gst::Pipeline,
     webrtc: &gst::Element,
     video: &Video,
     shared: &Arc<Shared>,
-) -> Result<(), MediaError> {
+) -> Result<(gst::Element, PictureCaps, Transceiver), MediaError> {
     let camera = from_description("video.source", &video.source)?;
     let raw = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
@@ -78,13 +125,20 @@ fn add_video(
     add(pipeline, &[&camera, &convert, &scale, &rate, &raw_filter, &tee])?;
     link(&[&camera, &convert, &scale, &rate, &raw_filter, &tee])?;
     camera_off_probe(&raw_filter, video, shared)?;
+    if video.stamp_time {
+        stamp_probe(&raw_filter, video)?;
+    }
 
     // Encoder branch. The leaky queue drops old frames rather than letting delay build up
-    // when the encoder falls behind.
+    // when the encoder falls behind; the ladder's scale/rate/caps come after the tee so a step
+    // never renegotiates the camera or the self-view. The rate controller sets the bitrate.
     let name = encoder::choose_encoder(&video.encoders)?;
     let enc = make(&name)?;
-    let setup = encoder::configure(&enc, video);
+    let setup = encoder::configure(&enc, video, video.bitrate_kbps);
     let enc_queue = leaky_queue(3)?;
+    let (ladder_rate, ladder_scale) = (make("videorate")?, make("videoscale")?);
+    ladder_rate.set_property("drop-only", true);
+    let picture = PictureCaps::new(video)?;
     let converter = make(setup.converter)?;
     let h264_filter = capsfilter(&setup.caps)?;
     let parse = make("h264parse")?;
@@ -94,12 +148,29 @@ fn add_video(
     pay.set_property("pt", H264_PT as u32);
     let rtp = rtp_caps("video", "H264", H264_PT, 90_000);
     let rtp_filter = capsfilter(&rtp)?;
-    let branch = [&enc_queue, &converter, &enc, &h264_filter, &parse, &pay, &rtp_filter];
+    let branch = [
+        &enc_queue,
+        &ladder_rate,
+        &picture.rate,
+        &ladder_scale,
+        &picture.size,
+        &converter,
+        &enc,
+        &h264_filter,
+        &parse,
+        &pay,
+        &rtp_filter,
+    ];
     add(pipeline, &branch)?;
     link(&[&tee, &enc_queue])?;
     link(&branch)?;
+    pause_gate(&enc_queue, shared)?;
     count_buffers(&enc, shared, |s| &s.local_video_frames)?;
-    link_to_webrtc(&rtp_filter, webrtc)?;
+    feedback_ready(&pay)?;
+    hold_until_connected(&rtp_filter, shared, true)?;
+    let transceiver = link_to_webrtc(&rtp_filter, webrtc)?;
+    // Retransmission of lost video packets (RTX), asked for by the clinician's NACKs.
+    transceiver.set_property("do-nack", true);
     tracing::info!(encoder = %name, "video encoder chosen");
 
     // Self-view branch: one frame queued at most, scaled before conversion (cheaper).
@@ -116,7 +187,88 @@ fn add_video(
     let view = [&view_queue, &view_scale, &view_convert, &view_sink];
     add(pipeline, &view)?;
     link(&[&tee, &view_queue])?;
-    link(&view)
+    link(&view)?;
+    Ok((enc, picture, transceiver))
+}
+
+/// The ladder's two capsfilters in the encoder branch: `videorate ! rate ! videoscale ! size`.
+/// Each of the two converters only ever changes its own dimension, so a step renegotiates one
+/// element at a time (one capsfilter for both raced: videorate was asked for a new size it
+/// cannot make, "not negotiated", and the call failed).
+pub(crate) struct PictureCaps {
+    pub rate: gst::Element,
+    pub size: gst::Element,
+}
+
+impl PictureCaps {
+    fn new(video: &Video) -> Result<Self, MediaError> {
+        let caps = Self { rate: make("capsfilter")?, size: make("capsfilter")? };
+        caps.set(video.width, video.height, video.fps);
+        Ok(caps)
+    }
+
+    /// Asks for pictures of `width`x`height` at `fps`.
+    pub(crate) fn set(&self, width: u32, height: u32, fps: u32) {
+        let rate = gst::Caps::builder("video/x-raw")
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .build();
+        let size = gst::Caps::builder("video/x-raw")
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build();
+        self.rate.set_property("caps", &rate);
+        self.size.set_property("caps", &size);
+    }
+}
+
+/// While the rate controller has paused the video (the link cannot carry it), camera frames stop
+/// before the encoder; the clinician keeps the last picture and hears the patient.
+fn pause_gate(queue: &gst::Element, shared: &Arc<Shared>) -> Result<(), MediaError> {
+    let shared = Arc::clone(shared);
+    static_pad(queue, "sink")?.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if shared.video_paused.load(Ordering::Relaxed) {
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
+    Ok(())
+}
+
+/// Drops RTP until the connection is up rather than letting webrtcbin hold it: the camera runs
+/// while the patient waits, and a backlog released at once would be a burst of stale media that a
+/// slow link turns into loss. With `keyframe`, the first packet through asks the encoder for a
+/// keyframe, so the clinician's first picture needs no keyframe request round trip.
+fn hold_until_connected(
+    filter: &gst::Element,
+    shared: &Arc<Shared>,
+    keyframe: bool,
+) -> Result<(), MediaError> {
+    let shared = Arc::clone(shared);
+    let asked = AtomicBool::new(!keyframe);
+    static_pad(filter, "src")?.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        if !shared.is_connected() {
+            return gst::PadProbeReturn::Drop;
+        }
+        if !asked.swap(true, Ordering::Relaxed) {
+            let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+            pad.send_event(event);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+/// Sets a payloader up for a poor link: small packets, and the transport-wide sequence number
+/// that congestion control's feedback refers to.
+fn feedback_ready(pay: &gst::Element) -> Result<(), MediaError> {
+    pay.set_property("mtu", RTP_MTU);
+    let twcc = gst_rtp::RTPHeaderExtension::create_from_uri(TWCC_URI)
+        .ok_or_else(|| build_error("rtphdrexttwcc", "not installed (gstreamer1.0-plugins-good)"))?;
+    twcc.set_id(TWCC_ID);
+    pay.emit_by_name::<()>("add-extension", &[&twcc]);
+    Ok(())
 }
 
 /// While the camera is off, every frame leaving the camera chain is swapped for a black one
@@ -140,22 +292,62 @@ fn camera_off_probe(
     Ok(())
 }
 
+/// The microphone chain's elements that outlive building it.
+struct AudioOut {
+    /// `volume`: its `mute` property is the mic mute.
+    volume: gst::Element,
+    opus: gst::Element,
+    echo_probe: Option<gst::Element>,
+}
+
+/// Test and bench only: the capture time drawn into every picture (see [`super::stamp`]).
+fn stamp_probe(filter: &gst::Element, video: &Video) -> Result<(), MediaError> {
+    let info =
+        gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, video.width, video.height)
+            .build()
+            .map_err(|e| build_error("stamp", e))?;
+    let (stride, width) = (info.stride()[0] as usize, video.width as usize);
+    static_pad(filter, "src")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut()
+            && let Ok(mut map) = buffer.make_mut().map_writable()
+        {
+            super::stamp::write_luma(&mut map, stride, width, super::stamp::now_ms());
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
 /// mic → convert/resample → (echo cancellation) → volume (mute) → Opus → webrtcbin.
-/// Returns the volume element and, with AEC, the echo probe the speaker chain must pass through.
+/// Opus is set for speech: in-band FEC (the rate controller sets how much from the loss the
+/// clinician reports), no DTX (silence still proves the stream alive), bitrate from the
+/// controller. The offer says `useinbandfec=1` so the browser sends FEC too.
 fn add_audio(
     pipeline: &gst::Pipeline,
     webrtc: &gst::Element,
     audio: &Audio,
     shared: &Arc<Shared>,
-) -> Result<(gst::Element, Option<gst::Element>), MediaError> {
+) -> Result<AudioOut, MediaError> {
     let mic = from_description("audio.source", &audio.source)?;
     let (convert, resample) = (make("audioconvert")?, make("audioresample")?);
     let volume = make("volume")?;
     let enc = make("opusenc")?;
+    enc.set_property_from_str("audio-type", "voice");
+    enc.set_property("inband-fec", true);
+    enc.set_property("dtx", false);
+    enc.set_property("perfect-timestamp", true);
     let queue = make("queue")?;
     let pay = make("rtpopuspay")?;
     pay.set_property("pt", OPUS_PT as u32);
-    let rtp_filter = capsfilter(&rtp_caps("audio", "OPUS", OPUS_PT, 48_000))?;
+    feedback_ready(&pay)?;
+    let opus_caps = gst::Caps::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", "OPUS")
+        .field("payload", OPUS_PT)
+        .field("clock-rate", 48_000)
+        .field("useinbandfec", "1")
+        .build();
+    let rtp_filter = capsfilter(&opus_caps)?;
 
     let mut chain = vec![mic, convert, resample];
     let mut probe = None;
@@ -178,16 +370,19 @@ fn add_audio(
         probe = Some(echo_probe);
     }
     count_buffers(&enc, shared, |s| &s.local_audio_buffers)?;
-    chain.extend([volume.clone(), queue, enc, pay, rtp_filter.clone()]);
+    chain.extend([volume.clone(), queue, enc.clone(), pay, rtp_filter.clone()]);
     let refs: Vec<&gst::Element> = chain.iter().collect();
     add(pipeline, &refs)?;
     link(&refs)?;
+    hold_until_connected(&rtp_filter, shared, false)?;
     link_to_webrtc(&rtp_filter, webrtc)?;
-    Ok((volume, probe))
+    Ok(AudioOut { volume, opus: enc, echo_probe: probe })
 }
 
+type Transceiver = gst_webrtc::WebRTCRTPTransceiver;
+
 /// Links `from` to a new webrtcbin sink pad and makes its transceiver send and receive.
-fn link_to_webrtc(from: &gst::Element, webrtc: &gst::Element) -> Result<(), MediaError> {
+fn link_to_webrtc(from: &gst::Element, webrtc: &gst::Element) -> Result<Transceiver, MediaError> {
     let sink = webrtc
         .request_pad_simple("sink_%u")
         .ok_or_else(|| build_error("webrtcbin", "no sink pad available"))?;
@@ -195,12 +390,11 @@ fn link_to_webrtc(from: &gst::Element, webrtc: &gst::Element) -> Result<(), Medi
         .link(&sink)
         .map_err(|e| build_error(&format!("{} → webrtcbin", from.name()), e))?;
     // Pads made this way get a send-receive transceiver already; say so rather than rely on it.
-    if sink.find_property("transceiver").is_some()
-        && let Some(t) = sink.property::<Option<gst_webrtc::WebRTCRTPTransceiver>>("transceiver")
-    {
-        t.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv);
-    }
-    Ok(())
+    let transceiver = sink
+        .property::<Option<Transceiver>>("transceiver")
+        .ok_or_else(|| build_error("webrtcbin", "sink pad without a transceiver"))?;
+    transceiver.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv);
+    Ok(transceiver)
 }
 
 /// Counts buffers entering `element` into one of the [`Shared`] counters.

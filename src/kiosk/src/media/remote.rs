@@ -53,7 +53,13 @@ impl Remote {
         let Some(pipeline) = self.pipeline.upgrade() else { return Ok(()) };
         let decodebin = make("decodebin")?;
         if let Some(bin) = decodebin.downcast_ref::<gst::Bin>() {
-            bin.connect_deep_element_added(|_, _, element| recover_from_loss(element));
+            let shared = Arc::clone(&self.shared);
+            bin.connect_deep_element_added(move |_, _, element| {
+                recover_from_loss(element);
+                if element.factory().is_some_and(|f| f.name() == "opusdec") {
+                    conceal_lost_voice(element, &shared);
+                }
+            });
         }
         let this = Arc::clone(self);
         decodebin.connect_pad_added(move |_, pad| {
@@ -122,10 +128,43 @@ impl Remote {
     }
 }
 
-/// Packet loss must not leave the picture broken until the next scheduled keyframe (2 s): the
-/// depayloader and decoder ask the kiosk's peer for a keyframe (RTCP PLI) at most once a second
-/// and show nothing rather than corrupted frames meanwhile. It also recovers a call whose first
-/// keyframe arrived before DTLS was up.
+/// Lost voice packets are rebuilt from the next packet's in-band FEC where it has one, and
+/// concealed (PLC) where not, instead of clicks and gaps. What reaches the decoder (frames, and
+/// gaps for lost ones) is counted for the share concealed in the call's quality.
+fn conceal_lost_voice(decoder: &gst::Element, shared: &Arc<Shared>) {
+    decoder.set_property("plc", true);
+    decoder.set_property("use-inband-fec", true);
+    let Some(sink) = decoder.static_pad("sink") else { return };
+    let shared = Arc::clone(shared);
+    sink.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let mut voice = shared.voice.lock().unwrap_or_else(|e| e.into_inner());
+            count_voice(&mut voice, info);
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// A buffer is one frame; a gap event stands for the 20 ms frames it covers.
+pub(crate) fn count_voice(voice: &mut super::VoiceLoss, info: &gst::PadProbeInfo) {
+    match &info.data {
+        Some(gst::PadProbeData::Buffer(_)) => voice.frame(false),
+        Some(gst::PadProbeData::Event(event)) if event.type_() == gst::EventType::Gap => {
+            let gst::EventView::Gap(gap) = event.view() else { return };
+            let ms = gap.get().1.map_or(20, |d| d.mseconds());
+            (0..(ms + 10) / 20).for_each(|_| voice.frame(true));
+        }
+        _ => {}
+    }
+}
+
+/// Packet loss that retransmission could not repair must not freeze the picture until the next
+/// keyframe: the depayloader and decoder ask the kiosk's peer for one (RTCP PLI, at most once a
+/// second) and meanwhile keep showing what decodes, with the decoder's concealment of the
+/// damaged part. Measured on the floor link, waiting for the keyframe instead froze the picture
+/// for over a second several times a minute. It also recovers a call whose first keyframe
+/// arrived before DTLS was up.
 fn recover_from_loss(element: &gst::Element) {
     let set_true = |property: &str| {
         if element.find_property(property).is_some() {
@@ -134,11 +173,16 @@ fn recover_from_loss(element: &gst::Element) {
     };
     if element.factory().is_some_and(|f| f.name() == "rtph264depay") {
         set_true("request-keyframe");
-        set_true("wait-for-keyframe");
     }
     if element.is::<gst_video::VideoDecoder>() {
         set_true("automatic-request-sync-points");
-        set_true("discard-corrupted-frames");
+        // Ask for the keyframe but keep decoding meanwhile (the default also drops the input
+        // until it comes: a freeze of a round trip or more).
+        if let Some(pspec) = element.find_property("automatic-request-sync-point-flags")
+            && let Ok(flags) = gst::glib::Value::deserialize_with_pspec("corrupt-output", &pspec)
+        {
+            element.set_property_from_value("automatic-request-sync-point-flags", &flags);
+        }
         if element.find_property("min-force-key-unit-interval").is_some() {
             element.set_property("min-force-key-unit-interval", gst::ClockTime::SECOND.nseconds());
         }

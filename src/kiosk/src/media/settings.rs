@@ -23,6 +23,8 @@ pub struct CallSettings {
     pub stun: Option<String>,
     /// webrtcbin TURN servers, e.g. `turn://user:password@turn.example.org:3478`.
     pub turn: Vec<String>,
+    /// Local addresses ICE may use (empty: every interface). Tests name 127.0.0.1.
+    pub local_addresses: Vec<String>,
 }
 
 impl Default for CallSettings {
@@ -34,6 +36,7 @@ impl Default for CallSettings {
             max_bitrate_kbps: u32::MAX,
             stun: None,
             turn: vec![],
+            local_addresses: vec![],
         }
     }
 }
@@ -68,6 +71,8 @@ mod tests {
             height,
             fps,
             bitrate_kbps,
+            fec: false,
+            stamp_time: false,
         }
     }
 

@@ -63,6 +63,8 @@ pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
     api.set_elapsed(vm.elapsed.as_str().into());
     api.set_mic_muted(vm.mic_muted);
     api.set_camera_off(vm.camera_off);
+    api.set_signal(vm.signal.into());
+    api.set_call_notice(vm.call_notice.as_str().into());
     api.set_online(online);
     api.set_closed(vm.screen == ScreenId::Closed);
 }

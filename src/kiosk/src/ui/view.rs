@@ -4,6 +4,7 @@
 
 use telekiosk_protocol::visit::EndReason;
 
+use crate::media::QualityLevel;
 use crate::visit::State;
 
 /// The screens of `ui/api.slint`'s `Screen` enum.
@@ -44,11 +45,29 @@ pub struct ViewModel {
     pub elapsed: String,
     pub mic_muted: bool,
     pub camera_off: bool,
+    /// In call: connection bars, 0 (unknown) or 1–3 (poor, fair, good).
+    pub signal: u8,
+    /// In call: a plain notice about the connection (empty when all is well).
+    pub call_notice: String,
 }
 
+/// How the call in progress is going (from the media pipeline; not part of the visit state).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCondition {
+    /// The last quality reading's verdict, if there has been one.
+    pub level: Option<QualityLevel>,
+    /// The link cannot carry video right now: audio only.
+    pub video_paused: bool,
+}
+
+/// What the patient reads when the video pauses for a weak connection.
+pub const VIDEO_PAUSED_TEXT: &str =
+    "Video paused: weak connection. You can still talk. The picture comes back by itself.";
+
 /// Derives the view from the state at `now_ms`; `closed` is the out-of-hours message, if the
-/// kiosk is closed to new visits (it changes only what Idle shows).
-pub fn view(state: &State, closed: Option<&str>, now_ms: u64) -> ViewModel {
+/// kiosk is closed to new visits (it changes only what Idle shows); `call` is how the call in
+/// progress is going.
+pub fn view(state: &State, closed: Option<&str>, call: CallCondition, now_ms: u64) -> ViewModel {
     let since = |since_ms: u64| clock(now_ms.saturating_sub(since_ms));
     let plain = |screen| ViewModel {
         screen,
@@ -56,6 +75,8 @@ pub fn view(state: &State, closed: Option<&str>, now_ms: u64) -> ViewModel {
         elapsed: String::new(),
         mic_muted: false,
         camera_off: false,
+        signal: 0,
+        call_notice: String::new(),
     };
     match state {
         State::Idle => match closed {
@@ -72,6 +93,13 @@ pub fn view(state: &State, closed: Option<&str>, now_ms: u64) -> ViewModel {
             elapsed: since(*since_ms),
             mic_muted: *mic_muted,
             camera_off: *camera_off,
+            signal: match call.level {
+                None => 0,
+                Some(QualityLevel::Poor) => 1,
+                Some(QualityLevel::Fair) => 2,
+                Some(QualityLevel::Good) => 3,
+            },
+            call_notice: if call.video_paused { VIDEO_PAUSED_TEXT.into() } else { String::new() },
             ..plain(ScreenId::InCall)
         },
         State::Ended { reason, .. } => {
@@ -119,21 +147,21 @@ mod tests {
     fn waiting_shows_minutes_and_seconds_waited() {
         let state =
             State::Waiting { visit_id: "v".into(), since_ms: 1_000, offer: None, ice: vec![] };
-        let v = view(&state, None, 1_000 + 125_400);
+        let v = view(&state, None, CallCondition::default(), 1_000 + 125_400);
         assert_eq!((v.screen, v.elapsed.as_str()), (ScreenId::Waiting, "2:05"));
     }
 
     #[test]
     fn ended_screen_explains_the_reason_in_plain_words() {
         let state = State::Ended { reason: EndReason::NoClinician, until_ms: 0 };
-        let v = view(&state, None, 0);
+        let v = view(&state, None, CallCondition::default(), 0);
         assert_eq!(v.screen, ScreenId::Ended);
         assert!(v.message.contains("No clinician was free"), "{}", v.message);
     }
 
     #[test]
     fn outside_opening_hours_idle_shows_the_message_but_a_call_stays_on_screen() {
-        let v = view(&State::Idle, Some("Closed until 9:00"), 0);
+        let v = view(&State::Idle, Some("Closed until 9:00"), CallCondition::default(), 0);
         assert_eq!((v.screen, v.message.as_str()), (ScreenId::Closed, "Closed until 9:00"));
         let call = State::InCall {
             visit_id: "v".into(),
@@ -141,15 +169,44 @@ mod tests {
             mic_muted: false,
             camera_off: false,
         };
-        assert_eq!(view(&call, Some("Closed until 9:00"), 0).screen, ScreenId::InCall);
+        let v = view(&call, Some("Closed until 9:00"), CallCondition::default(), 0);
+        assert_eq!(v.screen, ScreenId::InCall);
     }
 
     #[test]
     fn call_screen_reflects_mute_and_camera() {
         let state =
             State::InCall { visit_id: "v".into(), since_ms: 0, mic_muted: true, camera_off: false };
-        let v = view(&state, None, 61_000);
+        let v = view(&state, None, CallCondition::default(), 61_000);
         assert!(v.mic_muted && !v.camera_off);
         assert_eq!(v.elapsed, "1:01");
+    }
+
+    #[test]
+    fn call_screen_shows_the_connection_and_says_when_video_pauses() {
+        let state = State::InCall {
+            visit_id: "v".into(),
+            since_ms: 0,
+            mic_muted: false,
+            camera_off: false,
+        };
+        let table = [
+            (CallCondition::default(), 0, ""),
+            (CallCondition { level: Some(QualityLevel::Good), video_paused: false }, 3, ""),
+            (CallCondition { level: Some(QualityLevel::Fair), video_paused: false }, 2, ""),
+            (
+                CallCondition { level: Some(QualityLevel::Poor), video_paused: true },
+                1,
+                VIDEO_PAUSED_TEXT,
+            ),
+        ];
+        for (call, signal, notice) in table {
+            let v = view(&state, None, call, 0);
+            assert_eq!((v.signal, v.call_notice.as_str()), (signal, notice), "{call:?}");
+        }
+        // Outside a call the condition shows nowhere.
+        let paused = CallCondition { level: Some(QualityLevel::Poor), video_paused: true };
+        let v = view(&State::Idle, None, paused, 0);
+        assert_eq!((v.signal, v.call_notice.as_str()), (0, ""));
     }
 }

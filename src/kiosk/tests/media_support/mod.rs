@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use telekiosk::media::{Call, Frame, FrameSink, Ice, MediaEvent};
+use telekiosk::media::{Call, Frame, FrameSink, Ice, MediaEvent, VoiceLoss};
 use telekiosk::profile::Profile;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
+const TWCC_URI: &str = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 pub fn dev_profile() -> Profile {
     let path = format!("{}/../../hw/profiles/dev.toml", env!("CARGO_MANIFEST_DIR"));
@@ -45,6 +46,25 @@ pub fn mean(rgb: &[u8]) -> u64 {
     rgb.iter().map(|&b| b as u64).sum::<u64>() / rgb.len().max(1) as u64
 }
 
+/// How the test clinician behaves.
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// Use 127.0.0.1 only for ICE (link-emulator tests: every packet goes through the relay).
+    pub loopback_only: bool,
+    /// What the peer sends: width, height, fps, video kbit/s.
+    pub video: (u32, u32, u32, u32),
+    /// Opus bit/s the peer sends.
+    pub opus_bps: i32,
+    /// Receive jitter-buffer latency, ms (a browser's grows with the RTT).
+    pub latency_ms: u32,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        Self { loopback_only: false, video: (640, 360, 30, 600), opus_bps: 64_000, latency_ms: 200 }
+    }
+}
+
 /// The clinician's side: a webrtcbin that answers the kiosk's offer, sends its own test video
 /// and audio back, and decodes the kiosk's video into small RGB frames.
 pub struct Answerer {
@@ -56,16 +76,38 @@ pub struct Answerer {
     pub kiosk_video_size: Arc<Mutex<(i32, i32)>>,
     /// Mean RGB value of the last decoded kiosk frame (black ≈ 0, SMPTE bars ≈ 100+).
     pub last_mean: Arc<AtomicU64>,
+    /// When each kiosk frame was decoded.
+    pub frame_times: Arc<Mutex<Vec<Instant>>>,
+    /// The kiosk's voice frames as they reached the peer's decoder, and those lost for good.
+    pub voice: Arc<Mutex<VoiceLoss>>,
+    pub options: PeerOptions,
 }
 
 impl Answerer {
     pub fn start() -> Self {
+        Self::start_with(PeerOptions::default())
+    }
+
+    pub fn start_with(options: PeerOptions) -> Self {
         telekiosk::media::init().unwrap();
         let pipeline = gst::Pipeline::with_name("clinician");
         let webrtc = gst::ElementFactory::make("webrtcbin")
             .property_from_str("bundle-policy", "max-bundle")
+            .property("latency", options.latency_ms)
             .build()
             .unwrap();
+        // Ask for retransmission of what is lost, as browsers do (webrtcbin 1.22 leaves an
+        // answerer's jitter buffers without it).
+        let rtpbin = webrtc.downcast_ref::<gst::Bin>().unwrap().by_name("rtpbin").unwrap();
+        rtpbin.connect("new-jitterbuffer", false, |values| {
+            let jitterbuffer = values[1].get::<gst::Element>().unwrap();
+            jitterbuffer.set_property("do-retransmission", true);
+            None
+        });
+        if options.loopback_only {
+            let agent = webrtc.property::<gst::glib::Object>("ice-agent");
+            assert!(agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]));
+        }
         pipeline.add(&webrtc).unwrap();
         let (tx, ice) = mpsc::channel();
         let tx = Mutex::new(tx);
@@ -80,14 +122,43 @@ impl Answerer {
         let (frames, level, weak) =
             (decoded_frames.clone(), last_mean.clone(), pipeline.downgrade());
         let size = kiosk_video_size.clone();
+        let frame_times = Arc::new(Mutex::new(Vec::new()));
+        let voice = Arc::new(Mutex::new(VoiceLoss::default()));
+        let (times, counted) = (frame_times.clone(), voice.clone());
         webrtc.connect_pad_added(move |_, pad| {
             if pad.direction() != gst::PadDirection::Src {
                 return; // the sink pads requested in `send`
             }
             let pipeline = weak.upgrade().unwrap();
             let decodebin = gst::ElementFactory::make("decodebin").build().unwrap();
+            let counted = counted.clone();
+            let bin = decodebin.downcast_ref::<gst::Bin>().unwrap();
+            bin.connect_deep_element_added(move |_, _, e| {
+                if e.factory().is_some_and(|f| f.name() == "opusdec") {
+                    // As a browser does: FEC from the next packet, else concealment.
+                    e.set_property("plc", true);
+                    e.set_property("use-inband-fec", true);
+                    let counted = counted.clone();
+                    let sink = e.static_pad("sink").unwrap();
+                    let kinds = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
+                    sink.add_probe(kinds, move |_, info| {
+                        let mut voice = counted.lock().unwrap();
+                        match &info.data {
+                            Some(gst::PadProbeData::Buffer(_)) => voice.frame(false),
+                            Some(gst::PadProbeData::Event(e)) => {
+                                if let gst::EventView::Gap(gap) = e.view() {
+                                    let ms = gap.get().1.map_or(20, |d| d.mseconds());
+                                    (0..(ms + 10) / 20).for_each(|_| voice.frame(true));
+                                }
+                            }
+                            _ => {}
+                        }
+                        gst::PadProbeReturn::Ok
+                    });
+                }
+            });
             let (frames, level, weak) = (frames.clone(), level.clone(), weak.clone());
-            let size = size.clone();
+            let (size, times) = (size.clone(), times.clone());
             decodebin.connect_pad_added(move |_, pad| {
                 let pipeline = weak.upgrade().unwrap();
                 let caps = pad.current_caps().unwrap();
@@ -98,7 +169,7 @@ impl Answerer {
                     *size.lock().unwrap() = dims;
                 }
                 let out = if video {
-                    decoded_video_sink(&pipeline, frames.clone(), level.clone())
+                    decoded_video_sink(&pipeline, frames.clone(), level.clone(), times.clone())
                 } else {
                     let sink = gst::ElementFactory::make("fakesink").build().unwrap();
                     pipeline.add(&sink).unwrap();
@@ -112,7 +183,22 @@ impl Answerer {
             pad.link(&decodebin.static_pad("sink").unwrap()).unwrap();
         });
         pipeline.set_state(gst::State::Playing).unwrap();
-        Self { pipeline, webrtc, ice, decoded_frames, kiosk_video_size, last_mean }
+        Self {
+            pipeline,
+            webrtc,
+            ice,
+            decoded_frames,
+            kiosk_video_size,
+            last_mean,
+            frame_times,
+            voice,
+            options,
+        }
+    }
+
+    /// The kiosk's voice as it reached this peer so far.
+    pub fn voice(&self) -> VoiceLoss {
+        self.voice.lock().unwrap().clone()
     }
 
     /// Takes the kiosk's offer and returns the answer, set as local description.
@@ -146,28 +232,45 @@ impl Answerer {
 
     /// Links a test source for m-line `mline` (`video` or `audio`) to its transceiver.
     pub fn send(&self, mline: usize, kind: &str) {
+        let (w, h, fps, kbps) = self.options.video;
+        let opus = self.options.opus_bps;
         let description = match kind {
-            "video" => {
+            "video" => format!(
                 "videotestsrc is-live=true pattern=ball \
-                 ! video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert \
-                 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=600 \
+                 ! video/x-raw,width={w},height={h},framerate={fps}/1 ! videoconvert \
+                 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} \
+                   bitrate={kbps} vbv-buf-capacity=200 \
                  ! video/x-h264,profile=constrained-baseline ! h264parse \
-                 ! rtph264pay config-interval=-1 pt=96 \
+                 ! rtph264pay config-interval=-1 pt=96 mtu=1200 \
                  ! capsfilter caps=application/x-rtp,media=video,encoding-name=H264,payload=96"
-            }
-            "audio" => {
-                "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample ! opusenc \
+            ),
+            "audio" => format!(
+                "audiotestsrc is-live=true wave=ticks ! audioconvert ! audioresample \
+                 ! opusenc bitrate={opus} inband-fec=true packet-loss-percentage=10 \
                  ! rtpopuspay pt=111 \
                  ! capsfilter caps=application/x-rtp,media=audio,encoding-name=OPUS,payload=111"
-            }
+            ),
             other => panic!("unexpected m-line kind {other}"),
         };
-        let source = gst::parse::bin_from_description(description, true).unwrap();
+        let source = gst::parse::bin_from_description(&description, true).unwrap();
         self.pipeline.add(&source).unwrap();
         let pad = self.webrtc.request_pad_simple(&format!("sink_{mline}")).unwrap();
         let transceiver = pad.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
         assert_eq!(transceiver.mlineindex() as usize, mline, "pad bound to the wrong m-line");
         transceiver.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv);
+        // Ask for retransmissions of lost video, as browsers do.
+        transceiver.set_property("do-nack", kind == "video");
+        // And answer with transport-wide congestion control feedback, as browsers do.
+        let (encoding, pt, rate) =
+            if kind == "video" { ("H264", 96, 90_000) } else { ("OPUS", 111, 48_000) };
+        let prefs = gst::Caps::builder("application/x-rtp")
+            .field("media", kind)
+            .field("encoding-name", encoding)
+            .field("payload", pt)
+            .field("clock-rate", rate)
+            .field("extmap-1", TWCC_URI)
+            .build();
+        transceiver.set_property("codec-preferences", &prefs);
         source.static_pad("src").unwrap().link(&pad).unwrap();
         source.sync_state_with_parent().unwrap();
     }
@@ -183,15 +286,18 @@ impl Drop for Answerer {
     }
 }
 
-/// decoded video → 160x90 RGB → counts frames and keeps the mean value of the last one.
+/// decoded video → 160x90 RGB → counts frames and keeps the mean value of the last one. Frames
+/// are taken when they are due (`sync=true`), as a browser shows them: a frame waiting in the
+/// jitter buffer for a retransmission is not a freeze if it is still shown on time.
 pub fn decoded_video_sink(
     pipeline: &gst::Pipeline,
     frames: Arc<AtomicU64>,
     level: Arc<AtomicU64>,
+    times: Arc<Mutex<Vec<Instant>>>,
 ) -> gst::Element {
     let bin = gst::parse::bin_from_description(
         "queue ! videoconvert ! videoscale ! video/x-raw,format=RGB,width=160,height=90 \
-         ! appsink name=seen sync=false max-buffers=1 drop=true",
+         ! appsink name=seen sync=true max-buffers=1 drop=true",
         true,
     )
     .unwrap();
@@ -203,6 +309,7 @@ pub fn decoded_video_sink(
                 let map = sample.buffer().unwrap().map_readable().unwrap();
                 level.store(mean(&map), Ordering::SeqCst);
                 frames.fetch_add(1, Ordering::SeqCst);
+                times.lock().unwrap().push(Instant::now());
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
@@ -238,6 +345,9 @@ impl Exchange {
                             eprintln!("OFFER:\n{sdp}");
                         }
                         let answer = peer.answer(&sdp);
+                        if std::env::var_os("SHOW_SDP").is_some() {
+                            eprintln!("ANSWER:\n{answer}");
+                        }
                         call.set_remote_answer(&answer).unwrap();
                         self.answer = Some(answer);
                     }
@@ -246,6 +356,7 @@ impl Exchange {
                         peer.add_ice(&ice);
                     }
                     MediaEvent::Connected => self.connected_at = Some(self.started.elapsed()),
+                    MediaEvent::VideoPaused(paused) => eprintln!("video paused: {paused}"),
                     MediaEvent::Failed { reason } => panic!("call failed: {reason}"),
                 }
             }

@@ -1,0 +1,233 @@
+//! The rate controller: the clinician's transport-wide congestion control feedback (the RTP
+//! session's `twcc-stats`, once per feedback report) goes through the pure estimator in
+//! [`super::bwe`], and each estimate drives the encoders live through the pure split in
+//! [`super::rate`]: Opus bitrate and FEC, the video encoder's bitrate, ULPFEC share, and the
+//! picture size and frame rate (a capsfilter after the camera tee, so the camera and the
+//! self-view never renegotiate).
+//!
+//! Owns: the estimator, the last loss figure, the ladder. Must never: block a streaming thread
+//! (property sets only), or send above the fleet config's bitrate cap.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+use super::bwe::{Estimator, Feedback};
+use super::pipeline::PictureCaps;
+use super::rate::{self, Allocation, Ladder, Rung};
+use super::{MediaEvent, Shared, encoder};
+
+/// The lowest estimate GCC may fall to (voice alone fits in it).
+const MIN_ESTIMATE_BPS: u32 = 60_000;
+/// The first call of this process starts here (the floor link carries it: no overshoot while
+/// the estimate is still unknown); later calls start near the last one's estimate.
+const FIRST_START_BPS: u32 = 250_000;
+/// What the last call settled at, bit/s (0: none yet).
+static LAST_ESTIMATE: AtomicU32 = AtomicU32::new(0);
+
+/// The elements the controller turns.
+pub(crate) struct Knobs {
+    pub video_encoder: gst::Element,
+    /// The ladder's size and frame rate in the encoder branch.
+    pub picture: PictureCaps,
+    pub opus: gst::Element,
+    pub video_transceiver: gst_webrtc::WebRTCRTPTransceiver,
+    /// Camera size and rate after the config's caps: no rung asks more.
+    pub camera: (u32, u32, u32),
+    /// The config's cap on the video bitrate, bit/s.
+    pub max_video_bps: u32,
+    /// Whether ULPFEC was negotiated (its share then follows the loss).
+    pub fec: bool,
+}
+
+/// What the controller last did, for stats and tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSnapshot {
+    /// The link's estimate, bit/s.
+    pub estimate_bps: u32,
+    pub allocation: Allocation,
+    /// The picture sent (width, height, fps); `None` while the video is paused.
+    pub picture: Option<(u32, u32, u32)>,
+    /// Rung changes so far.
+    pub steps: u32,
+    /// Loss the transport-wide feedback reports (smoothed), 0.0–1.0.
+    pub loss: f64,
+}
+
+struct State {
+    bwe: Estimator,
+    estimate: u32,
+    loss: f64,
+    ladder: Ladder,
+    applied: Allocation,
+    steps: u32,
+}
+
+pub(crate) struct RateControl {
+    knobs: Knobs,
+    shared: Arc<Shared>,
+    started: Instant,
+    state: Mutex<State>,
+}
+
+impl RateControl {
+    /// The controller for one call, with the encoders set for the start estimate.
+    pub(crate) fn new(knobs: Knobs, shared: &Arc<Shared>) -> Arc<Self> {
+        let start = start_estimate(knobs.max_video_bps);
+        let knobs_max = knobs.max_video_bps;
+        let applied = rate::allocate(start, 0.0, knobs.fec);
+        let ladder = Ladder::new(applied.video_bps, Duration::ZERO);
+        let control = Arc::new(Self {
+            knobs,
+            shared: Arc::clone(shared),
+            started: Instant::now(),
+            state: Mutex::new(State {
+                bwe: Estimator::new(start, MIN_ESTIMATE_BPS, max_estimate(knobs_max)),
+                estimate: start,
+                loss: 0.0,
+                ladder,
+                applied,
+                steps: 0,
+            }),
+        });
+        let state = control.lock();
+        control.set_picture(state.ladder.rung());
+        control.set_encoders(&state.applied, None);
+        drop(state);
+        control
+    }
+
+    /// Follows the transport-wide feedback of the call's RTP session (one session: BUNDLE).
+    /// The session exists once the offer is set; until then this returns false and is tried
+    /// again later.
+    pub(crate) fn attach(self: &Arc<Self>, webrtc: &gst::Element) -> bool {
+        let Some(rtpbin) = webrtc.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin"))
+        else {
+            return false;
+        };
+        let Some(session) =
+            rtpbin.emit_by_name::<Option<gst::glib::Object>>("get-session", &[&0u32])
+        else {
+            return false;
+        };
+        let weak = Arc::downgrade(self);
+        session.connect_notify(Some("twcc-stats"), move |session, _| {
+            let Some(control) = weak.upgrade() else { return };
+            if let Some(stats) = session.property::<Option<gst::Structure>>("twcc-stats") {
+                control.on_feedback(&stats);
+            }
+        });
+        tracing::info!("rate control follows transport-wide feedback");
+        true
+    }
+
+    /// One feedback summary from the RTP session.
+    fn on_feedback(&self, stats: &gst::StructureRef) {
+        let feedback = Feedback {
+            packets: stats.get::<u32>("packets-sent").unwrap_or(0),
+            sent_bps: stats.get::<u32>("bitrate-sent").unwrap_or(0),
+            received_bps: stats.get::<u32>("bitrate-recv").unwrap_or(0),
+            loss: stats.get::<f64>("packet-loss-pct").unwrap_or(0.0) / 100.0,
+            delay_growth_ns: stats.get::<i64>("avg-delta-of-delta").unwrap_or(0),
+        };
+        if feedback.sent_bps == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        let estimate = state.bwe.update(self.started.elapsed(), feedback);
+        tracing::trace!(?feedback, estimate, "transport feedback");
+        state.estimate = estimate;
+        LAST_ESTIMATE.store(estimate, Ordering::Relaxed);
+        self.apply(&mut state);
+    }
+
+    /// The loss the clinician's side reports (RTCP receiver reports), 0.0–1.0.
+    pub(crate) fn on_loss(&self, loss: f64) {
+        let mut state = self.lock();
+        state.loss = loss;
+        self.apply(&mut state);
+    }
+
+    pub(crate) fn snapshot(&self) -> RateSnapshot {
+        let state = self.lock();
+        RateSnapshot {
+            estimate_bps: state.estimate,
+            allocation: state.applied,
+            picture: state.ladder.rung().map(|r| self.fit(r)),
+            steps: state.steps,
+            loss: state.bwe.loss(),
+        }
+    }
+
+    fn apply(&self, state: &mut State) {
+        // The loss the receiver reports, or the feedback's when reports are missing.
+        let loss = state.loss.max(state.bwe.loss());
+        let mut next = rate::allocate(state.estimate, loss, self.knobs.fec);
+        next.video_bps = next.video_bps.min(self.knobs.max_video_bps);
+        if let Some(rung) = state.ladder.update(next.video_bps, self.started.elapsed()) {
+            state.steps += 1;
+            tracing::info!(picture = ?rung.map(|r| self.fit(r)), estimate = state.estimate, "video step");
+            self.set_picture(rung);
+        }
+        let before = state.applied;
+        self.set_encoders(&next, Some(&before));
+        state.applied = next;
+    }
+
+    /// Sets the ladder's caps, or pauses the video (audio only) below the last rung.
+    fn set_picture(&self, rung: Option<Rung>) {
+        let was_paused = self.shared.video_paused.swap(rung.is_none(), Ordering::SeqCst);
+        if let Some(rung) = rung {
+            let (w, h, fps) = self.fit(rung);
+            self.knobs.picture.set(w, h, fps);
+        }
+        if was_paused != rung.is_none() {
+            self.shared.send(MediaEvent::VideoPaused(rung.is_none()));
+        }
+    }
+
+    /// Applies what changed enough to matter (5 % for the video bitrate: each change costs the
+    /// encoder a reconfiguration).
+    fn set_encoders(&self, next: &Allocation, before: Option<&Allocation>) {
+        let changed = |f: fn(&Allocation) -> u32| before.is_none_or(|b| f(b) != f(next));
+        let video_moved = before.is_none_or(|b| {
+            b.video_bps.abs_diff(next.video_bps) as u64 * 20 > b.video_bps.max(1) as u64
+        });
+        if video_moved && next.video_bps > 0 {
+            encoder::set_bitrate(&self.knobs.video_encoder, next.video_bps / 1000);
+        }
+        if changed(|a| a.audio_bps) {
+            self.knobs.opus.set_property("bitrate", next.audio_bps as i32);
+        }
+        if changed(|a| a.audio_loss_percent) {
+            self.knobs.opus.set_property("packet-loss-percentage", next.audio_loss_percent as i32);
+        }
+        if self.knobs.fec && changed(|a| a.fec_percent) {
+            self.knobs.video_transceiver.set_property("fec-percentage", next.fec_percent);
+        }
+    }
+
+    fn fit(&self, rung: Rung) -> (u32, u32, u32) {
+        let (w, h, fps) = self.knobs.camera;
+        rate::fit(rung, w, h, fps)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Where a call's estimate starts: near the last call's (links rarely change between visits),
+/// else a rate most rural links carry; never above the cap.
+fn start_estimate(max_video_bps: u32) -> u32 {
+    let last = LAST_ESTIMATE.load(Ordering::Relaxed);
+    let start = if last == 0 { FIRST_START_BPS } else { last / 10 * 8 };
+    start.clamp(MIN_ESTIMATE_BPS, max_estimate(max_video_bps))
+}
+
+/// The most the estimate may reach: the video cap plus voice and overheads.
+fn max_estimate(max_video_bps: u32) -> u32 {
+    max_video_bps.saturating_add(max_video_bps / 5).saturating_add(100_000)
+}
