@@ -6,34 +6,45 @@
 //! the floor link (5 % random loss), its loss controller holds between 2 and 10 % loss and only
 //! ever decreases above, so one burst of queue drops lowered the estimate for good (63 kb/s,
 //! video paused for the rest of the call). Rural links lose packets at random (radio, DSL noise)
-//! without being full; here loss alone is not taken as congestion. Congestion shows as the link
-//! delivering less than it is given, or as queueing delay growing, and both are answered at once.
+//! without being full. So here the share of what arrives is compared with what this link
+//! usually delivers (its random loss, learned while it is not full): a full link delivers
+//! clearly less than usual. That, or queueing delay growing, is answered at once.
 
 use std::time::Duration;
 
-/// Delivered-rate shortfall (beyond random loss), as a share of what was sent, that means the
-/// link is full. Each report covers a tenth of a second, so single reports are noisy: the
-/// signals are smoothed over about half a second first.
-const SHORTFALL: f64 = 0.12;
-/// Below this share of what was sent arriving, the link is far too small whatever the loss
-/// says (a step down: a full drop-tail queue drops most of what it is given).
+/// Fewer arriving than usual by this share (of what was sent) means the link is full. Each
+/// report covers about a tenth of a second, so reports are smoothed over about half a second.
+const SHORTFALL: f64 = 0.10;
+/// Below this share of what was sent arriving, the link is far too small whatever is usual
+/// (a step down: a full drop-tail queue drops most of what it is given).
 const DELIVERED_FLOOR: f64 = 0.6;
 /// Average growth of the inter-packet delay that means a queue is building (1 ms).
 const DELAY_GROWTH_NS: f64 = 1_000_000.0;
-/// Weight of a new report in the smoothed signals.
+/// Weight of a new report in the smoothed signals, and in the usual share (slow).
 const SMOOTHING: f64 = 0.3;
+const USUAL_SMOOTHING: f64 = 0.03;
 /// Reports on fewer packets say nothing about congestion (voice alone: 5 packets a report).
 const MIN_PACKETS: u32 = 12;
 /// Decreases at most this often, so one congestion event is not answered twice.
 const DECREASE_EVERY: Duration = Duration::from_millis(500);
-/// Increase per second when nothing says the link is full.
+/// Increase per second when nothing says the link is full (from 300 kb/s to 1.2 Mb/s in about
+/// 20 s). Faster starts overshot the floor link by three times for seconds (retransmissions of
+/// the queue's drops included) before the first feedback could say so.
 const INCREASE_PER_SEC: f64 = 0.08;
+/// Near where the link last filled up (from 15 % below to 10 % above), the increase is gentle:
+/// probing the limit at 8 %/s overshot the floor link for seconds each time.
+const NEAR_LIMIT: (f64, f64) = (0.85, 1.10);
+const NEAR_LIMIT_INCREASE_PER_SEC: f64 = 0.03;
+/// A limit not met again for this long is forgotten (the link may have got better).
+const LIMIT_MEMORY: Duration = Duration::from_secs(30);
 
 /// One transport-wide feedback summary (GStreamer's `twcc-stats`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Feedback {
     /// Packets the report covers.
     pub packets: u32,
+    /// The video is paused: only voice is sent, whatever the target.
+    pub voice_only: bool,
     /// What the kiosk sent, bit/s, over the reported packets.
     pub sent_bps: u32,
     /// What arrived at the far end, bit/s.
@@ -50,13 +61,16 @@ pub struct Estimator {
     target: f64,
     min: f64,
     max: f64,
-    shortfall: f64,
+    /// Share of what was sent that arrived: smoothed, and what this link usually delivers.
     delivered_share: f64,
+    usual_share: Option<f64>,
     delay_growth: f64,
     loss: f64,
     received: Option<f64>,
     last_update: Option<Duration>,
     last_decrease: Option<Duration>,
+    /// The target when the link last filled up.
+    limit: Option<f64>,
 }
 
 impl Estimator {
@@ -67,13 +81,14 @@ impl Estimator {
             target: (start as f64).clamp(min, max),
             min,
             max,
-            shortfall: 0.0,
             delivered_share: 1.0,
+            usual_share: None,
             delay_growth: 0.0,
             loss: 0.0,
             received: None,
             last_update: None,
             last_decrease: None,
+            limit: None,
         }
     }
 
@@ -95,28 +110,26 @@ impl Estimator {
         let loss = f.loss.clamp(0.0, 1.0);
         let significant = f.packets >= MIN_PACKETS && sent > 0.0;
         if significant {
-            // What the link failed to deliver beyond what random loss explains.
-            let shortfall = ((sent * (1.0 - loss) - received) / sent).max(0.0);
-            let smooth = |old: f64, new: f64| old + SMOOTHING * (new - old);
-            self.shortfall = smooth(self.shortfall, shortfall);
-            self.delivered_share = smooth(self.delivered_share, (received / sent).min(1.0));
-            self.delay_growth = smooth(self.delay_growth, f.delay_growth_ns as f64);
-            self.loss = smooth(self.loss, loss);
-            self.received = Some(self.received.map_or(received, |r| smooth(r, received)));
+            let smooth = |old: f64, new: f64, w: f64| old + w * (new - old);
+            let share = (received / sent).min(1.0);
+            self.delivered_share = smooth(self.delivered_share, share, SMOOTHING);
+            self.delay_growth = smooth(self.delay_growth, f.delay_growth_ns as f64, SMOOTHING);
+            self.loss = smooth(self.loss, loss, SMOOTHING);
+            self.received =
+                Some(self.received.map_or(received, |r| smooth(r, received, SMOOTHING)));
         }
         // Small reports (voice alone) only let the estimate grow; they say nothing of a queue.
-        // The reported loss counts packets still in flight on a long link (measured 18 % on the
-        // floor link's 5 %), so it is no congestion signal here; a link that drops what it cannot
-        // carry shows a shortfall anyway.
+        let usual = self.usual_share.unwrap_or(1.0);
         let swamped = self.delivered_share < DELIVERED_FLOOR;
-        let full = significant && (self.shortfall > SHORTFALL || swamped);
+        let full = significant && (self.delivered_share < usual - SHORTFALL || swamped);
         let queueing = significant && self.delay_growth > DELAY_GROWTH_NS;
         let delivered = self.received.unwrap_or(self.target);
         if full || queueing {
             let may = self.last_decrease.is_none_or(|t| now.saturating_sub(t) >= DECREASE_EVERY);
             if may {
                 self.last_decrease = Some(now);
-                self.target = if swamped || self.shortfall > 0.5 {
+                self.limit = Some(self.target);
+                self.target = if swamped {
                     // Far above the link (a step down): straight to what it delivers.
                     delivered * 0.9
                 } else {
@@ -124,16 +137,27 @@ impl Estimator {
                 };
             }
         } else {
+            let forgotten = self.last_decrease.is_none_or(|t| now.saturating_sub(t) > LIMIT_MEMORY);
+            let near = self.limit.is_some_and(|l| {
+                !forgotten && self.target >= NEAR_LIMIT.0 * l && self.target <= NEAR_LIMIT.1 * l
+            });
+            if significant && !near {
+                // Clearly below any limit: what arrives now is what this link delivers (its
+                // random loss). Near the limit a slight overload would teach it to expect less.
+                let learned = self.usual_share.map_or(self.delivered_share, |u| {
+                    u + USUAL_SMOOTHING * (self.delivered_share - u)
+                });
+                self.usual_share = Some(learned);
+            }
             let secs = elapsed.as_secs_f64().min(1.0);
-            let mut next = self.target * (1.0 + INCREASE_PER_SEC * secs);
-            if sent < 0.6 * self.target {
-                // Sending far less than the target (video paused, a still picture): the target
-                // may run ahead of what was tried, but not without bound.
-                // Room for the ladder's last rung on top of the voice, so video can resume.
+            let rate = if near { NEAR_LIMIT_INCREASE_PER_SEC } else { INCREASE_PER_SEC };
+            let mut next = self.target * (1.0 + rate * secs);
+            // Voice alone says little of the link: the target may run ahead of it, but only as
+            // far as the ladder's last rung needs on top of the voice, so video can resume. (A
+            // still picture also sends less than its share; that is not capped, or the ladder
+            // and the estimate would each wait for the other.)
+            if f.voice_only {
                 next = next.min((1.5 * received + 60_000.0).max(self.target));
-            } else {
-                // Never far ahead of what the link has shown it delivers.
-                next = next.min((1.3 * delivered).max(self.target));
             }
             self.target = next;
         }
@@ -156,6 +180,7 @@ mod tests {
             let over = offered > capacity;
             Feedback {
                 packets: 30,
+                voice_only: false,
                 sent_bps: sent,
                 received_bps: offered.min(capacity) as u32,
                 loss: if over { 1.0 - capacity / sent as f64 } else { random_loss },
@@ -197,6 +222,22 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_is_found_by_its_drops_when_the_delay_no_longer_grows() {
+        // A drop-tail queue that has filled: constant delay, losses on top of the random ones.
+        let full = |sent: u32| {
+            let mut f = link(300_000.0, 0.05)(sent);
+            f.delay_growth_ns = 0;
+            f
+        };
+        let mut e = Estimator::new(300_000, 60_000, 3_000_000);
+        let seen = run(&mut e, Duration::ZERO, 60, &full);
+        let tail = &seen[300..];
+        let (lo, hi) = (tail.iter().min().unwrap(), tail.iter().max().unwrap());
+        // Without a delay signal the drops alone hold it within a third of the link.
+        assert!(*lo >= 180_000 && *hi <= 410_000, "settled between {lo} and {hi}");
+    }
+
+    #[test]
     fn a_step_down_is_followed_within_three_seconds_and_a_step_up_within_thirty() {
         let mut e = Estimator::new(2_500_000, 60_000, 2_500_000);
         run(&mut e, Duration::ZERO, 10, &link(2_600_000.0, 0.0));
@@ -212,6 +253,7 @@ mod tests {
     fn a_shortfall_and_growing_delay_each_lower_it() {
         let quiet = Feedback {
             packets: 30,
+            voice_only: false,
             sent_bps: 500_000,
             received_bps: 500_000,
             loss: 0.0,
@@ -238,6 +280,7 @@ mod tests {
         // Voice alone: 40 kb/s sent and delivered, whatever the estimate.
         let voice = Feedback {
             packets: 5,
+            voice_only: true,
             sent_bps: 40_000,
             received_bps: 40_000,
             loss: 0.05,
@@ -259,6 +302,7 @@ mod tests {
         assert_eq!(e.target(), 2_000_000);
         let dead = Feedback {
             packets: 30,
+            voice_only: false,
             sent_bps: 2_000_000,
             received_bps: 0,
             loss: 1.0,

@@ -59,7 +59,8 @@ pub struct RateSnapshot {
 struct State {
     bwe: Estimator,
     estimate: u32,
-    loss: f64,
+    /// The loss the clinician's receiver reports last said, if any report came.
+    loss: Option<f64>,
     ladder: Ladder,
     applied: Allocation,
     steps: u32,
@@ -86,7 +87,7 @@ impl RateControl {
             state: Mutex::new(State {
                 bwe: Estimator::new(start, MIN_ESTIMATE_BPS, max_estimate(knobs_max)),
                 estimate: start,
-                loss: 0.0,
+                loss: None,
                 ladder,
                 applied,
                 steps: 0,
@@ -127,6 +128,7 @@ impl RateControl {
     fn on_feedback(&self, stats: &gst::StructureRef) {
         let feedback = Feedback {
             packets: stats.get::<u32>("packets-sent").unwrap_or(0),
+            voice_only: self.shared.video_paused.load(Ordering::Relaxed),
             sent_bps: stats.get::<u32>("bitrate-sent").unwrap_or(0),
             received_bps: stats.get::<u32>("bitrate-recv").unwrap_or(0),
             loss: stats.get::<f64>("packet-loss-pct").unwrap_or(0.0) / 100.0,
@@ -146,7 +148,7 @@ impl RateControl {
     /// The loss the clinician's side reports (RTCP receiver reports), 0.0–1.0.
     pub(crate) fn on_loss(&self, loss: f64) {
         let mut state = self.lock();
-        state.loss = loss;
+        state.loss = Some(loss);
         self.apply(&mut state);
     }
 
@@ -162,8 +164,10 @@ impl RateControl {
     }
 
     fn apply(&self, state: &mut State) {
-        // The loss the receiver reports, or the feedback's when reports are missing.
-        let loss = state.loss.max(state.bwe.loss());
+        // The loss the receiver reports; without reports (a GStreamer peer sending transport-wide
+        // feedback sends none), the feedback's, which counts packets it does not report on as
+        // lost and so reads high: capped.
+        let loss = state.loss.unwrap_or_else(|| state.bwe.loss().min(0.10));
         let mut next = rate::allocate(state.estimate, loss, self.knobs.fec);
         next.video_bps = next.video_bps.min(self.knobs.max_video_bps);
         if let Some(rung) = state.ladder.update(next.video_bps, self.started.elapsed()) {
@@ -172,8 +176,7 @@ impl RateControl {
             self.set_picture(rung);
         }
         let before = state.applied;
-        self.set_encoders(&next, Some(&before));
-        state.applied = next;
+        state.applied = self.set_encoders(&next, Some(&before));
     }
 
     /// Sets the ladder's caps, or pauses the video (audio only) below the last rung.
@@ -190,13 +193,17 @@ impl RateControl {
 
     /// Applies what changed enough to matter (5 % for the video bitrate: each change costs the
     /// encoder a reconfiguration).
-    fn set_encoders(&self, next: &Allocation, before: Option<&Allocation>) {
+    /// Returns what is now in force (the video bitrate stays where it was when it moved less).
+    fn set_encoders(&self, next: &Allocation, before: Option<&Allocation>) -> Allocation {
         let changed = |f: fn(&Allocation) -> u32| before.is_none_or(|b| f(b) != f(next));
         let video_moved = before.is_none_or(|b| {
             b.video_bps.abs_diff(next.video_bps) as u64 * 20 > b.video_bps.max(1) as u64
         });
+        let mut applied = *next;
         if video_moved && next.video_bps > 0 {
             encoder::set_bitrate(&self.knobs.video_encoder, next.video_bps / 1000);
+        } else if let Some(before) = before {
+            applied.video_bps = before.video_bps;
         }
         if changed(|a| a.audio_bps) {
             self.knobs.opus.set_property("bitrate", next.audio_bps as i32);
@@ -207,6 +214,7 @@ impl RateControl {
         if self.knobs.fec && changed(|a| a.fec_percent) {
             self.knobs.video_transceiver.set_property("fec-percentage", next.fec_percent);
         }
+        applied
     }
 
     fn fit(&self, rung: Rung) -> (u32, u32, u32) {

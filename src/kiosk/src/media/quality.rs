@@ -218,7 +218,7 @@ impl Reader {
         let rtt_ms = raw.rtt_ms.max(rtx_rtt_ms);
         let mut q = CallQuality {
             rtt_ms,
-            loss: raw.loss.max(rate.loss),
+            loss: if raw.has_reports { raw.loss } else { rate.loss },
             jitter_ms: raw.jitter_ms,
             estimate_kbps: rate.estimate_bps / 1000,
             nacks_received: raw.nacks_received,

@@ -89,18 +89,20 @@ pub fn allocate(estimate_bps: u32, loss: f64, fec_enabled: bool) -> Allocation {
 }
 
 /// Which rung the video is on, with hysteresis: down as soon as the share no longer pays for the
-/// rung (after [`DOWN_HOLD`]), up only with 20 % to spare and after [`UP_HOLD`], one rung at a
-/// time. `None` is "video paused".
+/// rung (after [`DOWN_HOLD`]), up only when the share has paid for the next rung with 20 % to
+/// spare for a whole [`UP_HOLD`], one rung at a time. `None` is "video paused".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ladder {
     current: Option<usize>,
     since: Duration,
+    /// Since when the share has paid for the next rung up (with margin), if it has.
+    up_since: Option<Duration>,
 }
 
 impl Ladder {
     /// Starts on the best rung that `video_bps` pays for, at time `now`.
     pub fn new(video_bps: u32, now: Duration) -> Self {
-        Self { current: rung_for(video_bps), since: now }
+        Self { current: rung_for(video_bps), since: now, up_since: None }
     }
 
     /// The rung in force (`None`: paused).
@@ -124,7 +126,12 @@ impl Ladder {
             (cur, Some(_)) => {
                 let up = cur.map_or(LADDER.len() - 1, |c| c.saturating_sub(1));
                 let worth = video_bps as u64 * 100 >= LADDER[up].min_video_bps as u64 * 120;
-                if cur == Some(up) || !worth || held < UP_HOLD {
+                if !worth {
+                    self.up_since = None;
+                }
+                let up_since = *self.up_since.get_or_insert(now);
+                let sustained = now.saturating_sub(up_since) >= UP_HOLD;
+                if cur == Some(up) || !worth || held < UP_HOLD || !sustained {
                     return None;
                 }
                 Some(up)
@@ -136,6 +143,7 @@ impl Ladder {
         }
         self.current = next;
         self.since = now;
+        self.up_since = None;
         Some(self.rung())
     }
 }
@@ -200,14 +208,16 @@ mod tests {
         // A dip within the down-hold is ignored; after it, straight to the rung that fits.
         assert_eq!(l.update(200_000, S / 2), None);
         assert_eq!(l.update(200_000, 2 * S), Some(Some(LADDER[3])));
-        // Recovery: not before the up-hold, not without margin, then one rung at a time.
+        // Recovery: only once the share has paid for the next rung, with margin, for 5 s.
         assert_eq!(l.update(2_000_000, 4 * S), None);
         assert_eq!(l.update(300_000, 8 * S), None, "280k rung needs 336k");
-        assert_eq!(l.update(2_000_000, 8 * S), Some(Some(LADDER[2])));
-        assert_eq!(l.update(2_000_000, 12 * S), None);
-        assert_eq!(l.update(2_000_000, 13 * S), Some(Some(LADDER[1])));
-        assert_eq!(l.update(2_000_000, 18 * S), Some(Some(LADDER[0])));
-        assert_eq!(l.update(2_000_000, 30 * S), None, "already at the top");
+        assert_eq!(l.update(2_000_000, 9 * S), None, "only just");
+        assert_eq!(l.update(2_000_000, 14 * S), Some(Some(LADDER[2])));
+        assert_eq!(l.update(2_000_000, 18 * S), None, "the next rung's 5 s start now");
+        assert_eq!(l.update(2_000_000, 23 * S), Some(Some(LADDER[1])));
+        assert_eq!(l.update(2_000_000, 28 * S), None);
+        assert_eq!(l.update(2_000_000, 33 * S), Some(Some(LADDER[0])));
+        assert_eq!(l.update(2_000_000, 40 * S), None, "already at the top");
     }
 
     #[test]
@@ -216,7 +226,10 @@ mod tests {
         assert_eq!(l.update(0, 2 * S), Some(None));
         assert_eq!(l.rung(), None);
         assert_eq!(l.update(55_000, 8 * S), None, "needs 20 % over the last rung");
-        assert_eq!(l.update(61_000, 8 * S), Some(Some(LADDER[4])));
+        assert_eq!(l.update(61_000, 8 * S), None);
+        assert_eq!(l.update(55_000, 10 * S), None, "not sustained");
+        assert_eq!(l.update(61_000, 11 * S), None);
+        assert_eq!(l.update(61_000, 16 * S), Some(Some(LADDER[4])));
         assert_eq!(Ladder::new(10_000, Duration::ZERO).rung(), None);
     }
 
