@@ -37,13 +37,22 @@ pub struct Health {
     pub tpm: PartStatus,
 }
 
-/// Network quality of the last call (no addresses).
+/// Network quality of the last call, at its worst (no addresses): which clinics have poor links.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkQuality {
     pub rtt_ms: u32,
     /// Packet loss in tenths of a percent (0–1000).
     pub loss_permille: u32,
+    /// The lowest estimate of the link the kiosk's rate control made, kbit/s (0: unknown).
+    #[serde(default)]
+    pub min_estimate_kbps: u32,
+    /// The worst the call's indicator showed: `good`, `fair` or `poor` (empty: unknown).
+    #[serde(default)]
+    pub worst_level: String,
+    /// Seconds the video was paused for a weak link.
+    #[serde(default)]
+    pub video_paused_secs: u32,
 }
 
 /// The last visit: when and how long only.

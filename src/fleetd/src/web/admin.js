@@ -11,6 +11,16 @@ let editorGroup = null;
 
 // ---------- helpers ----------
 
+/** The last call's link at its worst, in plain words (what fleet admins compare across clinics). */
+function linkWords(n) {
+  const parts = [];
+  if (n.worst_level) parts.push(n.worst_level === 'good' ? 'good' : n.worst_level === 'fair' ? 'fair at worst' : 'poor at worst');
+  parts.push(`${n.rtt_ms} ms round trip`, `${(n.loss_permille / 10).toFixed(1)} % loss`);
+  if (n.min_estimate_kbps) parts.push(`down to ${n.min_estimate_kbps} kb/s`);
+  if (n.video_paused_secs) parts.push(`video paused ${n.video_paused_secs} s`);
+  return parts.join(', ');
+}
+
 async function api(method, path, body) {
   const init = { method, credentials: 'same-origin', cache: 'no-store', headers: {} };
   if (body !== undefined) {
@@ -196,7 +206,7 @@ async function renderDevice(id) {
     ['Kiosk', data.id], ['Enrolment', data.status], ['Software', s ? s.software || '—' : '—'],
     ['Up for', s ? duration(s.uptime_secs) : '—'], ['Last report', ago(data.last_seen)],
     ['Last visit', s && s.last_visit ? `${when(s.last_visit.ended_at)}, ${duration(s.last_visit.duration_secs)}` : '—'],
-    ['Network', s && s.network ? `${s.network.rtt_ms} ms, ${(s.network.loss_permille / 10).toFixed(1)} % loss` : '—'],
+    ['Last call\'s link', s && s.network ? linkWords(s.network) : '—'],
   ]);
   const h = s ? s.health : {};
   facts('device-health', [

@@ -270,6 +270,7 @@ async function answer(sdp) {
     const state = pc && pc.connectionState;
     const words = { connected: 'Connected', disconnected: 'Connection unstable…', failed: 'Connection failed' };
     if (words[state]) $('call-status').textContent = words[state];
+    if (state === 'connected' && !linkTimer) watchLink();
   };
   await pc.setRemoteDescription({ type: 'offer', sdp });
   for (const c of pendingIce.splice(0)) await addIce(c);
@@ -287,6 +288,61 @@ async function answer(sdp) {
   const reply = await pc.createAnswer();
   await pc.setLocalDescription(reply);
   send({ type: 'answer', visit_id: visitId, sdp: pc.localDescription.sdp });
+}
+
+// ---------- connection quality ----------
+
+const LINK_WORDS = { good: 'Good connection', fair: 'Fair connection', poor: 'Weak connection' };
+let linkTimer = null;
+
+/**
+ * Once a second while in a call: how the patient's video and voice are arriving, as three bars
+ * and plain words, and a notice when the kiosk has paused its video for a weak link (voice still
+ * arrives, pictures do not). Reads this browser's own WebRTC statistics only.
+ */
+function watchLink() {
+  let last = null;
+  let stillSince = null;
+  linkTimer = setInterval(async () => {
+    if (!pc) return;
+    const now = { frames: 0, audio: 0, lost: 0, received: 0, rtt: null };
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') now.frames += r.framesDecoded || 0;
+      if (r.type === 'inbound-rtp') {
+        if (r.kind === 'audio') now.audio += r.packetsReceived || 0;
+        now.lost += r.packetsLost || 0;
+        now.received += r.packetsReceived || 0;
+      }
+      if (r.type === 'candidate-pair' && r.nominated && r.currentRoundTripTime !== undefined) {
+        now.rtt = r.currentRoundTripTime;
+      }
+    });
+    if (last) {
+      const frames = now.frames - last.frames;
+      const voice = now.audio - last.audio > 0;
+      const lost = now.lost - last.lost;
+      const loss = lost / Math.max(1, lost + now.received - last.received);
+      stillSince = frames === 0 && voice ? (stillSince ?? Date.now()) : null;
+      const paused = stillSince !== null && Date.now() - stillSince >= 2000;
+      let level = 'good';
+      if (paused || loss > 0.10 || (now.rtt ?? 0) > 0.8) level = 'poor';
+      else if (loss > 0.02 || (now.rtt ?? 0) > 0.3 || frames < 12) level = 'fair';
+      $('link').hidden = false;
+      $('link').dataset.level = level;
+      $('link-words').textContent = LINK_WORDS[level];
+      const notice = $('stage-notice');
+      notice.hidden = !paused;
+      notice.textContent = paused ? 'Video paused: weak connection. You can still talk; the picture comes back by itself.' : '';
+    }
+    last = now;
+  }, 1000);
+}
+
+function stopWatchingLink() {
+  clearInterval(linkTimer);
+  linkTimer = null;
+  $('link').hidden = true;
+  $('stage-notice').hidden = true;
 }
 
 function remoteIce(ice) {
@@ -313,6 +369,7 @@ function callFailed(e) {
 }
 
 function endCall(reason) {
+  stopWatchingLink();
   if (pc) { pc.ontrack = null; pc.onicecandidate = null; pc.onconnectionstatechange = null; pc.close(); }
   pc = null;
   pendingIce = [];

@@ -272,6 +272,7 @@ impl Controller {
             Effect::StartMedia { visit_id } => {
                 run.generation += 1;
                 run.condition = CallCondition::default();
+                run.network = None;
                 run.visit_started = Some(Instant::now());
                 run.media_started = Some(Instant::now());
                 let (media_tx, mut media_rx) = unbounded_channel();
@@ -362,12 +363,7 @@ impl Controller {
         });
         if let Some(q) = call.quality() {
             run.condition.level = Some(q.level());
-            if q.rtt_ms > 0 {
-                run.network = Some(NetworkQuality {
-                    rtt_ms: q.rtt_ms,
-                    loss_permille: (q.loss * 1000.0).round() as u32,
-                });
-            }
+            run.network = Some(telemetry::worst_of(run.network.take(), &q));
             line["quality"] = serde_json::json!({
                 "level": format!("{:?}", q.level()).to_lowercase(),
                 "rtt_ms": q.rtt_ms,

@@ -13,7 +13,7 @@ use telekiosk_protocol::device::{
 };
 use telekiosk_protocol::visit::MAX_NAME_BYTES;
 
-use crate::media::CallStats;
+use crate::media::{CallQuality, CallStats};
 
 /// A device part counts as failed when it gave nothing for this long while it should have.
 pub const SILENT_FAILURE: Duration = Duration::from_secs(5);
@@ -119,6 +119,34 @@ fn clip(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
+/// The call's network at its worst so far, with one more reading (once a second).
+pub(super) fn worst_of(so_far: Option<NetworkQuality>, q: &CallQuality) -> NetworkQuality {
+    let level = format!("{:?}", q.level()).to_lowercase();
+    let rank = |l: &str| ["poor", "fair", "good"].iter().position(|x| *x == l).unwrap_or(3);
+    let now = NetworkQuality {
+        rtt_ms: q.rtt_ms,
+        loss_permille: (q.loss * 1000.0).round() as u32,
+        min_estimate_kbps: q.estimate_kbps,
+        worst_level: level,
+        video_paused_secs: q.video_paused_secs,
+    };
+    let Some(w) = so_far else { return now };
+    NetworkQuality {
+        rtt_ms: w.rtt_ms.max(now.rtt_ms),
+        loss_permille: w.loss_permille.max(now.loss_permille),
+        min_estimate_kbps: match (w.min_estimate_kbps, now.min_estimate_kbps) {
+            (0, b) | (b, 0) => b,
+            (a, b) => a.min(b),
+        },
+        worst_level: if rank(&now.worst_level) < rank(&w.worst_level) {
+            now.worst_level
+        } else {
+            w.worst_level
+        },
+        video_paused_secs: w.video_paused_secs.max(now.video_paused_secs),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +189,31 @@ mod tests {
         let h = health_after_call(&unknown, &failed);
         assert_eq!((h.camera, h.microphone), (Failed, Failed));
         assert_eq!(initial_health(false, Failed).speaker, Failed);
+    }
+
+    #[test]
+    fn a_calls_network_summary_keeps_its_worst_moments() {
+        use crate::media::CallQuality;
+        let reading = |rtt_ms, loss, estimate_kbps, paused, video_paused_secs| CallQuality {
+            rtt_ms,
+            loss,
+            estimate_kbps,
+            video_paused: paused,
+            video_paused_secs,
+            ..CallQuality::default()
+        };
+        let mut n = None;
+        for q in [
+            reading(40, 0.0, 2500, false, 0),
+            reading(420, 0.06, 180, false, 0),
+            reading(60, 0.01, 0, true, 3),
+            reading(50, 0.0, 900, false, 3),
+        ] {
+            n = Some(worst_of(n, &q));
+        }
+        let n = n.unwrap();
+        assert_eq!((n.rtt_ms, n.loss_permille, n.min_estimate_kbps), (420, 60, 180));
+        assert_eq!((n.worst_level.as_str(), n.video_paused_secs), ("poor", 3));
     }
 
     #[test]

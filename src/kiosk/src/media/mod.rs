@@ -12,11 +12,15 @@
 //! streaming thread on the application and never panics in a streaming callback: failures become
 //! element errors on the bus (or are reported directly) and then `Failed` events.
 //!
-//! Layout: `elements` (what must be installed), `encoder` (which H.264 encoder, and its
-//! per-element quirks), `settings` (fleet-config caps and ICE servers), `pipeline` (the sending
-//! side and the self-view), `signalling` (webrtcbin offer, answer, ICE, connection state),
-//! `remote` (decoding what the clinician sends), `frames` (RGB frame copies, black frames),
-//! `quality` (RTT and loss from webrtcbin's stats) and `bus` (errors from the pipeline's bus).
+//! Layout: `elements` (what must be installed), `encoder` (which H.264 encoder, its per-element
+//! quirks and bitrate units), `settings` (fleet-config caps and ICE servers), `pipeline` (the
+//! sending side and the self-view), `signalling` (webrtcbin offer, answer, ICE, connection
+//! state), `remote` (decoding what the clinician sends, loss recovery), `frames` (RGB frame
+//! copies, black frames), `bwe` (pure: the link's estimate from transport-wide feedback), `rate`
+//! (pure: the estimate split into voice, FEC and video, and the picture ladder), `control` (the
+//! rate controller applying both to the encoders), `quality` (the call's figures once a second,
+//! the jitter buffer's latency), `stamp` (bench only: glass-to-glass time stamps) and `bus`
+//! (errors from the pipeline's bus).
 
 mod bus;
 pub mod bwe;
