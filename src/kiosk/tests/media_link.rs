@@ -165,9 +165,9 @@ fn floor_link_holds_a_call_both_ways() {
     link.run_for(&call, &peer, MEASURED);
     let end = Instant::now();
     let relay = link.relay.as_ref().unwrap();
-    let (up, down) = relay.summary();
+    let (up, down) = relay.link().summary();
     if let Some(dir) = std::env::var_os("TK_LINK_LOGS") {
-        relay.write_logs(std::path::Path::new(&dir)).unwrap();
+        relay.link().write_logs(std::path::Path::new(&dir)).unwrap();
     }
     let quality = call.quality().expect("a quality reading");
     let rate = call.rate();

@@ -49,8 +49,10 @@ pub(crate) struct Route {
     pub overhead: usize,
 }
 
-/// A running two-direction link. Dropping it stops its threads; queued packets are discarded.
-pub(crate) struct Engine {
+/// A running two-direction link, as the UDP relay and the TUN link run it: its profiles can be
+/// changed live and its per-packet log read. Dropping it stops its threads; queued packets are
+/// discarded.
+pub struct Engine {
     lanes: [Arc<Lane>; 2],
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -74,7 +76,11 @@ fn lock(lane: &Lane) -> MutexGuard<'_, LaneState> {
 impl Engine {
     /// Starts the threads of both directions. A→B draws from `seed`, B→A from a seed derived
     /// from it.
-    pub fn start(profiles: [LinkProfile; 2], seed: u64, routes: [Route; 2]) -> io::Result<Self> {
+    pub(crate) fn start(
+        profiles: [LinkProfile; 2],
+        seed: u64,
+        routes: [Route; 2],
+    ) -> io::Result<Self> {
         let epoch = Instant::now();
         let seeds = [seed, seed ^ 0x9e37_79b9_7f4a_7c15];
         let stop = Arc::new(AtomicBool::new(false));
@@ -133,7 +139,7 @@ impl Engine {
     }
 
     /// Summaries of both directions so far, A→B then B→A.
-    pub fn summaries(&self) -> (Summary, Summary) {
+    pub fn summary(&self) -> (Summary, Summary) {
         let [a, b] = self.lanes.each_ref().map(|lane| lock(lane).model.summary());
         (a, b)
     }
@@ -147,7 +153,7 @@ impl Engine {
             let file = io::BufWriter::new(fs::File::create(dir.join(format!("{name}.csv")))?);
             write_csv(&records, file)?;
         }
-        let (a_to_b, b_to_a) = self.summaries();
+        let (a_to_b, b_to_a) = self.summary();
         let json = serde_json::json!({ "a_to_b": a_to_b, "b_to_a": b_to_a });
         fs::write(dir.join("summary.json"), format!("{json:#}\n"))
     }

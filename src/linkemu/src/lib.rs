@@ -20,6 +20,7 @@ pub mod tun;
 pub mod udp;
 
 pub use control::{Change, Target};
+pub use engine::Engine;
 pub use model::{DEFAULT_QUEUE, Direction, DropReason, LinkProfile, Loss, PRESETS, Verdict};
 pub use record::{PacketRecord, Summary};
 pub use spec::SpecError;

@@ -11,13 +11,9 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::path::Path;
 
-use crate::control::Change;
 use crate::engine::{Engine, POLL, Route, Sink, Source};
 use crate::model::LinkProfile;
-use crate::record::Summary;
-use crate::spec::SpecError;
 
 /// A running relay; dropping it stops its threads within about 50 ms.
 pub struct UdpRelay {
@@ -65,29 +61,9 @@ impl UdpRelay {
         self.b_sees_a
     }
 
-    /// The current profiles, A→B then B→A.
-    pub fn profiles(&self) -> (LinkProfile, LinkProfile) {
-        self.engine.profiles()
-    }
-
-    /// Replaces both profiles from now on; packets already accepted keep their times.
-    pub fn set_profiles(&self, a_to_b: LinkProfile, b_to_a: LinkProfile) {
-        self.engine.set_profiles(a_to_b, b_to_a);
-    }
-
-    /// Applies a change such as `a-to-b rate=300k` on top of the current profiles.
-    pub fn apply(&self, change: &Change) -> Result<(), SpecError> {
-        self.engine.apply(change)
-    }
-
-    /// Summaries so far, A→B then B→A.
-    pub fn summary(&self) -> (Summary, Summary) {
-        self.engine.summaries()
-    }
-
-    /// Writes `a-to-b.csv`, `b-to-a.csv` and `summary.json` into `dir`.
-    pub fn write_logs(&self, dir: &Path) -> io::Result<()> {
-        self.engine.write_logs(dir)
+    /// The link itself: change its profiles live, read its per-packet log and summary.
+    pub fn link(&self) -> &Engine {
+        &self.engine
     }
 }
 

@@ -90,7 +90,7 @@ fn delay_and_loss_both_ways() {
     let (min, max) = min_max(round_trips.iter().map(|r| r.1));
     assert!(min >= 100 * MS && max < 300 * MS, "round trip {min:?}..{max:?}, expected ≥ 100 ms");
 
-    let (a_to_b, b_to_a) = relay.summary();
+    let (a_to_b, b_to_a) = relay.link().summary();
     assert_eq!(a_to_b.packets_in, 1000);
     assert_eq!(a_to_b.dropped_random as usize, lost_a_to_b);
     assert_eq!(b_to_a.packets_in as usize, one_way.len());
@@ -121,7 +121,7 @@ fn a_rate_limited_relay_delivers_no_faster_than_its_rate() {
     assert!(bps <= rate as f64, "received {bps:.0} b/s on a {rate} b/s link");
     assert!(bps > rate as f64 * 0.8, "received only {bps:.0} b/s on a {rate} b/s link");
 
-    let (a_to_b, _) = relay.summary();
+    let (a_to_b, _) = relay.link().summary();
     assert!(a_to_b.dropped_queue_full > 0, "no overflow at twice the rate: {a_to_b:?}");
     for (i, bps) in a_to_b.delivered_bps.iter().enumerate() {
         assert!(*bps <= rate + 8 * 1028, "window {i}: {bps} b/s");
@@ -143,11 +143,11 @@ fn unknown_senders_are_dropped_and_drop_is_prompt() {
     assert_eq!((&buf[..len], from), (&b"hello"[..], relay.b_sees_a()));
     assert!(b.recv_from(&mut buf).is_err(), "B received a stranger's datagram");
     assert!(a.recv_from(&mut buf).is_err(), "A received a stranger's datagram");
-    let (a_to_b, b_to_a) = relay.summary();
+    let (a_to_b, b_to_a) = relay.link().summary();
     assert_eq!((a_to_b.packets_in, b_to_a.packets_in), (1, 0));
 
     let dir = std::env::temp_dir().join(format!("linkemu-udp-logs-{}", std::process::id()));
-    relay.write_logs(&dir).unwrap();
+    relay.link().write_logs(&dir).unwrap();
     let csv = std::fs::read_to_string(dir.join("a-to-b.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -128,10 +128,12 @@ fn run_tun(args: TunArgs) -> anyhow::Result<()> {
     }
 
     let signal = signals.wait().context("waiting for SIGINT or SIGTERM")?;
-    let (a_to_b, b_to_a) = link.summary();
+    let (a_to_b, b_to_a) = link.link().summary();
     print_event(&SummaryEvent { event: "summary", signal: signal.as_str(), a_to_b, b_to_a });
     if let Some(dir) = &args.log_dir {
-        link.write_logs(dir).with_context(|| format!("writing logs to {}", dir.display()))?;
+        link.link()
+            .write_logs(dir)
+            .with_context(|| format!("writing logs to {}", dir.display()))?;
     }
     Ok(())
 }
@@ -151,10 +153,10 @@ fn read_control(link: &TunLink) {
 }
 
 fn apply(link: &TunLink, change: &Change, source: &str) {
-    if let Err(error) = link.apply(change) {
+    if let Err(error) = link.link().apply(change) {
         return report_error(&change.to_string(), &error.to_string());
     }
-    let (a_to_b, b_to_a) = link.profiles();
+    let (a_to_b, b_to_a) = link.link().profiles();
     print_event(&Applied {
         event: "applied",
         source,
