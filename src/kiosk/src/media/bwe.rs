@@ -23,9 +23,7 @@ const DELAY_GROWTH_NS: f64 = 1_000_000.0;
 /// Weight of a new report in the smoothed signals, and in the usual share (slow).
 const SMOOTHING: f64 = 0.3;
 const USUAL_SMOOTHING: f64 = 0.03;
-/// Reports are gathered until they cover this many packets before they are judged: Chromium
-/// sends one every few packets (4 to 13 measured on the floor link), and voice alone is 5 a
-/// report; judged one by one they said nothing and the estimate ran past the link.
+/// Reports on fewer packets say nothing about congestion (voice alone: 5 packets a report).
 const MIN_PACKETS: u32 = 12;
 /// Decreases at most this often, so one congestion event is not answered twice.
 const DECREASE_EVERY: Duration = Duration::from_millis(500);
@@ -70,8 +68,6 @@ pub struct Estimator {
     loss: f64,
     received: Option<f64>,
     last_update: Option<Duration>,
-    /// Reports gathered since the last judgement, merged.
-    pending: Option<Feedback>,
     last_decrease: Option<Duration>,
     /// The target when the link last filled up.
     limit: Option<f64>,
@@ -91,7 +87,6 @@ impl Estimator {
             loss: 0.0,
             received: None,
             last_update: None,
-            pending: None,
             last_decrease: None,
             limit: None,
         }
@@ -109,16 +104,11 @@ impl Estimator {
 
     /// Takes one feedback summary at time `now` and returns the new estimate.
     pub fn update(&mut self, now: Duration, f: Feedback) -> u32 {
-        let f = self.pending.take().map_or(f, |p| merge(p, f));
-        if f.packets < MIN_PACKETS {
-            self.pending = Some(f);
-            return self.target();
-        }
         let elapsed = self.last_update.map_or(Duration::ZERO, |t| now.saturating_sub(t));
         self.last_update = Some(now);
         let (sent, received) = (f.sent_bps as f64, f.received_bps as f64);
         let loss = f.loss.clamp(0.0, 1.0);
-        let significant = sent > 0.0;
+        let significant = f.packets >= MIN_PACKETS && sent > 0.0;
         if significant {
             let smooth = |old: f64, new: f64, w: f64| old + w * (new - old);
             let share = (received / sent).min(1.0);
@@ -128,6 +118,7 @@ impl Estimator {
             self.received =
                 Some(self.received.map_or(received, |r| smooth(r, received, SMOOTHING)));
         }
+        // Small reports (voice alone) only let the estimate grow; they say nothing of a queue.
         let usual = self.usual_share.unwrap_or(1.0);
         let swamped = self.delivered_share < DELIVERED_FLOOR;
         let full = significant && (self.delivered_share < usual - SHORTFALL || swamped);
@@ -172,21 +163,6 @@ impl Estimator {
         }
         self.target = self.target.clamp(self.min, self.max);
         self.target()
-    }
-}
-
-/// Two reports as one, each figure weighted by the packets it covers.
-fn merge(a: Feedback, b: Feedback) -> Feedback {
-    let (wa, wb) = (a.packets as f64, b.packets as f64);
-    let total = (wa + wb).max(1.0);
-    let mean = |x: f64, y: f64| (x * wa + y * wb) / total;
-    Feedback {
-        packets: a.packets + b.packets,
-        voice_only: b.voice_only,
-        sent_bps: mean(a.sent_bps as f64, b.sent_bps as f64) as u32,
-        received_bps: mean(a.received_bps as f64, b.received_bps as f64) as u32,
-        loss: mean(a.loss, b.loss),
-        delay_growth_ns: mean(a.delay_growth_ns as f64, b.delay_growth_ns as f64) as i64,
     }
 }
 
@@ -259,24 +235,6 @@ mod tests {
         let (lo, hi) = (tail.iter().min().unwrap(), tail.iter().max().unwrap());
         // Without a delay signal the drops alone hold it within a third of the link.
         assert!(*lo >= 180_000 && *hi <= 410_000, "settled between {lo} and {hi}");
-    }
-
-    #[test]
-    fn small_reports_are_judged_together() {
-        // Chromium's feedback: four packets a report, a full link in every one of them.
-        let small = Feedback {
-            packets: 4,
-            voice_only: false,
-            sent_bps: 600_000,
-            received_bps: 300_000,
-            loss: 0.5,
-            delay_growth_ns: 3_000_000,
-        };
-        let mut e = Estimator::new(600_000, 60_000, 3_000_000);
-        let seen: Vec<u32> =
-            (0..6).map(|i| e.update(Duration::from_millis(50 * i), small)).collect();
-        assert_eq!(&seen[..2], &[600_000, 600_000], "not judged before 12 packets");
-        assert!(seen[2] < 600_000, "judged on the third: {seen:?}");
     }
 
     #[test]
