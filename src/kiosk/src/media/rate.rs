@@ -88,6 +88,23 @@ pub fn allocate(estimate_bps: u32, loss: f64, fec_enabled: bool) -> Allocation {
     }
 }
 
+/// The smallest estimate on which the paused video resumes on the ladder's last rung (its share
+/// pays for the rung with the ladder's margin, at up to 10 % loss).
+pub fn estimate_to_resume() -> u32 {
+    let needed = LADDER[LADDER.len() - 1].min_video_bps as u64 * 120 / 100;
+    let pays = |estimate: u32| allocate(estimate, 0.10, false).video_bps as u64 >= needed;
+    let (mut lo, mut hi) = (0u32, 10_000_000u32);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pays(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
 /// Which rung the video is on, with hysteresis: down as soon as the share no longer pays for the
 /// rung (after [`DOWN_HOLD`]), up only when the share has paid for the next rung with 20 % to
 /// spare for a whole [`UP_HOLD`], one rung at a time. `None` is "video paused".
