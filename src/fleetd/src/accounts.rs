@@ -1,7 +1,9 @@
 //! People who sign in to the consoles: their roles, password hashes (argon2id) and sessions.
 //!
-//! Owns the password rules, sign-in, and the in-memory session table (random 256-bit tokens,
-//! 15-minute idle time-out). Never logs or stores a password; never logs a session token.
+//! Owns the password rules, sign-in, and the session table (random 256-bit tokens, 15-minute
+//! idle time-out): in memory, and in the store by the SHA-256 of each token so that sessions
+//! outlive a fleetd restart (a clinician in a visit re-attaches to it without signing in again).
+//! Never logs or stores a password; never logs or stores a session token.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-use crate::store::{Store, StoreError, UserRecord};
+use crate::store::{Store, StoreError, UserRecord, unix_now};
 
 /// Shortest password accepted, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -18,6 +20,8 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// A session unused for this long is gone.
 pub const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
+/// A session's last use is written to the store at most this often.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -107,6 +111,8 @@ pub struct Accounts {
 struct Session {
     user: User,
     last_seen: Instant,
+    /// When `last_seen` was last written to the store.
+    stored: Instant,
 }
 
 impl Accounts {
@@ -151,22 +157,50 @@ impl Accounts {
             .ok_or_else(|| AccountsError::Hash(format!("unknown role {:?}", record.role)))?;
         let user = User { username: record.username, role };
         let token = new_token()?;
+        let idle_before = unix_now() - SESSION_IDLE.as_secs() as i64;
+        self.store.insert_session(&token_hash(&token), &user.username, unix_now(), idle_before)?;
         let mut sessions = self.sessions.lock().expect("sessions mutex poisoned");
         sessions.retain(|_, s| now.saturating_duration_since(s.last_seen) < SESSION_IDLE);
-        sessions.insert(token.clone(), Session { user: user.clone(), last_seen: now });
+        let session = Session { user: user.clone(), last_seen: now, stored: now };
+        sessions.insert(token.clone(), session);
         Ok((token, user))
     }
 
     /// The user of a live session, marking it as used at `now`; `None` if unknown or idle too long.
     pub fn session(&self, token: &str, now: Instant) -> Option<User> {
         let mut sessions = self.sessions.lock().expect("sessions mutex poisoned");
+        if !sessions.contains_key(token) {
+            let restored = self.restore(token, now)?;
+            sessions.insert(token.to_string(), restored);
+        }
         let session = sessions.get_mut(token)?;
         if now.saturating_duration_since(session.last_seen) >= SESSION_IDLE {
             sessions.remove(token);
+            let _ = self.store.delete_session(&token_hash(token));
             return None;
         }
         session.last_seen = now;
+        if now.saturating_duration_since(session.stored) >= TOUCH_EVERY {
+            session.stored = now;
+            if let Err(e) = self.store.touch_session(&token_hash(token), unix_now()) {
+                tracing::warn!("cannot record a session's use: {e}");
+            }
+        }
         Some(session.user.clone())
+    }
+
+    /// A session the store has (fleetd restarted since it began), if it is live and its user
+    /// still exists, with its current role.
+    fn restore(&self, token: &str, now: Instant) -> Option<Session> {
+        let (username, last_seen) = self.store.session(&token_hash(token)).ok()??;
+        let idle = Duration::from_secs(unix_now().saturating_sub(last_seen).max(0) as u64);
+        if idle >= SESSION_IDLE {
+            return None;
+        }
+        let record = self.store.user(&username).ok()??;
+        let user = User { username: record.username, role: Role::parse(&record.role)? };
+        let last_seen = now.checked_sub(idle).unwrap_or(now);
+        Some(Session { user, last_seen, stored: now })
     }
 
     /// Whether a session is live at `now`, without counting this as use.
@@ -180,6 +214,9 @@ impl Accounts {
     /// Ends a session (sign-out). Unknown tokens are ignored.
     pub fn sign_out(&self, token: &str) {
         self.sessions.lock().expect("sessions mutex poisoned").remove(token);
+        if let Err(e) = self.store.delete_session(&token_hash(token)) {
+            tracing::warn!("cannot forget a session: {e}");
+        }
     }
 }
 
@@ -194,6 +231,12 @@ fn new_token() -> Result<String, AccountsError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| AccountsError::Hash(e.to_string()))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What the store keeps of a token: its SHA-256, hex.
+fn token_hash(token: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn dummy_hash() -> &'static str {
@@ -266,6 +309,21 @@ mod tests {
         assert!(accounts.session(&token, t1).is_some());
         assert!(accounts.session(&token, t1 + Duration::from_secs(14 * 60)).is_some());
         assert!(accounts.session(&token, t1 + Duration::from_secs(44 * 60)).is_none());
+    }
+
+    #[test]
+    fn a_session_outlives_a_restart_but_not_sign_out_and_the_store_never_holds_the_token() {
+        let accounts = accounts_with_alice();
+        let now = Instant::now();
+        let (token, user) = accounts.sign_in("alice", "correct horse", now).unwrap();
+        let (other, _) = accounts.sign_in("alice", "correct horse", now).unwrap();
+        assert!(accounts.store.session(&token).unwrap().is_none(), "the token itself is stored");
+        let restarted = Accounts::new(accounts.store);
+        assert_eq!(restarted.session(&token, now), Some(user));
+        restarted.sign_out(&other);
+        let again = Accounts::new(restarted.store);
+        assert!(again.session(&other, now).is_none());
+        assert!(again.session("not-a-token", now).is_none());
     }
 
     #[test]

@@ -63,7 +63,14 @@ pub fn spawn(to_kiosk: mpsc::Sender<KioskMessage>) -> (HubHandle, JoinHandle<()>
 async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage>) {
     let mut router = Router::new();
     let mut consoles: HashMap<ConnId, mpsc::Sender<ServerToConsole>> = HashMap::new();
-    while let Some(msg) = rx.recv().await {
+    // Visits whose console or kiosk went away are ended when their grace runs out.
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            _ = tick.tick() => Some(HubMsg::Input(Input::Tick)),
+        };
+        let Some(msg) = msg else { break };
         let input = match msg {
             HubMsg::ConsoleAttached { conn, user, tx } => {
                 consoles.insert(conn, tx);

@@ -6,7 +6,7 @@
 //! sends a message of one device's visit to another device, and never puts SDP or candidate
 //! contents into a [`Note`]: only ids and sizes.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use telekiosk_protocol::DecodeError;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit};
@@ -35,6 +35,9 @@ pub enum Input {
     FromConsole { conn: ConnId, msg: Result<ConsoleToServer, DecodeError> },
     /// A console connection closed.
     ConsoleDisconnected { conn: ConnId },
+    /// Time passes (a few times a minute): visits whose console or kiosk stayed away too long
+    /// end.
+    Tick,
 }
 
 /// Everything the router asks the adapters to do.
@@ -54,6 +57,9 @@ pub const NO_LONGER_WAITING: &str = "That visit is no longer waiting.";
 pub const NOT_YOUR_VISIT: &str = "You are not in that visit.";
 /// Shown when a console already in a visit tries to join another one.
 pub const ALREADY_IN_A_VISIT: &str = "End your current visit before joining another.";
+/// A visit whose clinician's console, or whose kiosk, lost its connection to fleetd is kept this
+/// long for it to come back (media is peer to peer and may well still flow); then it ends.
+pub const RESUME_GRACE: Duration = Duration::from_secs(60);
 
 /// One visit fleetd knows of: waiting (no owner) or in progress (owned by one console).
 #[derive(Debug)]
@@ -63,7 +69,46 @@ struct Visit {
     clinic: String,
     room: String,
     since: Instant,
+    /// The console in the visit now, if it is connected.
     owner: Option<ConnId>,
+    /// Who joined the visit (`None`: still waiting). Only they may resume it.
+    clinician: Option<String>,
+    /// Since when the clinician's console, or the kiosk, has been away (the visit is kept for
+    /// [`RESUME_GRACE`]).
+    console_away: Option<Instant>,
+    kiosk_away: Option<Instant>,
+}
+
+impl Visit {
+    fn new(
+        visit_id: String,
+        device_id: String,
+        clinic: String,
+        room: String,
+        now: Instant,
+    ) -> Self {
+        let (owner, clinician, console_away, kiosk_away) = (None, None, None, None);
+        Self {
+            visit_id,
+            device_id,
+            clinic,
+            room,
+            since: now,
+            owner,
+            clinician,
+            console_away,
+            kiosk_away,
+        }
+    }
+}
+
+/// A console that asked to resume a visit fleetd does not know (yet): fleetd restarted and the
+/// kiosk has not said again that it is in it. Kept for [`RESUME_GRACE`].
+#[derive(Debug)]
+struct Claim {
+    conn: ConnId,
+    visit_id: String,
+    since: Instant,
 }
 
 /// The signalling state: visits in arrival order and the consoles that are connected.
@@ -71,6 +116,7 @@ struct Visit {
 pub struct Router {
     visits: Vec<Visit>,
     consoles: Vec<(ConnId, String)>,
+    claims: Vec<Claim>,
 }
 
 impl Router {
@@ -90,25 +136,30 @@ impl Router {
             Input::FromKiosk { device_id, msg: Err(e) } => {
                 self.kiosk_refused(&device_id, &e, &mut out)
             }
-            Input::KioskPresence { device_id, state } => self.presence(&device_id, state, &mut out),
+            Input::KioskPresence { device_id, state } => {
+                self.presence(&device_id, state, now, &mut out)
+            }
             Input::ConsoleConnected { conn, user } => {
                 out.push(note(NoteLevel::Audit, "console connected").user(&user).into());
                 self.consoles.push((conn, user));
                 out.push(Output::ToConsole { conn, msg: self.queue(now) });
             }
-            Input::FromConsole { conn, msg } => self.on_console(conn, msg, &mut out),
+            Input::FromConsole { conn, msg } => self.on_console(conn, msg, now, &mut out),
             Input::ConsoleDisconnected { conn } => {
                 let user = self.user(conn);
                 if let Some(i) = self.visits.iter().position(|v| v.owner == Some(conn)) {
-                    let what = "clinician left: visit ended";
-                    out.push(
-                        note(NoteLevel::Audit, what).user(&user).visit(&self.visits[i]).into(),
-                    );
-                    self.end(i, Some(EndReason::ClinicianLeft), None, &mut out);
+                    // Media is peer to peer: the call may well go on. Keep the visit for the
+                    // console to come back.
+                    let what = "clinician's console disconnected: visit kept for it to resume";
+                    let v = &mut self.visits[i];
+                    (v.owner, v.console_away) = (None, Some(now));
+                    out.push(note(NoteLevel::Audit, what).user(&user).visit(v).into());
                 }
+                self.claims.retain(|c| c.conn != conn);
                 out.push(note(NoteLevel::Audit, "console disconnected").user(&user).into());
                 self.consoles.retain(|(c, _)| *c != conn);
             }
+            Input::Tick => self.expire(now, &mut out),
         }
         if self.queue_shape() != before {
             let queue = self.queue(now);
@@ -130,8 +181,11 @@ impl Router {
         let current = current.filter(|&i| self.visits[i].visit_id == msg.visit_id());
         match msg {
             KioskToServer::Waiting { visit_id, clinic, room } => {
-                let v = Visit { visit_id, device_id, clinic, room, since: now, owner: None };
-                self.waiting(v, out)
+                self.waiting(Visit::new(visit_id, device_id, clinic, room, now), out)
+            }
+            KioskToServer::InVisit { visit_id, clinic, room, clinician } => {
+                let v = Visit::new(visit_id, device_id, clinic, room, now);
+                self.in_visit(current, v, clinician, now, out)
             }
             _ if current.is_none() => {
                 let n =
@@ -155,6 +209,56 @@ impl Router {
         }
     }
 
+    /// The kiosk says it is in a visit: its fleet link came back, or fleetd restarted and
+    /// learns of the call from it. A console that asked to resume it gets it.
+    fn in_visit(
+        &mut self,
+        current: Option<usize>,
+        mut new: Visit,
+        clinician: String,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let i = match current {
+            Some(i) if self.visits[i].clinician.as_deref() == Some(clinician.as_str()) => {
+                self.visits[i].kiosk_away = None;
+                i
+            }
+            Some(i) => {
+                let what = "kiosk named another clinician for its visit: refused";
+                out.push(note(NoteLevel::Warn, what).visit(&self.visits[i]).into());
+                return;
+            }
+            None => {
+                if self.visits.iter().any(|v| v.visit_id == new.visit_id) {
+                    let what = "visit id already used by another kiosk: refused";
+                    out.push(note(NoteLevel::Warn, what).visit(&new).into());
+                    return;
+                }
+                // A visit of this kiosk fleetd still had is over: the kiosk is in another now.
+                if let Some(old) = self.visits.iter().position(|v| v.device_id == new.device_id) {
+                    self.end(old, None, Some(EndReason::ConnectionLost), out);
+                }
+                (new.clinician, new.console_away) = (Some(clinician), Some(now));
+                out.push(
+                    note(NoteLevel::Audit, "kiosk is in a visit: taken up again")
+                        .visit(&new)
+                        .into(),
+                );
+                self.visits.push(new);
+                self.visits.len() - 1
+            }
+        };
+        let claimed = self.claims.iter().position(|c| {
+            c.visit_id == self.visits[i].visit_id
+                && self.visits[i].clinician.as_deref() == Some(self.user(c.conn).as_str())
+        });
+        if let Some(c) = claimed {
+            let claim = self.claims.remove(c);
+            self.resume(claim.conn, i, out);
+        }
+    }
+
     fn waiting(&mut self, new: Visit, out: &mut Vec<Output>) {
         if self.visits.iter().any(|v| v.visit_id == new.visit_id && v.device_id != new.device_id) {
             let what = "visit id already used by another kiosk: refused";
@@ -165,7 +269,7 @@ impl Router {
             return;
         }
         if let Some(i) = self.visits.iter().position(|v| v.device_id == new.device_id) {
-            if self.visits[i].owner.is_some() {
+            if self.visits[i].clinician.is_some() {
                 // The kiosk is waiting again, so the call its clinician was in is gone.
                 let what = "kiosk is waiting again: the call in progress ended";
                 out.push(note(NoteLevel::Warn, what).visit(&self.visits[i]).into());
@@ -174,7 +278,9 @@ impl Router {
             let old = &mut self.visits[i];
             if old.visit_id == new.visit_id {
                 // A repeat (e.g. after a reconnect): the patient keeps their place in the queue.
-                (old.clinic, old.room, old.owner) = (new.clinic, new.room, None);
+                (old.clinic, old.room) = (new.clinic, new.room);
+                (old.owner, old.clinician, old.console_away, old.kiosk_away) =
+                    (None, None, None, None);
                 return;
             }
             let what = "kiosk started a new visit: the older one was dropped";
@@ -200,6 +306,7 @@ impl Router {
         &mut self,
         device_id: &str,
         state: Result<DeviceState, DecodeError>,
+        now: Instant,
         out: &mut Vec<Output>,
     ) {
         match state {
@@ -212,7 +319,15 @@ impl Router {
             }
             Ok(_) => {
                 out.push(note(NoteLevel::Audit, "kiosk offline").device(device_id).into());
-                if let Some(i) = self.visits.iter().position(|v| v.device_id == device_id) {
+                let Some(i) = self.visits.iter().position(|v| v.device_id == device_id) else {
+                    return;
+                };
+                if self.visits[i].clinician.is_some() {
+                    // In a call: its media may still flow peer to peer. Keep the visit for it.
+                    let what = "kiosk offline during a call: visit kept for it to come back";
+                    out.push(note(NoteLevel::Audit, what).visit(&self.visits[i]).into());
+                    self.visits[i].kiosk_away.get_or_insert(now);
+                } else {
                     let what = "visit ended: kiosk went offline";
                     out.push(note(NoteLevel::Audit, what).visit(&self.visits[i]).into());
                     self.end(i, None, Some(EndReason::ConnectionLost), out);
@@ -225,6 +340,7 @@ impl Router {
         &mut self,
         conn: ConnId,
         msg: Result<ConsoleToServer, DecodeError>,
+        now: Instant,
         out: &mut Vec<Output>,
     ) {
         let user = self.user(conn);
@@ -248,6 +364,9 @@ impl Router {
         };
         if let ConsoleToServer::Join { visit_id } = msg {
             return self.join(conn, &user, owned, visit_id, out);
+        }
+        if let ConsoleToServer::Resume { visit_id } = msg {
+            return self.claim(conn, &user, visit_id, now, out);
         }
         let target = self.visits.iter().position(|v| v.visit_id == visit_id_of(&msg));
         let Some(i) = target.filter(|&i| self.visits[i].owner == Some(conn)) else {
@@ -276,7 +395,9 @@ impl Router {
                 let reason = EndReason::ClinicianEnded;
                 return self.end(i, Some(reason), Some(reason), out);
             }
-            ConsoleToServer::Join { .. } => unreachable!("handled above"),
+            ConsoleToServer::Join { .. } | ConsoleToServer::Resume { .. } => {
+                unreachable!("handled above")
+            }
         };
         out.push(note(level, what).user(&user).visit(&self.visits[i]).into());
         out.push(Output::ToKiosk { device_id, msg });
@@ -300,9 +421,14 @@ impl Router {
             out.push(error_to(conn, NO_LONGER_WAITING));
             return;
         };
+        if self.visits[i].clinician.as_deref() == Some(user) && self.visits[i].owner != Some(conn) {
+            // Their own visit, from a console that lost it (a reload, a new tab): resume.
+            return self.resume(conn, i, out);
+        }
         let v = &mut self.visits[i];
+        let taken = v.clinician.is_some() && v.owner != Some(conn);
         match (v.owner, owned) {
-            (Some(owner), _) if owner != conn => {
+            _ if taken => {
                 out.push(
                     note(NoteLevel::Audit, "join refused: already taken")
                         .user(user)
@@ -329,12 +455,95 @@ impl Router {
                 let joined = ServerToConsole::Joined { visit_id: visit_id.clone(), clinic, room };
                 out.push(Output::ToConsole { conn, msg: joined });
                 if owner.is_none() {
-                    v.owner = Some(conn);
+                    (v.owner, v.clinician) = (Some(conn), Some(user.to_string()));
                     out.push(note(NoteLevel::Audit, "clinician joined").user(user).visit(v).into());
-                    let msg = ServerToKiosk::Accepted { visit_id };
+                    let msg = ServerToKiosk::Accepted { visit_id, clinician: user.to_string() };
                     out.push(Output::ToKiosk { device_id: v.device_id.clone(), msg });
                 }
             }
+        }
+    }
+
+    /// A console asks for its visit back. Fleetd may not know the visit yet (it restarted and
+    /// the kiosk has not said it is in it): the claim waits for the kiosk.
+    fn claim(
+        &mut self,
+        conn: ConnId,
+        user: &str,
+        visit_id: String,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(i) = self.visits.iter().position(|v| v.visit_id == visit_id) else {
+            let what = "console asked to resume a visit not known yet: waiting for the kiosk";
+            out.push(note(NoteLevel::Audit, what).user(user).visit_id(&visit_id).into());
+            self.claims.retain(|c| c.conn != conn);
+            self.claims.push(Claim { conn, visit_id, since: now });
+            return;
+        };
+        if self.visits[i].clinician.as_deref() != Some(user) {
+            let what = "resume refused: another clinician's visit";
+            out.push(note(NoteLevel::Warn, what).user(user).visit(&self.visits[i]).into());
+            out.push(error_to(conn, NOT_YOUR_VISIT));
+            return;
+        }
+        self.resume(conn, i, out);
+    }
+
+    /// Gives visit `i` to console `conn` (its clinician's): it is theirs again.
+    fn resume(&mut self, conn: ConnId, i: usize, out: &mut Vec<Output>) {
+        let user = self.user(conn);
+        let v = &mut self.visits[i];
+        if let Some(old) = v.owner.filter(|&o| o != conn) {
+            // The same clinician in a newer tab or connection: the older one lets go.
+            let msg = ServerToConsole::Ended {
+                visit_id: v.visit_id.clone(),
+                reason: EndReason::ClinicianLeft,
+            };
+            out.push(Output::ToConsole { conn: old, msg });
+        }
+        (v.owner, v.console_away) = (Some(conn), None);
+        out.push(note(NoteLevel::Audit, "clinician resumed the visit").user(&user).visit(v).into());
+        let msg = ServerToConsole::Resumed {
+            visit_id: v.visit_id.clone(),
+            clinic: v.clinic.clone(),
+            room: v.room.clone(),
+        };
+        out.push(Output::ToConsole { conn, msg });
+    }
+
+    /// Ends the visits whose console or kiosk stayed away longer than [`RESUME_GRACE`], and
+    /// forgets claims no kiosk answered.
+    fn expire(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let late = |t: Option<Instant>| {
+            t.is_some_and(|t| now.saturating_duration_since(t) >= RESUME_GRACE)
+        };
+        while let Some(i) =
+            self.visits.iter().position(|v| late(v.console_away) || late(v.kiosk_away))
+        {
+            let v = &self.visits[i];
+            if late(v.console_away) {
+                let what = "clinician's console did not come back: visit ended";
+                out.push(note(NoteLevel::Audit, what).visit(v).into());
+                self.end(i, Some(EndReason::ClinicianLeft), None, out);
+            } else {
+                let what = "kiosk did not come back: visit ended";
+                out.push(note(NoteLevel::Audit, what).visit(v).into());
+                self.end(i, None, Some(EndReason::ConnectionLost), out);
+            }
+        }
+        let (kept, stale): (Vec<Claim>, Vec<Claim>) = std::mem::take(&mut self.claims)
+            .into_iter()
+            .partition(|c| now.saturating_duration_since(c.since) < RESUME_GRACE);
+        self.claims = kept;
+        for c in stale {
+            let what = "resume refused: the kiosk never said it was still in the visit";
+            out.push(
+                note(NoteLevel::Audit, what).user(&self.user(c.conn)).visit_id(&c.visit_id).into(),
+            );
+            let msg =
+                ServerToConsole::Ended { visit_id: c.visit_id, reason: EndReason::ConnectionLost };
+            out.push(Output::ToConsole { conn: c.conn, msg });
         }
     }
 
@@ -395,12 +604,12 @@ impl Router {
 
     /// What the consoles see of the queue, to detect when it changed.
     fn queue_shape(&self) -> Vec<(String, String, String)> {
-        let waiting = self.visits.iter().filter(|v| v.owner.is_none());
+        let waiting = self.visits.iter().filter(|v| v.clinician.is_none());
         waiting.map(|v| (v.visit_id.clone(), v.clinic.clone(), v.room.clone())).collect()
     }
 
     fn queue(&self, now: Instant) -> ServerToConsole {
-        let waiting = self.visits.iter().filter(|v| v.owner.is_none()).map(|v| WaitingVisit {
+        let waiting = self.visits.iter().filter(|v| v.clinician.is_none()).map(|v| WaitingVisit {
             visit_id: v.visit_id.clone(),
             device_id: v.device_id.clone(),
             clinic: v.clinic.clone(),
@@ -420,7 +629,8 @@ fn visit_id_of(msg: &ConsoleToServer) -> &str {
         ConsoleToServer::Join { visit_id }
         | ConsoleToServer::Answer { visit_id, .. }
         | ConsoleToServer::Ice { visit_id, .. }
-        | ConsoleToServer::End { visit_id } => visit_id,
+        | ConsoleToServer::End { visit_id }
+        | ConsoleToServer::Resume { visit_id } => visit_id,
     }
 }
 

@@ -25,6 +25,13 @@ const MIGRATIONS: &[&str] = &[
     devices::SCHEMA,
     fleet::SCHEMA,
     fleet::GROUP_INDEX,
+    // Console sessions outlive a fleetd restart (a visit in progress re-attaches to its
+    // clinician's console). Only a hash of each token is kept.
+    "CREATE TABLE sessions (
+        token_sha256 TEXT PRIMARY KEY NOT NULL,
+        username     TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+        last_seen    INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// Why a database operation failed.
@@ -140,6 +147,56 @@ impl Store {
             )
             .optional()?;
         Ok(row)
+    }
+}
+
+/// Console sessions, by the SHA-256 of their token (hex).
+impl Store {
+    /// Records a new session, forgetting those idle since before `idle_before`.
+    pub fn insert_session(
+        &self,
+        token_sha256: &str,
+        username: &str,
+        now: i64,
+        idle_before: i64,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute("DELETE FROM sessions WHERE last_seen < ?1", params![idle_before])?;
+        conn.execute(
+            "INSERT OR REPLACE INTO sessions (token_sha256, username, last_seen) VALUES (?1, ?2, ?3)",
+            params![token_sha256, username, now],
+        )?;
+        Ok(())
+    }
+
+    /// The user name and last use (Unix seconds) of a session, if it is recorded.
+    pub fn session(&self, token_sha256: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        let row = conn
+            .query_row(
+                "SELECT username, last_seen FROM sessions WHERE token_sha256 = ?1",
+                params![token_sha256],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Marks a session as used at `now`.
+    pub fn touch_session(&self, token_sha256: &str, now: i64) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute(
+            "UPDATE sessions SET last_seen = ?2 WHERE token_sha256 = ?1",
+            params![token_sha256, now],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a session (sign-out, idle time-out).
+    pub fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock().expect("store mutex poisoned");
+        conn.execute("DELETE FROM sessions WHERE token_sha256 = ?1", params![token_sha256])?;
+        Ok(())
     }
 }
 

@@ -152,7 +152,7 @@ async fn a_waiting_kiosk_is_joined_by_one_clinician_and_refused_to_a_second() {
     .await;
     assert_eq!(
         kiosk_gets(&mut to_kiosk_a).await,
-        ServerToKiosk::Accepted { visit_id: "visit-1".into() }
+        ServerToKiosk::Accepted { visit_id: "visit-1".into(), clinician: "alice".into() }
     );
 
     send(&mut bob, &ConsoleToServer::Join { visit_id: "visit-1".into() }).await;

@@ -32,6 +32,9 @@ pub enum ConsoleToServer {
     Ice { visit_id: String, ice: Ice },
     /// The clinician pressed End.
     End { visit_id: String },
+    /// The console was in this visit when its connection to fleetd dropped (a network blip, a
+    /// fleetd restart) and is back: give it the visit again. Only the clinician who joined it.
+    Resume { visit_id: String },
 }
 
 /// Messages fleetd sends to the console.
@@ -50,6 +53,8 @@ pub enum ServerToConsole {
     Ice { visit_id: String, ice: Ice },
     /// The visit is over.
     Ended { visit_id: String, reason: EndReason },
+    /// This console has the visit again after `Resume`; media never stopped (peer to peer).
+    Resumed { visit_id: String, clinic: String, room: String },
     /// A request was refused; `message` says why in plain words.
     Error { message: String },
 }
@@ -57,7 +62,9 @@ pub enum ServerToConsole {
 impl Validate for ConsoleToServer {
     fn validate(&self) -> Result<(), DecodeError> {
         match self {
-            Self::Join { visit_id } | Self::End { visit_id } => ident("visit_id", visit_id),
+            Self::Join { visit_id } | Self::End { visit_id } | Self::Resume { visit_id } => {
+                ident("visit_id", visit_id)
+            }
             Self::Answer { visit_id, sdp } => {
                 ident("visit_id", visit_id)?;
                 check_sdp(sdp)
@@ -79,7 +86,7 @@ impl Validate for ServerToConsole {
                 text("clinic", &w.clinic, MAX_NAME_BYTES)?;
                 text("room", &w.room, MAX_NAME_BYTES)
             }),
-            Self::Joined { visit_id, clinic, room } => {
+            Self::Joined { visit_id, clinic, room } | Self::Resumed { visit_id, clinic, room } => {
                 ident("visit_id", visit_id)?;
                 text("clinic", clinic, MAX_NAME_BYTES)?;
                 text("room", room, MAX_NAME_BYTES)

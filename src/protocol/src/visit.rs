@@ -47,6 +47,14 @@ pub(crate) fn check_sdp(sdp: &str) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// Checks a clinician's sign-in name as visits carry it: 1–64 bytes, no control characters.
+fn clinician_name(name: &str) -> Result<(), DecodeError> {
+    if name.is_empty() {
+        return Err(invalid("clinician", "is empty".into()));
+    }
+    text("clinician", name, 64)
+}
+
 /// Why a visit ended. Shown to people in plain words by each side; never carries PHI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -83,14 +91,23 @@ pub enum KioskToServer {
     Ice { visit_id: String, ice: Ice },
     /// The kiosk ended (or refused) the visit.
     End { visit_id: String, reason: EndReason },
+    /// The kiosk is in this visit with `clinician` (as `Accepted` named them), said again each
+    /// time its fleet link comes up, so a restarted fleetd knows the call still runs and whose
+    /// console may re-attach to it.
+    InVisit { visit_id: String, clinic: String, room: String, clinician: String },
 }
 
 /// Messages fleetd sends to a kiosk on `visit/in`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ServerToKiosk {
-    /// A clinician took this visit: the kiosk now sends its offer.
-    Accepted { visit_id: String },
+    /// A clinician took this visit: the kiosk now sends its offer. `clinician` is who, as the
+    /// kiosk must say again after a fleetd restart (`InVisit`); empty from an older fleetd.
+    Accepted {
+        visit_id: String,
+        #[serde(default)]
+        clinician: String,
+    },
     /// The clinician's SDP answer.
     Answer { visit_id: String, sdp: String },
     /// A remote ICE candidate from the clinician's browser.
@@ -106,7 +123,8 @@ impl KioskToServer {
             Self::Waiting { visit_id, .. }
             | Self::Offer { visit_id, .. }
             | Self::Ice { visit_id, .. }
-            | Self::End { visit_id, .. } => visit_id,
+            | Self::End { visit_id, .. }
+            | Self::InVisit { visit_id, .. } => visit_id,
         }
     }
 }
@@ -125,7 +143,7 @@ impl ServerToKiosk {
     /// The visit this message belongs to.
     pub fn visit_id(&self) -> &str {
         match self {
-            Self::Accepted { visit_id }
+            Self::Accepted { visit_id, .. }
             | Self::Answer { visit_id, .. }
             | Self::Ice { visit_id, .. }
             | Self::End { visit_id, .. } => visit_id,
@@ -144,6 +162,11 @@ impl Validate for KioskToServer {
             Self::Offer { sdp, .. } => check_sdp(sdp),
             Self::Ice { ice, .. } => ice.check(),
             Self::End { .. } => Ok(()),
+            Self::InVisit { clinic, room, clinician, .. } => {
+                text("clinic", clinic, MAX_NAME_BYTES)?;
+                text("room", room, MAX_NAME_BYTES)?;
+                ident("clinician", clinician)
+            }
         }
     }
 }
@@ -154,6 +177,7 @@ impl Validate for ServerToKiosk {
         match self {
             Self::Answer { sdp, .. } => check_sdp(sdp),
             Self::Ice { ice, .. } => ice.check(),
+            Self::Accepted { clinician, .. } if !clinician.is_empty() => clinician_name(clinician),
             Self::Accepted { .. } | Self::End { .. } => Ok(()),
         }
     }

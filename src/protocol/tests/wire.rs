@@ -32,13 +32,29 @@ fn every_kiosk_to_server_message_round_trips() {
     });
     round_trip(KioskToServer::Offer { visit_id: id.clone(), sdp: SDP.into() });
     round_trip(KioskToServer::Ice { visit_id: id.clone(), ice: ice() });
+    round_trip(KioskToServer::InVisit {
+        visit_id: id.clone(),
+        clinic: "Maple".into(),
+        room: "2".into(),
+        clinician: "dr-lee".into(),
+    });
     round_trip(KioskToServer::End { visit_id: id, reason: EndReason::PatientEnded });
+}
+
+#[test]
+fn an_accepted_from_an_older_fleetd_names_no_clinician_and_in_visit_must_name_one() {
+    let old: ServerToKiosk = decode(br#"{"type":"accepted","visit_id":"v-1"}"#).unwrap();
+    assert_eq!(old, ServerToKiosk::Accepted { visit_id: "v-1".into(), clinician: String::new() });
+    let nameless =
+        br#"{"type":"in_visit","visit_id":"v-1","clinic":"M","room":"2","clinician":""}"#;
+    let refused = decode::<KioskToServer>(nameless).unwrap_err();
+    assert!(refused.to_string().contains("clinician"), "{refused}");
 }
 
 #[test]
 fn every_server_to_kiosk_message_round_trips() {
     let id = "v-1".to_string();
-    round_trip(ServerToKiosk::Accepted { visit_id: id.clone() });
+    round_trip(ServerToKiosk::Accepted { visit_id: id.clone(), clinician: "dr.lee@x".into() });
     round_trip(ServerToKiosk::Answer { visit_id: id.clone(), sdp: SDP.into() });
     round_trip(ServerToKiosk::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(ServerToKiosk::End { visit_id: id, reason: EndReason::ClinicianEnded });
@@ -51,6 +67,12 @@ fn every_console_message_round_trips() {
     round_trip(ConsoleToServer::Answer { visit_id: id.clone(), sdp: SDP.into() });
     round_trip(ConsoleToServer::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(ConsoleToServer::End { visit_id: id.clone() });
+    round_trip(ConsoleToServer::Resume { visit_id: id.clone() });
+    round_trip(ServerToConsole::Resumed {
+        visit_id: id.clone(),
+        clinic: "Maple".into(),
+        room: "2".into(),
+    });
     let waiting = WaitingVisit {
         visit_id: id.clone(),
         device_id: "kiosk-1".into(),
@@ -178,7 +200,7 @@ fn topics_confine_each_device_to_its_own_subtree() {
 fn kind_names_the_wire_type_of_every_server_to_kiosk_message() {
     let id = || "v-1".to_string();
     let all = [
-        ServerToKiosk::Accepted { visit_id: id() },
+        ServerToKiosk::Accepted { visit_id: id(), clinician: "dr-lee".into() },
         ServerToKiosk::Answer { visit_id: id(), sdp: SDP.into() },
         ServerToKiosk::Ice { visit_id: id(), ice: ice() },
         ServerToKiosk::End { visit_id: id(), reason: EndReason::ClinicianLeft },
