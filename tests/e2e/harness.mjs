@@ -123,16 +123,33 @@ export async function startFleetd(user, password, { listen = '127.0.0.1', host =
   execFileSync(fleetd, ['user', 'add', user, '--role', 'clinician', '--password-stdin', '--data-dir', dataDir],
     { input: `${password}\n` });
   const [web, mqtt] = [await freePort(), await freePort()];
-  const child = new Child('fleetd', fleetd, ['serve', '--data-dir', dataDir,
+  return serveFleetd('fleetd', { dataDir, web, mqtt, listen, host });
+}
+
+/** `fleetd serve` on a data dir and ports; resolves once it says it is ready. */
+async function serveFleetd(name, { dataDir, web, mqtt, listen, host }) {
+  const child = new Child(name, path.join(BIN, 'fleetd'), ['serve', '--data-dir', dataDir,
     '--listen', `${listen}:${web}`, '--mqtt-listen', `${listen}:${mqtt}`]);
   await child.waitLine('ready line', (l) => l.startsWith('fleetd ready:'), 30000);
   const caLine = child.lines.find((l) => l.startsWith('CA certificate: '));
   if (!caLine) throw new Error('fleetd did not print where its CA certificate is');
   return Object.assign(child, {
-    dataDir, web, mqtt, ca: caLine.slice('CA certificate: '.length).trim(),
+    dataDir, web, mqtt, listen, host, ca: caLine.slice('CA certificate: '.length).trim(),
     url: `https://127.0.0.1:${web}/`,
     serverUrl: `https://${host}:${web}`, mqttUrl: `mqtts://${host}:${mqtt}`,
   });
+}
+
+/**
+ * Kills fleetd with SIGKILL (no clean shutdown: as a crash or a power cut would) and starts it
+ * again on the same data dir and ports once `downMs` have passed. Returns the new fleetd.
+ */
+export async function crashAndRestartFleetd(fleetd, downMs, name = 'fleetd-restarted') {
+  fleetd.proc.kill('SIGKILL');
+  await fleetd.exited;
+  fleetd.log.end();
+  await new Promise((r) => setTimeout(r, downMs));
+  return serveFleetd(name, fleetd);
 }
 
 /** Whether something listens on 127.0.0.1:`port` in the network namespace `prefix` runs in. */

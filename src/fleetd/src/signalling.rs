@@ -421,8 +421,8 @@ impl Router {
             out.push(error_to(conn, NO_LONGER_WAITING));
             return;
         };
-        if self.visits[i].clinician.as_deref() == Some(user) && self.visits[i].owner != Some(conn) {
-            // Their own visit, from a console that lost it (a reload, a new tab): resume.
+        if self.visits[i].clinician.as_deref() == Some(user) && self.visits[i].owner.is_none() {
+            // Their own visit, whose console went away (a reload, a new tab): resume.
             return self.resume(conn, i, out);
         }
         let v = &mut self.visits[i];

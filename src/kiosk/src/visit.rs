@@ -19,11 +19,24 @@ pub struct Timeouts {
     pub ended_ms: u64,
     /// Longest call, from media flowing; then the visit ends with [`EndReason::TimeLimit`].
     pub max_visit_ms: u64,
+    /// Longest a call may stay without media (reconnecting) before it ends with
+    /// [`EndReason::ConnectionLost`].
+    pub reconnect_ms: u64,
 }
+
+/// While reconnecting, the media pipeline is rebuilt and the offer made again this often (at
+/// once if it failed): webrtcbin cannot restart ICE, so a new one is the way back.
+pub const REBUILD_EVERY_MS: u64 = 10_000;
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { wait_ms: 15 * 60_000, connect_ms: 30_000, ended_ms: 6_000, max_visit_ms: 3_600_000 }
+        Self {
+            wait_ms: 15 * 60_000,
+            connect_ms: 30_000,
+            ended_ms: 6_000,
+            max_visit_ms: 3_600_000,
+            reconnect_ms: 120_000,
+        }
     }
 }
 
@@ -36,9 +49,23 @@ pub enum State {
     Waiting { visit_id: String, since_ms: u64, offer: Option<String>, ice: Vec<Ice> },
     /// A clinician accepted: waiting for the answer and for media to flow. `unsent` holds the
     /// candidates found while the offer was still being made (`None` once the offer is out).
-    Connecting { visit_id: String, since_ms: u64, unsent: Option<Vec<Ice>> },
+    /// `clinician` is who accepted, as fleetd named them.
+    Connecting { visit_id: String, since_ms: u64, unsent: Option<Vec<Ice>>, clinician: String },
     /// Media is flowing.
-    InCall { visit_id: String, since_ms: u64, mic_muted: bool, camera_off: bool },
+    InCall { visit_id: String, since_ms: u64, mic_muted: bool, camera_off: bool, clinician: String },
+    /// In a call whose media stopped (since `lost_ms`): waiting for it to come back, and
+    /// rebuilding the pipeline with a new offer (last at `rebuilt_ms`) if it does not. `unsent`
+    /// as in `Connecting`, for the rebuilt pipeline's offer.
+    Reconnecting {
+        visit_id: String,
+        since_ms: u64,
+        mic_muted: bool,
+        camera_off: bool,
+        clinician: String,
+        lost_ms: u64,
+        rebuilt_ms: Option<u64>,
+        unsent: Option<Vec<Ice>>,
+    },
     /// The visit is over; the reason is shown until `until_ms`, then Idle.
     Ended { reason: EndReason, until_ms: u64 },
     /// The kiosk cannot take visits (hardware or software fault); `reason` is shown.
@@ -74,6 +101,10 @@ pub enum Event {
     LocalIce(Ice),
     /// Media is flowing both ways.
     MediaConnected,
+    /// Nothing has arrived from the clinician for a few seconds.
+    MediaStalled,
+    /// Media arrives again after `MediaStalled`.
+    MediaFlowing,
     /// The media pipeline failed; `reason` names what.
     MediaFailed {
         reason: String,
@@ -95,6 +126,11 @@ pub enum Effect {
     },
     /// Tear the media pipeline down.
     StopMedia,
+    /// Tear the call's media pipeline down and build a new one, which makes a new offer; the
+    /// visit goes on (mute and camera are set again by the effects that follow).
+    RebuildMedia {
+        visit_id: String,
+    },
     /// Publish to fleetd.
     Send(KioskToServer),
     SetRemoteAnswer {
@@ -197,16 +233,18 @@ impl Visit {
             }
             (
                 S::Waiting { visit_id, offer, ice, .. },
-                E::Server(ServerToKiosk::Accepted { visit_id: v }),
+                E::Server(ServerToKiosk::Accepted { visit_id: v, clinician }),
             ) if v == visit_id => {
+                let since_ms = now_ms;
                 match offer {
                     Some(sdp) => {
                         let effects = offer_and_ice(&visit_id, sdp, ice);
-                        (S::Connecting { visit_id, since_ms: now_ms, unsent: None }, effects)
+                        (S::Connecting { visit_id, since_ms, unsent: None, clinician }, effects)
                     }
                     // The offer is still being made: it goes out the moment it is ready.
                     None => {
-                        (S::Connecting { visit_id, since_ms: now_ms, unsent: Some(ice) }, vec![])
+                        let unsent = Some(ice);
+                        (S::Connecting { visit_id, since_ms, unsent, clinician }, vec![])
                     }
                 }
             }
@@ -220,25 +258,28 @@ impl Visit {
             }
 
             // Connecting and in call.
-            (S::Connecting { visit_id, since_ms, unsent: Some(ice) }, E::LocalOffer { sdp }) => {
+            (
+                S::Connecting { visit_id, since_ms, unsent: Some(ice), clinician },
+                E::LocalOffer { sdp },
+            ) => {
                 let effects = offer_and_ice(&visit_id, sdp, ice);
-                (S::Connecting { visit_id, since_ms, unsent: None }, effects)
+                (S::Connecting { visit_id, since_ms, unsent: None, clinician }, effects)
             }
-            (S::Connecting { visit_id, since_ms, unsent: Some(mut ice) }, E::LocalIce(c)) => {
-                ice.push(c);
-                (S::Connecting { visit_id, since_ms, unsent: Some(ice) }, vec![])
+            (mut state, E::LocalIce(c)) if holds_ice(&state) => {
+                unsent(&mut state).into_iter().for_each(|held| held.push(c.clone()));
+                (state, vec![])
             }
             (
-                S::Connecting { visit_id, since_ms, unsent: None },
+                state @ (S::Connecting { unsent: None, .. } | S::Reconnecting { unsent: None, .. }),
                 E::Server(ServerToKiosk::Answer { visit_id: v, sdp }),
-            ) if v == visit_id => {
-                let state = S::Connecting { visit_id, since_ms, unsent: None };
+            ) if current(&state) == Some(v.as_str()) => {
                 (state, vec![Effect::SetRemoteAnswer { sdp }])
             }
-            (S::Connecting { visit_id, unsent: None, .. }, E::MediaConnected) => (
-                S::InCall { visit_id, since_ms: now_ms, mic_muted: false, camera_off: false },
-                vec![],
-            ),
+            (S::Connecting { visit_id, unsent: None, clinician, .. }, E::MediaConnected) => {
+                let (mic_muted, camera_off) = (false, false);
+                let since_ms = now_ms;
+                (S::InCall { visit_id, since_ms, mic_muted, camera_off, clinician }, vec![])
+            }
             (S::Connecting { visit_id, since_ms, .. }, E::Tick)
                 if now_ms.saturating_sub(since_ms) >= self.timeouts.connect_ms =>
             {
@@ -248,18 +289,135 @@ impl Visit {
             | (S::InCall { visit_id, .. }, E::EndPressed) => {
                 self.end(visit_id, EndReason::PatientEnded, now_ms, true)
             }
-            (S::InCall { visit_id, since_ms, .. }, E::Tick)
-                if now_ms.saturating_sub(since_ms) >= self.timeouts.max_visit_ms =>
-            {
+            (S::Reconnecting { visit_id, .. }, E::EndPressed) => {
+                self.end(visit_id, EndReason::PatientEnded, now_ms, true)
+            }
+            (
+                S::InCall { visit_id, since_ms, .. } | S::Reconnecting { visit_id, since_ms, .. },
+                E::Tick,
+            ) if now_ms.saturating_sub(since_ms) >= self.timeouts.max_visit_ms => {
                 self.end(visit_id, EndReason::TimeLimit, now_ms, true)
             }
-            (S::InCall { visit_id, since_ms, mic_muted, camera_off }, E::MuteToggled) => {
-                let state = S::InCall { visit_id, since_ms, mic_muted: !mic_muted, camera_off };
-                (state, vec![Effect::SetMicMuted(!mic_muted)])
+            (mut state @ (S::InCall { .. } | S::Reconnecting { .. }), E::MuteToggled) => {
+                let mut effects = vec![];
+                if let S::InCall { mic_muted, .. } | S::Reconnecting { mic_muted, .. } = &mut state
+                {
+                    *mic_muted = !*mic_muted;
+                    effects.push(Effect::SetMicMuted(*mic_muted));
+                }
+                (state, effects)
             }
-            (S::InCall { visit_id, since_ms, mic_muted, camera_off }, E::CameraToggled) => {
-                let state = S::InCall { visit_id, since_ms, mic_muted, camera_off: !camera_off };
-                (state, vec![Effect::SetCameraEnabled(camera_off)])
+            (mut state @ (S::InCall { .. } | S::Reconnecting { .. }), E::CameraToggled) => {
+                let mut effects = vec![];
+                if let S::InCall { camera_off, .. } | S::Reconnecting { camera_off, .. } =
+                    &mut state
+                {
+                    *camera_off = !*camera_off;
+                    effects.push(Effect::SetCameraEnabled(!*camera_off));
+                }
+                (state, effects)
+            }
+
+            // The call's media stops: wait for it, rebuild the pipeline if it does not come back.
+            (
+                S::InCall { visit_id, since_ms, mic_muted, camera_off, clinician },
+                E::MediaStalled,
+            ) => {
+                let state = S::Reconnecting {
+                    visit_id,
+                    since_ms,
+                    mic_muted,
+                    camera_off,
+                    clinician,
+                    lost_ms: now_ms,
+                    rebuilt_ms: None,
+                    unsent: None,
+                };
+                (state, vec![Effect::Warn("no media from the clinician: reconnecting".into())])
+            }
+            (
+                S::InCall { visit_id, since_ms, mic_muted, camera_off, clinician },
+                E::MediaFailed { reason },
+            ) => {
+                let state = S::Reconnecting {
+                    visit_id,
+                    since_ms,
+                    mic_muted,
+                    camera_off,
+                    clinician,
+                    lost_ms: now_ms,
+                    rebuilt_ms: None,
+                    unsent: None,
+                };
+                let (state, mut effects) = rebuild(state, now_ms);
+                effects
+                    .insert(0, Effect::Warn(format!("media failed in call: {reason}; rebuilding")));
+                (state, effects)
+            }
+            (
+                S::Reconnecting {
+                    visit_id,
+                    since_ms,
+                    mic_muted,
+                    camera_off,
+                    clinician,
+                    unsent: None,
+                    ..
+                },
+                E::MediaFlowing | E::MediaConnected,
+            ) => (S::InCall { visit_id, since_ms, mic_muted, camera_off, clinician }, vec![]),
+            (S::Reconnecting { visit_id, lost_ms, .. }, E::Tick)
+                if now_ms.saturating_sub(lost_ms) >= self.timeouts.reconnect_ms =>
+            {
+                self.end(visit_id, EndReason::ConnectionLost, now_ms, true)
+            }
+            (state @ S::Reconnecting { .. }, E::Tick) if rebuild_due(&state, now_ms, false) => {
+                rebuild(state, now_ms)
+            }
+            (state @ S::Reconnecting { .. }, E::MediaFailed { reason })
+                if rebuild_due(&state, now_ms, true) =>
+            {
+                let (state, mut effects) = rebuild(state, now_ms);
+                effects.insert(0, Effect::Warn(format!("media failed: {reason}; rebuilding")));
+                (state, effects)
+            }
+            (
+                S::Reconnecting {
+                    visit_id,
+                    since_ms,
+                    mic_muted,
+                    camera_off,
+                    clinician,
+                    lost_ms,
+                    rebuilt_ms,
+                    unsent: Some(ice),
+                },
+                E::LocalOffer { sdp },
+            ) => {
+                let effects = offer_and_ice(&visit_id, sdp, ice);
+                let state = S::Reconnecting {
+                    visit_id,
+                    since_ms,
+                    mic_muted,
+                    camera_off,
+                    clinician,
+                    lost_ms,
+                    rebuilt_ms,
+                    unsent: None,
+                };
+                (state, effects)
+            }
+            // A failure soon after a rebuild waits for the next one (Tick).
+            (state @ S::Reconnecting { .. }, E::MediaFailed { reason }) => {
+                (state, vec![Effect::Warn(format!("media failed while reconnecting: {reason}"))])
+            }
+            // The fleet link is back (or fleetd restarted): say we are still in this visit.
+            (
+                state @ (S::Connecting { .. } | S::InCall { .. } | S::Reconnecting { .. }),
+                E::FleetConnected,
+            ) => {
+                let effects = self.in_visit(&state).map(Effect::Send).into_iter().collect();
+                (state, effects)
             }
 
             // Any state with a visit: the shared unhappy paths.
@@ -317,6 +475,23 @@ impl Visit {
         effects
     }
 
+    /// What the kiosk says of the visit it is in when its fleet link comes back, once a
+    /// clinician has accepted it.
+    fn in_visit(&self, state: &State) -> Option<KioskToServer> {
+        let (visit_id, clinician) = match state {
+            State::Connecting { visit_id, clinician, .. }
+            | State::InCall { visit_id, clinician, .. }
+            | State::Reconnecting { visit_id, clinician, .. } => (visit_id, clinician),
+            _ => return None,
+        };
+        (!clinician.is_empty()).then(|| KioskToServer::InVisit {
+            visit_id: visit_id.clone(),
+            clinic: self.clinic.clone(),
+            room: self.room.clone(),
+            clinician: clinician.clone(),
+        })
+    }
+
     fn waiting(&self, visit_id: &str) -> KioskToServer {
         KioskToServer::Waiting {
             visit_id: visit_id.to_string(),
@@ -359,7 +534,8 @@ fn current(state: &State) -> Option<&str> {
     match state {
         State::Waiting { visit_id, .. }
         | State::Connecting { visit_id, .. }
-        | State::InCall { visit_id, .. } => Some(visit_id),
+        | State::InCall { visit_id, .. }
+        | State::Reconnecting { visit_id, .. } => Some(visit_id),
         _ => None,
     }
 }
@@ -367,11 +543,67 @@ fn current(state: &State) -> Option<&str> {
 /// The visit whose signalling is live (offer sent), if any.
 fn sending(state: &State) -> Option<&str> {
     match state {
-        State::Connecting { visit_id, unsent: None, .. } | State::InCall { visit_id, .. } => {
-            Some(visit_id)
-        }
+        State::Connecting { visit_id, unsent: None, .. }
+        | State::InCall { visit_id, .. }
+        | State::Reconnecting { visit_id, unsent: None, .. } => Some(visit_id),
         _ => None,
     }
+}
+
+/// The candidates held until the offer goes out, if the state holds any.
+fn unsent(state: &mut State) -> Option<&mut Vec<Ice>> {
+    match state {
+        State::Connecting { unsent, .. } | State::Reconnecting { unsent, .. } => unsent.as_mut(),
+        _ => None,
+    }
+}
+
+fn holds_ice(state: &State) -> bool {
+    matches!(
+        state,
+        State::Connecting { unsent: Some(_), .. } | State::Reconnecting { unsent: Some(_), .. }
+    )
+}
+
+/// Whether a reconnecting call is due a new pipeline: media lost [`REBUILD_EVERY_MS`] ago
+/// (at once if the pipeline `failed`), or the last rebuild that long ago without media.
+fn rebuild_due(state: &State, now_ms: u64, failed: bool) -> bool {
+    match state {
+        State::Reconnecting { rebuilt_ms: Some(at), .. } => {
+            now_ms.saturating_sub(*at) >= REBUILD_EVERY_MS
+        }
+        State::Reconnecting { lost_ms, .. } => {
+            failed || now_ms.saturating_sub(*lost_ms) >= REBUILD_EVERY_MS
+        }
+        _ => false,
+    }
+}
+
+/// A new media pipeline for a reconnecting call: its offer goes out when made, with its
+/// candidates; the patient's mute and camera choices are set on it again.
+fn rebuild(state: State, now_ms: u64) -> (State, Vec<Effect>) {
+    let State::Reconnecting {
+        visit_id, since_ms, mic_muted, camera_off, clinician, lost_ms, ..
+    } = state
+    else {
+        return (state, vec![]);
+    };
+    let effects = vec![
+        Effect::RebuildMedia { visit_id: visit_id.clone() },
+        Effect::SetMicMuted(mic_muted),
+        Effect::SetCameraEnabled(!camera_off),
+    ];
+    let state = State::Reconnecting {
+        visit_id,
+        since_ms,
+        mic_muted,
+        camera_off,
+        clinician,
+        lost_ms,
+        rebuilt_ms: Some(now_ms),
+        unsent: Some(vec![]),
+    };
+    (state, effects)
 }
 
 /// The offer followed by every candidate found so far.

@@ -165,7 +165,13 @@ function connect() {
   linkState('connecting', 'Connecting…');
   const socket = new WebSocket(`wss://${location.host}/ws`);
   ws = socket;
-  socket.onopen = () => { retry = 0; linkState('live', 'Live'); };
+  socket.onopen = () => {
+    retry = 0;
+    linkState('live', 'Live');
+    // Back after a drop (a network blip, a server restart) in the middle of a call: the call's
+    // media never went through the server, so ask for the visit back rather than end it.
+    if (call) send({ type: 'resume', visit_id: call.visitId });
+  };
   socket.onmessage = (e) => {
     let msg;
     try { msg = JSON.parse(e.data); } catch { return; }
@@ -174,7 +180,7 @@ function connect() {
   socket.onclose = () => {
     if (ws !== socket) return;
     ws = null;
-    if (call) endCall('clinician_left');
+    if (call) $('call-status').textContent = 'Server connection lost: the call goes on. Reconnecting to the server…';
     linkState('lost', 'Reconnecting…');
     afterDisconnect();
   };
@@ -205,6 +211,9 @@ function onMessage(msg) {
     }
     case 'joined':
       beginCall(msg);
+      break;
+    case 'resumed':
+      if (call && msg.visit_id === call.visitId) $('call-status').textContent = 'Connected';
       break;
     case 'already_taken':
       notice('This visit was already taken by another clinician.');
@@ -256,6 +265,13 @@ function beginCall(msg) {
 
 async function answer(sdp) {
   const visitId = call.visitId;
+  if (pc) {
+    // The kiosk rebuilt its side to reconnect and made a new offer: a new peer connection
+    // replaces the old one (the camera and microphone stay on).
+    pc.ontrack = null; pc.onicecandidate = null; pc.onconnectionstatechange = null;
+    pc.close();
+    pendingIce = [];
+  }
   pc = new RTCPeerConnection({ iceServers: [] });
   const remote = new MediaStream();
   $('remote').srcObject = remote;
@@ -268,7 +284,11 @@ async function answer(sdp) {
   };
   pc.onconnectionstatechange = () => {
     const state = pc && pc.connectionState;
-    const words = { connected: 'Connected', disconnected: 'Connection unstable…', failed: 'Connection failed' };
+    const words = {
+      connected: 'Connected',
+      disconnected: 'Reconnecting…',
+      failed: 'Reconnecting… (the kiosk is setting the call up again)',
+    };
     if (words[state]) $('call-status').textContent = words[state];
     if (state === 'connected' && !linkTimer) watchLink();
   };
@@ -303,6 +323,7 @@ let linkTimer = null;
 function watchLink() {
   let last = null;
   let stillSince = null;
+  let silentSince = null;
   linkTimer = setInterval(async () => {
     if (!pc) return;
     const now = { frames: 0, audio: 0, lost: 0, received: 0, rtt: null };
@@ -317,6 +338,8 @@ function watchLink() {
         now.rtt = r.currentRoundTripTime;
       }
     });
+    // A new peer connection (the kiosk reconnected) starts its counters again.
+    if (last && (now.audio < last.audio || now.frames < last.frames)) last = null;
     if (last) {
       const frames = now.frames - last.frames;
       const voice = now.audio - last.audio > 0;
@@ -324,15 +347,20 @@ function watchLink() {
       const loss = lost / Math.max(1, lost + now.received - last.received);
       stillSince = frames === 0 && voice ? (stillSince ?? Date.now()) : null;
       const paused = stillSince !== null && Date.now() - stillSince >= 2000;
+      silentSince = frames === 0 && !voice ? (silentSince ?? Date.now() - 1000) : null;
+      const gone = silentSince !== null && Date.now() - silentSince >= 3000;
       let level = 'good';
-      if (paused || loss > 0.10 || (now.rtt ?? 0) > 0.8) level = 'poor';
+      if (gone || paused || loss > 0.10 || (now.rtt ?? 0) > 0.8) level = 'poor';
       else if (loss > 0.02 || (now.rtt ?? 0) > 0.3 || frames < 12) level = 'fair';
       $('link').hidden = false;
       $('link').dataset.level = level;
       $('link-words').textContent = LINK_WORDS[level];
       const notice = $('stage-notice');
-      notice.hidden = !paused;
-      notice.textContent = paused ? 'Video paused: weak connection. You can still talk; the picture comes back by itself.' : '';
+      notice.hidden = !paused && !gone;
+      notice.textContent = gone
+        ? 'Reconnecting… Nothing is arriving from the kiosk. Stay on: the call comes back by itself.'
+        : paused ? 'Video paused: weak connection. You can still talk; the picture comes back by itself.' : '';
+      notice.dataset.state = gone ? 'reconnecting' : paused ? 'paused' : '';
     }
     last = now;
   }, 1000);

@@ -11,6 +11,9 @@
 
 mod events;
 mod fleet_ops;
+mod liveness;
+
+use liveness::Liveness;
 pub mod telemetry;
 
 use std::collections::VecDeque;
@@ -126,6 +129,8 @@ struct Running {
     visit_started: Option<Instant>,
     media_started: Option<Instant>,
     connected_at: Option<Instant>,
+    /// Whether the clinician's media still arrives in the call.
+    liveness: Liveness,
     last_stats: Option<CallStats>,
     start_failed: bool,
     identify_until: Option<Instant>,
@@ -166,6 +171,7 @@ impl Controller {
             visit_started: None,
             media_started: None,
             connected_at: None,
+            liveness: Liveness::default(),
             last_stats: None,
             start_failed: false,
             identify_until: None,
@@ -193,6 +199,7 @@ impl Controller {
                 input = rx.recv() => input.unwrap_or(Input::Shutdown),
                 _ = tick.tick() => {
                     self.print_stats(&mut run);
+                    pending.extend(self.watch_media(&mut run));
                     self.on_tick(&mut run);
                     pending.push_back(Event::Tick);
                     continue;
@@ -270,37 +277,17 @@ impl Controller {
     ) {
         match effect {
             Effect::StartMedia { visit_id } => {
-                run.generation += 1;
-                run.condition = CallCondition::default();
                 run.network = None;
                 run.visit_started = Some(Instant::now());
-                run.media_started = Some(Instant::now());
-                let (media_tx, mut media_rx) = unbounded_channel();
-                let (tx, generation) = (run.tx.clone(), run.generation);
-                tokio::spawn(async move {
-                    while let Some(e) = media_rx.recv().await {
-                        if tx.send(Input::Media(generation, e)).is_err() {
-                            break;
-                        }
-                    }
-                });
-                let frames = Arc::new(FirstFrame {
-                    inner: self.frames.clone(),
-                    seen: AtomicBool::new(false),
-                    stamped: self.profile.video.stamp_time,
-                });
-                // Caps and ICE servers of the config in force now; a later config waits for the
-                // next visit.
-                match Call::start(&self.profile, &run.settings.call, media_tx, frames) {
-                    Ok(call) => {
-                        tracing::info!(visit = %visit_id, "media started");
-                        run.call = Some(call);
-                    }
-                    Err(e) => {
-                        run.start_failed = true;
-                        pending.push_back(Event::MediaFailed { reason: e.to_string() })
-                    }
+                self.start_media(&visit_id, run, pending);
+            }
+            Effect::RebuildMedia { visit_id } => {
+                tracing::warn!(visit = %visit_id, "rebuilding the call's media to reconnect");
+                // Stopped to the end first: the camera and microphone are free for the new one.
+                if let Some(call) = run.call.take() {
+                    let _ = tokio::task::spawn_blocking(move || call.stop()).await;
                 }
+                self.start_media(&visit_id, run, pending);
             }
             Effect::StopMedia => {
                 if let Some(call) = run.call.take() {
@@ -329,6 +316,49 @@ impl Controller {
         }
     }
 
+    /// Builds and starts a media pipeline for the visit (a new generation: events of an older
+    /// pipeline are ignored from now on).
+    fn start_media(&mut self, visit_id: &str, run: &mut Running, pending: &mut VecDeque<Event>) {
+        run.generation += 1;
+        run.condition = CallCondition::default();
+        run.liveness = Liveness::default();
+        run.media_started = Some(Instant::now());
+        let (media_tx, mut media_rx) = unbounded_channel();
+        let (tx, generation) = (run.tx.clone(), run.generation);
+        tokio::spawn(async move {
+            while let Some(e) = media_rx.recv().await {
+                if tx.send(Input::Media(generation, e)).is_err() {
+                    break;
+                }
+            }
+        });
+        let frames = Arc::new(FirstFrame {
+            inner: self.frames.clone(),
+            seen: AtomicBool::new(false),
+            stamped: self.profile.video.stamp_time,
+        });
+        // Caps and ICE servers of the config in force now; a later config waits for the
+        // next visit.
+        match Call::start(&self.profile, &run.settings.call, media_tx, frames) {
+            Ok(call) => {
+                tracing::info!(visit = %visit_id, "media started");
+                run.call = Some(call);
+            }
+            Err(e) => {
+                run.start_failed = true;
+                pending.push_back(Event::MediaFailed { reason: e.to_string() })
+            }
+        }
+    }
+
+    /// Every half second in a call: whether the clinician's media still arrives.
+    fn watch_media(&self, run: &mut Running) -> Option<Event> {
+        let call = run.call.as_ref()?;
+        let s = call.stats();
+        let now = run.started.elapsed().as_millis() as u64;
+        run.liveness.observe(s.remote_video_frames + s.remote_audio_buffers, now)
+    }
+
     /// Shows the current state if it changed; prints a status line on a new screen.
     fn refresh(&self, run: &mut Running) {
         let now = run.started.elapsed().as_millis() as u64;
@@ -345,6 +375,11 @@ impl Controller {
         }
         if online_changed {
             status(&serde_json::json!({"event": "fleet", "online": next.1}));
+        }
+        let notice_changed = run.shown.as_ref().map(|(old, _)| old.call_notice.as_str())
+            != Some(&next.0.call_notice);
+        if notice_changed && (!next.0.call_notice.is_empty() || run.shown.is_some()) {
+            status(&serde_json::json!({"event": "call_notice", "text": next.0.call_notice}));
         }
         self.display.show(&next.0, next.1);
         run.shown = Some(next);

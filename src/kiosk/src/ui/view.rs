@@ -60,6 +60,10 @@ pub struct CallCondition {
     pub video_paused: bool,
 }
 
+/// What the patient reads while the call's connection is being restored.
+pub const RECONNECTING_TEXT: &str =
+    "Reconnecting… The connection dropped. Please stay here: the call comes back by itself.";
+
 /// What the patient reads when the video pauses for a weak connection.
 pub const VIDEO_PAUSED_TEXT: &str =
     "Video paused: weak connection. You can still talk. The picture comes back by itself.";
@@ -100,6 +104,13 @@ pub fn view(state: &State, closed: Option<&str>, call: CallCondition, now_ms: u6
                 Some(QualityLevel::Good) => 3,
             },
             call_notice: if call.video_paused { VIDEO_PAUSED_TEXT.into() } else { String::new() },
+            ..plain(ScreenId::InCall)
+        },
+        State::Reconnecting { since_ms, mic_muted, camera_off, .. } => ViewModel {
+            elapsed: since(*since_ms),
+            mic_muted: *mic_muted,
+            camera_off: *camera_off,
+            call_notice: RECONNECTING_TEXT.into(),
             ..plain(ScreenId::InCall)
         },
         State::Ended { reason, .. } => {
@@ -168,6 +179,7 @@ mod tests {
             since_ms: 0,
             mic_muted: false,
             camera_off: false,
+            clinician: "dr".into(),
         };
         let v = view(&call, Some("Closed until 9:00"), CallCondition::default(), 0);
         assert_eq!(v.screen, ScreenId::InCall);
@@ -175,8 +187,13 @@ mod tests {
 
     #[test]
     fn call_screen_reflects_mute_and_camera() {
-        let state =
-            State::InCall { visit_id: "v".into(), since_ms: 0, mic_muted: true, camera_off: false };
+        let state = State::InCall {
+            visit_id: "v".into(),
+            since_ms: 0,
+            mic_muted: true,
+            camera_off: false,
+            clinician: "dr".into(),
+        };
         let v = view(&state, None, CallCondition::default(), 61_000);
         assert!(v.mic_muted && !v.camera_off);
         assert_eq!(v.elapsed, "1:01");
@@ -189,6 +206,7 @@ mod tests {
             since_ms: 0,
             mic_muted: false,
             camera_off: false,
+            clinician: "dr".into(),
         };
         let table = [
             (CallCondition::default(), 0, ""),
@@ -208,5 +226,23 @@ mod tests {
         let paused = CallCondition { level: Some(QualityLevel::Poor), video_paused: true };
         let v = view(&State::Idle, None, paused, 0);
         assert_eq!((v.signal, v.call_notice.as_str()), (0, ""));
+    }
+
+    #[test]
+    fn while_reconnecting_the_call_stays_on_screen_and_says_so() {
+        let state = State::Reconnecting {
+            visit_id: "v".into(),
+            since_ms: 0,
+            mic_muted: true,
+            camera_off: false,
+            clinician: "dr".into(),
+            lost_ms: 60_000,
+            rebuilt_ms: None,
+            unsent: None,
+        };
+        let good = CallCondition { level: Some(QualityLevel::Good), video_paused: false };
+        let v = view(&state, None, good, 65_000);
+        assert_eq!((v.screen, v.call_notice.as_str()), (ScreenId::InCall, RECONNECTING_TEXT));
+        assert_eq!((v.signal, v.mic_muted, v.elapsed.as_str()), (0, true, "1:05"));
     }
 }

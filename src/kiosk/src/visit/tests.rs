@@ -19,7 +19,7 @@ fn join() -> Event {
 }
 
 fn accepted() -> Event {
-    server(ServerToKiosk::Accepted { visit_id: V.into() })
+    server(ServerToKiosk::Accepted { visit_id: V.into(), clinician: "dr-lee".into() })
 }
 
 fn answer() -> Event {
@@ -204,8 +204,15 @@ fn every_way_a_visit_can_end_stops_media_and_shows_why() {
             false,
         ),
         (
-            "network drops during the call",
-            with(into_call(), &[(9000, Event::MediaFailed { reason: "ICE failed".into() })]),
+            "network gone for two minutes during the call",
+            with(
+                into_call(),
+                &[
+                    (9000, Event::MediaFailed { reason: "ICE failed".into() }),
+                    (100_000, Event::Tick),
+                    (129_000, Event::Tick),
+                ],
+            ),
             EndReason::ConnectionLost,
             true,
         ),
@@ -362,4 +369,136 @@ fn join_is_refused_outside_opening_hours_and_allowed_again_when_open() {
     visit.set_closed(None);
     visit.handle(join(), 1000);
     assert!(matches!(visit.state(), State::Waiting { .. }));
+}
+
+// ---------- reconnecting ----------
+
+fn in_visit() -> KioskToServer {
+    KioskToServer::InVisit {
+        visit_id: V.into(),
+        clinic: "Maple Clinic".into(),
+        room: "Exam 2".into(),
+        clinician: "dr-lee".into(),
+    }
+}
+
+fn rebuilds(effects: &[Effect]) -> usize {
+    effects.iter().filter(|e| matches!(e, Effect::RebuildMedia { .. })).count()
+}
+
+#[test]
+fn a_stall_shows_reconnecting_and_media_coming_back_by_itself_resumes_the_call() {
+    let (visit, effects) = run(&with(into_call(), &[(10_000, Event::MediaStalled)]));
+    assert!(matches!(visit.state(), State::Reconnecting { lost_ms: 10_000, rebuilt_ms: None, .. }));
+    assert_eq!(rebuilds(&effects), 0, "nothing rebuilt for a short blip");
+    let (visit, effects) = run(&with(
+        into_call(),
+        &[(10_000, Event::MediaStalled), (14_000, Event::Tick), (15_000, Event::MediaFlowing)],
+    ));
+    assert!(matches!(visit.state(), State::InCall { since_ms: 2000, .. }), "{:?}", visit.state());
+    assert_eq!(rebuilds(&effects), 0);
+    assert!(!sent(&effects).iter().any(|m| matches!(m, KioskToServer::End { .. })));
+}
+
+#[test]
+fn ten_seconds_without_media_rebuilds_and_re_offers_within_the_same_visit() {
+    let steps = with(
+        into_call(),
+        &[
+            (3000, Event::MuteToggled),
+            (10_000, Event::MediaStalled),
+            (19_500, Event::Tick),
+            (20_000, Event::Tick),
+            (20_100, Event::LocalIce(ice(4))),
+            (20_200, offer()),
+            (20_300, Event::LocalIce(ice(5))),
+            (20_500, answer()),
+            (21_000, Event::MediaConnected),
+        ],
+    );
+    let (visit, effects) = run(&steps);
+    let at = effects.iter().position(|e| matches!(e, Effect::RebuildMedia { .. })).unwrap();
+    // The patient's choices hold on the new pipeline.
+    assert_eq!(
+        effects[at + 1..at + 3],
+        [Effect::SetMicMuted(true), Effect::SetCameraEnabled(true)]
+    );
+    let out = sent(&effects);
+    let n = out.len();
+    assert!(matches!(out[n - 3], KioskToServer::Offer { .. }), "{out:?}");
+    assert_eq!(out[n - 2], KioskToServer::Ice { visit_id: V.into(), ice: ice(4) });
+    assert_eq!(out[n - 1], KioskToServer::Ice { visit_id: V.into(), ice: ice(5) });
+    assert_eq!(effects.iter().filter(|e| matches!(e, Effect::SetRemoteAnswer { .. })).count(), 2);
+    match visit.state() {
+        State::InCall { since_ms, mic_muted, .. } => {
+            assert_eq!((*since_ms, *mic_muted), (2000, true))
+        }
+        other => panic!("not back in call: {other:?}"),
+    }
+}
+
+#[test]
+fn a_failed_pipeline_in_call_is_rebuilt_at_once_then_at_most_every_ten_seconds() {
+    let failed = || Event::MediaFailed { reason: "ICE failed".into() };
+    let steps = with(
+        into_call(),
+        &[(5000, failed()), (6000, failed()), (14_000, Event::Tick), (15_000, Event::Tick)],
+    );
+    let (visit, effects) = run(&steps);
+    assert!(matches!(visit.state(), State::Reconnecting { rebuilt_ms: Some(15_000), .. }));
+    assert_eq!(rebuilds(&effects), 2, "at 5 s and again at 15 s");
+}
+
+#[test]
+fn a_call_without_media_for_the_reconnect_time_ends_as_connection_lost() {
+    let mut steps = with(into_call(), &[(10_000, Event::MediaStalled)]);
+    steps.extend((1..=25).map(|i| (10_000 + i * 5_000, Event::Tick)));
+    let (visit, effects) = run(&steps);
+    assert_eq!(ended_with(&visit), Some(EndReason::ConnectionLost));
+    assert!(rebuilds(&effects) >= 10);
+    assert!(
+        sent(&effects).contains(&KioskToServer::End {
+            visit_id: V.into(),
+            reason: EndReason::ConnectionLost
+        })
+    );
+}
+
+#[test]
+fn end_works_while_reconnecting_and_the_clinician_ending_is_obeyed() {
+    let (visit, _) =
+        run(&with(into_call(), &[(10_000, Event::MediaStalled), (11_000, Event::EndPressed)]));
+    assert_eq!(ended_with(&visit), Some(EndReason::PatientEnded));
+    let end = server(ServerToKiosk::End { visit_id: V.into(), reason: EndReason::ClinicianEnded });
+    let (visit, _) = run(&with(into_call(), &[(10_000, Event::MediaStalled), (11_000, end)]));
+    assert_eq!(ended_with(&visit), Some(EndReason::ClinicianEnded));
+}
+
+#[test]
+fn the_fleet_link_coming_back_mid_call_says_the_visit_goes_on_and_ends_nothing() {
+    for extra in [vec![], vec![(10_000, Event::MediaStalled)]] {
+        let mut steps = with(into_call(), &extra);
+        steps.push((12_000, Event::FleetConnected));
+        let (visit, effects) = run(&steps);
+        assert_eq!(sent(&effects).last(), Some(&in_visit()));
+        assert!(visit.in_progress().is_some());
+    }
+    // Still waiting: announce the wait again (not a visit in progress).
+    let (_, effects) = run(&[(0, join()), (100, Event::FleetConnected)]);
+    assert!(matches!(sent(&effects).last(), Some(KioskToServer::Waiting { .. })));
+}
+
+#[test]
+fn stalls_and_recoveries_outside_a_call_change_nothing() {
+    for state_steps in
+        [vec![], vec![(0, join())], vec![(0, join()), (200, offer()), (1000, accepted())]]
+    {
+        let mut steps = state_steps.clone();
+        steps.push((5000, Event::MediaStalled));
+        steps.push((6000, Event::MediaFlowing));
+        let (a, _) = run(&state_steps);
+        let (b, effects) = run(&steps);
+        assert_eq!(a.state(), b.state());
+        assert_eq!(rebuilds(&effects), 0);
+    }
 }
