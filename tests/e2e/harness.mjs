@@ -21,7 +21,8 @@ export const CHROMIUM = process.env.TK_CHROMIUM || '/usr/bin/chromium';
 /** Fails loudly when a part the tests need is not on this machine. */
 export function requireParts() {
   for (const file of [path.join(BIN, 'fleetd'), path.join(BIN, 'telekiosk'), CHROMIUM,
-    '/usr/sbin/mosquitto', '/usr/bin/mosquitto_pub', '/usr/bin/swtpm']) {
+    '/usr/sbin/mosquitto', '/usr/bin/mosquitto_pub', '/usr/bin/swtpm', '/usr/bin/turnserver',
+    '/usr/sbin/nft']) {
     if (!fs.existsSync(file)) {
       throw new Error(`${file} is missing: run .ci/run (it installs and builds every part)`);
     }
@@ -117,24 +118,24 @@ export class Child {
  * network namespace), and `host`, the name kiosks use for it (default 127.0.0.1; its server
  * certificate covers the machine's host name). The console URL stays on 127.0.0.1.
  */
-export async function startFleetd(user, password, { listen = '127.0.0.1', host = '127.0.0.1' } = {}) {
+export async function startFleetd(user, password, { listen = '127.0.0.1', host = '127.0.0.1', args = [] } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-fleetd-'));
   const fleetd = path.join(BIN, 'fleetd');
   execFileSync(fleetd, ['user', 'add', user, '--role', 'clinician', '--password-stdin', '--data-dir', dataDir],
     { input: `${password}\n` });
   const [web, mqtt] = [await freePort(), await freePort()];
-  return serveFleetd('fleetd', { dataDir, web, mqtt, listen, host });
+  return serveFleetd('fleetd', { dataDir, web, mqtt, listen, host, args });
 }
 
 /** `fleetd serve` on a data dir and ports; resolves once it says it is ready. */
-async function serveFleetd(name, { dataDir, web, mqtt, listen, host }) {
+async function serveFleetd(name, { dataDir, web, mqtt, listen, host, args = [] }) {
   const child = new Child(name, path.join(BIN, 'fleetd'), ['serve', '--data-dir', dataDir,
-    '--listen', `${listen}:${web}`, '--mqtt-listen', `${listen}:${mqtt}`]);
+    '--listen', `${listen}:${web}`, '--mqtt-listen', `${listen}:${mqtt}`, ...args]);
   await child.waitLine('ready line', (l) => l.startsWith('fleetd ready:'), 30000);
   const caLine = child.lines.find((l) => l.startsWith('CA certificate: '));
   if (!caLine) throw new Error('fleetd did not print where its CA certificate is');
   return Object.assign(child, {
-    dataDir, web, mqtt, listen, host, ca: caLine.slice('CA certificate: '.length).trim(),
+    dataDir, web, mqtt, listen, host, args, ca: caLine.slice('CA certificate: '.length).trim(),
     url: `https://127.0.0.1:${web}/`,
     serverUrl: `https://${host}:${web}`, mqttUrl: `mqtts://${host}:${mqtt}`,
   });

@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::signalling::{ConnId, Input, Note, NoteLevel, Output, Router};
+use crate::store;
+use crate::turn::IceConfig;
 
 /// Messages a console's WebSocket task may have queued before it is cut off as too slow.
 pub const CONSOLE_QUEUE: usize = 256;
@@ -54,13 +56,13 @@ pub struct HubStopped;
 
 /// Starts the hub task. Messages for kiosks go to `to_kiosk`; the task ends when every
 /// [`HubHandle`] is dropped.
-pub fn spawn(to_kiosk: mpsc::Sender<KioskMessage>) -> (HubHandle, JoinHandle<()>) {
+pub fn spawn(to_kiosk: mpsc::Sender<KioskMessage>, ice: IceConfig) -> (HubHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let handle = HubHandle { tx, next_conn: Arc::new(AtomicU64::new(1)) };
-    (handle, tokio::spawn(run(rx, to_kiosk)))
+    (handle, tokio::spawn(run(rx, to_kiosk, ice)))
 }
 
-async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage>) {
+async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage>, ice: IceConfig) {
     let mut router = Router::new();
     let mut consoles: HashMap<ConnId, mpsc::Sender<ServerToConsole>> = HashMap::new();
     // Visits whose console or kiosk went away are ended when their grace runs out.
@@ -83,11 +85,28 @@ async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage
             _ => None,
         };
         for output in router.handle(input, Instant::now()) {
-            deliver(output, &mut consoles, &to_kiosk);
+            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk);
         }
         if let Some(conn) = gone {
             consoles.remove(&conn);
         }
+    }
+}
+
+/// Adds the ICE servers, with TURN credentials minted for this visit and side, to the messages
+/// that carry them (the router decides who is told; only the hub holds the TURN secret).
+fn with_ice(output: Output, ice: &IceConfig) -> Output {
+    let now = store::unix_now();
+    match output {
+        Output::ToKiosk { device_id, msg: ServerToKiosk::Queued { visit_id, .. } } => {
+            let ice = ice.settings(&format!("{visit_id}-kiosk"), now);
+            Output::ToKiosk { device_id, msg: ServerToKiosk::Queued { visit_id, ice } }
+        }
+        Output::ToConsole { conn, msg: ServerToConsole::Joined { visit_id, clinic, room, .. } } => {
+            let ice = ice.settings(&format!("{visit_id}-console"), now);
+            Output::ToConsole { conn, msg: ServerToConsole::Joined { visit_id, clinic, room, ice } }
+        }
+        other => other,
     }
 }
 

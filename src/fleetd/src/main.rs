@@ -22,6 +22,7 @@ mod rollout;
 mod signalling;
 mod signing;
 mod store;
+mod turn;
 mod web;
 mod ws;
 
@@ -100,6 +101,21 @@ struct ServeArgs {
     /// The mosquitto binary to run.
     #[arg(long, default_value = broker::DEFAULT_MOSQUITTO)]
     mosquitto: PathBuf,
+    /// A STUN server for kiosks and clinicians' browsers (stun:HOST:PORT); may be repeated.
+    #[arg(long = "stun-url")]
+    stun_urls: Vec<String>,
+    /// A TURN server (turn:HOST:PORT or turns:HOST:PORT); may be repeated. Each visit gets
+    /// credentials minted from --turn-secret-file, valid a few hours.
+    #[arg(long = "turn-url")]
+    turn_urls: Vec<String>,
+    /// File holding the secret shared with the TURN server (coturn: use-auth-secret,
+    /// static-auth-secret). Never logged.
+    #[arg(long)]
+    turn_secret_file: Option<PathBuf>,
+    /// Calls may only go through the TURN server (for clinics whose firewalls allow nothing
+    /// else).
+    #[arg(long)]
+    turn_relay_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,7 +239,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ca::fleetd_client_identity(&pki::ca_issuer(&pki)?, time::OffsetDateTime::now_utc())?;
 
     let (outbox_tx, outbox_rx) = mpsc::channel(1024);
-    let (hub, _hub_task) = hub::spawn(outbox_tx);
+    let secret = match &args.turn_secret_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the TURN secret file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let ice = turn::IceConfig::new(
+        args.stun_urls.clone(),
+        args.turn_urls.clone(),
+        secret.as_deref(),
+        args.turn_relay_only,
+    )?;
+    let (hub, _hub_task) = hub::spawn(outbox_tx, ice);
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use telekiosk_protocol::DecodeError;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit};
 use telekiosk_protocol::device::{DeviceState, Presence};
-use telekiosk_protocol::visit::{EndReason, KioskToServer, ServerToKiosk};
+use telekiosk_protocol::visit::{EndReason, IceSettings, KioskToServer, ServerToKiosk};
 
 mod note;
 
@@ -281,6 +281,7 @@ impl Router {
                 (old.clinic, old.room) = (new.clinic, new.room);
                 (old.owner, old.clinician, old.console_away, old.kiosk_away) =
                     (None, None, None, None);
+                out.push(queued(old));
                 return;
             }
             let what = "kiosk started a new visit: the older one was dropped";
@@ -288,6 +289,7 @@ impl Router {
             self.visits.remove(i);
         }
         out.push(note(NoteLevel::Audit, "kiosk is waiting").visit(&new).into());
+        out.push(queued(&new));
         self.visits.push(new);
     }
 
@@ -452,7 +454,10 @@ impl Router {
             (owner, _) => {
                 // `Joined` goes first so the console is ready for the offer `Accepted` triggers.
                 let (clinic, room) = (v.clinic.clone(), v.room.clone());
-                let joined = ServerToConsole::Joined { visit_id: visit_id.clone(), clinic, room };
+                // The hub adds the ICE servers and this visit's TURN credentials on the way out.
+                let ice = IceSettings::default();
+                let joined =
+                    ServerToConsole::Joined { visit_id: visit_id.clone(), clinic, room, ice };
                 out.push(Output::ToConsole { conn, msg: joined });
                 if owner.is_none() {
                     (v.owner, v.clinician) = (Some(conn), Some(user.to_string()));
@@ -618,6 +623,13 @@ impl Router {
         });
         ServerToConsole::Queue { waiting: waiting.collect() }
     }
+}
+
+/// Tells the kiosk its visit is queued; the hub adds the ICE servers and this visit's TURN
+/// credentials on the way out (the router never holds a secret).
+fn queued(v: &Visit) -> Output {
+    let msg = ServerToKiosk::Queued { visit_id: v.visit_id.clone(), ice: IceSettings::default() };
+    Output::ToKiosk { device_id: v.device_id.clone(), msg }
 }
 
 fn error_to(conn: ConnId, message: &str) -> Output {

@@ -5,7 +5,7 @@
 //! carries out the effects and feeds back what the media pipeline, the fleet link and the touch
 //! screen report. The screen shown is derived from the state, never set directly.
 
-use telekiosk_protocol::visit::{EndReason, Ice, KioskToServer, ServerToKiosk};
+use telekiosk_protocol::visit::{EndReason, Ice, IceSettings, KioskToServer, ServerToKiosk};
 
 /// Time limits of a visit, in milliseconds. Defaults suit a clinic (and match the fleet
 /// config's defaults); fleet config sets `wait_ms` and `max_visit_ms`.
@@ -23,6 +23,10 @@ pub struct Timeouts {
     /// [`EndReason::ConnectionLost`].
     pub reconnect_ms: u64,
 }
+
+/// After Join, media waits this long for fleetd's `Queued` (with the visit's TURN credentials)
+/// before it starts without them.
+pub const QUEUED_WAIT_MS: u64 = 3_000;
 
 /// While reconnecting, the media pipeline is rebuilt and the offer made again this often (at
 /// once if it failed): webrtcbin cannot restart ICE, so a new one is the way back.
@@ -45,8 +49,9 @@ impl Default for Timeouts {
 pub enum State {
     /// Showing the clinic and room and the Join button.
     Idle,
-    /// In the clinicians' queue. The offer is prepared meanwhile and held until one accepts.
-    Waiting { visit_id: String, since_ms: u64, offer: Option<String>, ice: Vec<Ice> },
+    /// In the clinicians' queue. Media starts once fleetd says how the call may reach the
+    /// clinician (`started`); the offer is prepared meanwhile and held until one accepts.
+    Waiting { visit_id: String, since_ms: u64, offer: Option<String>, ice: Vec<Ice>, started: bool },
     /// A clinician accepted: waiting for the answer and for media to flow. `unsent` holds the
     /// candidates found while the offer was still being made (`None` once the offer is out).
     /// `clinician` is who accepted, as fleetd named them.
@@ -120,9 +125,11 @@ pub enum Event {
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Build and start the media pipeline for this visit (camera on, offer prepared).
+    /// Build and start the media pipeline for this visit (camera on, offer prepared), reaching
+    /// the clinician as `ice` says (also for any rebuild during the visit).
     StartMedia {
         visit_id: String,
+        ice: IceSettings,
     },
     /// Tear the media pipeline down.
     StopMedia,
@@ -211,28 +218,51 @@ impl Visit {
                 (S::Idle, vec![Effect::Warn("Join pressed outside opening hours: ignored".into())])
             }
             (S::Idle, E::JoinPressed { visit_id }) => {
+                let effects = vec![Effect::Send(self.waiting(&visit_id))];
+                let since_ms = now_ms;
+                (
+                    S::Waiting { visit_id, since_ms, offer: None, ice: vec![], started: false },
+                    effects,
+                )
+            }
+            (
+                S::Waiting { visit_id, since_ms, offer, ice: held, started: false },
+                E::Server(ServerToKiosk::Queued { visit_id: v, ice }),
+            ) if v == visit_id => {
+                let effects = vec![Effect::StartMedia { visit_id: visit_id.clone(), ice }];
+                (S::Waiting { visit_id, since_ms, offer, ice: held, started: true }, effects)
+            }
+            (S::Waiting { visit_id, since_ms, offer, ice, started: false }, E::Tick)
+                if now_ms.saturating_sub(since_ms) >= QUEUED_WAIT_MS =>
+            {
                 let effects = vec![
-                    Effect::StartMedia { visit_id: visit_id.clone() },
-                    Effect::Send(self.waiting(&visit_id)),
+                    Effect::Warn("fleetd has not said the visit is queued: media starts without its ICE servers".into()),
+                    Effect::StartMedia { visit_id: visit_id.clone(), ice: IceSettings::default() },
                 ];
-                (S::Waiting { visit_id, since_ms: now_ms, offer: None, ice: vec![] }, effects)
+                (S::Waiting { visit_id, since_ms, offer, ice, started: true }, effects)
+            }
+            // Said again (a repeated Waiting), or for a visit already under way: nothing to do.
+            (state, E::Server(ServerToKiosk::Queued { visit_id: v, .. }))
+                if current(&state) == Some(v.as_str()) =>
+            {
+                (state, vec![])
             }
 
             // Waiting: hold the prepared offer and candidates until a clinician accepts.
-            (S::Waiting { visit_id, since_ms, ice, .. }, E::LocalOffer { sdp }) => {
-                (S::Waiting { visit_id, since_ms, offer: Some(sdp), ice }, vec![])
+            (S::Waiting { visit_id, since_ms, ice, started, .. }, E::LocalOffer { sdp }) => {
+                (S::Waiting { visit_id, since_ms, offer: Some(sdp), ice, started }, vec![])
             }
-            (S::Waiting { visit_id, since_ms, offer, mut ice }, E::LocalIce(c)) => {
+            (S::Waiting { visit_id, since_ms, offer, mut ice, started }, E::LocalIce(c)) => {
                 ice.push(c);
-                (S::Waiting { visit_id, since_ms, offer, ice }, vec![])
+                (S::Waiting { visit_id, since_ms, offer, ice, started }, vec![])
             }
-            (S::Waiting { visit_id, since_ms, offer, ice }, E::FleetConnected) => {
+            (S::Waiting { visit_id, since_ms, offer, ice, started }, E::FleetConnected) => {
                 // The broker may have lost us (and fleetd its queue entry): announce again.
                 let effects = vec![Effect::Send(self.waiting(&visit_id))];
-                (S::Waiting { visit_id, since_ms, offer, ice }, effects)
+                (S::Waiting { visit_id, since_ms, offer, ice, started }, effects)
             }
             (
-                S::Waiting { visit_id, offer, ice, .. },
+                S::Waiting { visit_id, offer, ice, started, .. },
                 E::Server(ServerToKiosk::Accepted { visit_id: v, clinician }),
             ) if v == visit_id => {
                 let since_ms = now_ms;
@@ -243,8 +273,15 @@ impl Visit {
                     }
                     // The offer is still being made: it goes out the moment it is ready.
                     None => {
+                        // Accepted before fleetd's `Queued` (which always comes first): start
+                        // media now.
+                        let start = Effect::StartMedia {
+                            visit_id: visit_id.clone(),
+                            ice: Default::default(),
+                        };
+                        let effects = if started { vec![] } else { vec![start] };
                         let unsent = Some(ice);
-                        (S::Connecting { visit_id, since_ms, unsent, clinician }, vec![])
+                        (S::Connecting { visit_id, since_ms, unsent, clinician }, effects)
                     }
                 }
             }

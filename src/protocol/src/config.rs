@@ -110,6 +110,26 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+/// Checks a list of STUN/TURN servers: at most 4, each with 1–4 `stun:`/`turn:`/`turns:` URLs.
+pub(crate) fn check_ice_servers(servers: &[IceServer]) -> Result<(), DecodeError> {
+    range("ice_servers", servers.len() as u64, 0, 4)?;
+    for s in servers {
+        range("ice_servers.urls", s.urls.len() as u64, 1, 4)?;
+        for url in &s.urls {
+            text("ice_servers.urls", url, 256)?;
+            if !["stun:", "turn:", "turns:"].iter().any(|p| url.starts_with(p)) {
+                return Err(invalid(
+                    "ice_servers.urls",
+                    format!("{url:?} is not stun:, turn: or turns:"),
+                ));
+            }
+        }
+        text("ice_servers.username", s.username.as_deref().unwrap_or(""), 128)?;
+        text("ice_servers.credential", s.credential.as_deref().unwrap_or(""), 256)?;
+    }
+    Ok(())
+}
+
 /// Media caps the kiosk's encoder stays within.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -249,21 +269,7 @@ impl ConfigBody {
         range("idle_timeout_secs", self.idle_timeout_secs.into(), 10, 600)?;
         range("wait_timeout_secs", self.wait_timeout_secs.into(), 60, 3600)?;
         range("max_visit_secs", self.max_visit_secs.into(), 300, 14_400)?;
-        range("ice_servers", self.ice_servers.len() as u64, 0, 4)?;
-        for s in &self.ice_servers {
-            range("ice_servers.urls", s.urls.len() as u64, 1, 4)?;
-            for url in &s.urls {
-                text("ice_servers.urls", url, 256)?;
-                if !["stun:", "turn:", "turns:"].iter().any(|p| url.starts_with(p)) {
-                    return Err(invalid(
-                        "ice_servers.urls",
-                        format!("{url:?} is not stun:, turn: or turns:"),
-                    ));
-                }
-            }
-            text("ice_servers.username", s.username.as_deref().unwrap_or(""), 128)?;
-            text("ice_servers.credential", s.credential.as_deref().unwrap_or(""), 256)?;
-        }
+        check_ice_servers(&self.ice_servers)?;
         let m = &self.media;
         range("media.max_width", m.max_width.into(), 320, 1920)?;
         range("media.max_height", m.max_height.into(), 180, 1080)?;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{DecodeError, Validate, ident, text};
-use crate::visit::{EndReason, Ice, MAX_NAME_BYTES, check_sdp};
+use crate::visit::{EndReason, Ice, IceSettings, MAX_NAME_BYTES, check_sdp};
 
 /// One kiosk waiting for a clinician, as the console lists it. No patient data: a visit is
 /// identified by its pseudonymous id and the room it is in.
@@ -43,8 +43,15 @@ pub enum ConsoleToServer {
 pub enum ServerToConsole {
     /// The whole waiting list, sent on connect and on every change.
     Queue { waiting: Vec<WaitingVisit> },
-    /// This console now owns the visit; the kiosk's offer follows.
-    Joined { visit_id: String, clinic: String, room: String },
+    /// This console now owns the visit; the kiosk's offer follows. `ice`: how the browser may
+    /// reach the kiosk (TURN credentials minted for this visit).
+    Joined {
+        visit_id: String,
+        clinic: String,
+        room: String,
+        #[serde(default)]
+        ice: IceSettings,
+    },
     /// Another clinician took the visit first.
     AlreadyTaken { visit_id: String },
     /// The kiosk's SDP offer.
@@ -86,7 +93,9 @@ impl Validate for ServerToConsole {
                 text("clinic", &w.clinic, MAX_NAME_BYTES)?;
                 text("room", &w.room, MAX_NAME_BYTES)
             }),
-            Self::Joined { visit_id, clinic, room } | Self::Resumed { visit_id, clinic, room } => {
+            Self::Joined { ice, .. } if ice.check().is_err() => ice.check(),
+            Self::Joined { visit_id, clinic, room, .. }
+            | Self::Resumed { visit_id, clinic, room } => {
                 ident("visit_id", visit_id)?;
                 text("clinic", clinic, MAX_NAME_BYTES)?;
                 text("room", room, MAX_NAME_BYTES)

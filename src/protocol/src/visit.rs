@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{IceServer, check_ice_servers};
 use crate::decode::{DecodeError, Validate, ident, invalid, text};
 
 /// Largest SDP accepted, in bytes.
@@ -45,6 +46,30 @@ pub(crate) fn check_sdp(sdp: &str) -> Result<(), DecodeError> {
         return Err(invalid("sdp", "does not start with 'v=0'".into()));
     }
     Ok(())
+}
+
+/// How one side of a visit may reach the other: STUN/TURN servers (fleetd mints TURN credentials
+/// for each visit, valid a few hours) and whether only relayed paths may be used (strict
+/// firewalls). Carried to the kiosk in `Queued` and to the console in `Joined`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceSettings {
+    #[serde(default)]
+    pub servers: Vec<IceServer>,
+    #[serde(default)]
+    pub relay_only: bool,
+}
+
+impl IceSettings {
+    pub(crate) fn check(&self) -> Result<(), DecodeError> {
+        check_ice_servers(&self.servers)?;
+        if self.relay_only
+            && !self.servers.iter().flat_map(|s| &s.urls).any(|u| u.starts_with("turn"))
+        {
+            return Err(invalid("ice.relay_only", "needs a TURN server".into()));
+        }
+        Ok(())
+    }
 }
 
 /// Checks a clinician's sign-in name as visits carry it: 1–64 bytes, no control characters.
@@ -101,6 +126,9 @@ pub enum KioskToServer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ServerToKiosk {
+    /// The visit is in the queue: how its call may reach the clinician. The kiosk starts its
+    /// media with these (TURN must be known before the offer gathers its candidates).
+    Queued { visit_id: String, ice: IceSettings },
     /// A clinician took this visit: the kiosk now sends its offer. `clinician` is who, as the
     /// kiosk must say again after a fleetd restart (`InVisit`); empty from an older fleetd.
     Accepted {
@@ -133,6 +161,7 @@ impl ServerToKiosk {
     /// The message's type, as on the wire; for logs that must not carry SDP or candidates.
     pub fn kind(&self) -> &'static str {
         match self {
+            Self::Queued { .. } => "queued",
             Self::Accepted { .. } => "accepted",
             Self::Answer { .. } => "answer",
             Self::Ice { .. } => "ice",
@@ -143,7 +172,8 @@ impl ServerToKiosk {
     /// The visit this message belongs to.
     pub fn visit_id(&self) -> &str {
         match self {
-            Self::Accepted { visit_id, .. }
+            Self::Queued { visit_id, .. }
+            | Self::Accepted { visit_id, .. }
             | Self::Answer { visit_id, .. }
             | Self::Ice { visit_id, .. }
             | Self::End { visit_id, .. } => visit_id,
@@ -177,6 +207,7 @@ impl Validate for ServerToKiosk {
         match self {
             Self::Answer { sdp, .. } => check_sdp(sdp),
             Self::Ice { ice, .. } => ice.check(),
+            Self::Queued { ice, .. } => ice.check(),
             Self::Accepted { clinician, .. } if !clinician.is_empty() => clinician_name(clinician),
             Self::Accepted { .. } | Self::End { .. } => Ok(()),
         }

@@ -1,10 +1,11 @@
 //! Every message round-trips; oversized, malformed or out-of-range input is refused with an
 //! error that names what is wrong.
 
+use telekiosk_protocol::config::IceServer;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit};
 use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
 use telekiosk_protocol::device::{DeviceState, Presence};
-use telekiosk_protocol::visit::{EndReason, Ice, KioskToServer, ServerToKiosk};
+use telekiosk_protocol::visit::{EndReason, Ice, IceSettings, KioskToServer, ServerToKiosk};
 use telekiosk_protocol::{DecodeError, Validate, decode, encode, topics};
 
 const SDP: &str = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
@@ -51,10 +52,27 @@ fn an_accepted_from_an_older_fleetd_names_no_clinician_and_in_visit_must_name_on
     assert!(refused.to_string().contains("clinician"), "{refused}");
 }
 
+fn turn_settings() -> IceSettings {
+    let turn = IceServer {
+        urls: vec!["turn:turn.example.org:3478".into()],
+        username: Some("1700000000:v-1-kiosk".into()),
+        credential: Some("c2VjcmV0".into()),
+    };
+    IceSettings { servers: vec![turn], relay_only: true }
+}
+
+#[test]
+fn relay_only_without_a_turn_server_is_refused_by_name() {
+    let stun_only = br#"{"type":"queued","visit_id":"v-1","ice":{"servers":[{"urls":["stun:s.example.org"]}],"relay_only":true}}"#;
+    let refused = decode::<ServerToKiosk>(stun_only).unwrap_err();
+    assert!(refused.to_string().contains("relay_only"), "{refused}");
+}
+
 #[test]
 fn every_server_to_kiosk_message_round_trips() {
     let id = "v-1".to_string();
     round_trip(ServerToKiosk::Accepted { visit_id: id.clone(), clinician: "dr.lee@x".into() });
+    round_trip(ServerToKiosk::Queued { visit_id: id.clone(), ice: turn_settings() });
     round_trip(ServerToKiosk::Answer { visit_id: id.clone(), sdp: SDP.into() });
     round_trip(ServerToKiosk::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(ServerToKiosk::End { visit_id: id, reason: EndReason::ClinicianEnded });
@@ -85,6 +103,7 @@ fn every_console_message_round_trips() {
         visit_id: id.clone(),
         clinic: "M".into(),
         room: "2".into(),
+        ice: turn_settings(),
     });
     round_trip(ServerToConsole::AlreadyTaken { visit_id: id.clone() });
     round_trip(ServerToConsole::Offer { visit_id: id.clone(), sdp: SDP.into() });

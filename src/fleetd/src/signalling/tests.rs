@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use telekiosk_protocol::console::{ConsoleToServer as C2S, ServerToConsole as S2C, WaitingVisit};
 use telekiosk_protocol::device::DeviceState;
-use telekiosk_protocol::visit::{EndReason, Ice, KioskToServer as K2S, ServerToKiosk as S2K};
+use telekiosk_protocol::visit::{
+    EndReason, Ice, IceSettings, KioskToServer as K2S, ServerToKiosk as S2K,
+};
 use telekiosk_protocol::{DecodeError, decode};
 
 use super::*;
@@ -16,8 +18,13 @@ const CANDIDATE: &str = "candidate:1 1 UDP 2122 192.0.2.7 5000 typ host SECRET";
 /// One row: at second `t`, feed `input`; expect exactly `sent` (notes excluded).
 type Step = (u64, Input, Vec<Output>);
 
-/// Runs the steps on a fresh router; returns every note written.
+/// Runs the steps on a fresh router; returns every note written. `Queued` replies to kiosks are
+/// left out of the comparison (they have their own test).
 fn run(steps: Vec<Step>) -> Vec<Note> {
+    run_all(steps, false)
+}
+
+fn run_all(steps: Vec<Step>, with_queued: bool) -> Vec<Note> {
     let t0 = Instant::now();
     let mut router = Router::new();
     let mut notes = Vec::new();
@@ -27,6 +34,8 @@ fn run(steps: Vec<Step>) -> Vec<Note> {
             .handle(input, t0 + Duration::from_secs(t))
             .into_iter()
             .partition(|o| matches!(o, Output::Note(_)));
+        let queued = |o: &Output| matches!(o, Output::ToKiosk { msg: S2K::Queued { .. }, .. });
+        let got: Vec<Output> = got.into_iter().filter(|o| with_queued || !queued(o)).collect();
         assert_eq!(got, sent, "{label}");
         notes.extend(got_notes.into_iter().map(|o| match o {
             Output::Note(note) => note,
@@ -88,7 +97,12 @@ fn queue(conn: u64, rows: &[(&str, &str, u64)]) -> Output {
 fn joined(conn: u64, visit_id: &str) -> Output {
     to_console(
         conn,
-        S2C::Joined { visit_id: visit_id.into(), clinic: "North".into(), room: "2".into() },
+        S2C::Joined {
+            visit_id: visit_id.into(),
+            clinic: "North".into(),
+            room: "2".into(),
+            ice: IceSettings::default(),
+        },
     )
 }
 fn ended(conn: u64, visit_id: &str, reason: EndReason) -> Output {
@@ -510,4 +524,23 @@ fn redacted_decode_errors_keep_the_reason_but_not_quoted_values() {
     let line = redact(&e);
     assert!(line.starts_with("malformed message: invalid type: string"), "{line}");
     assert!(!line.contains("SECRET"), "{line}");
+}
+
+#[test]
+fn a_kiosk_that_waits_is_told_it_is_queued_each_time_it_says_so_but_not_when_refused() {
+    let queued = |device: &str, visit: &str| {
+        to_kiosk(device, S2K::Queued { visit_id: visit.into(), ice: IceSettings::default() })
+    };
+    run_all(
+        vec![
+            (0, waiting("kiosk-a", "v1"), vec![queued("kiosk-a", "v1")]),
+            (1, waiting("kiosk-a", "v1"), vec![queued("kiosk-a", "v1")]),
+            (
+                2,
+                waiting("kiosk-b", "v1"),
+                vec![end_kiosk("kiosk-b", "v1", EndReason::ProtocolError)],
+            ),
+        ],
+        true,
+    );
 }

@@ -249,7 +249,7 @@ function joinVisit(visitId, button) {
 }
 
 function beginCall(msg) {
-  call = { visitId: msg.visit_id, clinic: msg.clinic, room: msg.room };
+  call = { visitId: msg.visit_id, clinic: msg.clinic, room: msg.room, ice: msg.ice || {} };
   $('call-place').textContent = [msg.clinic, roomLabel(msg.room)].filter(Boolean).join(' · ');
   $('call-status').textContent = 'Connecting…';
   setToggle('mute', false, 'Mute');
@@ -272,7 +272,13 @@ async function answer(sdp) {
     pc.close();
     pendingIce = [];
   }
-  pc = new RTCPeerConnection({ iceServers: [] });
+  // STUN/TURN servers from fleetd, with TURN credentials minted for this visit; relay only
+  // where the clinic's firewall allows nothing else.
+  const ice = call.ice || {};
+  pc = new RTCPeerConnection({
+    iceServers: (ice.servers || []).map(({ urls, username, credential }) => ({ urls, username, credential })),
+    iceTransportPolicy: ice.relay_only ? 'relay' : 'all',
+  });
   const remote = new MediaStream();
   $('remote').srcObject = remote;
   // The kiosk's offer carries no a=msid, so tracks come without streams: collect them here.

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use telekiosk_protocol::command::CommandPayload;
 use telekiosk_protocol::device::{ConfigRefusal, Health, LastVisit, NetworkQuality, PartStatus};
+use telekiosk_protocol::visit::IceSettings;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::command::RecentIds;
@@ -131,6 +132,8 @@ struct Running {
     connected_at: Option<Instant>,
     /// Whether the clinician's media still arrives in the call.
     liveness: Liveness,
+    /// How the visit's call may reach the clinician (from fleetd), for every pipeline it builds.
+    visit_ice: IceSettings,
     last_stats: Option<CallStats>,
     start_failed: bool,
     identify_until: Option<Instant>,
@@ -172,6 +175,7 @@ impl Controller {
             media_started: None,
             connected_at: None,
             liveness: Liveness::default(),
+            visit_ice: IceSettings::default(),
             last_stats: None,
             start_failed: false,
             identify_until: None,
@@ -276,9 +280,10 @@ impl Controller {
         pending: &mut VecDeque<Event>,
     ) {
         match effect {
-            Effect::StartMedia { visit_id } => {
+            Effect::StartMedia { visit_id, ice } => {
                 run.network = None;
                 run.visit_started = Some(Instant::now());
+                run.visit_ice = ice;
                 self.start_media(&visit_id, run, pending);
             }
             Effect::RebuildMedia { visit_id } => {
@@ -339,7 +344,8 @@ impl Controller {
         });
         // Caps and ICE servers of the config in force now; a later config waits for the
         // next visit.
-        match Call::start(&self.profile, &run.settings.call, media_tx, frames) {
+        let settings = crate::config::for_visit(&run.settings.call, &run.visit_ice);
+        match Call::start(&self.profile, &settings, media_tx, frames) {
             Ok(call) => {
                 tracing::info!(visit = %visit_id, "media started");
                 run.call = Some(call);

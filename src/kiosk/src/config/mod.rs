@@ -16,7 +16,8 @@ pub mod verify;
 
 use std::time::Duration;
 
-use telekiosk_protocol::config::{ConfigBody, ConfigPayload, LogLevel, SignedConfig};
+use telekiosk_protocol::config::{ConfigBody, ConfigPayload, IceServer, LogLevel, SignedConfig};
+use telekiosk_protocol::visit::IceSettings;
 
 pub use hours::Schedule;
 pub use verify::{ConfigError, verify};
@@ -147,7 +148,38 @@ impl Settings {
 fn call_settings(body: &ConfigBody) -> CallSettings {
     let mut stun = None;
     let mut turn = vec![];
-    for server in &body.ice_servers {
+    add_ice_servers(&body.ice_servers, &mut stun, &mut turn);
+    let m = &body.media;
+    CallSettings {
+        max_width: m.max_width,
+        max_height: m.max_height,
+        max_fps: m.max_fps,
+        max_bitrate_kbps: m.max_bitrate_kbps,
+        stun,
+        turn,
+        ..CallSettings::default()
+    }
+}
+
+/// The settings of one visit's call: the config's, plus the servers fleetd gave the visit (its
+/// TURN credentials minted for it; first, so they are tried first) and its relay-only policy.
+pub fn for_visit(call: &CallSettings, ice: &IceSettings) -> CallSettings {
+    let mut stun = None;
+    let mut turn = vec![];
+    add_ice_servers(&ice.servers, &mut stun, &mut turn);
+    turn.extend(call.turn.iter().cloned());
+    CallSettings {
+        stun: stun.or_else(|| call.stun.clone()),
+        turn,
+        relay_only: ice.relay_only || call.relay_only,
+        ..call.clone()
+    }
+}
+
+/// webrtcbin's URLs for `servers`: the first STUN server, and every TURN URL with its
+/// credentials in it.
+fn add_ice_servers(servers: &[IceServer], stun: &mut Option<String>, turn: &mut Vec<String>) {
+    for server in servers {
         for url in &server.urls {
             if let Some(rest) = url.strip_prefix("stun:") {
                 stun.get_or_insert_with(|| format!("stun://{}", rest.trim_start_matches("//")));
@@ -162,16 +194,6 @@ fn call_settings(body: &ConfigBody) -> CallSettings {
                 turn.push(format!("{scheme}://{auth}{host}"));
             }
         }
-    }
-    let m = &body.media;
-    CallSettings {
-        max_width: m.max_width,
-        max_height: m.max_height,
-        max_fps: m.max_fps,
-        max_bitrate_kbps: m.max_bitrate_kbps,
-        stun,
-        turn,
-        ..CallSettings::default()
     }
 }
 

@@ -64,6 +64,9 @@ pub(crate) fn build(
             return Err(build_error("webrtcbin", "a TURN server URL from the config was refused"));
         }
     }
+    if settings.relay_only {
+        webrtc.set_property_from_str("ice-transport-policy", "relay");
+    }
     pipeline.add(&webrtc).map_err(|e| build_error("webrtcbin", e))?;
 
     // The speaker chain is built when the clinician's audio arrives; refuse a bad one now.

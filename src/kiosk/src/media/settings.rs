@@ -25,6 +25,8 @@ pub struct CallSettings {
     pub turn: Vec<String>,
     /// Local addresses ICE may use (empty: every interface). Tests name 127.0.0.1.
     pub local_addresses: Vec<String>,
+    /// Only relayed (TURN) paths may be used: for firewalls that allow nothing else.
+    pub relay_only: bool,
 }
 
 impl Default for CallSettings {
@@ -36,6 +38,7 @@ impl Default for CallSettings {
             max_bitrate_kbps: u32::MAX,
             stun: None,
             turn: vec![],
+            relay_only: false,
             local_addresses: vec![],
         }
     }

@@ -156,8 +156,13 @@ mod tests {
 
     #[test]
     fn waiting_shows_minutes_and_seconds_waited() {
-        let state =
-            State::Waiting { visit_id: "v".into(), since_ms: 1_000, offer: None, ice: vec![] };
+        let state = State::Waiting {
+            visit_id: "v".into(),
+            since_ms: 1_000,
+            offer: None,
+            ice: vec![],
+            started: true,
+        };
         let v = view(&state, None, CallCondition::default(), 1_000 + 125_400);
         assert_eq!((v.screen, v.elapsed.as_str()), (ScreenId::Waiting, "2:05"));
     }

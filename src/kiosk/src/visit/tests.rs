@@ -18,6 +18,19 @@ fn join() -> Event {
     Event::JoinPressed { visit_id: V.into() }
 }
 
+fn queued() -> Event {
+    server(ServerToKiosk::Queued { visit_id: V.into(), ice: turn_only() })
+}
+
+fn turn_only() -> IceSettings {
+    let turn = telekiosk_protocol::config::IceServer {
+        urls: vec!["turn:turn.example.org:3478".into()],
+        username: Some("1700000000:visit-1-kiosk".into()),
+        credential: Some("c2VjcmV0".into()),
+    };
+    IceSettings { servers: vec![turn], relay_only: true }
+}
+
 fn accepted() -> Event {
     server(ServerToKiosk::Accepted { visit_id: V.into(), clinician: "dr-lee".into() })
 }
@@ -34,6 +47,7 @@ fn offer() -> Event {
 fn into_call() -> Vec<(u64, Event)> {
     vec![
         (0, join()),
+        (50, queued()),
         (200, offer()),
         (1000, accepted()),
         (1500, answer()),
@@ -67,10 +81,17 @@ fn with(mut base: Vec<(u64, Event)>, more: &[(u64, Event)]) -> Vec<(u64, Event)>
 }
 
 #[test]
-fn join_starts_media_and_queues_the_visit_with_clinic_and_room() {
+fn join_queues_the_visit_and_media_starts_with_the_servers_fleetd_gives_it() {
     let (visit, effects) = run(&[(0, join())]);
-    assert!(matches!(visit.state(), State::Waiting { .. }));
-    assert_eq!(effects[0], Effect::StartMedia { visit_id: V.into() });
+    assert!(matches!(visit.state(), State::Waiting { started: false, .. }));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::StartMedia { .. })));
+    let (_, after) = run(&[(0, join()), (40, queued()), (60, queued())]);
+    let starts: Vec<&Effect> =
+        after.iter().filter(|e| matches!(e, Effect::StartMedia { .. })).collect();
+    assert_eq!(starts, [&Effect::StartMedia { visit_id: V.into(), ice: turn_only() }]);
+    // No word from fleetd: media starts anyway after a few seconds, without its servers.
+    let (_, late) = run(&[(0, join()), (2_500, Event::Tick), (3_000, Event::Tick)]);
+    assert!(late.contains(&Effect::StartMedia { visit_id: V.into(), ice: IceSettings::default() }));
     assert_eq!(
         sent(&effects),
         [KioskToServer::Waiting {
@@ -336,7 +357,7 @@ fn a_call_ends_at_the_configured_time_limit_and_not_before() {
 
 #[test]
 fn new_settings_apply_at_once_without_interrupting_a_visit_in_progress() {
-    let (mut visit, _) = run(&[(0, join())]);
+    let (mut visit, _) = run(&[(0, join()), (50, queued())]);
     visit.update("North Clinic", "Room 9", Timeouts { wait_ms: 60_000, ..Timeouts::default() });
     visit.set_closed(Some("Closed".into()));
     // Still waiting: neither the new names nor closing time end it.
@@ -364,7 +385,8 @@ fn join_is_refused_outside_opening_hours_and_allowed_again_when_open() {
     let effects = visit.handle(join(), 0);
     assert_eq!(visit.state(), &State::Idle);
     assert!(
-        sent(&effects).is_empty() && !effects.contains(&Effect::StartMedia { visit_id: V.into() })
+        sent(&effects).is_empty()
+            && !effects.iter().any(|e| matches!(e, Effect::StartMedia { .. }))
     );
     visit.set_closed(None);
     visit.handle(join(), 1000);
