@@ -26,7 +26,14 @@ fn kiosk_call_connects_to_an_answering_peer_and_media_flows_both_ways() {
     let started = Instant::now();
     let call = Call::start(&dev_profile(), &CallSettings::default(), tx, screen.clone()).unwrap();
     let start_returned = started.elapsed();
-    let mut x = Exchange { events, started, offer_at: None, connected_at: None, answer: None };
+    let mut x = Exchange {
+        events,
+        started,
+        offer_at: None,
+        connected_at: None,
+        answer: None,
+        candidates: vec![],
+    };
 
     x.pump_until(&call, &peer, |call| {
         let s = call.stats();

@@ -15,7 +15,14 @@ use tokio::sync::mpsc::unbounded_channel;
 fn exchange(
     events: tokio::sync::mpsc::UnboundedReceiver<telekiosk::media::MediaEvent>,
 ) -> Exchange {
-    Exchange { events, started: Instant::now(), offer_at: None, connected_at: None, answer: None }
+    Exchange {
+        events,
+        started: Instant::now(),
+        offer_at: None,
+        connected_at: None,
+        answer: None,
+        candidates: vec![],
+    }
 }
 
 #[test]
@@ -55,4 +62,23 @@ fn a_call_reports_its_quality_once_rtcp_comes_back() {
     assert!(q.estimate_kbps > 0, "the rate controller has no estimate: {q:?}");
     assert!(q.sent_kbps > 0, "nothing sent: {q:?}");
     assert!(!q.video_paused, "{q:?}");
+}
+
+#[test]
+fn a_port_range_from_the_config_keeps_the_calls_media_within_it() {
+    let peer = Answerer::start();
+    let (tx, events) = unbounded_channel();
+    let settings = CallSettings { rtp_ports: Some((42_100, 42_110)), ..CallSettings::default() };
+    let call = Call::start(&dev_profile(), &settings, tx, Arc::new(Screen::default())).unwrap();
+    let mut x = exchange(events);
+    x.pump_until(&call, &peer, |_| peer.decoded_frames.load(Ordering::SeqCst) > 5);
+    assert!(peer.decoded_frames.load(Ordering::SeqCst) > 5, "no media within the port range");
+    let udp: Vec<u16> = x
+        .candidates
+        .iter()
+        .filter(|c| c.to_ascii_uppercase().contains(" UDP "))
+        .filter_map(|c| c.split(' ').nth(5)?.parse().ok())
+        .collect();
+    assert!(!udp.is_empty(), "no UDP candidates: {:?}", x.candidates);
+    assert!(udp.iter().all(|p| (42_100..=42_110).contains(p)), "ports {udp:?}");
 }

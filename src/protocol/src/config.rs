@@ -142,11 +142,22 @@ pub struct MediaCaps {
     pub max_fps: u32,
     /// 150–6000 kbit/s, default 2500.
     pub max_bitrate_kbps: u32,
+    /// The UDP ports the call's media may use, for clinic firewalls that open only a range:
+    /// both 0 (default: any port), or 1024 ≤ min < max.
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
 }
 
 impl Default for MediaCaps {
     fn default() -> Self {
-        Self { max_width: 1280, max_height: 720, max_fps: 30, max_bitrate_kbps: 2500 }
+        Self {
+            max_width: 1280,
+            max_height: 720,
+            max_fps: 30,
+            max_bitrate_kbps: 2500,
+            rtp_port_min: 0,
+            rtp_port_max: 0,
+        }
     }
 }
 
@@ -275,6 +286,16 @@ impl ConfigBody {
         range("media.max_height", m.max_height.into(), 180, 1080)?;
         range("media.max_fps", m.max_fps.into(), 5, 30)?;
         range("media.max_bitrate_kbps", m.max_bitrate_kbps.into(), 150, 6000)?;
+        let ports = (m.rtp_port_min, m.rtp_port_max);
+        if ports != (0, 0) && !(ports.0 >= 1024 && ports.0 < ports.1) {
+            return Err(invalid(
+                "media.rtp_port_min",
+                format!(
+                    "{}-{} is not a port range of 1024 ≤ min < max (or both 0)",
+                    ports.0, ports.1
+                ),
+            ));
+        }
         range("speaker_volume_pct", self.speaker_volume_pct.into(), 0, 100)?;
         range("mic_gain_pct", self.mic_gain_pct.into(), 0, 100)?;
         text("maintenance_code_hash", &self.maintenance_code_hash, 256)?;

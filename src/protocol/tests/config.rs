@@ -5,7 +5,7 @@ use telekiosk_protocol::command::{
     Command, CommandOutcome, CommandPayload, CommandResult, SignedCommand,
 };
 use telekiosk_protocol::config::{
-    ConfigBody, ConfigPayload, IceServer, Language, OpeningHours, SignedConfig, Weekday,
+    ConfigBody, ConfigPayload, IceServer, Language, MediaCaps, OpeningHours, SignedConfig, Weekday,
 };
 use telekiosk_protocol::{DecodeError, decode, encode};
 
@@ -34,6 +34,20 @@ fn each_out_of_range_field_is_refused_by_name() {
         (ConfigBody { wait_timeout_secs: 4000, ..d() }, "wait_timeout_secs"),
         (ConfigBody { max_visit_secs: 10, ..d() }, "max_visit_secs"),
         (ConfigBody { speaker_volume_pct: 101, ..d() }, "speaker_volume_pct"),
+        (
+            ConfigBody {
+                media: MediaCaps { rtp_port_min: 80, rtp_port_max: 90, ..d().media },
+                ..d()
+            },
+            "media.rtp_port_min",
+        ),
+        (
+            ConfigBody {
+                media: MediaCaps { rtp_port_min: 40_000, rtp_port_max: 40_000, ..d().media },
+                ..d()
+            },
+            "media.rtp_port_min",
+        ),
         (ConfigBody { mic_gain_pct: 200, ..d() }, "mic_gain_pct"),
         (ConfigBody { telemetry_interval_secs: 1, ..d() }, "telemetry_interval_secs"),
         (ConfigBody { maintenance_code_hash: "1234".into(), ..d() }, "maintenance_code_hash"),

@@ -157,6 +157,7 @@ fn call_settings(body: &ConfigBody) -> CallSettings {
         max_bitrate_kbps: m.max_bitrate_kbps,
         stun,
         turn,
+        rtp_ports: (m.rtp_port_min != 0).then_some((m.rtp_port_min, m.rtp_port_max)),
         ..CallSettings::default()
     }
 }

@@ -67,6 +67,11 @@ pub(crate) fn build(
     if settings.relay_only {
         webrtc.set_property_from_str("ice-transport-policy", "relay");
     }
+    if let Some((min, max)) = settings.rtp_ports {
+        let ice = webrtc.property::<gst::glib::Object>("ice-agent");
+        ice.set_property("min-rtp-port", u32::from(min));
+        ice.set_property("max-rtp-port", u32::from(max));
+    }
     pipeline.add(&webrtc).map_err(|e| build_error("webrtcbin", e))?;
 
     // The speaker chain is built when the clinician's audio arrives; refuse a bad one now.

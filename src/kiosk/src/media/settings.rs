@@ -27,6 +27,8 @@ pub struct CallSettings {
     pub local_addresses: Vec<String>,
     /// Only relayed (TURN) paths may be used: for firewalls that allow nothing else.
     pub relay_only: bool,
+    /// The UDP ports ICE may use, `(min, max)`; `None`: any.
+    pub rtp_ports: Option<(u16, u16)>,
 }
 
 impl Default for CallSettings {
@@ -39,6 +41,7 @@ impl Default for CallSettings {
             stun: None,
             turn: vec![],
             relay_only: false,
+            rtp_ports: None,
             local_addresses: vec![],
         }
     }

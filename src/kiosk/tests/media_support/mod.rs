@@ -326,6 +326,8 @@ pub struct Exchange {
     pub offer_at: Option<Duration>,
     pub connected_at: Option<Duration>,
     pub answer: Option<String>,
+    /// The kiosk's local candidates, as sent.
+    pub candidates: Vec<String>,
 }
 
 impl Exchange {
@@ -353,6 +355,7 @@ impl Exchange {
                     }
                     MediaEvent::LocalIce(ice) => {
                         assert!(self.offer_at.is_some(), "candidate before the offer");
+                        self.candidates.push(ice.candidate.clone());
                         peer.add_ice(&ice);
                     }
                     MediaEvent::Connected => self.connected_at = Some(self.started.elapsed()),
