@@ -93,6 +93,7 @@ fn echo_cancelling_profile_plays_the_clinician_through_the_echo_probe() {
         offer_at: None,
         connected_at: None,
         answer: None,
+        candidates: vec![],
     };
     x.pump_until(&call, &peer, |call| call.stats().remote_audio_buffers > 20);
     assert!(x.connected_at.is_some(), "never Connected");
