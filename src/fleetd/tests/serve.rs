@@ -137,6 +137,11 @@ async fn a_waiting_kiosk_is_joined_by_one_clinician_and_refused_to_a_second() {
         room: "2".into(),
     };
     publish(&kiosk_a, kiosk_id, &waiting).await;
+    // The kiosk hears at once that it is queued (no STUN/TURN configured: no servers).
+    assert_eq!(
+        kiosk_gets(&mut to_kiosk_a).await,
+        ServerToKiosk::Queued { visit_id: "visit-1".into(), ice: Default::default() }
+    );
 
     let mut alice = console(&f, &sign_in(&f, "alice", "alice-password").await.unwrap()).await;
     let has_visit = |m: &ServerToConsole| matches!(m, ServerToConsole::Queue { waiting } if waiting.iter().any(|w| w.visit_id == "visit-1" && w.device_id == kiosk_id && w.clinic == "North Clinic"));
