@@ -22,6 +22,7 @@
 //! the jitter buffer's latency), `stamp` (bench only: glass-to-glass time stamps) and `bus`
 //! (errors from the pipeline's bus).
 
+pub mod answer;
 mod bus;
 pub mod bwe;
 mod control;
