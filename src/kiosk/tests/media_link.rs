@@ -135,6 +135,7 @@ fn floor_link_holds_a_call_both_ways() {
         video: (320, 180, 15, 150),
         opus_bps: 24_000,
         latency_ms: 650,
+        ..PeerOptions::default()
     });
     let screen = Arc::new(Times::default());
     let (tx, events) = unbounded_channel();

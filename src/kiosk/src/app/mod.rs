@@ -314,8 +314,10 @@ impl Controller {
                 }
             }
             Effect::SetRemoteAnswer { sdp } => {
-                if let Some(Err(e)) = run.call.as_ref().map(|c| c.set_remote_answer(&sdp)) {
-                    pending.push_back(Event::MediaFailed { reason: e.to_string() });
+                match run.call.as_ref().map(|c| c.set_remote_answer(&sdp)) {
+                    Some(Err(e)) => pending.push_back(Event::MediaFailed { reason: e.to_string() }),
+                    Some(Ok(answered)) => run.condition.audio_only = answered.video.is_none(),
+                    None => {}
                 }
             }
             Effect::AddRemoteIce(ice) => {

@@ -10,8 +10,11 @@
 //!
 //! So every section gets the transport attributes it lacks (from session level, else from the
 //! first accepted section: with BUNDLE they are the same for all), its `mid` from the offer when
-//! missing, and a rejected section goes back into the BUNDLE group at its place, still rejected
-//! (port 0): webrtcbin then keeps the transport the offer started and skips that section.
+//! missing, and the BUNDLE group lists every section again. A rejected section becomes an
+//! inactive one (port 9, `a=inactive`): webrtcbin 1.22 skips rejected sections entirely, and when
+//! the rejected one is the first (the BUNDLE tag, where the kiosk offers video) it then never
+//! sets the transport's DTLS role and the call fails in the DTLS handshake. Inactive, nothing
+//! flows on it either way, as the browser expects.
 
 /// The video codecs the kiosk offers, in the order it prefers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,22 @@ impl Section {
 
     fn rejected(&self) -> bool {
         self.mline.split(' ').nth(1) == Some("0")
+    }
+
+    fn is_inactive(&self) -> bool {
+        self.lines.iter().any(|l| l == "a=inactive")
+    }
+
+    /// Port 9 (the bundle's transport) and `a=inactive` instead of any other direction.
+    fn make_inactive(&mut self) {
+        let mut parts: Vec<&str> = self.mline.split(' ').collect();
+        if parts.len() > 1 {
+            parts[1] = "9";
+        }
+        self.mline = parts.join(" ");
+        let directions = ["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"];
+        self.lines.retain(|l| !directions.contains(&l.as_str()));
+        self.lines.push("a=inactive".into());
     }
 
     fn formats(&self) -> impl Iterator<Item = &str> {
@@ -123,7 +142,11 @@ pub fn shape_answer(offer: &str, answer: &str) -> Result<Shaped, String> {
         ));
     }
     let accepted = sections.iter().find(|s| !s.rejected()).cloned();
+    let rejected = sections.iter().filter(|s| s.rejected()).map(|s| s.kind().to_string()).collect();
     for (index, section) in sections.iter_mut().enumerate() {
+        if section.rejected() {
+            section.make_inactive();
+        }
         for name in TRANSPORT {
             if section.attribute(name).is_some() {
                 continue;
@@ -145,8 +168,7 @@ pub fn shape_answer(offer: &str, answer: &str) -> Result<Shaped, String> {
     session.retain(|l| !TRANSPORT.iter().any(|name| l.starts_with(&format!("a={name}:"))));
     rebundle(&mut session, &sections);
 
-    let rejected = sections.iter().filter(|s| s.rejected()).map(|s| s.kind().to_string()).collect();
-    let video = sections.iter().find(|s| s.kind() == "video" && !s.rejected()).and_then(|s| {
+    let video = sections.iter().find(|s| s.kind() == "video" && !s.is_inactive()).and_then(|s| {
         s.formats().find_map(|pt| s.encoding(pt).and_then(VideoCodec::from_encoding))
     });
     let mut sdp = String::new();
@@ -330,10 +352,12 @@ mod tests {
     }
 
     #[test]
-    fn a_rejected_section_stays_rejected_with_the_offers_mid() {
+    fn a_rejected_section_becomes_inactive_with_the_offers_mid() {
         let shaped = shape_answer(OFFER, FIREFOX_REJECTED).unwrap();
         let video = &sections(&shaped.sdp)[0];
-        assert!(video.rejected());
+        assert_eq!(video.mline, "m=video 9 UDP/TLS/RTP/SAVPF 120");
+        assert!(video.is_inactive() && !video.rejected());
+        assert_eq!(video.lines.iter().filter(|l| l.starts_with("a=inactive")).count(), 1);
         assert_eq!(video.attribute("mid"), Some("video0"));
         assert_eq!(video.attribute("fingerprint"), Some("sha-256 CC:DD"));
         assert_eq!(video.attribute("setup"), Some("active"));
