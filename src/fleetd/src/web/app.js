@@ -288,6 +288,20 @@ async function answer(sdp) {
   const reply = await pc.createAnswer();
   await pc.setLocalDescription(reply);
   send({ type: 'answer', visit_id: visitId, sdp: pc.localDescription.sdp });
+  // This browser could decode none of the kiosk's video codecs and rejected the video line.
+  if (call && /^m=video 0 /m.test(pc.localDescription.sdp)) {
+    call.audioOnly = true;
+    showStageNotice(AUDIO_ONLY_WORDS);
+  }
+}
+
+const AUDIO_ONLY_WORDS = 'Video could not start with this browser; audio only. You can still talk.';
+const PAUSED_WORDS = 'Video paused: weak connection. You can still talk; the picture comes back by itself.';
+
+function showStageNotice(text) {
+  const notice = $('stage-notice');
+  notice.hidden = !text;
+  notice.textContent = text;
 }
 
 // ---------- connection quality ----------
@@ -322,7 +336,7 @@ function watchLink() {
       const voice = now.audio - last.audio > 0;
       const lost = now.lost - last.lost;
       const loss = lost / Math.max(1, lost + now.received - last.received);
-      stillSince = frames === 0 && voice ? (stillSince ?? Date.now()) : null;
+      stillSince = frames === 0 && voice && !(call && call.audioOnly) ? (stillSince ?? Date.now()) : null;
       const paused = stillSince !== null && Date.now() - stillSince >= 2000;
       let level = 'good';
       if (paused || loss > 0.10 || (now.rtt ?? 0) > 0.8) level = 'poor';
@@ -330,9 +344,8 @@ function watchLink() {
       $('link').hidden = false;
       $('link').dataset.level = level;
       $('link-words').textContent = LINK_WORDS[level];
-      const notice = $('stage-notice');
-      notice.hidden = !paused;
-      notice.textContent = paused ? 'Video paused: weak connection. You can still talk; the picture comes back by itself.' : '';
+      if (call && call.audioOnly) showStageNotice(AUDIO_ONLY_WORDS);
+      else showStageNotice(paused ? PAUSED_WORDS : '');
     }
     last = now;
   }, 1000);

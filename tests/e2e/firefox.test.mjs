@@ -1,0 +1,95 @@
+// The clinician in Debian's Firefox ESR, without the OpenH264 plug-in (as on a hospital network
+// that blocks its download): Firefox picks VP8 from the kiosk's offer, and the visit has video and
+// audio both ways. Every part is real: fleetd + mosquitto, telekiosk (headless, dev profile),
+// firefox-esr driven over WebDriver BiDi. A missing firefox-esr fails the test; it never skips.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import path from 'node:path';
+import {
+  ARTIFACTS, BUTTONS, FIREFOX, consoleCodecs, consoleInbound, consolePicture, enrolKiosk,
+  requireParts, signInFirefox, startFirefox, startFleetd, startSwtpm, waitFor,
+} from './harness.mjs';
+
+const USER = 'dr-firefox';
+const PASSWORD = 'correct horse battery staple';
+
+/** Counter `read()` must rise by at least `by` within the wait: media is flowing, not stalled. */
+async function rising(what, read, by = 10, ms = 15000) {
+  const start = await read();
+  return waitFor(`${what} to rise by ${by} from ${start}`, async () => {
+    const now = await read();
+    return now - start >= by ? now : false;
+  }, ms, 250);
+}
+
+describe('Firefox ESR without OpenH264 as the clinician', () => {
+  let fleetd; let tpm; let kiosk; let browser; let page;
+
+  before(async () => {
+    requireParts({ browser: FIREFOX });
+    fleetd = await startFleetd(USER, PASSWORD);
+    tpm = await startSwtpm();
+    ({ kiosk } = await enrolKiosk(fleetd, tpm));
+    browser = await startFirefox();
+    page = await signInFirefox(browser, fleetd, USER, PASSWORD);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await kiosk?.stop();
+    await tpm?.stop();
+    await fleetd?.stop();
+  });
+
+  it('joins a visit and both sides see and hear each other, over VP8', async () => {
+    await kiosk.waitScreen('idle');
+    kiosk.tap(...BUTTONS.join);
+    await kiosk.waitScreen('waiting');
+    const join = await page.waitForSelector('button.join', { visible: true, timeout: 15000 });
+    const joinedAt = performance.now();
+    await join.click();
+    await kiosk.waitScreen('in_call', 20000);
+    await page.waitForSelector('#call', { visible: true });
+
+    const inbound = async () => (await consoleInbound(page)) || { framesDecoded: 0, audioPackets: 0, audioEnergy: 0 };
+    await waitFor('Firefox: first kiosk frame decoded', async () => (await inbound()).framesDecoded > 0, 20000, 50);
+    const firstFrameMs = Math.round(performance.now() - joinedAt);
+    const codecs = await consoleCodecs(page);
+    assert.equal(codecs.video, 'video/VP8', `Firefox decodes ${JSON.stringify(codecs)}`);
+    assert.equal(codecs.audio, 'audio/opus', `Firefox decodes ${JSON.stringify(codecs)}`);
+
+    // Firefox decodes the kiosk's video and hears it.
+    const before = { ...(await inbound()), at: performance.now() };
+    await rising('Firefox: kiosk video framesDecoded', async () => (await inbound()).framesDecoded, 30);
+    await rising('Firefox: kiosk audio packets', async () => (await inbound()).audioPackets, 50);
+    await rising('Firefox: kiosk audio energy', async () => (await inbound()).audioEnergy * 1000, 1);
+    // The kiosk decodes Firefox's video (VP8) and plays its audio.
+    await rising('kiosk: clinician video frames decoded', () => kiosk.stats().remote_video_frames, 30);
+    await rising('kiosk: clinician audio buffers played', () => kiosk.stats().remote_audio_buffers, 20);
+    const now = { ...(await inbound()), at: performance.now() };
+    const fps = ((now.framesDecoded - before.framesDecoded) * 1000) / (now.at - before.at);
+
+    // The picture is the kiosk's camera (test bars), not a black or frozen-blank frame.
+    const picture = await waitFor('a picture in the console', async () => {
+      const p = await consolePicture(page);
+      return p.width > 0 && p.spread > 20 ? p : false;
+    }, 10000, 250);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'firefox-console-in-call.png') });
+    await kiosk.screenshot('firefox-kiosk-in-call');
+    console.log(`MEASURED Firefox: first kiosk frame ${firstFrameMs} ms after Join; ` +
+      `${fps.toFixed(1)} frames decoded/s; picture ${picture.width}x${picture.height} ` +
+      `mean ${picture.mean.toFixed(0)} spread ${picture.spread.toFixed(0)}; codecs ${JSON.stringify(codecs)}`);
+    assert.ok(fps > 10, `Firefox decodes ${fps.toFixed(1)} frames/s`);
+    const notice = await page.$eval('#stage-notice', (el) => (el.hidden ? '' : el.textContent));
+    assert.doesNotMatch(notice, /audio only/i, 'video works, yet the console says audio only');
+  });
+
+  it('End in the console returns the kiosk to Idle and the console to its list', async () => {
+    await page.click('#end');
+    await kiosk.waitScreen('ended');
+    await page.waitForSelector('#call', { hidden: true, timeout: 15000 });
+    await page.waitForSelector('#queue-view', { visible: true });
+    await kiosk.waitScreen('idle', 15000);
+  });
+});
