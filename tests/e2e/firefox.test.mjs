@@ -92,4 +92,49 @@ describe('Firefox ESR without OpenH264 as the clinician', () => {
     await page.waitForSelector('#queue-view', { visible: true });
     await kiosk.waitScreen('idle', 15000);
   });
+
+  it('a browser that can decode no offered video codec rejects video, and the visit goes on with audio, saying so', async () => {
+    // The console is shown the kiosk's offer without VP8: Firefox, without OpenH264, then rejects
+    // the video line (m=video 0) as it did before the kiosk offered VP8.
+    await page.close();
+    page = await signInFirefox(browser, fleetd, USER, PASSWORD, { initScript: hideVp8FromOffers });
+    kiosk.tap(...BUTTONS.join);
+    await kiosk.waitScreen('waiting');
+    const join = await page.waitForSelector('button.join', { visible: true, timeout: 15000 });
+    await join.click();
+    const answer = await waitFor('the console\'s answer', () => page.evaluate(() => {
+      const pc = window.telekiosk.pc;
+      return pc && pc.localDescription && pc.localDescription.sdp;
+    }));
+    await kiosk.waitScreen('in_call', 20000);
+    assert.match(answer, /^m=video 0 /m, 'Firefox did not reject the video line');
+
+    const inbound = async () => (await consoleInbound(page)) || { framesDecoded: 0, audioPackets: 0, audioEnergy: 0 };
+    await rising('Firefox: kiosk audio packets', async () => (await inbound()).audioPackets, 50);
+    await rising('kiosk: clinician audio buffers played', () => kiosk.stats().remote_audio_buffers, 20);
+    assert.equal((await inbound()).framesDecoded, 0);
+    await page.waitForFunction(() => /audio only/i.test(document.getElementById('stage-notice').textContent)
+      && !document.getElementById('stage-notice').hidden, { timeout: 5000 });
+    await kiosk.waitLine('kiosk notice: audio only', (l) => l.includes('"call_notice"') && /audio only/i.test(l), 5000);
+    assert.equal(kiosk.screen(), 'in_call');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'firefox-console-audio-only.png') });
+    await kiosk.screenshot('firefox-kiosk-audio-only');
+    await page.click('#end');
+    await kiosk.waitScreen('idle', 20000);
+  });
 });
+
+/** Test-only, runs in the console page: removes VP8 from every offer the page is given. */
+function hideVp8FromOffers() {
+  const set = RTCPeerConnection.prototype.setRemoteDescription;
+  RTCPeerConnection.prototype.setRemoteDescription = function (description) {
+    const vp8 = description && description.type === 'offer' && /a=rtpmap:(\d+) VP8\/90000/i.exec(description.sdp);
+    if (!vp8) return set.call(this, description);
+    const pt = vp8[1];
+    const sdp = description.sdp.split('\r\n')
+      .filter((l) => !l.match(new RegExp(`^a=(rtpmap|rtcp-fb|fmtp):${pt} `)))
+      .map((l) => (l.startsWith('m=video') ? l.split(' ').filter((f, i) => i < 3 || f !== pt).join(' ') : l))
+      .join('\r\n');
+    return set.call(this, { type: 'offer', sdp });
+  };
+}

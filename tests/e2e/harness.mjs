@@ -318,15 +318,24 @@ export async function startFirefox() {
   });
 }
 
-/** A signed-in clinician console page in a browser started by [startFirefox]. */
-export async function signInFirefox(browser, fleetd, user, password) {
+/**
+ * A signed-in clinician console page in a browser started by [startFirefox]; `initScript`
+ * (test-only, a function) runs in each page before its own scripts.
+ */
+export async function signInFirefox(browser, fleetd, user, password, { initScript } = {}) {
   const page = await browser.newPage();
+  if (initScript) await page.evaluateOnNewDocument(initScript);
   await page.setViewport({ width: 1280, height: 800 });
   page.on('console', (m) => fs.appendFileSync(path.join(ARTIFACTS, 'console-firefox.log'), `${m.type()}: ${m.text()}\n`));
   await page.goto(fleetd.url);
-  await page.type('#username', user);
-  await page.type('#password', password);
-  await page.click('#signin');
+  // A page opened later in the same browser is signed in already (its session cookie).
+  const view = await page.waitForFunction(() => window.telekiosk && ['signin', 'queue'].includes(window.telekiosk.view)
+    && window.telekiosk.view, { timeout: 15000 });
+  if (await view.jsonValue() === 'signin') {
+    await page.type('#username', user);
+    await page.type('#password', password);
+    await page.click('#signin');
+  }
   await page.waitForSelector('#queue-view', { visible: true });
   return page;
 }

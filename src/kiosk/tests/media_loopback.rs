@@ -215,6 +215,10 @@ fn a_peer_without_h264_gets_vp8_both_ways() {
 /// ICE or DTLS lines there, out of the BUNDLE group): the call goes on with audio both ways.
 #[test]
 fn an_answer_rejecting_video_keeps_the_call_with_audio() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     telekiosk::media::init().unwrap();
     let peer = Answerer::start_with(PeerOptions { reject_video: true, ..PeerOptions::default() });
     let (tx, mut events) = unbounded_channel();

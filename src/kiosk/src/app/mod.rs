@@ -5,7 +5,8 @@
 //! device state and diagnostics.
 //!
 //! For tests and supervisors it prints one JSON line on stdout per screen change
-//! (`{"event":"screen","screen":"in_call"}`), during a call once a second the call's counters
+//! (`{"event":"screen","screen":"in_call"}`), the call's notice when it changes
+//! (`{"event":"call_notice","text":"…"}`), during a call once a second the call's counters
 //! (`{"event":"stats",...}`), and one line per config decision and command. No patient data is
 //! in any of them.
 
@@ -347,6 +348,10 @@ impl Controller {
         }
         if online_changed {
             status(&serde_json::json!({"event": "fleet", "online": next.1}));
+        }
+        let notice = &next.0.call_notice;
+        if run.shown.as_ref().map_or(!notice.is_empty(), |(old, _)| &old.call_notice != notice) {
+            status(&serde_json::json!({"event": "call_notice", "text": notice}));
         }
         self.display.show(&next.0, next.1);
         run.shown = Some(next);

@@ -12,9 +12,9 @@
 //! first accepted section: with BUNDLE they are the same for all), its `mid` from the offer when
 //! missing, and the BUNDLE group lists every section again. A rejected section becomes an
 //! inactive one (port 9, `a=inactive`): webrtcbin 1.22 skips rejected sections entirely, and when
-//! the rejected one is the first (the BUNDLE tag, where the kiosk offers video) it then never
-//! sets the transport's DTLS role and the call fails in the DTLS handshake. Inactive, nothing
-//! flows on it either way, as the browser expects.
+//! the rejected one is the first (the BUNDLE tag) it then never sets the transport's DTLS role
+//! and the call fails in the DTLS handshake. Inactive, nothing flows on it either way, as the
+//! browser expects. (The kiosk offers audio first, so that browsers reject a later section.)
 
 /// The video codecs the kiosk offers, in the order it prefers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ fn split(sdp: &str) -> (Vec<String>, Vec<Section>) {
 /// Errors, in plain words, when it has no media section or the offer and answer disagree on
 /// how many there are.
 pub fn shape_answer(offer: &str, answer: &str) -> Result<Shaped, String> {
-    let (_, offered) = split(offer);
+    let (offer_session, offered) = split(offer);
     let (mut session, mut sections) = split(answer);
     if sections.is_empty() {
         return Err("the answer has no media sections".into());
@@ -166,7 +166,7 @@ pub fn shape_answer(offer: &str, answer: &str) -> Result<Shaped, String> {
     }
     // Session-level copies are now in every section; webrtcbin reads the sections.
     session.retain(|l| !TRANSPORT.iter().any(|name| l.starts_with(&format!("a={name}:"))));
-    rebundle(&mut session, &sections);
+    rebundle(&mut session, &offer_session, &sections);
 
     let video = sections.iter().find(|s| s.kind() == "video" && !s.is_inactive()).and_then(|s| {
         s.formats().find_map(|pt| s.encoding(pt).and_then(VideoCodec::from_encoding))
@@ -185,15 +185,25 @@ pub fn shape_answer(offer: &str, answer: &str) -> Result<Shaped, String> {
     Ok(Shaped { sdp, video, rejected })
 }
 
-/// Puts every section's mid into the BUNDLE group in section order, when the answer bundles:
-/// a browser leaves a rejected section out, and webrtcbin would then move the call to a new
-/// transport on the next section instead of the one the offer started.
-fn rebundle(session: &mut [String], sections: &[Section]) {
-    let Some(group) = session.iter_mut().find(|l| l.starts_with("a=group:BUNDLE")) else {
+/// Lists every section's mid in the BUNDLE group, in section order, when the offer bundles: a
+/// browser leaves a rejected section out of the group (and Firefox drops the group altogether
+/// when it rejects the first section, the BUNDLE tag). webrtcbin would then look for a transport
+/// per section, or move the call to one the offer never started, and ICE would never connect.
+fn rebundle(session: &mut Vec<String>, offer_session: &[String], sections: &[Section]) {
+    const GROUP: &str = "a=group:BUNDLE";
+    if !offer_session.iter().any(|l| l.starts_with(GROUP)) {
         return;
-    };
+    }
     let mids: Vec<&str> = sections.iter().filter_map(|s| s.attribute("mid")).collect();
-    *group = format!("a=group:BUNDLE {}", mids.join(" "));
+    let group = format!("{GROUP} {}", mids.join(" "));
+    match session.iter_mut().find(|l| l.starts_with(GROUP)) {
+        Some(line) => *line = group,
+        None => {
+            let after_timing =
+                session.iter().position(|l| l.starts_with("t=")).map_or(0, |i| i + 1);
+            session.insert(after_timing, group);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -271,14 +281,14 @@ mod tests {
         a=rtpmap:111 opus/48000/2\r\n\
         a=setup:active\r\n";
 
-    /// Firefox ESR answering an H.264-only video m-line: video rejected, that section bare and
-    /// out of the BUNDLE group.
+    /// Firefox ESR answering an H.264-only video m-line: video rejected, that section bare, and
+    /// no BUNDLE group at all (the rejected section was the BUNDLE tag).
     const FIREFOX_REJECTED: &str = "v=0\r\n\
         o=mozilla...THIS_IS_SDPARTA-153.8.0 1 0 IN IP4 0.0.0.0\r\n\
         s=-\r\n\
         t=0 0\r\n\
+        a=sendrecv\r\n\
         a=fingerprint:sha-256 CC:DD\r\n\
-        a=group:BUNDLE audio1\r\n\
         a=ice-options:trickle\r\n\
         m=video 0 UDP/TLS/RTP/SAVPF 120\r\n\
         c=IN IP4 0.0.0.0\r\n\
@@ -292,6 +302,40 @@ mod tests {
         a=mid:audio1\r\n\
         a=rtpmap:111 opus/48000/2\r\n\
         a=setup:active\r\n";
+
+    /// The kiosk's offer as it is made: audio first (the BUNDLE tag), then video.
+    const OFFER_AUDIO_FIRST: &str = "v=0\r\n\
+        o=- 1 0 IN IP4 0.0.0.0\r\n\
+        s=-\r\n\
+        t=0 0\r\n\
+        a=group:BUNDLE audio0 video1\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+        a=mid:audio0\r\n\
+        a=rtpmap:111 OPUS/48000/2\r\n\
+        m=video 0 UDP/TLS/RTP/SAVPF 96 97\r\n\
+        a=bundle-only\r\n\
+        a=mid:video1\r\n\
+        a=rtpmap:96 H264/90000\r\n\
+        a=rtpmap:97 VP8/90000\r\n";
+
+    /// Firefox rejecting the video of an audio-first offer: the group keeps the audio tag only.
+    const FIREFOX_REJECTED_AUDIO_FIRST: &str = "v=0\r\n\
+        o=mozilla...THIS_IS_SDPARTA-153.8.0 1 0 IN IP4 0.0.0.0\r\n\
+        s=-\r\n\
+        t=0 0\r\n\
+        a=fingerprint:sha-256 CC:DD\r\n\
+        a=group:BUNDLE audio0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+        a=sendrecv\r\n\
+        a=ice-pwd:firefoxpasswordfirefox\r\n\
+        a=ice-ufrag:f1re\r\n\
+        a=mid:audio0\r\n\
+        a=rtpmap:111 opus/48000/2\r\n\
+        a=setup:active\r\n\
+        m=video 0 UDP/TLS/RTP/SAVPF 120\r\n\
+        a=inactive\r\n\
+        a=mid:video1\r\n\
+        a=rtpmap:120 VP8/90000\r\n";
 
     /// Safari: ICE credentials and fingerprint at session level, LF line ends.
     const SAFARI: &str = "v=0\n\
@@ -352,6 +396,16 @@ mod tests {
     }
 
     #[test]
+    fn video_rejected_after_the_audio_tag_keeps_the_audio_transport() {
+        let shaped = shape_answer(OFFER_AUDIO_FIRST, FIREFOX_REJECTED_AUDIO_FIRST).unwrap();
+        assert_eq!((shaped.video, shaped.rejected.as_slice()), (None, &["video".to_string()][..]));
+        let (session, media) = split(&shaped.sdp);
+        assert_eq!(attribute(&session, "group"), Some("BUNDLE audio0 video1"));
+        assert!(media[1].is_inactive() && media[1].attribute("ice-ufrag") == Some("f1re"));
+        assert_eq!(media[0].attribute("fingerprint"), Some("sha-256 CC:DD"));
+    }
+
+    #[test]
     fn a_rejected_section_becomes_inactive_with_the_offers_mid() {
         let shaped = shape_answer(OFFER, FIREFOX_REJECTED).unwrap();
         let video = &sections(&shaped.sdp)[0];
@@ -372,6 +426,17 @@ mod tests {
             .replace("m=video 9 UDP/TLS/RTP/SAVPF 96 97", "m=video 9 UDP/TLS/RTP/SAVPF 98")
             .replace("a=rtpmap:96 H264/90000", "a=rtpmap:98 AV1/90000");
         assert_eq!(shape_answer(OFFER, &unknown).unwrap().video, None);
+    }
+
+    #[test]
+    fn a_group_the_browser_left_out_names_every_section_again() {
+        let without_video = FIREFOX_VP8.replace("BUNDLE video0 audio1", "BUNDLE audio1");
+        let shaped = shape_answer(OFFER, &without_video).unwrap();
+        assert_eq!(attribute(&split(&shaped.sdp).0, "group"), Some("BUNDLE video0 audio1"));
+        // Nothing to put back when the offer did not bundle.
+        let unbundled = OFFER.replace("a=group:BUNDLE video0 audio1\r\n", "");
+        let shaped = shape_answer(&unbundled, FIREFOX_REJECTED).unwrap();
+        assert_eq!(attribute(&split(&shaped.sdp).0, "group"), None);
     }
 
     #[test]

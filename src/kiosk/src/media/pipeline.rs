@@ -72,13 +72,16 @@ pub(crate) fn build(
 
     // The speaker chain is built when the clinician's audio arrives; refuse a bad one now.
     from_description("audio.sink", &profile.audio.sink)?;
+    // Audio first: its m-line is then the BUNDLE tag, which carries the one transport. A browser
+    // that can decode none of the video codecs rejects only the video m-line and the call keeps
+    // its transport (Firefox, rejecting a first m-line, drops BUNDLE and never starts ICE).
+    let audio = add_audio(&pipeline, &webrtc, &profile.audio, shared)?;
     let video = settings.cap(&profile.video);
     let (video_send, picture, video_transceiver) = add_video(&pipeline, &webrtc, &video, shared)?;
     let fec = profile.video.fec;
     if fec {
         video_transceiver.set_property_from_str("fec-type", "ulp-red");
     }
-    let audio = add_audio(&pipeline, &webrtc, &profile.audio, shared)?;
     let knobs = Knobs {
         video_encoders: video_send.tails.iter().map(|t| t.encoder.clone()).collect(),
         picture,

@@ -136,6 +136,7 @@ pub(crate) fn set_remote_answer(webrtc: &gst::Element, sdp: &str) -> Result<Shap
         .and_then(|offer| offer.sdp().as_text().ok())
         .ok_or_else(|| refused("it came before the offer was made".into()))?;
     let shaped = answer::shape_answer(&offer, sdp).map_err(refused)?;
+    tracing::debug!(answer = %shaped.sdp, "the clinician's answer as given to webrtcbin");
     if !shaped.rejected.is_empty() {
         tracing::warn!(rejected = ?shaped.rejected, "the clinician's browser rejected media");
     }
@@ -182,8 +183,8 @@ pub(crate) fn add_remote_ice(webrtc: &gst::Element, ice: &Ice) -> Result<(), Med
         return Ok(());
     }
     // One transport for every m-line (max-bundle), which webrtcbin files under the offer's
-    // first m-line. A browser names the first m-line it kept: Firefox, having rejected video,
-    // names the audio one, and webrtcbin would drop those candidates.
+    // first m-line; a browser may name any m-line it kept, and webrtcbin would drop candidates
+    // naming another.
     webrtc.emit_by_name::<()>("add-ice-candidate", &[&BUNDLE_MLINE, &ice.candidate]);
     Ok(())
 }

@@ -307,7 +307,7 @@ impl Answerer {
 }
 
 /// The answer as Firefox shapes it when it rejects video: port 0, no ICE, DTLS or mid lines in
-/// that section, and the section left out of the BUNDLE group.
+/// that section, and that section left out of the BUNDLE group.
 fn reject_video(answer: &str) -> String {
     let mut out = String::new();
     let mut in_video = false;
