@@ -55,7 +55,7 @@ impl Link {
         while let Ok(event) = self.events.try_recv() {
             match event {
                 MediaEvent::LocalOffer { sdp } => {
-                    call.set_remote_answer(&peer.answer(&sdp)).unwrap()
+                    call.set_remote_answer(&peer.answer(&sdp)).unwrap();
                 }
                 MediaEvent::LocalIce(ice) => keep_first_udp(&mut self.kiosk_ice, ice),
                 MediaEvent::Connected => self.connected = true,

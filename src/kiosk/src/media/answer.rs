@@ -365,8 +365,10 @@ mod tests {
 
     #[test]
     fn every_browser_shape_becomes_one_webrtcbin_accepts() {
-        // (answer, codec to send, rejected kinds, ufrag every section must carry)
-        let table: [(&str, &str, Option<VideoCodec>, &[&str], &str); 4] = [
+        /// (name, answer, codec to send, rejected kinds, ufrag every section must carry)
+        type Row =
+            (&'static str, &'static str, Option<VideoCodec>, &'static [&'static str], &'static str);
+        let table: [Row; 4] = [
             ("chromium", CHROMIUM, Some(VideoCodec::H264), &[], "Cr0m"),
             ("firefox vp8", FIREFOX_VP8, Some(VideoCodec::Vp8), &[], "f1re"),
             ("firefox rejected", FIREFOX_REJECTED, None, &["video"], "f1re"),

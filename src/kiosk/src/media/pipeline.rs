@@ -331,7 +331,7 @@ fn offer_caps(codec: VideoCodec) -> gst::Caps {
         .field("encoding-name", encoding)
         .field("payload", pt)
         .field("clock-rate", 90_000)
-        .field(&format!("extmap-{TWCC_ID}"), TWCC_URI);
+        .field(format!("extmap-{TWCC_ID}"), TWCC_URI);
     if codec == VideoCodec::H264 {
         caps = caps
             .field("packetization-mode", "1")
