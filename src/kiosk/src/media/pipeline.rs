@@ -1,5 +1,6 @@
-//! The sending side of a call: camera → H.264 → webrtcbin (with the self-view split off before
-//! the encoder) and microphone → Opus → webrtcbin. Built from the hardware profile; every element
+//! The sending side of a call: camera → H.264 or VP8 (offered side by side; the answer picks) →
+//! webrtcbin (with the self-view split off before the encoder) and microphone → Opus →
+//! webrtcbin, audio on the offer's first m-line. Built from the hardware profile; every element
 //! lives in memory only — descriptions from the profile are checked for file-writing elements.
 //!
 //! What the offer asks for, so a call holds on a poor link: retransmission (NACK + RTX) for
