@@ -1,5 +1,6 @@
 // Starts the real parts of a visit on loopback — fleetd (with its supervised mosquitto), a
-// headless telekiosk and Debian's Chromium — and gives the tests handles to drive them.
+// headless telekiosk and Debian's Chromium or Firefox ESR — and gives the tests handles to drive
+// them.
 // Nothing here is mocked: a missing binary, broker or browser is an error, never a skip.
 
 import { spawn, execFileSync } from 'node:child_process';
@@ -11,16 +12,18 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const TARGET = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), '.cache/telekiosk-target');
 export const BIN = process.env.TK_BIN_DIR || path.join(TARGET, 'debug');
 export const ARTIFACTS = process.env.TK_ARTIFACTS || path.join(ROOT, 'artifacts/e2e');
 export const CHROMIUM = process.env.TK_CHROMIUM || '/usr/bin/chromium';
+export const FIREFOX = process.env.TK_FIREFOX || '/usr/bin/firefox-esr';
 
-/** Fails loudly when a part the tests need is not on this machine. */
-export function requireParts() {
-  for (const file of [path.join(BIN, 'fleetd'), path.join(BIN, 'telekiosk'), CHROMIUM,
+/** Fails loudly when a part the tests need is not on this machine; `browser` names the one used. */
+export function requireParts({ browser = CHROMIUM } = {}) {
+  for (const file of [path.join(BIN, 'fleetd'), path.join(BIN, 'telekiosk'), browser,
     '/usr/sbin/mosquitto', '/usr/bin/mosquitto_pub', '/usr/bin/swtpm', '/usr/bin/turnserver',
     '/usr/sbin/nft']) {
     if (!fs.existsSync(file)) {
@@ -302,6 +305,94 @@ export async function signIn(browser, fleetd, user, password, { initScript } = {
   await page.click('#signin');
   await page.waitForSelector('#queue-view', { state: 'visible' });
   return page;
+}
+
+/**
+ * Headless Firefox ESR as Debian ships it, driven over WebDriver BiDi: fake camera and microphone,
+ * no permission prompts, and no OpenH264 (the plug-in is disabled and its download server is an
+ * unreachable local address), as on a hospital network that blocks the download.
+ */
+export async function startFirefox() {
+  return puppeteer.launch({
+    browser: 'firefox',
+    protocol: 'webDriverBiDi',
+    executablePath: FIREFOX,
+    headless: true,
+    acceptInsecureCerts: true,
+    extraPrefsFirefox: {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': true,
+      'permissions.default.camera': 1,
+      'permissions.default.microphone': 1,
+      'media.autoplay.default': 0,
+      'media.autoplay.blocking_policy': 0,
+      'media.gmp-gmpopenh264.enabled': false,
+      'media.gmp-gmpopenh264.autoupdate': false,
+      'media.gmp-manager.url': 'http://127.0.0.1:9/',
+      'media.gmp-manager.updateEnabled': false,
+      // Real host addresses, not mDNS names (libnice cannot resolve those).
+      'media.peerconnection.ice.obfuscate_host_addresses': false,
+    },
+  });
+}
+
+/**
+ * A signed-in clinician console page in a browser started by [startFirefox]; `initScript`
+ * (test-only, a function) runs in each page before its own scripts.
+ */
+export async function signInFirefox(browser, fleetd, user, password, { initScript } = {}) {
+  const page = await browser.newPage();
+  if (initScript) await page.evaluateOnNewDocument(initScript);
+  await page.setViewport({ width: 1280, height: 800 });
+  page.on('console', (m) => fs.appendFileSync(path.join(ARTIFACTS, 'console-firefox.log'), `${m.type()}: ${m.text()}\n`));
+  await page.goto(fleetd.url);
+  // A page opened later in the same browser is signed in already (its session cookie).
+  const view = await page.waitForFunction(() => window.telekiosk && ['signin', 'queue'].includes(window.telekiosk.view)
+    && window.telekiosk.view, { timeout: 15000 });
+  if (await view.jsonValue() === 'signin') {
+    await page.type('#username', user);
+    await page.type('#password', password);
+    await page.click('#signin');
+  }
+  await page.waitForSelector('#queue-view', { visible: true });
+  return page;
+}
+
+/** The codecs of the console's inbound video and audio, from getStats() (e.g. `video/VP8`). */
+export async function consoleCodecs(page) {
+  return page.evaluate(async () => {
+    const pc = window.telekiosk && window.telekiosk.pc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    const out = {};
+    stats.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.codecId && stats.get(r.codecId)) out[r.kind] = stats.get(r.codecId).mimeType;
+    });
+    return out;
+  });
+}
+
+/**
+ * How the console's remote video looks right now: its size and the mean and spread of its pixels'
+ * brightness (a uniform black picture has both near 0), drawn through a canvas.
+ */
+export async function consolePicture(page) {
+  return page.evaluate(() => {
+    const video = document.getElementById('remote');
+    const [w, h] = [video.videoWidth, video.videoHeight];
+    if (!w || !h) return { width: 0, height: 0, mean: 0, spread: 0 };
+    const canvas = document.createElement('canvas');
+    canvas.width = 160;
+    canvas.height = 90;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(video, 0, 0, 160, 90);
+    const { data } = ctx.getImageData(0, 0, 160, 90);
+    const luma = [];
+    for (let i = 0; i < data.length; i += 4) luma.push((data[i] * 299 + data[i + 1] * 587 + data[i + 2] * 114) / 1000);
+    const mean = luma.reduce((a, b) => a + b, 0) / luma.length;
+    const spread = Math.sqrt(luma.reduce((a, b) => a + (b - mean) ** 2, 0) / luma.length);
+    return { width: w, height: h, mean, spread };
+  });
 }
 
 /** Inbound media counters of the console's peer connection, from getStats(). */

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ARTIFACTS, BUTTONS, consoleInbound, enrolKiosk, publishRaw, requireParts, signIn, startBrowser,
+  ARTIFACTS, BUTTONS, consoleCodecs, consoleInbound, enrolKiosk, publishRaw, requireParts, signIn, startBrowser,
   startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
@@ -80,6 +80,8 @@ describe('walking skeleton: a visit from Join to End', () => {
     await rising('console: kiosk video framesDecoded', async () => (await consoleInbound(page)).framesDecoded, 30);
     await rising('console: kiosk audio packets', async () => (await consoleInbound(page)).audioPackets, 50);
     await rising('console: kiosk audio energy', async () => (await consoleInbound(page)).audioEnergy * 1000, 1);
+    // The kiosk offers H.264 first and VP8 beside it: Chromium decodes H.264.
+    assert.equal((await consoleCodecs(page)).video, 'video/H264');
     await new Promise((r) => setTimeout(r, 1500)); // let the picture settle for the screenshots
     await kiosk.screenshot('1-kiosk-in-call');
     await page.screenshot({ path: path.join(ARTIFACTS, '1-console-in-call.png') });

@@ -56,7 +56,7 @@ impl Link {
         while let Ok(event) = self.events.try_recv() {
             match event {
                 MediaEvent::LocalOffer { sdp } => {
-                    call.set_remote_answer(&peer.answer(&sdp)).unwrap()
+                    call.set_remote_answer(&peer.answer(&sdp)).unwrap();
                 }
                 MediaEvent::LocalIce(ice) => keep_first_udp(&mut self.kiosk_ice, ice),
                 MediaEvent::Connected => self.connected = true,
@@ -136,6 +136,7 @@ fn floor_link_holds_a_call_both_ways() {
         video: (320, 180, 15, 150),
         opus_bps: 24_000,
         latency_ms: 650,
+        ..PeerOptions::default()
     });
     let screen = Arc::new(Times::default());
     let (tx, events) = unbounded_channel();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use media_support::{Answerer, DEADLINE, Exchange, Screen, dev_profile, mean};
+use media_support::{Answerer, DEADLINE, Exchange, PeerOptions, Screen, dev_profile, mean};
 use telekiosk::media::{Call, CallSettings, Ice, MediaError, MediaEvent};
 use tokio::sync::mpsc::unbounded_channel;
 
@@ -190,4 +190,82 @@ fn missing_camera_device_fails_start_naming_the_element() {
         matches!(&err, MediaError::Start { element, .. } if element.contains("camera")),
         "{err}"
     );
+}
+
+/// Firefox without OpenH264: the answer picks VP8 from the offer; the kiosk sends VP8 and decodes
+/// the VP8 the peer sends.
+#[test]
+fn a_peer_without_h264_gets_vp8_both_ways() {
+    telekiosk::media::init().unwrap();
+    let peer = Answerer::start_with(PeerOptions { video_codec: "VP8", ..PeerOptions::default() });
+    let screen = Arc::new(Screen::default());
+    let (tx, events) = unbounded_channel();
+    let started = Instant::now();
+    let call = Call::start(&dev_profile(), &CallSettings::default(), tx, screen.clone()).unwrap();
+    let mut x = Exchange {
+        events,
+        started,
+        offer_at: None,
+        connected_at: None,
+        answer: None,
+        candidates: vec![],
+    };
+    x.pump_until(&call, &peer, |call| {
+        call.stats().remote_video_frames > 10 && peer.decoded_frames.load(Ordering::SeqCst) > 10
+    });
+    let answer = x.answer.clone().expect("the kiosk made an offer");
+    assert!(answer.contains("VP8/90000") && !answer.contains("H264"), "{answer}");
+    let stats = call.stats();
+    assert!(stats.remote_video_frames > 10, "kiosk decoded too little VP8: {stats:?}");
+    assert!(peer.decoded_frames.load(Ordering::SeqCst) > 10, "the peer decoded too little VP8");
+    assert!(peer.last_mean.load(Ordering::SeqCst) > 40, "the peer's picture is black");
+    eprintln!(
+        "MEASURED VP8 both ways: Connected {:?}, first remote frame {:?}",
+        x.connected_at.unwrap(),
+        screen.first_remote.lock().unwrap().unwrap() - started
+    );
+}
+
+/// A browser that can decode none of the offered video codecs rejects the m-line (`m=video 0`, no
+/// ICE or DTLS lines there, out of the BUNDLE group): the call goes on with audio both ways.
+#[test]
+fn an_answer_rejecting_video_keeps_the_call_with_audio() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    telekiosk::media::init().unwrap();
+    let peer = Answerer::start_with(PeerOptions { reject_video: true, ..PeerOptions::default() });
+    let (tx, mut events) = unbounded_channel();
+    let call =
+        Call::start(&dev_profile(), &CallSettings::default(), tx, Arc::new(Screen::default()))
+            .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let offer = loop {
+        if let Ok(MediaEvent::LocalOffer { sdp }) = events.try_recv() {
+            break sdp;
+        }
+        assert!(Instant::now() < deadline, "no offer");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let answer = peer.answer(&offer);
+    assert!(answer.contains("m=video 0 "), "{answer}");
+    let answered = call.set_remote_answer(&answer).expect("an answer rejecting video is accepted");
+    assert_eq!(answered.video, None);
+    assert_eq!(answered.rejected, ["video"]);
+    let mut x = Exchange {
+        events,
+        started: Instant::now(),
+        offer_at: Some(Duration::ZERO),
+        connected_at: None,
+        answer: None,
+        candidates: vec![],
+    };
+    x.pump_until(&call, &peer, |call| {
+        call.stats().remote_audio_buffers > 20 && peer.voice().frames > 20
+    });
+    assert!(x.connected_at.is_some(), "never Connected");
+    assert!(call.stats().remote_audio_buffers > 20, "{:?}", call.stats());
+    assert!(peer.voice().frames > 20, "the peer heard too little");
+    assert_eq!(peer.decoded_frames.load(Ordering::SeqCst), 0, "video went out although rejected");
 }

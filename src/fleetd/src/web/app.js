@@ -314,6 +314,21 @@ async function answer(sdp) {
   const reply = await pc.createAnswer();
   await pc.setLocalDescription(reply);
   send({ type: 'answer', visit_id: visitId, sdp: pc.localDescription.sdp });
+  // This browser could decode none of the kiosk's video codecs and rejected the video line.
+  if (call && /^m=video 0 /m.test(pc.localDescription.sdp)) {
+    call.audioOnly = true;
+    showStageNotice(AUDIO_ONLY_WORDS);
+  }
+}
+
+const AUDIO_ONLY_WORDS = 'Video could not start with this browser; audio only. You can still talk.';
+const PAUSED_WORDS = 'Video paused: weak connection. You can still talk; the picture comes back by itself.';
+const RECONNECTING_WORDS = 'Reconnecting… Nothing is arriving from the kiosk. Stay on: the call comes back by itself.';
+
+function showStageNotice(text) {
+  const notice = $('stage-notice');
+  notice.hidden = !text;
+  notice.textContent = text;
 }
 
 // ---------- connection quality ----------
@@ -351,7 +366,7 @@ function watchLink() {
       const voice = now.audio - last.audio > 0;
       const lost = now.lost - last.lost;
       const loss = lost / Math.max(1, lost + now.received - last.received);
-      stillSince = frames === 0 && voice ? (stillSince ?? Date.now()) : null;
+      stillSince = frames === 0 && voice && !(call && call.audioOnly) ? (stillSince ?? Date.now()) : null;
       const paused = stillSince !== null && Date.now() - stillSince >= 2000;
       silentSince = frames === 0 && !voice ? (silentSince ?? Date.now() - 1000) : null;
       const gone = silentSince !== null && Date.now() - silentSince >= 3000;
@@ -361,12 +376,10 @@ function watchLink() {
       $('link').hidden = false;
       $('link').dataset.level = level;
       $('link-words').textContent = LINK_WORDS[level];
-      const notice = $('stage-notice');
-      notice.hidden = !paused && !gone;
-      notice.textContent = gone
-        ? 'Reconnecting… Nothing is arriving from the kiosk. Stay on: the call comes back by itself.'
-        : paused ? 'Video paused: weak connection. You can still talk; the picture comes back by itself.' : '';
-      notice.dataset.state = gone ? 'reconnecting' : paused ? 'paused' : '';
+      if (gone) showStageNotice(RECONNECTING_WORDS);
+      else if (call && call.audioOnly) showStageNotice(AUDIO_ONLY_WORDS);
+      else showStageNotice(paused ? PAUSED_WORDS : '');
+      $('stage-notice').dataset.state = gone ? 'reconnecting' : paused ? 'paused' : '';
     }
     last = now;
   }, 1000);

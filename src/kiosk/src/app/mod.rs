@@ -5,7 +5,8 @@
 //! device state and diagnostics.
 //!
 //! For tests and supervisors it prints one JSON line on stdout per screen change
-//! (`{"event":"screen","screen":"in_call"}`), during a call once a second the call's counters
+//! (`{"event":"screen","screen":"in_call"}`), the call's notice when it changes
+//! (`{"event":"call_notice","text":"…"}`), during a call once a second the call's counters
 //! (`{"event":"stats",...}`), and one line per config decision and command. No patient data is
 //! in any of them.
 
@@ -306,8 +307,10 @@ impl Controller {
                 }
             }
             Effect::SetRemoteAnswer { sdp } => {
-                if let Some(Err(e)) = run.call.as_ref().map(|c| c.set_remote_answer(&sdp)) {
-                    pending.push_back(Event::MediaFailed { reason: e.to_string() });
+                match run.call.as_ref().map(|c| c.set_remote_answer(&sdp)) {
+                    Some(Err(e)) => pending.push_back(Event::MediaFailed { reason: e.to_string() }),
+                    Some(Ok(answered)) => run.condition.audio_only = answered.video.is_none(),
+                    None => {}
                 }
             }
             Effect::AddRemoteIce(ice) => {
@@ -382,10 +385,9 @@ impl Controller {
         if online_changed {
             status(&serde_json::json!({"event": "fleet", "online": next.1}));
         }
-        let notice_changed = run.shown.as_ref().map(|(old, _)| old.call_notice.as_str())
-            != Some(&next.0.call_notice);
-        if notice_changed && (!next.0.call_notice.is_empty() || run.shown.is_some()) {
-            status(&serde_json::json!({"event": "call_notice", "text": next.0.call_notice}));
+        let notice = &next.0.call_notice;
+        if run.shown.as_ref().map_or(!notice.is_empty(), |(old, _)| &old.call_notice != notice) {
+            status(&serde_json::json!({"event": "call_notice", "text": notice}));
         }
         self.display.show(&next.0, next.1);
         run.shown = Some(next);

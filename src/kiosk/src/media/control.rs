@@ -29,7 +29,8 @@ static LAST_ESTIMATE: AtomicU32 = AtomicU32::new(0);
 
 /// The elements the controller turns.
 pub(crate) struct Knobs {
-    pub video_encoder: gst::Element,
+    /// One encoder per offered codec; only the one the answer picked gets frames.
+    pub video_encoders: Vec<gst::Element>,
     /// The ladder's size and frame rate in the encoder branch.
     pub picture: PictureCaps,
     pub opus: gst::Element,
@@ -202,7 +203,9 @@ impl RateControl {
         });
         let mut applied = *next;
         if video_moved && next.video_bps > 0 {
-            encoder::set_bitrate(&self.knobs.video_encoder, next.video_bps / 1000);
+            for video_encoder in &self.knobs.video_encoders {
+                encoder::set_bitrate(video_encoder, next.video_bps / 1000);
+            }
         } else if let Some(before) = before {
             applied.video_bps = before.video_bps;
         }

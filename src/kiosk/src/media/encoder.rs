@@ -1,4 +1,5 @@
-//! Which H.264 encoder to use and how to set it up for a live call. Every board-specific quirk
+//! Which H.264 encoder to use, and how to set it or VP8 (offered beside H.264 for browsers
+//! without an H.264 decoder) up for a live call. Every board-specific quirk
 //! lives in [`configure`], keyed by the element's name, with one named function per workaround;
 //! nothing else in the kiosk knows about encoders.
 
@@ -25,7 +26,7 @@ pub fn choose_encoder(candidates: &[String]) -> Result<String, MediaError> {
 pub(crate) struct EncoderSetup {
     /// The raw-video converter in front of the encoder (`videoconvert`, or a hardware one).
     pub converter: &'static str,
-    /// Caps between the encoder and `h264parse`.
+    /// Caps between the encoder and `h264parse` (or the VP8 payloader).
     pub caps: gst::Caps,
 }
 
@@ -50,6 +51,13 @@ pub(crate) fn configure(encoder: &gst::Element, video: &Video, kbps: u32) -> Enc
         "v4l2h264enc" => {
             v4l2h264enc_controls(encoder, kbps, keyframe_every);
             return EncoderSetup { converter: "videoconvert", caps: v4l2h264enc_level_caps() };
+        }
+        "vp8enc" => {
+            vp8enc_realtime(encoder, keyframe_every);
+            return EncoderSetup {
+                converter: "videoconvert",
+                caps: gst::Caps::new_empty_simple("video/x-vp8"),
+            };
         }
         "nvv4l2h264enc" => {
             nvv4l2h264enc_low_latency(encoder, keyframe_every);
@@ -137,6 +145,19 @@ fn v4l2h264enc_level_caps() -> gst::Caps {
         .build()
 }
 
+/// libvpx VP8 in software, as browsers run it for calls: realtime deadline, a fast speed step,
+/// constant bitrate, no look-ahead (each frame leaves at once), and error resilience so a lost
+/// packet damages less than the rest of the picture up to the next keyframe.
+fn vp8enc_realtime(enc: &gst::Element, keyframe_every: u32) {
+    set(enc, "deadline", "1");
+    set(enc, "cpu-used", "8");
+    set(enc, "end-usage", "cbr");
+    set(enc, "lag-in-frames", "0");
+    set(enc, "keyframe-max-dist", &keyframe_every.to_string());
+    set(enc, "error-resilient", "default");
+    set(enc, "threads", "2");
+}
+
 /// NVIDIA Jetson: SPS/PPS with every IDR, fastest preset, baseline profile (its property, as its
 /// caps carry none).
 fn nvv4l2h264enc_low_latency(enc: &gst::Element, keyframe_every: u32) {
@@ -218,6 +239,22 @@ mod tests {
         configure(&enc, &dev_video(), 2500);
         assert_eq!(enc.property::<u32>("bitrate"), 2_500_000);
         assert_eq!(enc.property::<u32>("gop-size"), 300);
+    }
+
+    #[test]
+    fn vp8enc_is_set_for_realtime_at_the_profile_bitrate() {
+        gst::init().unwrap();
+        let enc = gst::ElementFactory::make("vp8enc").build().unwrap();
+        let setup = configure(&enc, &dev_video(), 2500);
+        assert_eq!(enc.property::<i32>("target-bitrate"), 2_500_000);
+        assert_eq!(enc.property::<i64>("deadline"), 1);
+        assert_eq!(enc.property::<i32>("lag-in-frames"), 0);
+        assert_eq!(enc.property::<i32>("keyframe-max-dist"), 300);
+        assert_eq!(enc.property::<i32>("cpu-used"), 8);
+        let flags = enc.property_value("error-resilient").serialize().unwrap();
+        assert_eq!(flags.as_str(), "Default error resilience");
+        assert_eq!(setup.converter, "videoconvert");
+        assert_eq!(setup.caps.to_string(), "video/x-vp8");
     }
 
     #[test]

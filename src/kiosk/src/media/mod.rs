@@ -13,8 +13,9 @@
 //! element errors on the bus (or are reported directly) and then `Failed` events.
 //!
 //! Layout: `elements` (what must be installed), `encoder` (which H.264 encoder, its per-element
-//! quirks and bitrate units), `settings` (fleet-config caps and ICE servers), `pipeline` (the
-//! sending side and the self-view), `signalling` (webrtcbin offer, answer, ICE, connection
+//! quirks and bitrate units, VP8), `answer` (pure: the browser's answer reshaped for webrtcbin),
+//! `settings` (fleet-config caps and ICE servers), `pipeline` (the sending side with a tail per
+//! offered video codec, and the self-view), `signalling` (webrtcbin offer, answer, ICE, connection
 //! state), `remote` (decoding what the clinician sends, loss recovery), `frames` (RGB frame
 //! copies, black frames), `bwe` (pure: the link's estimate from transport-wide feedback), `rate`
 //! (pure: the estimate split into voice, FEC and video, and the picture ladder), `control` (the
@@ -22,6 +23,7 @@
 //! the jitter buffer's latency), `stamp` (bench only: glass-to-glass time stamps) and `bus`
 //! (errors from the pipeline's bus).
 
+pub mod answer;
 mod bus;
 pub mod bwe;
 mod control;
@@ -42,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 
+pub use answer::VideoCodec;
 pub use control::RateSnapshot;
 pub use elements::init;
 pub(crate) use elements::{exists, require};
@@ -75,6 +78,16 @@ pub enum MediaEvent {
         /// Plain words for logs and the technician, naming the element when there is one.
         reason: String,
     },
+}
+
+/// What the clinician's answer chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    /// The codec the kiosk sends video with; `None`: no video either way (the browser rejected
+    /// it or can decode nothing the kiosk sends), the call is audio only.
+    pub video: Option<VideoCodec>,
+    /// The kinds (`video`, `audio`) of the m-lines the browser rejected.
+    pub rejected: Vec<String>,
 }
 
 /// A decoded video frame: tightly packed RGB8, `width * 3` bytes per row, no padding.
@@ -250,6 +263,7 @@ impl Shared {
 pub struct Call {
     pipeline: gst::Pipeline,
     webrtc: gst::Element,
+    video: pipeline::VideoSend,
     mic_volume: gst::Element,
     shared: Arc<Shared>,
     control: Arc<control::RateControl>,
@@ -300,6 +314,7 @@ impl Call {
         Ok(Call {
             pipeline: built.pipeline,
             webrtc: built.webrtc,
+            video: built.video,
             mic_volume: built.mic_volume,
             shared,
             control,
@@ -309,10 +324,14 @@ impl Call {
         })
     }
 
-    /// Sets the clinician's SDP answer as the remote description. Errors (without panicking)
-    /// when the text is not SDP or webrtcbin refuses it.
-    pub fn set_remote_answer(&self, sdp: &str) -> Result<(), MediaError> {
-        signalling::set_remote_answer(&self.webrtc, sdp)
+    /// Sets the clinician's SDP answer as the remote description and starts sending video with
+    /// the codec it chose. Errors (without panicking) when the text is not SDP or webrtcbin
+    /// refuses it. An answer that rejects video is accepted: the call goes on with audio only,
+    /// and the returned [`Answered`] says so.
+    pub fn set_remote_answer(&self, sdp: &str) -> Result<Answered, MediaError> {
+        let shaped = signalling::set_remote_answer(&self.webrtc, sdp)?;
+        self.video.choose(shaped.video)?;
+        Ok(Answered { video: shaped.video, rejected: shaped.rejected })
     }
 
     /// Adds one of the clinician's ICE candidates. mDNS (`.local`) candidates and the empty

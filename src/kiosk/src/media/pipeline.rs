@@ -1,5 +1,6 @@
-//! The sending side of a call: camera → H.264 → webrtcbin (with the self-view split off before
-//! the encoder) and microphone → Opus → webrtcbin. Built from the hardware profile; every element
+//! The sending side of a call: camera → H.264 or VP8 (offered side by side; the answer picks) →
+//! webrtcbin (with the self-view split off before the encoder) and microphone → Opus →
+//! webrtcbin, audio on the offer's first m-line. Built from the hardware profile; every element
 //! lives in memory only — descriptions from the profile are checked for file-writing elements.
 //!
 //! What the offer asks for, so a call holds on a poor link: retransmission (NACK + RTX) for
@@ -8,18 +9,20 @@
 //! 1200 bytes (room for TURN and VPN headers without fragmenting).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use gst::prelude::*;
 use gst_rtp::prelude::RTPHeaderExtensionExt;
 
+use super::answer::VideoCodec;
 use super::control::Knobs;
 use super::frames::{self, Target};
-use super::{CallSettings, MediaError, Shared, encoder, require};
+use super::{CallSettings, MediaError, Shared, encoder, exists, require};
 use crate::profile::{Audio, Profile, Video};
 
 /// Payload types the offer uses (dynamic range; what browsers also pick for these codecs).
 const H264_PT: i32 = 96;
+const VP8_PT: i32 = 97;
 const OPUS_PT: i32 = 111;
 /// Width of the self-view; the height follows the camera's aspect ratio.
 const SELF_VIEW_WIDTH: u32 = 320;
@@ -40,6 +43,8 @@ pub(crate) struct Built {
     pub echo_probe: Option<gst::Element>,
     /// What the rate controller turns.
     pub knobs: Knobs,
+    /// The video's codec tails, one of which the answer picks.
+    pub video: VideoSend,
 }
 
 /// Builds (but does not start) the pipeline of one call: the profile's devices, its video
@@ -76,16 +81,18 @@ pub(crate) fn build(
 
     // The speaker chain is built when the clinician's audio arrives; refuse a bad one now.
     from_description("audio.sink", &profile.audio.sink)?;
+    // Audio first: its m-line is then the BUNDLE tag, which carries the one transport. A browser
+    // that can decode none of the video codecs rejects only the video m-line and the call keeps
+    // its transport (Firefox, rejecting a first m-line, drops BUNDLE and never starts ICE).
+    let audio = add_audio(&pipeline, &webrtc, &profile.audio, shared)?;
     let video = settings.cap(&profile.video);
-    let (video_encoder, picture, video_transceiver) =
-        add_video(&pipeline, &webrtc, &video, shared)?;
+    let (video_send, picture, video_transceiver) = add_video(&pipeline, &webrtc, &video, shared)?;
     let fec = profile.video.fec;
     if fec {
         video_transceiver.set_property_from_str("fec-type", "ulp-red");
     }
-    let audio = add_audio(&pipeline, &webrtc, &profile.audio, shared)?;
     let knobs = Knobs {
-        video_encoder,
+        video_encoders: video_send.tails.iter().map(|t| t.encoder.clone()).collect(),
         picture,
         opus: audio.opus,
         video_transceiver,
@@ -93,7 +100,14 @@ pub(crate) fn build(
         max_video_bps: video.bitrate_kbps.saturating_mul(1000),
         fec,
     };
-    Ok(Built { pipeline, webrtc, mic_volume: audio.volume, echo_probe: audio.echo_probe, knobs })
+    Ok(Built {
+        pipeline,
+        webrtc,
+        mic_volume: audio.volume,
+        echo_probe: audio.echo_probe,
+        knobs,
+        video: video_send,
+    })
 }
 
 /// Limits ICE to the given local addresses (none: every interface). libnice leaves loopback out
@@ -112,13 +126,13 @@ fn restrict_ice(webrtc: &gst::Element, addresses: &[String]) {
 
 /// camera → convert/scale/rate → I420 at the profile's size → tee → ladder (scale/rate to the
 /// rung the rate controller picks) → encoder → webrtcbin, and tee → small RGB self-view.
-/// Returns the encoder, the ladder's picture caps and the video transceiver.
+/// Returns the video's codec tails, the ladder's picture caps and the video transceiver.
 fn add_video(
     pipeline: &gst::Pipeline,
     webrtc: &gst::Element,
     video: &Video,
     shared: &Arc<Shared>,
-) -> Result<(gst::Element, PictureCaps, Transceiver), MediaError> {
+) -> Result<(VideoSend, PictureCaps, Transceiver), MediaError> {
     let camera = from_description("video.source", &video.source)?;
     let raw = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
@@ -140,46 +154,44 @@ fn add_video(
     // Encoder branch. The leaky queue drops old frames rather than letting delay build up
     // when the encoder falls behind; the ladder's scale/rate/caps come after the tee so a step
     // never renegotiates the camera or the self-view. The rate controller sets the bitrate.
-    let name = encoder::choose_encoder(&video.encoders)?;
-    let enc = make(&name)?;
-    let setup = encoder::configure(&enc, video, video.bitrate_kbps);
+    // The ladder feeds one tail per offered codec; only the one the answer picks gets frames.
     let enc_queue = leaky_queue(3)?;
     let (ladder_rate, ladder_scale) = (make("videorate")?, make("videoscale")?);
     ladder_rate.set_property("drop-only", true);
     let picture = PictureCaps::new(video)?;
-    let converter = make(setup.converter)?;
-    let h264_filter = capsfilter(&setup.caps)?;
-    let parse = make("h264parse")?;
-    let pay = make("rtph264pay")?;
-    pay.set_property("config-interval", -1i32); // SPS/PPS before every keyframe
-    pay.set_property_from_str("aggregate-mode", "zero-latency");
-    pay.set_property("pt", H264_PT as u32);
-    let rtp = rtp_caps("video", "H264", H264_PT, 90_000);
-    let rtp_filter = capsfilter(&rtp)?;
-    let branch = [
-        &enc_queue,
-        &ladder_rate,
-        &picture.rate,
-        &ladder_scale,
-        &picture.size,
-        &converter,
-        &enc,
-        &h264_filter,
-        &parse,
-        &pay,
-        &rtp_filter,
-    ];
+    let codec_tee = make("tee")?;
+    let branch =
+        [&enc_queue, &ladder_rate, &picture.rate, &ladder_scale, &picture.size, &codec_tee];
     add(pipeline, &branch)?;
     link(&[&tee, &enc_queue])?;
     link(&branch)?;
     pause_gate(&enc_queue, shared)?;
-    count_buffers(&enc, shared, |s| &s.local_video_frames)?;
-    feedback_ready(&pay)?;
-    hold_until_connected(&rtp_filter, shared, true)?;
-    let transceiver = link_to_webrtc(&rtp_filter, webrtc)?;
+    let sending = Arc::new(AtomicU8::new(SENDING_NONE));
+    let h264 = add_codec_tail(pipeline, &codec_tee, VideoCodec::H264, video, shared, &sending)?;
+    let vp8 = if exists("vp8enc") && exists("rtpvp8pay") {
+        Some(add_codec_tail(pipeline, &codec_tee, VideoCodec::Vp8, video, shared, &sending)?)
+    } else {
+        tracing::warn!("vp8enc is missing (gstreamer1.0-plugins-good): offering H.264 only");
+        None
+    };
+    let sink = webrtc
+        .request_pad_simple("sink_%u")
+        .ok_or_else(|| build_error("webrtcbin", "no sink pad available"))?;
+    let transceiver = sink
+        .property::<Option<Transceiver>>("transceiver")
+        .ok_or_else(|| build_error("webrtcbin", "sink pad without a transceiver"))?;
+    transceiver.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendrecv);
+    // The offer lists every codec of a tail; the tails link once the answer has chosen one.
+    let mut offered = h264.offer.clone();
+    if let Some(vp8) = &vp8 {
+        offered.make_mut().append(vp8.offer.clone());
+    }
+    transceiver.set_property("codec-preferences", &offered);
     // Retransmission of lost video packets (RTX), asked for by the clinician's NACKs.
     transceiver.set_property("do-nack", true);
-    tracing::info!(encoder = %name, "video encoder chosen");
+    tracing::info!(encoder = %factory(&h264.encoder), vp8 = vp8.is_some(), "video encoders ready");
+    let tails = std::iter::once(h264).chain(vp8).collect();
+    let send = VideoSend { tails, sink, sending, transceiver: transceiver.clone() };
 
     // Self-view branch: one frame queued at most, scaled before conversion (cheaper).
     let self_height = (SELF_VIEW_WIDTH * video.height / video.width).max(2) & !1;
@@ -196,7 +208,150 @@ fn add_video(
     add(pipeline, &view)?;
     link(&[&tee, &view_queue])?;
     link(&view)?;
-    Ok((enc, picture, transceiver))
+    Ok((send, picture, transceiver))
+}
+
+/// No codec tail gets frames yet (before the answer, or the browser rejected video).
+const SENDING_NONE: u8 = u8::MAX;
+
+/// One codec's end of the video branch: `convert ! encoder ! (parse) ! payloader ! caps`,
+/// fed from the ladder's tee while its codec is the one being sent.
+pub(crate) struct CodecTail {
+    codec: VideoCodec,
+    pub encoder: gst::Element,
+    /// The last element; linked to webrtcbin once the answer picks this codec.
+    out: gst::Element,
+    /// What the offer lists for this codec (with the TWCC extension, as the payloader adds it).
+    offer: gst::Caps,
+}
+
+/// The video's codec tails and webrtcbin's video sink pad, unlinked until the answer is in.
+pub(crate) struct VideoSend {
+    pub tails: Vec<CodecTail>,
+    sink: gst::Pad,
+    /// The index of the codec tail that gets frames ([`SENDING_NONE`]: none).
+    sending: Arc<AtomicU8>,
+    transceiver: Transceiver,
+}
+
+impl VideoSend {
+    /// Sends video with `codec` (the answer's choice): its tail gets the frames and is linked
+    /// to webrtcbin. `None` (video rejected, or no codec the kiosk can send): nothing is sent.
+    pub(crate) fn choose(&self, codec: Option<VideoCodec>) -> Result<(), MediaError> {
+        let Some((index, tail)) =
+            self.tails.iter().enumerate().find(|(_, t)| Some(t.codec) == codec)
+        else {
+            return Ok(());
+        };
+        if self.sink.is_linked() {
+            return Ok(()); // one answer per call
+        }
+        // The pad takes what the payloader makes (its H.264 level, sprop-parameter-sets), not
+        // only what was offered.
+        let (media, encoding, pt) = rtp_names(tail.codec);
+        let caps = rtp_caps(media, encoding, pt, 90_000);
+        self.transceiver.set_property("codec-preferences", &caps);
+        static_pad(&tail.out, "src")?
+            .link(&self.sink)
+            .map_err(|e| build_error(&format!("{} → webrtcbin", tail.out.name()), e))?;
+        self.sending.store(index as u8, Ordering::SeqCst);
+        tracing::info!(?codec, encoder = %factory(&tail.encoder), "sending video");
+        Ok(())
+    }
+}
+
+fn rtp_names(codec: VideoCodec) -> (&'static str, &'static str, i32) {
+    match codec {
+        VideoCodec::H264 => ("video", "H264", H264_PT),
+        VideoCodec::Vp8 => ("video", "VP8", VP8_PT),
+    }
+}
+
+/// Adds the tail of `codec` after the ladder's `tee`: H.264 with the profile's preferred
+/// encoder (hardware first), VP8 in software. Frames pass only while the tail is the one sent.
+fn add_codec_tail(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    codec: VideoCodec,
+    video: &Video,
+    shared: &Arc<Shared>,
+    sending: &Arc<AtomicU8>,
+) -> Result<CodecTail, MediaError> {
+    let index: u8 = match codec {
+        VideoCodec::H264 => 0,
+        VideoCodec::Vp8 => 1,
+    };
+    let name = match codec {
+        VideoCodec::H264 => encoder::choose_encoder(&video.encoders)?,
+        VideoCodec::Vp8 => "vp8enc".to_string(),
+    };
+    let enc = make(&name)?;
+    let setup = encoder::configure(&enc, video, video.bitrate_kbps);
+    let converter = make(setup.converter)?;
+    let coded_filter = capsfilter(&setup.caps)?;
+    let (media, encoding, pt) = rtp_names(codec);
+    let mut elements = vec![converter, enc.clone(), coded_filter];
+    let pay = match codec {
+        VideoCodec::H264 => {
+            elements.push(make("h264parse")?);
+            let pay = make("rtph264pay")?;
+            pay.set_property("config-interval", -1i32); // SPS/PPS before every keyframe
+            pay.set_property_from_str("aggregate-mode", "zero-latency");
+            pay
+        }
+        VideoCodec::Vp8 => {
+            let pay = make("rtpvp8pay")?;
+            pay.set_property_from_str("picture-id-mode", "15-bit");
+            pay
+        }
+    };
+    pay.set_property("pt", pt as u32);
+    feedback_ready(&pay)?;
+    let rtp_filter = capsfilter(&rtp_caps(media, encoding, pt, 90_000))?;
+    elements.extend([pay, rtp_filter.clone()]);
+    let refs: Vec<&gst::Element> = elements.iter().collect();
+    add(pipeline, &refs)?;
+    link(&refs)?;
+    let branch =
+        tee.request_pad_simple("src_%u").ok_or_else(|| build_error("tee", "no src pad"))?;
+    branch
+        .link(&static_pad(&elements[0], "sink")?)
+        .map_err(|e| build_error(&format!("tee → {}", elements[0].name()), e))?;
+    let sending = Arc::clone(sending);
+    branch.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if sending.load(Ordering::Relaxed) == index {
+            gst::PadProbeReturn::Ok
+        } else {
+            gst::PadProbeReturn::Drop
+        }
+    });
+    count_buffers(&enc, shared, |s| &s.local_video_frames)?;
+    hold_until_connected(&rtp_filter, shared, true)?;
+    let offer = offer_caps(codec);
+    Ok(CodecTail { codec, encoder: enc, out: rtp_filter, offer })
+}
+
+/// What the offer lists for `codec`: H.264 constrained baseline in packetization mode 1 (what
+/// every browser decodes), VP8; both with the TWCC header extension the payloaders add.
+fn offer_caps(codec: VideoCodec) -> gst::Caps {
+    let (media, encoding, pt) = rtp_names(codec);
+    let mut caps = gst::Caps::builder("application/x-rtp")
+        .field("media", media)
+        .field("encoding-name", encoding)
+        .field("payload", pt)
+        .field("clock-rate", 90_000)
+        .field(format!("extmap-{TWCC_ID}"), TWCC_URI);
+    if codec == VideoCodec::H264 {
+        caps = caps
+            .field("packetization-mode", "1")
+            .field("profile-level-id", "42e01f")
+            .field("level-asymmetry-allowed", "1");
+    }
+    caps.build()
+}
+
+fn factory(element: &gst::Element) -> String {
+    element.factory().map(|f| f.name().to_string()).unwrap_or_default()
 }
 
 /// The ladder's two capsfilters in the encoder branch: `videorate ! rate ! videoscale ! size`.

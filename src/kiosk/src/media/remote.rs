@@ -1,6 +1,7 @@
-//! What the clinician sends: each stream webrtcbin exposes is decoded; video becomes RGB frames
-//! for the UI (at most 1280x720, aspect kept), audio goes to the profile's speaker sink through
-//! the echo-cancellation probe when there is one. Played, never stored.
+//! What the clinician sends: each stream webrtcbin exposes is decoded (H.264 or VP8, whichever
+//! the browser sends; Opus); video becomes RGB frames for the UI (at most 1280x720, aspect
+//! kept), audio goes to the profile's speaker sink through the echo-cancellation probe when
+//! there is one. Played, never stored.
 
 use std::sync::{Arc, Mutex};
 
@@ -171,7 +172,10 @@ fn recover_from_loss(element: &gst::Element) {
             element.set_property(property, true);
         }
     };
-    if element.factory().is_some_and(|f| f.name() == "rtph264depay") {
+    if element
+        .factory()
+        .is_some_and(|f| ["rtph264depay", "rtpvp8depay"].contains(&f.name().as_str()))
+    {
         set_true("request-keyframe");
     }
     if element.is::<gst_video::VideoDecoder>() {

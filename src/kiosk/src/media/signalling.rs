@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gst_webrtc::{WebRTCICEConnectionState as IceState, WebRTCPeerConnectionState as PcState};
 
+use super::answer::{self, Shaped};
 use super::{Ice, MediaError, MediaEvent, Shared};
+
+/// The m-line the kiosk's offer bundles every stream on.
+const BUNDLE_MLINE: u32 = 0;
 
 /// How long webrtcbin may take to accept or refuse a remote description.
 const DESCRIPTION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -123,14 +127,21 @@ fn create_offer(webrtc: &gst::Element, shared: Arc<Shared>, gate: Arc<Mutex<Offe
     webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
 }
 
-/// Sets the clinician's answer; waits (bounded) for webrtcbin to accept or refuse it.
-pub(crate) fn set_remote_answer(webrtc: &gst::Element, sdp: &str) -> Result<(), MediaError> {
+/// Sets the clinician's answer, reshaped for webrtcbin (see [`super::answer`]); waits (bounded)
+/// for webrtcbin to accept or refuse it. Returns what the answer chose.
+pub(crate) fn set_remote_answer(webrtc: &gst::Element, sdp: &str) -> Result<Shaped, MediaError> {
     let refused = |message: String| MediaError::Answer { message };
-    let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
-        .map_err(|_| refused("the text is not SDP".into()))?;
-    if message.medias_len() == 0 {
-        return Err(refused("the SDP has no media sections".into()));
+    let offer = webrtc
+        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+        .and_then(|offer| offer.sdp().as_text().ok())
+        .ok_or_else(|| refused("it came before the offer was made".into()))?;
+    let shaped = answer::shape_answer(&offer, sdp).map_err(refused)?;
+    tracing::debug!(answer = %shaped.sdp, "the clinician's answer as given to webrtcbin");
+    if !shaped.rejected.is_empty() {
+        tracing::warn!(rejected = ?shaped.rejected, "the clinician's browser rejected media");
     }
+    let message = gst_sdp::SDPMessage::parse_buffer(shaped.sdp.as_bytes())
+        .map_err(|_| refused("the text is not SDP".into()))?;
     let answer =
         gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
     let (tx, rx) = mpsc::sync_channel(1);
@@ -147,7 +158,7 @@ pub(crate) fn set_remote_answer(webrtc: &gst::Element, sdp: &str) -> Result<(), 
     });
     webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
     match rx.recv_timeout(DESCRIPTION_TIMEOUT) {
-        Ok(result) => result.map_err(refused),
+        Ok(result) => result.map(|()| shaped).map_err(refused),
         Err(_) => {
             promise.interrupt();
             Err(refused(format!("no reply within {} s", DESCRIPTION_TIMEOUT.as_secs())))
@@ -171,7 +182,10 @@ pub(crate) fn add_remote_ice(webrtc: &gst::Element, ice: &Ice) -> Result<(), Med
         tracing::debug!(mline = ice.mline, "skipping mDNS candidate");
         return Ok(());
     }
-    webrtc.emit_by_name::<()>("add-ice-candidate", &[&ice.mline, &ice.candidate]);
+    // One transport for every m-line (max-bundle), which webrtcbin files under the offer's
+    // first m-line; a browser may name any m-line it kept, and webrtcbin would drop candidates
+    // naming another.
+    webrtc.emit_by_name::<()>("add-ice-candidate", &[&BUNDLE_MLINE, &ice.candidate]);
     Ok(())
 }
 

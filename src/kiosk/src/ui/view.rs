@@ -58,6 +58,8 @@ pub struct CallCondition {
     pub level: Option<QualityLevel>,
     /// The link cannot carry video right now: audio only.
     pub video_paused: bool,
+    /// The clinician's browser could not take the kiosk's video: audio only, all visit long.
+    pub audio_only: bool,
 }
 
 /// What the patient reads while the call's connection is being restored.
@@ -67,6 +69,9 @@ pub const RECONNECTING_TEXT: &str =
 /// What the patient reads when the video pauses for a weak connection.
 pub const VIDEO_PAUSED_TEXT: &str =
     "Video paused: weak connection. You can still talk. The picture comes back by itself.";
+
+/// What the patient reads when the clinician's browser could not start video.
+pub const AUDIO_ONLY_TEXT: &str = "Video could not start with this browser; audio only.";
 
 /// Derives the view from the state at `now_ms`; `closed` is the out-of-hours message, if the
 /// kiosk is closed to new visits (it changes only what Idle shows); `call` is how the call in
@@ -103,7 +108,13 @@ pub fn view(state: &State, closed: Option<&str>, call: CallCondition, now_ms: u6
                 Some(QualityLevel::Fair) => 2,
                 Some(QualityLevel::Good) => 3,
             },
-            call_notice: if call.video_paused { VIDEO_PAUSED_TEXT.into() } else { String::new() },
+            call_notice: if call.audio_only {
+                AUDIO_ONLY_TEXT.into()
+            } else if call.video_paused {
+                VIDEO_PAUSED_TEXT.into()
+            } else {
+                String::new()
+            },
             ..plain(ScreenId::InCall)
         },
         State::Reconnecting { since_ms, mic_muted, camera_off, .. } => ViewModel {
@@ -215,12 +226,26 @@ mod tests {
         };
         let table = [
             (CallCondition::default(), 0, ""),
-            (CallCondition { level: Some(QualityLevel::Good), video_paused: false }, 3, ""),
-            (CallCondition { level: Some(QualityLevel::Fair), video_paused: false }, 2, ""),
+            (CallCondition { level: Some(QualityLevel::Good), ..Default::default() }, 3, ""),
+            (CallCondition { level: Some(QualityLevel::Fair), ..Default::default() }, 2, ""),
             (
-                CallCondition { level: Some(QualityLevel::Poor), video_paused: true },
+                CallCondition {
+                    level: Some(QualityLevel::Poor),
+                    video_paused: true,
+                    audio_only: false,
+                },
                 1,
                 VIDEO_PAUSED_TEXT,
+            ),
+            // The browser took no video: that says more than a pause would.
+            (
+                CallCondition {
+                    level: Some(QualityLevel::Good),
+                    video_paused: true,
+                    audio_only: true,
+                },
+                3,
+                AUDIO_ONLY_TEXT,
             ),
         ];
         for (call, signal, notice) in table {
@@ -228,7 +253,8 @@ mod tests {
             assert_eq!((v.signal, v.call_notice.as_str()), (signal, notice), "{call:?}");
         }
         // Outside a call the condition shows nowhere.
-        let paused = CallCondition { level: Some(QualityLevel::Poor), video_paused: true };
+        let paused =
+            CallCondition { level: Some(QualityLevel::Poor), video_paused: true, audio_only: true };
         let v = view(&State::Idle, None, paused, 0);
         assert_eq!((v.signal, v.call_notice.as_str()), (0, ""));
     }
@@ -245,7 +271,7 @@ mod tests {
             rebuilt_ms: None,
             unsent: None,
         };
-        let good = CallCondition { level: Some(QualityLevel::Good), video_paused: false };
+        let good = CallCondition { level: Some(QualityLevel::Good), ..CallCondition::default() };
         let v = view(&state, None, good, 65_000);
         assert_eq!((v.screen, v.call_notice.as_str()), (ScreenId::InCall, RECONNECTING_TEXT));
         assert_eq!((v.signal, v.mic_muted, v.elapsed.as_str()), (0, true, "1:05"));

@@ -57,11 +57,23 @@ pub struct PeerOptions {
     pub opus_bps: i32,
     /// Receive jitter-buffer latency, ms (a browser's grows with the RTT).
     pub latency_ms: u32,
+    /// The video codec the peer can do: `H264`, or `VP8` (Firefox without OpenH264).
+    pub video_codec: &'static str,
+    /// Rejects the kiosk's video m-line as Firefox does when it can decode none of its codecs:
+    /// sends no video and answers `m=video 0` with no transport attributes, out of the BUNDLE.
+    pub reject_video: bool,
 }
 
 impl Default for PeerOptions {
     fn default() -> Self {
-        Self { loopback_only: false, video: (640, 360, 30, 600), opus_bps: 64_000, latency_ms: 200 }
+        Self {
+            loopback_only: false,
+            video: (640, 360, 30, 600),
+            opus_bps: 64_000,
+            latency_ms: 200,
+            video_codec: "H264",
+            reject_video: false,
+        }
     }
 }
 
@@ -217,7 +229,9 @@ impl Answerer {
         self.webrtc.emit_by_name::<()>("set-remote-description", &[&offer, &promise]);
         promise.wait();
         for (mline, kind) in kinds.iter().enumerate() {
-            self.send(mline, kind);
+            if !(self.options.reject_video && kind == "video") {
+                self.send(mline, kind);
+            }
         }
         let promise = gst::Promise::new();
         self.webrtc.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
@@ -227,7 +241,8 @@ impl Answerer {
         let promise = gst::Promise::new();
         self.webrtc.emit_by_name::<()>("set-local-description", &[&answer, &promise]);
         promise.wait();
-        answer.sdp().as_text().unwrap()
+        let text = answer.sdp().as_text().unwrap();
+        if self.options.reject_video { reject_video(&text) } else { text }
     }
 
     /// Links a test source for m-line `mline` (`video` or `audio`) to its transceiver.
@@ -235,6 +250,14 @@ impl Answerer {
         let (w, h, fps, kbps) = self.options.video;
         let opus = self.options.opus_bps;
         let description = match kind {
+            "video" if self.options.video_codec == "VP8" => format!(
+                "videotestsrc is-live=true pattern=ball \
+                 ! video/x-raw,width={w},height={h},framerate={fps}/1 ! videoconvert \
+                 ! vp8enc deadline=1 cpu-used=8 lag-in-frames=0 target-bitrate={}000 \
+                 ! rtpvp8pay pt=97 mtu=1200 \
+                 ! capsfilter caps=application/x-rtp,media=video,encoding-name=VP8,payload=97",
+                kbps
+            ),
             "video" => format!(
                 "videotestsrc is-live=true pattern=ball \
                  ! video/x-raw,width={w},height={h},framerate={fps}/1 ! videoconvert \
@@ -261,8 +284,11 @@ impl Answerer {
         // Ask for retransmissions of lost video, as browsers do.
         transceiver.set_property("do-nack", kind == "video");
         // And answer with transport-wide congestion control feedback, as browsers do.
-        let (encoding, pt, rate) =
-            if kind == "video" { ("H264", 96, 90_000) } else { ("OPUS", 111, 48_000) };
+        let (encoding, pt, rate) = match kind {
+            "video" if self.options.video_codec == "VP8" => ("VP8", 97, 90_000),
+            "video" => ("H264", 96, 90_000),
+            _ => ("OPUS", 111, 48_000),
+        };
         let prefs = gst::Caps::builder("application/x-rtp")
             .field("media", kind)
             .field("encoding-name", encoding)
@@ -278,6 +304,34 @@ impl Answerer {
     pub fn add_ice(&self, ice: &Ice) {
         self.webrtc.emit_by_name::<()>("add-ice-candidate", &[&ice.mline, &ice.candidate]);
     }
+}
+
+/// The answer as Firefox shapes it when it rejects video: port 0, no ICE, DTLS or mid lines in
+/// that section, and that section left out of the BUNDLE group.
+fn reject_video(answer: &str) -> String {
+    let mut out = String::new();
+    let mut in_video = false;
+    for line in answer.lines() {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+        }
+        let line = if in_video && line.starts_with("m=video") {
+            let mut parts: Vec<&str> = line.split(' ').collect();
+            parts[1] = "0";
+            parts.join(" ")
+        } else if line.starts_with("a=group:BUNDLE") {
+            line.split(' ').filter(|mid| !mid.starts_with("video")).collect::<Vec<_>>().join(" ")
+        } else {
+            line.to_string()
+        };
+        let transport = ["a=ice-", "a=setup", "a=fingerprint", "a=mid", "a=candidate", "a=ssrc"];
+        if in_video && transport.iter().any(|t| line.starts_with(t)) {
+            continue;
+        }
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    out
 }
 
 impl Drop for Answerer {
