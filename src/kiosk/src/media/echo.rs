@@ -40,13 +40,23 @@ pub fn probe() -> Result<gst::Element, MediaError> {
 }
 
 /// The speaker side, from decoded audio to just before the sink: convert → resample → pinned
-/// caps → `probe` → convert → resample (so the sink may take whatever format it wants).
+/// caps → `probe` → queue → convert → resample (so the sink may take whatever format it wants).
+///
+/// The queue lets the probe take the clinician's audio as soon as it is decoded. For each 10 ms
+/// of microphone the DSP asks the probe for what plays its upstream latency later (webrtcbin's
+/// jitterbuffer: 200 ms and more); with the probe right before the sink it only holds what the
+/// sink has room for, often less, and the DSP is handed silence: no echo is cancelled at all.
 pub fn render_chain(probe: &gst::Element) -> Result<Vec<gst::Element>, MediaError> {
+    let ahead = make("queue")?;
+    ahead.set_property("max-size-time", gst::ClockTime::SECOND.nseconds());
+    ahead.set_property("max-size-buffers", 0u32);
+    ahead.set_property("max-size-bytes", 0u32);
     Ok(vec![
         make("audioconvert")?,
         make("audioresample")?,
         capsfilter(&pinned_caps())?,
         probe.clone(),
+        ahead,
         make("audioconvert")?,
         make("audioresample")?,
     ])
