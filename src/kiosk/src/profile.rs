@@ -84,8 +84,11 @@ pub struct Processing {
     pub gain_target_dbfs: u32,
     /// The most gain control may add, in dB (0..=30).
     pub gain_max_db: u32,
-    /// Find the speaker-to-microphone delay from the signals rather than trusting the audio
-    /// devices' reported latency (USB and PulseAudio devices report it poorly).
+    /// Find the speaker-to-microphone delay from the signals rather than from the pipeline's
+    /// timestamps and latency. Off by default: in this mode the probe hands the DSP all the
+    /// speaker audio it holds, unaligned, and the canceller only starts correcting the delay
+    /// after 15 s of call, so an echo more than ~40 ms off its filter is not cancelled before.
+    /// Only for devices whose reported latency is known to be wrong by more than that.
     pub delay_agnostic: bool,
     /// The longer echo filter: covers rooms and speakers with a long echo tail.
     pub extended_filter: bool,
@@ -99,7 +102,7 @@ impl Default for Processing {
             gain_control: true,
             gain_target_dbfs: 3,
             gain_max_db: 9,
-            delay_agnostic: true,
+            delay_agnostic: false,
             extended_filter: true,
         }
     }
@@ -239,7 +242,7 @@ mod tests {
     fn voice_processing_defaults_suit_open_speakers() {
         let p = Profile::parse(&shipped("dev")).unwrap();
         assert_eq!(p.audio.processing, Processing::default());
-        assert!(p.audio.processing.delay_agnostic && p.audio.processing.gain_control);
+        assert!(!p.audio.processing.delay_agnostic && p.audio.processing.gain_control);
     }
 
     #[test]
