@@ -62,6 +62,74 @@ pub struct Audio {
     /// Echo cancellation and noise suppression with `webrtcdsp` (needs a real mic + speaker).
     #[serde(default)]
     pub echo_cancel: bool,
+    /// How `webrtcdsp` treats the microphone when `echo_cancel` is on (`[audio.processing]`).
+    #[serde(default)]
+    pub processing: Processing,
+}
+
+/// Voice processing of the microphone (`[audio.processing]`), used when `audio.echo_cancel` is
+/// on. The defaults suit open speakers at an unknown distance from the microphone.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Processing {
+    /// How hard echo left over after cancellation is suppressed: `low`, `moderate` or `high`
+    /// (higher removes more echo and more of the patient's voice while both talk).
+    pub echo_suppression: Level,
+    /// Noise suppression: `off`, `low`, `moderate`, `high` or `very-high` (higher removes more
+    /// fan and room noise and distorts speech more).
+    pub noise_suppression: Level,
+    /// Automatic gain control: brings a quiet or distant patient up to a steady level.
+    pub gain_control: bool,
+    /// The level gain control aims for, in dB below full scale (0..=31).
+    pub gain_target_dbfs: u32,
+    /// The most gain control may add, in dB (0..=30).
+    pub gain_max_db: u32,
+    /// Find the speaker-to-microphone delay from the signals rather than from the pipeline's
+    /// timestamps and latency. Off by default: in this mode the probe hands the DSP all the
+    /// speaker audio it holds, unaligned, and the canceller only starts correcting the delay
+    /// after 15 s of call, so an echo more than ~40 ms off its filter is not cancelled before.
+    /// Only for devices whose reported latency is known to be wrong by more than that.
+    pub delay_agnostic: bool,
+    /// The longer echo filter: covers rooms and speakers with a long echo tail.
+    pub extended_filter: bool,
+}
+
+impl Default for Processing {
+    fn default() -> Self {
+        Self {
+            echo_suppression: Level::Moderate,
+            noise_suppression: Level::Moderate,
+            gain_control: true,
+            gain_target_dbfs: 3,
+            gain_max_db: 9,
+            delay_agnostic: false,
+            extended_filter: true,
+        }
+    }
+}
+
+/// How aggressive a suppressor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    Off,
+    Low,
+    Moderate,
+    High,
+    VeryHigh,
+}
+
+impl Level {
+    /// The name `webrtcdsp` gives this level (`off` is not one: the suppressor is switched off).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Low => "low",
+            Level::Moderate => "moderate",
+            Level::High => "high",
+            Level::VeryHigh => "very-high",
+        }
+    }
 }
 
 /// The touchscreen.
@@ -120,6 +188,28 @@ impl Profile {
         if d.width < 320 || d.height < 240 || !(1.0..=40.0).contains(&d.px_per_mm) {
             return Err("display must be at least 320x240 with px_per_mm in 1..40".into());
         }
+        self.audio.processing.check()
+    }
+}
+
+impl Processing {
+    fn check(&self) -> Result<(), String> {
+        if matches!(self.echo_suppression, Level::Off | Level::VeryHigh) {
+            return Err(format!(
+                "audio.processing.echo_suppression {} is not one of low, moderate, high",
+                self.echo_suppression.as_str()
+            ));
+        }
+        if self.gain_target_dbfs > 31 {
+            let v = self.gain_target_dbfs;
+            return Err(format!("audio.processing.gain_target_dbfs {v} is outside 0..31"));
+        }
+        if self.gain_max_db > 30 {
+            return Err(format!(
+                "audio.processing.gain_max_db {} is outside 0..30",
+                self.gain_max_db
+            ));
+        }
         Ok(())
     }
 }
@@ -146,6 +236,33 @@ mod tests {
         let text = shipped("dev").replace("encoders = [\"x264enc\"]", "encoders = []");
         let err = Profile::parse(&text).unwrap_err();
         assert!(err.contains("video.encoders"), "{err}");
+    }
+
+    #[test]
+    fn voice_processing_defaults_suit_open_speakers() {
+        let p = Profile::parse(&shipped("dev")).unwrap();
+        assert_eq!(p.audio.processing, Processing::default());
+        assert!(!p.audio.processing.delay_agnostic && p.audio.processing.gain_control);
+    }
+
+    #[test]
+    fn voice_processing_out_of_range_is_refused_with_the_key_named() {
+        let with = |line: &str| format!("{}\n[audio.processing]\n{line}\n", shipped("dev"));
+        let table = [
+            ("gain_target_dbfs = 32", "audio.processing.gain_target_dbfs"),
+            ("gain_max_db = 31", "audio.processing.gain_max_db"),
+            ("echo_suppression = \"off\"", "audio.processing.echo_suppression"),
+            ("noise_suppression = \"extreme\"", "noise_suppression"),
+            ("gain_max_db = -1", "gain_max_db"),
+        ];
+        for (line, key) in table {
+            let err = Profile::parse(&with(line)).unwrap_err();
+            assert!(err.contains(key), "{line}: {err}");
+        }
+        let ok =
+            Profile::parse(&with("noise_suppression = \"off\"\ngain_control = false")).unwrap();
+        assert_eq!(ok.audio.processing.noise_suppression, Level::Off);
+        assert!(!ok.audio.processing.gain_control);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! Layout: `elements` (what must be installed), `encoder` (which H.264 encoder, its per-element
 //! quirks and bitrate units, VP8), `answer` (pure: the browser's answer reshaped for webrtcbin),
 //! `settings` (fleet-config caps and ICE servers), `pipeline` (the sending side with a tail per
-//! offered video codec, and the self-view), `signalling` (webrtcbin offer, answer, ICE, connection
+//! offered video codec, and the self-view), `echo` (echo cancellation's two chains at one pinned
+//! rate), `signalling` (webrtcbin offer, answer, ICE, connection
 //! state), `remote` (decoding what the clinician sends, loss recovery), `frames` (RGB frame
 //! copies, black frames), `bwe` (pure: the link's estimate from transport-wide feedback), `rate`
 //! (pure: the estimate split into voice, FEC and video, and the picture ladder), `control` (the
@@ -27,6 +28,7 @@ pub mod answer;
 mod bus;
 pub mod bwe;
 mod control;
+pub mod echo;
 mod elements;
 mod encoder;
 mod frames;

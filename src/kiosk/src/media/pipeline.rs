@@ -17,7 +17,7 @@ use gst_rtp::prelude::RTPHeaderExtensionExt;
 use super::answer::VideoCodec;
 use super::control::Knobs;
 use super::frames::{self, Target};
-use super::{CallSettings, MediaError, Shared, encoder, exists, require};
+use super::{CallSettings, MediaError, Shared, encoder, exists};
 use crate::profile::{Audio, Profile, Video};
 
 /// Payload types the offer uses (dynamic range; what browsers also pick for these codecs).
@@ -492,7 +492,6 @@ fn add_audio(
     shared: &Arc<Shared>,
 ) -> Result<AudioOut, MediaError> {
     let mic = from_description("audio.source", &audio.source)?;
-    let (convert, resample) = (make("audioconvert")?, make("audioresample")?);
     let volume = make("volume")?;
     let enc = make("opusenc")?;
     enc.set_property_from_str("audio-type", "voice");
@@ -512,25 +511,17 @@ fn add_audio(
         .build();
     let rtp_filter = capsfilter(&opus_caps)?;
 
-    let mut chain = vec![mic, convert, resample];
+    let mut chain = vec![mic];
     let mut probe = None;
     if audio.echo_cancel {
-        require("webrtcdsp", "gstreamer1.0-plugins-bad")?;
-        require("webrtcechoprobe", "gstreamer1.0-plugins-bad")?;
-        // webrtcdsp finds its probe by name, process-wide, when it starts: the probe must
-        // exist by then (it is linked into the speaker chain once the clinician's audio
-        // arrives) and its name must be unique among concurrent calls.
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!("telekiosk-echo-probe-{}", NEXT.fetch_add(1, Ordering::Relaxed));
-        let echo_probe = gst::ElementFactory::make("webrtcechoprobe")
-            .name(name.as_str())
-            .build()
-            .map_err(|e| build_error("webrtcechoprobe", e))?;
-        let dsp = make("webrtcdsp")?;
-        dsp.set_property("probe", name.as_str());
+        // The probe goes into the speaker chain once the clinician's audio arrives, but
+        // webrtcdsp looks for it when it starts: it joins the pipeline now.
+        let echo_probe = super::echo::probe()?;
         pipeline.add(&echo_probe).map_err(|e| build_error("webrtcechoprobe", e))?;
-        chain.push(dsp);
+        chain.extend(super::echo::capture_chain(&audio.processing, &echo_probe)?);
         probe = Some(echo_probe);
+    } else {
+        chain.extend([make("audioconvert")?, make("audioresample")?]);
     }
     count_buffers(&enc, shared, |s| &s.local_audio_buffers)?;
     chain.extend([volume.clone(), queue, enc.clone(), pay, rtp_filter.clone()]);

@@ -116,14 +116,19 @@ impl Remote {
         Ok(vec![queue, make("videoconvert")?, make("videoscale")?, sink])
     }
 
-    /// queue → convert → resample → (echo probe) → the profile's speaker sink, counted.
+    /// queue → convert → resample → (pinned rate, echo probe) → the profile's speaker sink,
+    /// counted.
     fn audio_chain(&self) -> Result<Vec<gst::Element>, MediaError> {
         let sink = from_description("audio.sink", &self.audio_sink)?;
         count_buffers(&sink, &self.shared, |s| &s.remote_audio_buffers)?;
-        let mut chain = vec![make("queue")?, make("audioconvert")?, make("audioresample")?];
+        let mut chain = vec![make("queue")?];
         let probe = self.echo_probe.lock().unwrap_or_else(|e| e.into_inner()).take();
-        // The probe is already in the pipeline (webrtcdsp needed it at start); only linked now.
-        chain.extend(probe);
+        // The probe is already in the pipeline (webrtcdsp needed it at start); only linked now,
+        // at the rate the microphone's DSP runs at.
+        match probe {
+            Some(probe) => chain.extend(super::echo::render_chain(&probe)?),
+            None => chain.extend([make("audioconvert")?, make("audioresample")?]),
+        }
         chain.push(sink);
         Ok(chain)
     }
