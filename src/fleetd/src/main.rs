@@ -85,6 +85,11 @@ struct ServeArgs {
     /// Address of the embedded MQTT broker's TLS listener.
     #[arg(long, default_value = "127.0.0.1:8883")]
     mqtt_listen: SocketAddr,
+    /// A DNS name or IP address kiosks and browsers use to reach fleetd (e.g. the name in the
+    /// kiosks' fleet URL, or a NAT's public address); may be repeated. The server certificate
+    /// covers these besides every address fleetd listens on, localhost and the host name.
+    #[arg(long = "public-name", value_name = "NAME")]
+    public_names: Vec<pki::PublicName>,
     /// Use this broker (mqtts://HOST:PORT) instead of starting mosquitto. fleetd connects with
     /// a client certificate from its CA (CN `fleetd`). The broker must require client
     /// certificates from fleetd's CA (DATA_DIR/ca.pem), use the certificate CN as the user name,
@@ -198,7 +203,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut stop = Stop::new()?;
     let data_dir = prepare_data_dir(&args.data_dir)?;
     let hostname = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
-    let pki = pki::ensure(&data_dir, &hostname)?;
+    let names = certificate_names(&args, &hostname);
+    tracing::info!(?names, "the server certificate covers these names");
+    let pki = pki::ensure_for(&data_dir, &hostname, &names)?;
     say(&format!("CA certificate: {}", pki.ca_cert.display()));
     let db = data_dir.join("fleetd.db");
     let accounts = Arc::new(Accounts::new(Store::open(&db)?));
@@ -228,7 +235,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 broker.stop().await;
                 return Err(e.into());
             }
-            let host = loopback_if_unspecified(args.mqtt_listen.ip()).to_string();
+            let host = mqtt_connect_ip(args.mqtt_listen.ip()).to_string();
             (host, args.mqtt_listen.port(), Vec::new(), Some(broker))
         }
     };
@@ -366,7 +373,25 @@ fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
     Ok((host.to_string(), port))
 }
 
-fn loopback_if_unspecified(ip: IpAddr) -> IpAddr {
+/// What the server certificate must name: see [`pki::server_names`]. The broker's address only
+/// counts when fleetd runs the broker (not with --mqtt-url); the interfaces are only listed when a
+/// listener is on the unspecified address.
+fn certificate_names(args: &ServeArgs, hostname: &str) -> Vec<String> {
+    let mut listen = vec![args.listen.ip()];
+    if args.mqtt_url.is_none() {
+        listen.push(args.mqtt_listen.ip());
+    }
+    let interfaces = match listen.iter().any(IpAddr::is_unspecified) {
+        true => pki::interface_addresses(),
+        false => Vec::new(),
+    };
+    pki::server_names(hostname, &listen, &interfaces, &args.public_names)
+}
+
+/// Where fleetd's own MQTT client reaches the broker it runs on `listen`: loopback for a broker
+/// on every address (loopback always works, and the certificate always names it), else the
+/// broker's own address (which the certificate names too).
+fn mqtt_connect_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
         IpAddr::V6(v6) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
@@ -389,6 +414,51 @@ mod tests {
         assert_eq!(parse_mqtt_url("mqtts://broker.lan").unwrap(), ("broker.lan".into(), 8883));
         assert!(parse_mqtt_url("mqtt://broker.lan:1883").is_err());
         assert!(parse_mqtt_url("mqtts://user@broker.lan:1").is_err());
+    }
+
+    #[test]
+    fn fleetds_own_mqtt_client_connects_to_a_name_the_certificate_covers() {
+        let interfaces: Vec<IpAddr> =
+            ["127.0.0.1", "10.77.0.2", "::1", "fd00::2"].map(|a| a.parse().unwrap()).into();
+        for listen in ["0.0.0.0", "::", "127.0.0.1", "127.0.0.2", "::1", "10.77.0.2", "fd00::2"] {
+            let listen: IpAddr = listen.parse().unwrap();
+            let names = pki::server_names("host", &[listen], &interfaces, &[]);
+            let connect = mqtt_connect_ip(listen);
+            assert!(names.contains(&connect.to_string()), "{listen} → {connect} not in {names:?}");
+            assert!(!connect.is_unspecified());
+        }
+    }
+
+    #[test]
+    fn the_certificate_covers_the_brokers_address_only_when_fleetd_runs_the_broker() {
+        let serve = |extra: &[&str]| {
+            let base = ["fleetd", "serve", "--listen", "10.0.0.5:8443"];
+            let base = [&base[..], &["--mqtt-listen", "10.0.0.6:8883"], extra].concat();
+            match Cli::try_parse_from(base).unwrap().command {
+                Command::Serve(args) => certificate_names(&args, "host"),
+                _ => unreachable!(),
+            }
+        };
+        let own = serve(&["--public-name", "Fleet.Example.", "--public-name", "198.51.100.7"]);
+        for name in ["10.0.0.5", "10.0.0.6", "fleet.example", "198.51.100.7", "host"] {
+            assert!(own.iter().any(|n| n == name), "{name} not in {own:?}");
+        }
+        let external = serve(&["--mqtt-url", "mqtts://broker.example:8883"]);
+        assert!(external.iter().any(|n| n == "10.0.0.5"), "{external:?}");
+        assert!(!external.iter().any(|n| n == "10.0.0.6"), "{external:?}");
+    }
+
+    #[test]
+    fn a_bad_public_name_is_refused_with_the_name_in_the_error() {
+        for bad in ["fleet example", "*.example.com", "0.0.0.0", "fleet..example", "-x.example", ""]
+        {
+            let arg = format!("--public-name={bad}");
+            let err = Cli::try_parse_from(["fleetd", "serve", &arg]).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+        let ok =
+            ["fleetd", "serve", "--public-name", "fleet.example", "--public-name", "[fd00::1]"];
+        assert!(Cli::try_parse_from(ok).is_ok());
     }
 
     #[test]

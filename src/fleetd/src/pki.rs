@@ -6,11 +6,13 @@
 //! replaces an existing CA (kiosks trust it), and never writes a private key that anyone but the
 //! owner can read. Crypto is rcgen's and rustls's (ring provider); nothing is hand-rolled.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 
 use rcgen::{
@@ -18,7 +20,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 
 /// How long the CA is valid.
@@ -79,10 +81,120 @@ impl Pki {
     }
 }
 
-/// Makes sure `dir` holds a CA and a current server certificate valid for `localhost`,
-/// `127.0.0.1`, `::1` and `hostname`: creates what is missing, reuses what is there, and issues
-/// a new server certificate when the old one is near expiry or lacks one of those names.
+/// A name kiosks and browsers use to reach fleetd (`--public-name`): a DNS name (lowercase, no
+/// trailing dot) or an IP address. Parsing refuses anything a certificate could not name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicName {
+    /// A DNS name such as `fleet.clinic.example`.
+    Dns(String),
+    /// An IP address, e.g. the public address of a NAT in front of fleetd.
+    Ip(IpAddr),
+}
+
+impl FromStr for PublicName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            if ip.is_unspecified() || ip.is_multicast() {
+                return Err(format!("{s:?} is not an address a kiosk can connect to"));
+            }
+            return Ok(Self::Ip(ip));
+        }
+        let name = s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase();
+        if name.contains('*') || DnsName::try_from(name.as_str()).is_err() {
+            return Err(format!(
+                "{s:?} is neither an IP address nor a DNS name (labels of letters, digits and \
+                 '-', separated by dots; no wildcards)"
+            ));
+        }
+        Ok(Self::Dns(name))
+    }
+}
+
+impl std::fmt::Display for PublicName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns(name) => f.write_str(name),
+            Self::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// The names fleetd's server certificate must cover, in a stable order without duplicates:
+/// `localhost`, `127.0.0.1` and `::1` (fleetd's own MQTT client connects by loopback when its
+/// broker listens on loopback or on every address); `hostname`; each address in `listen` that
+/// is not unspecified; for an unspecified one, every address in `interfaces` it accepts
+/// connections on (`0.0.0.0`: the IPv4 ones; `::`: all), except IPv6 link-local ones, which no
+/// URL can name without a zone; and every name in `public`.
+pub fn server_names(
+    hostname: &str,
+    listen: &[IpAddr],
+    interfaces: &[IpAddr],
+    public: &[PublicName],
+) -> Vec<String> {
+    let mut names: Vec<PublicName> = vec![
+        PublicName::Dns("localhost".into()),
+        PublicName::Ip(std::net::Ipv4Addr::LOCALHOST.into()),
+        PublicName::Ip(std::net::Ipv6Addr::LOCALHOST.into()),
+    ];
+    names.extend(hostname.parse::<PublicName>());
+    for ip in listen {
+        match ip {
+            IpAddr::V4(v4) if v4.is_unspecified() => {
+                names.extend(interfaces.iter().filter(|i| i.is_ipv4()).map(|i| PublicName::Ip(*i)));
+            }
+            IpAddr::V6(v6) if v6.is_unspecified() => {
+                names.extend(interfaces.iter().map(|i| PublicName::Ip(*i)));
+            }
+            ip => names.push(PublicName::Ip(*ip)),
+        }
+    }
+    names.extend(public.iter().cloned());
+    let mut seen = BTreeSet::new();
+    names
+        .into_iter()
+        .filter(|n| !matches!(n, PublicName::Ip(ip) if ip.is_unspecified() || is_link_local_v6(ip)))
+        .map(|n| n.to_string())
+        .filter(|n| seen.insert(n.clone()))
+        .collect()
+}
+
+/// Every address of this machine's network interfaces (getifaddrs), for a listener on the
+/// unspecified address. An error is logged and gives none: the certificate then covers only the
+/// other names.
+pub fn interface_addresses() -> Vec<IpAddr> {
+    let addrs = match nix::ifaddrs::getifaddrs() {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            tracing::warn!("cannot list the network interfaces' addresses: {e}");
+            return Vec::new();
+        }
+    };
+    addrs
+        .filter_map(|ifa| ifa.address)
+        .filter_map(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+            (Some(v4), _) => Some(IpAddr::V4(v4.ip())),
+            (_, Some(v6)) => Some(IpAddr::V6(v6.ip())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn is_link_local_v6(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// [`ensure_for`] with the names of a fleetd listening on loopback only.
 pub fn ensure(dir: &Path, hostname: &str) -> Result<Pki, PkiError> {
+    ensure_for(dir, hostname, &server_names(hostname, &[], &[], &[]))
+}
+
+/// Makes sure `dir` holds a CA and a current server certificate for exactly `names` (see
+/// [`server_names`]): creates what is missing, reuses what is there, and issues a new server
+/// certificate from the same CA when the old one is near expiry or names something else.
+pub fn ensure_for(dir: &Path, hostname: &str, names: &[String]) -> Result<Pki, PkiError> {
     let pki = Pki::paths(dir);
     let now = OffsetDateTime::now_utc();
     let (ca_pem, ca_key, created_ca) = match (pki.ca_cert.exists(), pki.ca_key.exists()) {
@@ -103,13 +215,12 @@ pub fn ensure(dir: &Path, hostname: &str) -> Result<Pki, PkiError> {
         (true, false) => return Err(half_ca(&pki.ca_cert, &pki.ca_key)),
         (false, true) => return Err(half_ca(&pki.ca_key, &pki.ca_cert)),
     };
-    let names = server_names(hostname);
-    if !created_ca && pki.server_key.exists() && server_cert_fits(&pki.server_cert, &names)? {
+    if !created_ca && pki.server_key.exists() && server_cert_fits(&pki.server_cert, names)? {
         return Ok(pki);
     }
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| invalid(&pki.ca_cert, e))?;
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let cert = server_params(&names, hostname, now)?.signed_by(&key, &issuer)?;
+    let cert = server_params(names, hostname, now)?.signed_by(&key, &issuer)?;
     write(&pki.server_key, &key.serialize_pem(), 0o600)?;
     write(&pki.server_cert, &cert.pem(), 0o644)?;
     tracing::info!(path = %pki.server_cert.display(), ?names, "issued a server certificate");
@@ -148,15 +259,6 @@ pub fn client_tls(
 pub fn ca_issuer(pki: &Pki) -> Result<Issuer<'static, KeyPair>, PkiError> {
     let key = KeyPair::from_pem(&read(&pki.ca_key)?).map_err(|e| invalid(&pki.ca_key, e))?;
     Issuer::from_ca_cert_pem(&read(&pki.ca_cert)?, key).map_err(|e| invalid(&pki.ca_cert, e))
-}
-
-/// The names the server certificate must cover.
-fn server_names(hostname: &str) -> Vec<String> {
-    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
-    if !hostname.is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(hostname)) {
-        names.push(hostname.to_string());
-    }
-    names
 }
 
 fn ca_params(now: OffsetDateTime) -> Result<CertificateParams, PkiError> {
@@ -205,8 +307,10 @@ pub(crate) fn random_serial() -> Result<SerialNumber, PkiError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-/// Whether the existing server certificate covers `names` and has a while left to run.
+/// Whether the existing server certificate names exactly `names` (no fewer: kiosks could not
+/// connect; no more: a name an admin dropped must stop working) and has a while left to run.
 fn server_cert_fits(path: &Path, names: &[String]) -> Result<bool, PkiError> {
+    use x509_parser::extensions::GeneralName;
     if !path.exists() {
         return Ok(false);
     }
@@ -216,19 +320,20 @@ fn server_cert_fits(path: &Path, names: &[String]) -> Result<bool, PkiError> {
     let fresh = cert.validity().time_to_expiration().is_some_and(|left| left > RENEW_BEFORE);
     let sans = cert.subject_alternative_name().map_err(|e| invalid(path, e))?;
     let sans = sans.map(|ext| ext.value.general_names.clone()).unwrap_or_default();
-    let covered = |name: &String| {
-        sans.iter().any(|san| match (san, name.parse::<IpAddr>()) {
-            (x509_parser::extensions::GeneralName::IPAddress(raw), Ok(ip)) => match ip {
-                IpAddr::V4(v4) => *raw == v4.octets(),
-                IpAddr::V6(v6) => *raw == v6.octets(),
+    let has: BTreeSet<String> = sans
+        .iter()
+        .map(|san| match san {
+            GeneralName::IPAddress(raw) => match <[u8; 4]>::try_from(*raw) {
+                Ok(v4) => IpAddr::from(v4).to_string(),
+                Err(_) => <[u8; 16]>::try_from(*raw)
+                    .map_or_else(|_| format!("{raw:?}"), |v6| IpAddr::from(v6).to_string()),
             },
-            (x509_parser::extensions::GeneralName::DNSName(dns), Err(_)) => {
-                dns.eq_ignore_ascii_case(name)
-            }
-            _ => false,
+            GeneralName::DNSName(dns) => dns.to_ascii_lowercase(),
+            other => format!("{other:?}"),
         })
-    };
-    Ok(fresh && names.iter().all(covered))
+        .collect();
+    let wanted: BTreeSet<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    Ok(fresh && has == wanted)
 }
 
 pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
@@ -329,6 +434,79 @@ mod tests {
         let second = ensure(dir.path(), "new-name").unwrap();
         assert_eq!(read(&second.ca_cert).unwrap(), ca);
         verifies_as(&second, "new-name").unwrap();
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    fn public(list: &[&str]) -> Vec<PublicName> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_loopback_server_is_named_by_loopback_and_its_host_name_only() {
+        let names = server_names("Kiosk-Fleet", &ips(&["127.0.0.1", "127.0.0.1"]), &[], &[]);
+        assert_eq!(names, ["localhost", "127.0.0.1", "::1", "kiosk-fleet"]);
+        // A host name that is no DNS name is left out rather than refused.
+        assert_eq!(server_names("", &[], &[], &[]), ["localhost", "127.0.0.1", "::1"]);
+        assert_eq!(server_names("bad name", &[], &[], &[]), ["localhost", "127.0.0.1", "::1"]);
+    }
+
+    #[test]
+    fn a_server_on_a_real_address_is_named_by_it_and_by_its_public_names() {
+        let interfaces = ips(&["127.0.0.1", "10.77.0.9"]);
+        let listen = ips(&["10.77.0.2", "10.77.0.3"]);
+        let names = server_names("host", &listen, &interfaces, &public(&["Fleet.Example.", "::1"]));
+        assert_eq!(
+            names,
+            ["localhost", "127.0.0.1", "::1", "host", "10.77.0.2", "10.77.0.3", "fleet.example"]
+        );
+    }
+
+    #[test]
+    fn a_server_on_every_address_is_named_by_each_interface_address_it_accepts_on() {
+        let interfaces =
+            ips(&["127.0.0.1", "10.77.0.2", "::1", "fd00::2", "fe80::1", "192.168.1.4"]);
+        let v4 = server_names("host", &ips(&["0.0.0.0"]), &interfaces, &[]);
+        assert_eq!(v4, ["localhost", "127.0.0.1", "::1", "host", "10.77.0.2", "192.168.1.4"]);
+        // `::` accepts IPv4 too (dual stack); link-local addresses need a zone no URL can hold.
+        let both = server_names("host", &ips(&["::", "10.77.0.2"]), &interfaces, &[]);
+        assert_eq!(
+            both,
+            ["localhost", "127.0.0.1", "::1", "host", "10.77.0.2", "fd00::2", "192.168.1.4"]
+        );
+    }
+
+    #[test]
+    fn public_names_are_dns_names_or_usable_ip_addresses() {
+        assert_eq!(public(&["[fd00::1]"]), [PublicName::Ip("fd00::1".parse().unwrap())]);
+        assert_eq!(public(&["A.Example"]), [PublicName::Dns("a.example".into())]);
+        for bad in ["", "a b", "*.example", "a..b", "-a.example", "::", "224.0.0.1", "1.2.3.4.5"] {
+            let err = bad.parse::<PublicName>().unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_changed_set_of_names_gets_a_new_server_certificate_from_the_same_ca() {
+        provider();
+        let dir = tempfile::tempdir().unwrap();
+        let names = |p: &[&str]| server_names("host", &ips(&["10.77.0.2"]), &[], &public(p));
+        let first = ensure_for(dir.path(), "host", &names(&["a.example"])).unwrap();
+        let [ca, ca_key, cert] =
+            [&first.ca_cert, &first.ca_key, &first.server_cert].map(|p| read(p).unwrap());
+        verifies_as(&first, "a.example").unwrap();
+        verifies_as(&first, "10.77.0.2").unwrap();
+        // The same names again: nothing changes.
+        ensure_for(dir.path(), "host", &names(&["a.example"])).unwrap();
+        assert_eq!(read(&first.server_cert).unwrap(), cert);
+        // A name replaced: a new certificate without the old name, from the same CA.
+        let second = ensure_for(dir.path(), "host", &names(&["b.example"])).unwrap();
+        assert_ne!(read(&second.server_cert).unwrap(), cert);
+        assert_eq!([&second.ca_cert, &second.ca_key].map(|p| read(p).unwrap()), [ca, ca_key]);
+        verifies_as(&second, "b.example").unwrap();
+        assert!(verifies_as(&second, "a.example").is_err());
     }
 
     #[test]
