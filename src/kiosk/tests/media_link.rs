@@ -118,7 +118,12 @@ fn fps_per_second(times: &[Instant], from: Instant, len: Duration) -> Vec<u32> {
 fn longest_gap(times: &[Instant], from: Instant, to: Instant) -> Duration {
     let inside = times.iter().copied().filter(|t| *t >= from && *t <= to);
     let points: Vec<Instant> = std::iter::once(from).chain(inside).chain([to]).collect();
-    points.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+    let (gap, at) =
+        points.windows(2).map(|w| (w[1] - w[0], w[0])).max().unwrap_or((Duration::ZERO, from));
+    if gap > Duration::from_millis(500) {
+        eprintln!("longest gap {gap:?} began {:?} into the measured window", at - from);
+    }
+    gap
 }
 
 fn percentile(sorted: &[u32], p: usize) -> u32 {

@@ -132,7 +132,6 @@ impl RateControl {
             packets: stats.get::<u32>("packets-sent").unwrap_or(0),
             voice_only: self.shared.video_paused.load(Ordering::Relaxed),
             sent_bps: stats.get::<u32>("bitrate-sent").unwrap_or(0),
-            received_bps: stats.get::<u32>("bitrate-recv").unwrap_or(0),
             loss: stats.get::<f64>("packet-loss-pct").unwrap_or(0.0) / 100.0,
             delay_growth_ns: stats.get::<i64>("avg-delta-of-delta").unwrap_or(0),
         };
