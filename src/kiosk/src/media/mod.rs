@@ -37,6 +37,7 @@ mod remote;
 mod settings;
 mod signalling;
 pub mod stamp;
+pub mod writers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
