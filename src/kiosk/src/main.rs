@@ -61,11 +61,12 @@ struct Args {
     #[arg(long, default_value = "Exam Room 1")]
     room: String,
     /// Render with Slint's software renderer into memory instead of a display. Reads
-    /// `tap X Y`, `screenshot PATH` and `quit` lines on stdin.
+    /// `tap X Y`, `screenshot PATH` (refused while visit video is on screen) and `quit` lines
+    /// on stdin.
     #[arg(long)]
     headless: bool,
     /// With --headless: serve the screen on this loopback address (e.g. 127.0.0.1:8090) as a
-    /// virtual touchscreen for demos. Pictures stay in memory.
+    /// virtual touchscreen for demos. Pictures stay in memory; a visit is never shown.
     #[arg(long, requires = "headless")]
     virtual_screen: Option<std::net::SocketAddr>,
 }
@@ -328,6 +329,14 @@ fn read_control(tx: UnboundedSender<Input>) {
                 slint::invoke_from_event_loop(move || match headless::screenshot(&path) {
                     Ok(()) => {
                         println!("{}", serde_json::json!({"event": "screenshot", "path": path}))
+                    }
+                    Err(headless::CaptureError::Visit { .. }) => {
+                        tracing::info!("screenshot refused: {}", headless::REFUSED);
+                        println!(
+                            "{}",
+                            serde_json::json!({"event": "screenshot_refused", "path": path,
+                                "reason": headless::REFUSED})
+                        )
                     }
                     Err(e) => tracing::warn!("screenshot failed: {e}"),
                 })
