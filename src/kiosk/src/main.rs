@@ -72,7 +72,20 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    let orc = telekiosk::hardening::orc_code(std::env::var_os("ORC_CODE").as_deref());
+    if let Some(code) = orc {
+        // SAFETY: the first statement of main, before any thread exists (nothing else reads
+        // or writes the environment concurrently); GStreamer reads it later, at its init.
+        unsafe { std::env::set_var("ORC_CODE", code) };
+    }
     let logs = telekiosk::logs::init();
+    match std::env::var("ORC_CODE") {
+        Ok(code) if orc.is_some() => {
+            tracing::info!(%code, "GStreamer's ORC runs its C backups: no JIT code file is written")
+        }
+        Ok(code) => tracing::warn!(%code, "ORC_CODE set by the environment, not by the kiosk"),
+        Err(_) => {}
+    }
     match run(Args::parse(), logs) {
         Ok(Exit::Stopped) => ExitCode::SUCCESS,
         Ok(Exit::Restart) => {
