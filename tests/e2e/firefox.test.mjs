@@ -76,7 +76,8 @@ describe('Firefox ESR without OpenH264 as the clinician', () => {
       return p.width > 0 && p.spread > 20 ? p : false;
     }, 10000, 250);
     await page.screenshot({ path: path.join(ARTIFACTS, 'firefox-console-in-call.png') });
-    await kiosk.screenshot('firefox-kiosk-in-call');
+    // A visit is never captured on the kiosk (README: screenshots).
+    assert.match(await kiosk.screenshotRefused('firefox-kiosk-in-call'), /never capture a visit/);
     console.log(`MEASURED Firefox: first kiosk frame ${firstFrameMs} ms after Join; ` +
       `${fps.toFixed(1)} frames decoded/s; picture ${picture.width}x${picture.height} ` +
       `mean ${picture.mean.toFixed(0)} spread ${picture.spread.toFixed(0)}; codecs ${JSON.stringify(codecs)}`);
@@ -118,7 +119,7 @@ describe('Firefox ESR without OpenH264 as the clinician', () => {
     await kiosk.waitLine('kiosk notice: audio only', (l) => l.includes('"call_notice"') && /audio only/i.test(l), 5000);
     assert.equal(kiosk.screen(), 'in_call');
     await page.screenshot({ path: path.join(ARTIFACTS, 'firefox-console-audio-only.png') });
-    await kiosk.screenshot('firefox-kiosk-audio-only');
+    assert.match(await kiosk.screenshotRefused('firefox-kiosk-audio-only'), /never capture a visit/);
     await page.click('#end');
     await kiosk.waitScreen('idle', 20000);
   });

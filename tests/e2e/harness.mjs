@@ -247,6 +247,23 @@ export class Kiosk extends Child {
     this.proc.stdin.write(`tap ${x} ${y}\n`);
   }
 
+  /**
+   * Asks for a screenshot while visit video is on screen and asserts the kiosk refuses it (a
+   * status line saying why) and writes no file. Returns the refusal's reason.
+   */
+  async screenshotRefused(name) {
+    const file = path.join(ARTIFACTS, `${name}.png`);
+    fs.rmSync(file, { force: true });
+    const before = this.events('screenshot_refused').length;
+    this.proc.stdin.write(`screenshot ${file}\n`);
+    await waitFor(`kiosk refusing screenshot ${name}`, () => this.events('screenshot_refused').length > before, 5000);
+    const refusal = this.events('screenshot_refused').slice(-1)[0];
+    if (this.events('screenshot').some((e) => e.path === file) || fs.existsSync(file)) {
+      throw new Error(`the kiosk wrote ${file} during a visit`);
+    }
+    return refusal.reason;
+  }
+
   async screenshot(name) {
     const file = path.join(ARTIFACTS, `${name}.png`);
     const before = this.events('screenshot').length;

@@ -55,7 +55,8 @@ describe('walking skeleton: a visit from Join to End', () => {
     assert.match(row, /Exam Room 2/);
     if (shotPrefix) {
       await new Promise((r) => setTimeout(r, 1000)); // the self-view's first frames
-      await kiosk.screenshot(`${shotPrefix}kiosk-waiting`);
+      // The patient's own picture is on screen: the kiosk refuses to capture it.
+      assert.match(await kiosk.screenshotRefused(`${shotPrefix}kiosk-waiting`), /never capture a visit/);
       await page.screenshot({ path: path.join(ARTIFACTS, `${shotPrefix}console-queue.png`) });
     }
     await join.click();
@@ -82,8 +83,9 @@ describe('walking skeleton: a visit from Join to End', () => {
     await rising('console: kiosk audio energy', async () => (await consoleInbound(page)).audioEnergy * 1000, 1);
     // The kiosk offers H.264 first and VP8 beside it: Chromium decodes H.264.
     assert.equal((await consoleCodecs(page)).video, 'video/H264');
-    await new Promise((r) => setTimeout(r, 1500)); // let the picture settle for the screenshots
-    await kiosk.screenshot('1-kiosk-in-call');
+    await new Promise((r) => setTimeout(r, 1500)); // let the picture settle for the screenshot
+    // A visit is never captured on the kiosk: the screenshot control refuses, and says why.
+    assert.match(await kiosk.screenshotRefused('1-kiosk-in-call'), /video is on screen/);
     await page.screenshot({ path: path.join(ARTIFACTS, '1-console-in-call.png') });
   });
 

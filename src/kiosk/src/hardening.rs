@@ -7,9 +7,29 @@
 //! are required; locking memory needs CAP_IPC_LOCK or a high enough RLIMIT_MEMLOCK (the
 //! systemd unit gives it) and is reported when it is not possible rather than stopping the kiosk.
 
+use std::ffi::OsStr;
+
 use nix::sys::mman::{MlockAllFlags, mlockall};
 use nix::sys::prctl;
 use nix::sys::resource::{Resource, setrlimit};
+
+/// GStreamer's ORC compiles its SIMD kernels (colour conversion, scaling, audio conversion and
+/// volume) at run time into a file it creates in `$XDG_RUNTIME_DIR`, `$HOME` or `/tmp`
+/// (`orcexec.*`), mapped twice, writable and executable: the kiosk's only write outside its state
+/// directory during a visit, a failed write (journal noise) under a read-only root, and W+X
+/// memory that `MemoryDenyWriteExecute` forbids. `ORC_CODE=backup` makes ORC run the C versions
+/// compiled into each plugin instead: no code file, no executable mapping, at a CPU cost the
+/// no-media-at-rest test measures.
+pub const ORC_CODE: &str = "backup";
+
+/// The `ORC_CODE` the kiosk must set before GStreamer starts: `backup` unless the environment
+/// already chose (a bench comparing the two).
+pub fn orc_code(current: Option<&OsStr>) -> Option<&'static str> {
+    match current {
+        Some(v) if !v.is_empty() => None,
+        _ => Some(ORC_CODE),
+    }
+}
 
 /// A protection that could not be put in place.
 #[derive(Debug, thiserror::Error)]
@@ -37,4 +57,22 @@ pub fn harden() -> Result<Hardened, HardeningError> {
         | MlockAllFlags::MCL_FUTURE
         | MlockAllFlags::from_bits_retain(libc::MCL_ONFAULT);
     Ok(Hardened { memory_locked: mlockall(flags) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orc_runs_its_backups_unless_the_environment_chose() {
+        let cases: &[(Option<&str>, Option<&str>)] = &[
+            (None, Some("backup")),
+            (Some(""), Some("backup")),
+            (Some("backup"), None),
+            (Some("default"), None),
+        ];
+        for (current, expected) in cases {
+            assert_eq!(orc_code(current.map(OsStr::new)), *expected, "{current:?}");
+        }
+    }
 }

@@ -61,17 +61,31 @@ struct Args {
     #[arg(long, default_value = "Exam Room 1")]
     room: String,
     /// Render with Slint's software renderer into memory instead of a display. Reads
-    /// `tap X Y`, `screenshot PATH` and `quit` lines on stdin.
+    /// `tap X Y`, `screenshot PATH` (refused while visit video is on screen) and `quit` lines
+    /// on stdin.
     #[arg(long)]
     headless: bool,
     /// With --headless: serve the screen on this loopback address (e.g. 127.0.0.1:8090) as a
-    /// virtual touchscreen for demos. Pictures stay in memory.
+    /// virtual touchscreen for demos. Pictures stay in memory; a visit is never shown.
     #[arg(long, requires = "headless")]
     virtual_screen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
+    let orc = telekiosk::hardening::orc_code(std::env::var_os("ORC_CODE").as_deref());
+    if let Some(code) = orc {
+        // SAFETY: the first statement of main, before any thread exists (nothing else reads
+        // or writes the environment concurrently); GStreamer reads it later, at its init.
+        unsafe { std::env::set_var("ORC_CODE", code) };
+    }
     let logs = telekiosk::logs::init();
+    match std::env::var("ORC_CODE") {
+        Ok(code) if orc.is_some() => {
+            tracing::info!(%code, "GStreamer's ORC runs its C backups: no JIT code file is written")
+        }
+        Ok(code) => tracing::warn!(%code, "ORC_CODE set by the environment, not by the kiosk"),
+        Err(_) => {}
+    }
     match run(Args::parse(), logs) {
         Ok(Exit::Stopped) => ExitCode::SUCCESS,
         Ok(Exit::Restart) => {
@@ -328,6 +342,14 @@ fn read_control(tx: UnboundedSender<Input>) {
                 slint::invoke_from_event_loop(move || match headless::screenshot(&path) {
                     Ok(()) => {
                         println!("{}", serde_json::json!({"event": "screenshot", "path": path}))
+                    }
+                    Err(headless::CaptureError::Visit { .. }) => {
+                        tracing::info!("screenshot refused: {}", headless::REFUSED);
+                        println!(
+                            "{}",
+                            serde_json::json!({"event": "screenshot_refused", "path": path,
+                                "reason": headless::REFUSED})
+                        )
                     }
                     Err(e) => tracing::warn!("screenshot failed: {e}"),
                 })

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::media::writers;
+
 /// Why a profile could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -188,6 +190,13 @@ impl Profile {
         if d.width < 320 || d.height < 240 || !(1.0..=40.0).contains(&d.px_per_mm) {
             return Err("display must be at least 320x240 with px_per_mm in 1..40".into());
         }
+        // No element that could write visit media anywhere (a file, the network, the log).
+        writers::check_description("video.source", &v.source)?;
+        writers::check_description("audio.source", &self.audio.source)?;
+        writers::check_description("audio.sink", &self.audio.sink)?;
+        for encoder in &v.encoders {
+            writers::check_encoder(encoder)?;
+        }
         self.audio.processing.check()
     }
 }
@@ -236,6 +245,46 @@ mod tests {
         let text = shipped("dev").replace("encoders = [\"x264enc\"]", "encoders = []");
         let err = Profile::parse(&text).unwrap_err();
         assert!(err.contains("video.encoders"), "{err}");
+    }
+
+    #[test]
+    fn profile_with_a_media_writer_is_refused_at_load_naming_key_and_element() {
+        let cases = [
+            (
+                "sink = \"fakesink sync=false\"",
+                "sink = \"tee name=t ! queue ! fakesink t. ! queue ! filesink location=/tmp/a.raw\"",
+                "audio.sink: element filesink",
+            ),
+            (
+                "sink = \"fakesink sync=false\"",
+                "sink = \"fakesink dump=true\"",
+                "audio.sink: element fakesink",
+            ),
+            (
+                "pattern=smpte\"",
+                "pattern=smpte ! tee name=t ! queue ! splitmuxsink location=/tmp/v%02d.mp4 t. ! queue\"",
+                "video.source: element splitmuxsink",
+            ),
+            (
+                "volume=0.3\"",
+                "volume=0.3 ! tee name=t ! queue ! udpsink host=10.0.0.1 port=9 t. ! queue\"",
+                "audio.source: element udpsink",
+            ),
+            (
+                "encoders = [\"x264enc\"]",
+                "encoders = [\"x264enc\", \"multifilesink\"]",
+                "video.encoders: element multifilesink",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let text = shipped("dev").replace(from, to);
+            assert_ne!(text, shipped("dev"), "{from}");
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.toml");
+            std::fs::write(&path, text).unwrap();
+            let err = Profile::load(&path).unwrap_err().to_string();
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
     }
 
     #[test]

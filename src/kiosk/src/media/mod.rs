@@ -21,8 +21,9 @@
 //! copies, black frames), `bwe` (pure: the link's estimate from transport-wide feedback), `rate`
 //! (pure: the estimate split into voice, FEC and video, and the picture ladder), `control` (the
 //! rate controller applying both to the encoders), `quality` (the call's figures once a second,
-//! the jitter buffer's latency), `stamp` (bench only: glass-to-glass time stamps) and `bus`
-//! (errors from the pipeline's bus).
+//! the jitter buffer's latency), `stamp` (bench only: glass-to-glass time stamps), `writers`
+//! (which elements could write media anywhere: refused in profiles at load and at call start)
+//! and `bus` (errors from the pipeline's bus).
 
 pub mod answer;
 mod bus;
@@ -39,6 +40,7 @@ mod remote;
 mod settings;
 mod signalling;
 pub mod stamp;
+pub mod writers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,9 @@
 //! the demo on a machine without a display use it; the pixels are the ones a panel would show.
 //!
 //! Screenshots are of the user interface and are written only when asked for (tests, demo).
-//! Never enable them on a kiosk in service: during a visit they would hold the patient's picture.
+//! They can never capture a visit: while a screen that shows visit video is up (the patient's
+//! self-view while waiting, both pictures in a call) [`screen_png`] refuses, and so do the
+//! `screenshot` control and the virtual screen built on it.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -138,22 +140,41 @@ pub fn tap(x: f32, y: f32) {
     });
 }
 
-/// Renders the current screen and writes it as a PNG file. Must run on the UI thread.
-pub fn screenshot(path: &Path) -> Result<(), String> {
-    let png = screen_png()?;
-    std::fs::write(path, png).map_err(|e| format!("cannot write {}: {e}", path.display()))
+/// Why the screen was not captured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureError {
+    /// A screen with visit video is up; the screen's size is given for a placeholder.
+    #[error("{REFUSED}")]
+    Visit { width: u32, height: u32 },
+    #[error("{0}")]
+    Failed(String),
 }
 
-/// Renders the current screen as PNG bytes, in memory. Must run on the UI thread.
-pub fn screen_png() -> Result<Vec<u8>, String> {
+/// Why a capture during a visit is refused, as the status line says it.
+pub const REFUSED: &str = "a visit's video is on screen, and screenshots never capture a visit";
+
+/// Renders the current screen and writes it as a PNG file; refused during a visit. Must run on
+/// the UI thread.
+pub fn screenshot(path: &Path) -> Result<(), CaptureError> {
+    let png = screen_png()?;
+    std::fs::write(path, png)
+        .map_err(|e| CaptureError::Failed(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Renders the current screen as PNG bytes, in memory; refused during a visit. Must run on the
+/// UI thread.
+pub fn screen_png() -> Result<Vec<u8>, CaptureError> {
     with_screen(|screen| {
+        if super::video_on_screen() {
+            return Err(CaptureError::Visit { width: screen.width, height: screen.height });
+        }
         screen.window.request_redraw();
         screen.draw();
         let pixels = screen.pixels.borrow();
         let rgb: Vec<u8> = pixels.iter().flat_map(|p| [p.r, p.g, p.b]).collect();
-        encode_png(screen.width, screen.height, &rgb)
+        encode_png(screen.width, screen.height, &rgb).map_err(CaptureError::Failed)
     })
-    .unwrap_or_else(|| Err("no headless screen on this thread".into()))
+    .unwrap_or_else(|| Err(CaptureError::Failed("no headless screen on this thread".into())))
 }
 
 fn encode_png(width: u32, height: u32, rgb: &[u8]) -> Result<Vec<u8>, String> {

@@ -43,6 +43,22 @@ pub fn wire_buttons(window: &KioskWindow, on_press: impl Fn(Press) + Clone + 'st
     api.on_toggle_camera(move || on_press(Press::Camera));
 }
 
+/// Whether a screen that shows visit video (the patient's self-view while waiting and
+/// connecting, both pictures in the call) is up. Set on the UI thread with the screen itself, so
+/// a capture made there ([`headless::screen_png`]) sees the two agree.
+static VIDEO_ON_SCREEN: AtomicBool = AtomicBool::new(false);
+
+/// True while a screen that shows visit video is up: screenshots and the virtual screen are
+/// refused then.
+pub fn video_on_screen() -> bool {
+    VIDEO_ON_SCREEN.load(Ordering::Acquire)
+}
+
+/// The screens that show visit video.
+pub fn shows_video(screen: ScreenId) -> bool {
+    matches!(screen, ScreenId::Waiting | ScreenId::Connecting | ScreenId::InCall)
+}
+
 /// Shows the view model on the window. Leaving a call clears the video images.
 pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
     let api = window.global::<Api>();
@@ -54,10 +70,12 @@ pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
         ScreenId::Ended => Screen::Ended,
         ScreenId::OutOfService => Screen::OutOfService,
     };
-    if !matches!(vm.screen, ScreenId::Waiting | ScreenId::Connecting | ScreenId::InCall) {
+    let video = shows_video(vm.screen);
+    if !video {
         api.set_remote_video(Image::default());
         api.set_self_video(Image::default());
     }
+    VIDEO_ON_SCREEN.store(video, Ordering::Release);
     api.set_screen(screen);
     api.set_message(vm.message.as_str().into());
     api.set_elapsed(vm.elapsed.as_str().into());
@@ -76,6 +94,7 @@ pub fn set_identify(window: &KioskWindow, room: Option<&str>) {
 
 /// Shows the set-up screen (joining the fleet) with what is happening, in plain words.
 pub fn show_setup(window: &KioskWindow, message: &str) {
+    VIDEO_ON_SCREEN.store(false, Ordering::Release);
     let api = window.global::<Api>();
     api.set_screen(Screen::Setup);
     api.set_message(message.into());
@@ -83,6 +102,7 @@ pub fn show_setup(window: &KioskWindow, message: &str) {
 
 /// Shows the out-of-service screen with what is wrong (before the controller runs).
 pub fn show_out_of_service(window: &KioskWindow, message: &str) {
+    VIDEO_ON_SCREEN.store(false, Ordering::Release);
     let api = window.global::<Api>();
     api.set_screen(Screen::OutOfService);
     api.set_message(message.into());
@@ -152,4 +172,25 @@ fn to_pixels(frame: Frame) -> Option<SharedPixelBuffer<Rgb8Pixel>> {
         return None;
     }
     Some(SharedPixelBuffer::clone_from_slice(&frame.rgb, frame.width, frame.height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn screens_with_visit_video_are_the_ones_never_captured() {
+        use ScreenId::*;
+        for (screen, video) in [
+            (Idle, false),
+            (Closed, false),
+            (Waiting, true),
+            (Connecting, true),
+            (InCall, true),
+            (Ended, false),
+            (OutOfService, false),
+        ] {
+            assert_eq!(shows_video(screen), video, "{screen:?}");
+        }
+    }
 }

@@ -3,6 +3,8 @@
 //!
 //! Loopback only, and kept in memory: each picture is rendered on request and never written to
 //! disk. It is a development aid; a kiosk in service has a real panel and never starts it.
+//! It never shows a visit: while visit video is on screen it serves a plain "In a visit — not
+//! shown here" picture instead (taps still go through, e.g. on End).
 
 use std::net::SocketAddr;
 
@@ -52,9 +54,25 @@ async fn screen() -> Response {
             ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png)
                 .into_response()
         }
-        (_, Ok(Err(e))) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        (_, Ok(Err(headless::CaptureError::Visit { width, height }))) => (
+            [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")],
+            placeholder(width, height),
+        )
+            .into_response(),
+        (_, Ok(Err(e))) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "the kiosk UI is not running").into_response(),
     }
+}
+
+/// The picture served while a visit is on screen: plain, of the screen's size, no pixel of it.
+fn placeholder(width: u32, height: u32) -> String {
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\"><rect width=\"100%\" height=\"100%\" fill=\"#333\"/>\
+         <text x=\"50%\" y=\"50%\" fill=\"#ddd\" font-family=\"sans-serif\" font-size=\"{}\" \
+         text-anchor=\"middle\">In a visit — not shown here</text></svg>",
+        height / 16
+    )
 }
 
 #[derive(Deserialize)]
@@ -93,3 +111,17 @@ img.onclick = (e) => {
 };
 next();
 </script></body></html>"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholder_is_a_plain_picture_of_the_screen_size() {
+        let svg = placeholder(1280, 800);
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{svg}");
+        assert!(svg.contains("width=\"1280\" height=\"800\""), "{svg}");
+        assert!(svg.contains("In a visit — not shown here"), "{svg}");
+        assert!(!svg.contains("<image"), "{svg}");
+    }
+}
