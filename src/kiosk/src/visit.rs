@@ -356,39 +356,14 @@ impl Visit {
             }
 
             // The call's media stops: wait for it, rebuild the pipeline if it does not come back.
-            (
-                S::InCall { visit_id, since_ms, mic_muted, camera_off, clinician },
-                E::MediaStalled,
-            ) => {
-                let state = S::Reconnecting {
-                    visit_id,
-                    since_ms,
-                    mic_muted,
-                    camera_off,
-                    clinician,
-                    lost_ms: now_ms,
-                    rebuilt_ms: None,
-                    unsent: None,
-                };
-                (state, vec![Effect::Warn("no media from the clinician: reconnecting".into())])
+            (state @ S::InCall { .. }, E::MediaStalled) => {
+                let warning = Effect::Warn("no media from the clinician: reconnecting".into());
+                (lost(state, now_ms), vec![warning])
             }
-            (
-                S::InCall { visit_id, since_ms, mic_muted, camera_off, clinician },
-                E::MediaFailed { reason },
-            ) => {
-                let state = S::Reconnecting {
-                    visit_id,
-                    since_ms,
-                    mic_muted,
-                    camera_off,
-                    clinician,
-                    lost_ms: now_ms,
-                    rebuilt_ms: None,
-                    unsent: None,
-                };
-                let (state, mut effects) = rebuild(state, now_ms);
-                effects
-                    .insert(0, Effect::Warn(format!("media failed in call: {reason}; rebuilding")));
+            (state @ S::InCall { .. }, E::MediaFailed { reason }) => {
+                let (state, mut effects) = rebuild(lost(state, now_ms), now_ms);
+                let warning = format!("media failed in call: {reason}; rebuilding");
+                effects.insert(0, Effect::Warn(warning));
                 (state, effects)
             }
             (
@@ -600,6 +575,23 @@ fn holds_ice(state: &State) -> bool {
         state,
         State::Connecting { unsent: Some(_), .. } | State::Reconnecting { unsent: Some(_), .. }
     )
+}
+
+/// A call whose media stopped at `now_ms`: reconnecting, nothing rebuilt yet.
+fn lost(state: State, now_ms: u64) -> State {
+    let State::InCall { visit_id, since_ms, mic_muted, camera_off, clinician } = state else {
+        return state;
+    };
+    State::Reconnecting {
+        visit_id,
+        since_ms,
+        mic_muted,
+        camera_off,
+        clinician,
+        lost_ms: now_ms,
+        rebuilt_ms: None,
+        unsent: None,
+    }
 }
 
 /// Whether a reconnecting call is due a new pipeline: media lost [`REBUILD_EVERY_MS`] ago

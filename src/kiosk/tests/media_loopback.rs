@@ -26,14 +26,7 @@ fn kiosk_call_connects_to_an_answering_peer_and_media_flows_both_ways() {
     let started = Instant::now();
     let call = Call::start(&dev_profile(), &CallSettings::default(), tx, screen.clone()).unwrap();
     let start_returned = started.elapsed();
-    let mut x = Exchange {
-        events,
-        started,
-        offer_at: None,
-        connected_at: None,
-        answer: None,
-        candidates: vec![],
-    };
+    let mut x = Exchange { started, ..Exchange::new(events) };
 
     x.pump_until(&call, &peer, |call| {
         let s = call.stats();
@@ -87,14 +80,7 @@ fn echo_cancelling_profile_plays_the_clinician_through_the_echo_probe() {
     let (tx, events) = unbounded_channel();
     let call =
         Call::start(&profile, &CallSettings::default(), tx, Arc::new(Screen::default())).unwrap();
-    let mut x = Exchange {
-        events,
-        started: Instant::now(),
-        offer_at: None,
-        connected_at: None,
-        answer: None,
-        candidates: vec![],
-    };
+    let mut x = Exchange::new(events);
     x.pump_until(&call, &peer, |call| call.stats().remote_audio_buffers > 20);
     assert!(x.connected_at.is_some(), "never Connected");
     assert!(call.stats().remote_audio_buffers > 20, "{:?}", call.stats());
@@ -202,14 +188,7 @@ fn a_peer_without_h264_gets_vp8_both_ways() {
     let (tx, events) = unbounded_channel();
     let started = Instant::now();
     let call = Call::start(&dev_profile(), &CallSettings::default(), tx, screen.clone()).unwrap();
-    let mut x = Exchange {
-        events,
-        started,
-        offer_at: None,
-        connected_at: None,
-        answer: None,
-        candidates: vec![],
-    };
+    let mut x = Exchange { started, ..Exchange::new(events) };
     x.pump_until(&call, &peer, |call| {
         call.stats().remote_video_frames > 10 && peer.decoded_frames.load(Ordering::SeqCst) > 10
     });
@@ -253,14 +232,7 @@ fn an_answer_rejecting_video_keeps_the_call_with_audio() {
     let answered = call.set_remote_answer(&answer).expect("an answer rejecting video is accepted");
     assert_eq!(answered.video, None);
     assert_eq!(answered.rejected, ["video"]);
-    let mut x = Exchange {
-        events,
-        started: Instant::now(),
-        offer_at: Some(Duration::ZERO),
-        connected_at: None,
-        answer: None,
-        candidates: vec![],
-    };
+    let mut x = Exchange { offer_at: Some(Duration::ZERO), ..Exchange::new(events) };
     x.pump_until(&call, &peer, |call| {
         call.stats().remote_audio_buffers > 20 && peer.voice().frames > 20
     });

@@ -6,7 +6,6 @@ mod media_support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use media_support::{Answerer, Exchange, Screen, dev_profile};
 use telekiosk::media::{Call, CallSettings};
@@ -15,14 +14,7 @@ use tokio::sync::mpsc::unbounded_channel;
 fn exchange(
     events: tokio::sync::mpsc::UnboundedReceiver<telekiosk::media::MediaEvent>,
 ) -> Exchange {
-    Exchange {
-        events,
-        started: Instant::now(),
-        offer_at: None,
-        connected_at: None,
-        answer: None,
-        candidates: vec![],
-    }
+    Exchange::new(events)
 }
 
 #[test]

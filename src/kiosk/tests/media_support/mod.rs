@@ -385,6 +385,19 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// An exchange of a call's events starting now.
+    pub fn new(events: UnboundedReceiver<MediaEvent>) -> Self {
+        let started = Instant::now();
+        Self {
+            events,
+            started,
+            offer_at: None,
+            connected_at: None,
+            answer: None,
+            candidates: vec![],
+        }
+    }
+
     pub fn pump_until(
         &mut self,
         call: &Call,
