@@ -203,11 +203,12 @@ export function fleetdJson(fleetd, ...args) {
 
 /**
  * A headless kiosk driven through its touchscreen (stdin `tap X Y`), reporting on stdout.
- * Options beyond the state: `profile` (default hw/profiles/dev.toml) and `prefix`, a command
- * prefix it runs through (e.g. `['ip', 'netns', 'exec', 'tk-clinic']`).
+ * Options beyond the state: `profile` (default hw/profiles/dev.toml), `prefix`, a command
+ * prefix it runs through (e.g. `['ip', 'netns', 'exec', 'tk-clinic']`), and `env`, variables added
+ * to its environment.
  */
 export class Kiosk extends Child {
-  constructor(fleetd, { tpm, stateDir, token, name = 'telekiosk', profile, prefix }) {
+  constructor(fleetd, { tpm, stateDir, token, name = 'telekiosk', profile, prefix, env = {} }) {
     const args = ['--headless',
       '--server', fleetd.serverUrl || `https://127.0.0.1:${fleetd.web}`,
       '--mqtt', fleetd.mqttUrl || `mqtts://127.0.0.1:${fleetd.mqtt}`,
@@ -216,7 +217,7 @@ export class Kiosk extends Child {
       '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2'];
     if (token) args.push('--enrol-token', token);
     super(name, path.join(BIN, 'telekiosk'), args,
-      { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' }, prefix });
+      { env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...env }, prefix });
     this.shots = 0;
   }
 

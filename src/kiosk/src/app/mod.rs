@@ -191,18 +191,32 @@ impl Controller {
             pending.push_back(Event::MediaUnavailable { reason });
         }
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        // Under systemd (Type=notify): ready once the first screen is up, then a watchdog ping
+        // from this loop every half second, so a hung controller is restarted.
+        let watchdog = sd_notify::watchdog_enabled();
+        let mut ready = false;
         loop {
             while let Some(event) = pending.pop_front() {
                 self.step(event, &mut run, &mut pending).await;
             }
             if let Some(exit) = run.exit {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 self.stop(&mut run, &mut pending).await;
                 return exit;
             }
             self.refresh(&mut run);
+            if !ready {
+                ready = true;
+                if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+                    tracing::warn!("cannot tell systemd the kiosk is ready: {e}");
+                }
+            }
             let input = tokio::select! {
                 input = rx.recv() => input.unwrap_or(Input::Shutdown),
                 _ = tick.tick() => {
+                    if watchdog.is_some() {
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    }
                     self.print_stats(&mut run);
                     pending.extend(self.watch_media(&mut run));
                     self.on_tick(&mut run);
