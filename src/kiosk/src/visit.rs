@@ -303,7 +303,9 @@ impl Visit {
                 (S::Connecting { visit_id, since_ms, unsent: None, clinician }, effects)
             }
             (mut state, E::LocalIce(c)) if holds_ice(&state) => {
-                unsent(&mut state).into_iter().for_each(|held| held.push(c.clone()));
+                if let Some(held) = unsent(&mut state) {
+                    held.push(c);
+                }
                 (state, vec![])
             }
             (
@@ -393,30 +395,12 @@ impl Visit {
                 effects.insert(0, Effect::Warn(format!("media failed: {reason}; rebuilding")));
                 (state, effects)
             }
-            (
-                S::Reconnecting {
-                    visit_id,
-                    since_ms,
-                    mic_muted,
-                    camera_off,
-                    clinician,
-                    lost_ms,
-                    rebuilt_ms,
-                    unsent: Some(ice),
-                },
-                E::LocalOffer { sdp },
-            ) => {
-                let effects = offer_and_ice(&visit_id, sdp, ice);
-                let state = S::Reconnecting {
-                    visit_id,
-                    since_ms,
-                    mic_muted,
-                    camera_off,
-                    clinician,
-                    lost_ms,
-                    rebuilt_ms,
-                    unsent: None,
-                };
+            // The rebuilt pipeline's offer: out at once, with the candidates held for it.
+            (mut state @ S::Reconnecting { unsent: Some(_), .. }, E::LocalOffer { sdp }) => {
+                let mut effects = vec![];
+                if let S::Reconnecting { visit_id, unsent, .. } = &mut state {
+                    effects = offer_and_ice(visit_id, sdp, unsent.take().unwrap_or_default());
+                }
                 (state, effects)
             }
             // A failure soon after a rebuild waits for the next one (Tick).
@@ -610,28 +594,18 @@ fn rebuild_due(state: &State, now_ms: u64, failed: bool) -> bool {
 
 /// A new media pipeline for a reconnecting call: its offer goes out when made, with its
 /// candidates; the patient's mute and camera choices are set on it again.
-fn rebuild(state: State, now_ms: u64) -> (State, Vec<Effect>) {
-    let State::Reconnecting {
-        visit_id, since_ms, mic_muted, camera_off, clinician, lost_ms, ..
-    } = state
+fn rebuild(mut state: State, now_ms: u64) -> (State, Vec<Effect>) {
+    let State::Reconnecting { visit_id, mic_muted, camera_off, rebuilt_ms, unsent, .. } =
+        &mut state
     else {
         return (state, vec![]);
     };
+    (*rebuilt_ms, *unsent) = (Some(now_ms), Some(vec![]));
     let effects = vec![
         Effect::RebuildMedia { visit_id: visit_id.clone() },
-        Effect::SetMicMuted(mic_muted),
-        Effect::SetCameraEnabled(!camera_off),
+        Effect::SetMicMuted(*mic_muted),
+        Effect::SetCameraEnabled(!*camera_off),
     ];
-    let state = State::Reconnecting {
-        visit_id,
-        since_ms,
-        mic_muted,
-        camera_off,
-        clinician,
-        lost_ms,
-        rebuilt_ms: Some(now_ms),
-        unsent: Some(vec![]),
-    };
     (state, effects)
 }
 
