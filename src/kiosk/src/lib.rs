@@ -14,6 +14,7 @@ pub mod identity;
 pub mod logs;
 pub mod media;
 pub mod profile;
+pub mod provisioning;
 pub mod signed;
 pub mod startup;
 pub mod ui;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use slint::ComponentHandle;
 use telekiosk::app::{Agent, Controller, Display, Exit, Input, RESTART_EXIT_CODE, status};
@@ -15,6 +15,7 @@ use telekiosk::config::store::{ConfigStore, TpmGuard};
 use telekiosk::fleet::{FleetLink, FleetOptions};
 use telekiosk::logs::{RecentErrors, SetLevel};
 use telekiosk::profile::Profile;
+use telekiosk::provisioning::{self, Provisioning};
 use telekiosk::signed::PinnedKey;
 use telekiosk::startup;
 use telekiosk::ui::view::ViewModel;
@@ -27,18 +28,26 @@ use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// The fleet server, e.g. https://fleet.example.org:8443.
+    /// The fleet server, e.g. https://fleet.example.org:8443 (default: the provisioning file's).
     #[arg(long, env = "TELEKIOSK_SERVER")]
-    server: url::Url,
+    server: Option<url::Url>,
     /// The fleet's MQTT broker; default: the server's host on port 8883.
     #[arg(long, env = "TELEKIOSK_MQTT")]
     mqtt: Option<url::Url>,
-    /// CA certificate of the fleet (fleetd prints where it is), trusted for enrolment.
+    /// CA certificate of the fleet (fleetd prints where it is), trusted for enrolment
+    /// (default: the provisioning file's).
     #[arg(long, env = "TELEKIOSK_CA")]
-    ca: PathBuf,
+    ca: Option<PathBuf>,
     /// Hardware profile (hw/profiles/*.toml).
     #[arg(long, env = "TELEKIOSK_PROFILE")]
-    profile: PathBuf,
+    profile: Option<PathBuf>,
+    /// The provisioning file (fleet address, CA, enrolment code, profile name) that the
+    /// appliance moves here from its boot partition; the options above override it.
+    #[arg(long, env = "TELEKIOSK_PROVISIONING")]
+    provisioning: Option<PathBuf>,
+    /// Where the provisioning file's profile name is looked up.
+    #[arg(long, default_value = "/usr/share/telekiosk/profiles")]
+    profile_dir: PathBuf,
     /// Where the kiosk keeps its state: the device key's public record, its enrolment.
     #[arg(long, env = "TELEKIOSK_STATE_DIR", default_value = "/var/lib/telekiosk")]
     state_dir: PathBuf,
@@ -60,7 +69,8 @@ struct Args {
     /// Room name shown on the screen (until fleet config sets it).
     #[arg(long, default_value = "Exam Room 1")]
     room: String,
-    /// Render with Slint's software renderer into memory instead of a display. Reads
+    /// Render with Slint's software renderer into memory instead of the panel (DRM/KMS,
+    /// touch through libinput). Reads
     /// `tap X Y`, `screenshot PATH` (refused while visit video is on screen) and `quit` lines
     /// on stdin.
     #[arg(long)]
@@ -112,33 +122,57 @@ fn run(
         );
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let profile = Profile::load(&args.profile)?;
-    if !args.headless {
-        bail!("this build has no display backend yet: run with --headless");
-    }
-    headless::install(profile.display.width, profile.display.height)
-        .context("cannot start the headless screen")?;
-    let window = KioskWindow::new().context("cannot create the kiosk window")?;
+    let setup = setup(&args);
+    let display = match &setup {
+        Ok(setup) => setup.profile.display.clone(),
+        Err(_) => telekiosk::profile::Display::fallback(),
+    };
+    open_display(args.headless, &display)?;
+    let window = KioskWindow::new().map_err(|e| no_display(args.headless, e))?;
     ui::set_names(&window, &args.clinic, &args.room);
+    // Until the controller runs, the UI thread says the kiosk is up and pings the watchdog.
+    let _standby = standby_watchdog();
 
-    let media_unavailable = telekiosk::media::init().err().map(|e| {
-        tracing::error!("media system unavailable: {e}");
-        format!("The camera and video system could not start. ({e})")
-    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let setup = match setup {
+        Ok(setup) => setup,
+        Err(unready) => {
+            let (screen, message) = match &unready {
+                Unready::NotSetUp => ("not_set_up", provisioning::NOT_SET_UP.to_string()),
+                Unready::Problem(problem) => ("out_of_service", problem.clone()),
+            };
+            tracing::error!("this kiosk cannot start: {message}");
+            status(&serde_json::json!({"event": "screen", "screen": screen, "message": message}));
+            match unready {
+                Unready::NotSetUp => ui::show_not_set_up(&window, &message),
+                Unready::Problem(_) => ui::show_out_of_service(&window, &message),
+            }
+            let (tx, _rx) = unbounded_channel();
+            runtime.spawn(shutdown_on_signal(tx.clone()));
+            std::thread::spawn(move || read_control(tx));
+            window.show()?;
+            slint::run_event_loop()?;
+            return Ok(Exit::Stopped);
+        }
+    };
+    let profile = setup.profile;
+    let media_unavailable = telekiosk::media::init().err().map(|e| {
+        tracing::error!("media system unavailable: {e}");
+        format!("The camera and video system could not start. ({e})")
+    });
     let settings = startup::Settings {
-        server: args.server.clone(),
-        ca_pem: std::fs::read(&args.ca)
-            .with_context(|| format!("cannot read the fleet CA {}", args.ca.display()))?,
+        server: setup.server.clone(),
+        ca_pem: setup.ca_pem,
         state_dir: args.state_dir.clone(),
         tcti: args.tpm.clone().unwrap_or_else(|| profile.tpm.tcti.clone()),
-        enrol_token: args.enrol_token.clone(),
+        enrol_token: setup.enrol_token,
         insecure_software_key: args.insecure_software_key_for_development,
     };
+    let spent_code = setup.spent_code;
     let (tx, rx) = unbounded_channel();
     let presses = tx.clone();
     ui::wire_buttons(&window, move |p| {
@@ -146,7 +180,7 @@ fn run(
     });
     let weak = window.as_weak();
     let ctl_tx = tx.clone();
-    let (mqtt_host, mqtt_port) = mqtt_address(&args)?;
+    let (mqtt_host, mqtt_port) = mqtt_address(setup.mqtt.as_ref(), &setup.server)?;
     let reboot_command: Vec<String> =
         args.reboot_command.split_whitespace().map(str::to_string).collect();
     let exit = Arc::new(std::sync::Mutex::new(Exit::Stopped));
@@ -164,6 +198,15 @@ fn run(
                 return;
             }
         };
+        if let Some((path, file)) = spent_code {
+            match file.forget_code(&path) {
+                Ok(()) => tracing::info!(
+                    "enrolled: the spent enrolment code is removed from {}",
+                    path.display()
+                ),
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
         let device_id = identity.credentials.device_id.clone();
         let pinned = match PinnedKey::from_spki_pem(&identity.credentials.signing_key_pem) {
             Ok(pinned) => pinned,
@@ -261,11 +304,112 @@ async fn load_config(
 }
 
 /// The broker: `--mqtt`, or the server's host on port 8883.
-fn mqtt_address(args: &Args) -> anyhow::Result<(String, u16)> {
-    let mqtt = args.mqtt.as_ref().unwrap_or(&args.server);
-    let host = mqtt.host_str().context("the server URL has no host")?.to_string();
-    let port = if args.mqtt.is_some() { mqtt.port().unwrap_or(8883) } else { 8883 };
+fn mqtt_address(mqtt: Option<&url::Url>, server: &url::Url) -> anyhow::Result<(String, u16)> {
+    let url = mqtt.unwrap_or(server);
+    let host = url.host_str().context("the server URL has no host")?.to_string();
+    let port = if mqtt.is_some() { url.port().unwrap_or(8883) } else { 8883 };
     Ok((host, port))
+}
+
+/// What the kiosk runs with: the command line's options, else the provisioning file's.
+struct Setup {
+    server: url::Url,
+    mqtt: Option<url::Url>,
+    ca_pem: Vec<u8>,
+    enrol_token: Option<String>,
+    profile: Profile,
+    /// The provisioning file while it holds an enrolment code, to forget once enrolled.
+    spent_code: Option<(PathBuf, Provisioning)>,
+}
+
+/// Why the kiosk cannot start: never set up, or something named is wrong.
+enum Unready {
+    NotSetUp,
+    Problem(String),
+}
+
+fn setup(args: &Args) -> Result<Setup, Unready> {
+    let file = match &args.provisioning {
+        Some(path) => Provisioning::load(path).map_err(|e| Unready::Problem(e.to_string()))?,
+        None => None,
+    };
+    let file = file.map(|f| (args.provisioning.clone().unwrap_or_default(), f));
+    let from_file = file.as_ref().map(|(_, f)| f);
+    let server = match (&args.server, from_file) {
+        (Some(server), _) => server.clone(),
+        (None, Some(f)) => f.server.clone(),
+        (None, None) if args.provisioning.is_some() => return Err(Unready::NotSetUp),
+        (None, None) => {
+            return Err(Unready::Problem(
+                "no fleet server: pass --server, or --provisioning with a provisioning file".into(),
+            ));
+        }
+    };
+    let ca_pem = match (&args.ca, from_file) {
+        (Some(path), _) => std::fs::read(path).map_err(|e| {
+            Unready::Problem(format!("cannot read the fleet CA {}: {e}", path.display()))
+        })?,
+        (None, Some(f)) => f.fleet_ca.clone().into_bytes(),
+        (None, None) => return Err(Unready::Problem("no fleet CA: pass --ca".into())),
+    };
+    let profile_path = match (&args.profile, from_file) {
+        (Some(path), _) => path.clone(),
+        (None, Some(f)) => f.profile_path(&args.profile_dir),
+        (None, None) => return Err(Unready::Problem("no hardware profile: pass --profile".into())),
+    };
+    let profile = Profile::load(&profile_path).map_err(|e| Unready::Problem(e.to_string()))?;
+    let enrol_token =
+        args.enrol_token.clone().or_else(|| from_file.and_then(|f| f.enrol_code.clone()));
+    let mqtt = args.mqtt.clone().or_else(|| from_file.and_then(|f| f.mqtt.clone()));
+    let spent_code = file.filter(|(_, f)| f.enrol_code.is_some());
+    Ok(Setup { server, mqtt, ca_pem, enrol_token, profile, spent_code })
+}
+
+/// Installs the screen: the panel through DRM/KMS and libinput, or memory with `--headless`.
+/// The panel's rotation comes from the hardware profile.
+fn open_display(headless: bool, display: &telekiosk::profile::Display) -> anyhow::Result<()> {
+    if headless {
+        return headless::install(display.width, display.height)
+            .context("cannot start the headless screen");
+    }
+    if display.rotation != 0 {
+        // SAFETY: no other thread exists yet (the async runtime, GStreamer and the control
+        // reader start after this), so nothing reads or writes the environment concurrently;
+        // Slint's KMS backend reads it when it creates the window.
+        unsafe { std::env::set_var("SLINT_KMS_ROTATION", display.rotation.to_string()) };
+    }
+    slint::BackendSelector::new()
+        .backend_name("linuxkms".into())
+        .renderer_name("software".into())
+        .select()
+        .map_err(|e| anyhow::anyhow!("the display system cannot start: {e}"))
+}
+
+/// The plain error when no screen can be opened (systemd restarts the kiosk).
+fn no_display(headless: bool, e: slint::PlatformError) -> anyhow::Error {
+    if headless {
+        anyhow::anyhow!("cannot create the kiosk window: {e}")
+    } else {
+        anyhow::anyhow!(
+            "no display could be opened ({e}): check that the panel is connected and that \
+             /dev/dri/card0 exists and is usable by this user (group video/render)"
+        )
+    }
+}
+
+/// Before the controller runs (setting up, not set up, out of service) the UI thread tells
+/// systemd the kiosk is up and pings its watchdog; the controller's loop takes over once it
+/// runs, so a hung controller is still restarted.
+fn standby_watchdog() -> Option<slint::Timer> {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    sd_notify::watchdog_enabled()?;
+    let timer = slint::Timer::default();
+    timer.start(slint::TimerMode::Repeated, std::time::Duration::from_millis(500), || {
+        if !telekiosk::app::controller_pings_watchdog() {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        }
+    });
+    Some(timer)
 }
 
 /// Shows "This kiosk needs service" with the reason, and says so on stdout.

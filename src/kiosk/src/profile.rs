@@ -142,6 +142,17 @@ pub struct Display {
     pub height: u32,
     /// Physical pixel density, used to keep touch targets at least 15 mm.
     pub px_per_mm: f32,
+    /// How the panel is mounted: 0, 90, 180 or 270 degrees (clockwise) of rotation.
+    #[serde(default)]
+    pub rotation: u16,
+}
+
+impl Display {
+    /// The screen before a profile is known (a kiosk not set up yet): on the panel the real
+    /// mode is the display's own; this size is used only with `--headless`.
+    pub fn fallback() -> Self {
+        Display { width: 1280, height: 800, px_per_mm: 5.9, rotation: 0 }
+    }
 }
 
 /// Where the TPM is reached (used from the device-identity work on).
@@ -189,6 +200,9 @@ impl Profile {
         let d = &self.display;
         if d.width < 320 || d.height < 240 || !(1.0..=40.0).contains(&d.px_per_mm) {
             return Err("display must be at least 320x240 with px_per_mm in 1..40".into());
+        }
+        if ![0, 90, 180, 270].contains(&d.rotation) {
+            return Err(format!("display.rotation {} must be 0, 90, 180 or 270", d.rotation));
         }
         // No element that could write visit media anywhere (a file, the network, the log).
         writers::check_description("video.source", &v.source)?;

@@ -74,6 +74,14 @@ pub enum Exit {
 /// Exit code after RestartApp; the systemd unit restarts the kiosk on it (EX_TEMPFAIL).
 pub const RESTART_EXIT_CODE: u8 = 75;
 
+/// Set once the controller's loop runs and pings systemd's watchdog itself.
+static CONTROLLER_PINGS: AtomicBool = AtomicBool::new(false);
+
+/// Whether the controller's loop pings the watchdog (until then the UI thread does).
+pub fn controller_pings_watchdog() -> bool {
+    CONTROLLER_PINGS.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// The fleet side of the kiosk: who it is, whose signatures it trusts, where config and command
 /// ids are kept, and the process-wide knobs a config turns.
 pub struct Agent {
@@ -207,6 +215,7 @@ impl Controller {
             self.refresh(&mut run);
             if !ready {
                 ready = true;
+                CONTROLLER_PINGS.store(true, std::sync::atomic::Ordering::Release);
                 if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
                     tracing::warn!("cannot tell systemd the kiosk is ready: {e}");
                 }

@@ -108,6 +108,14 @@ pub fn show_out_of_service(window: &KioskWindow, message: &str) {
     api.set_message(message.into());
 }
 
+/// Shows "This kiosk is not set up yet" with what to do (no provisioning file).
+pub fn show_not_set_up(window: &KioskWindow, message: &str) {
+    VIDEO_ON_SCREEN.store(false, Ordering::Release);
+    let api = window.global::<Api>();
+    api.set_screen(Screen::NotSetUp);
+    api.set_message(message.into());
+}
+
 /// Sets the clinic and room names shown on every screen.
 pub fn set_names(window: &KioskWindow, clinic: &str, room: &str) {
     let api = window.global::<Api>();
