@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     }
     let logs = telekiosk::logs::init();
     match std::env::var("ORC_CODE") {
-        Ok(code) if orc.is_some() => {
+        Ok(code) if orc.is_some() || code == telekiosk::hardening::ORC_CODE => {
             tracing::info!(%code, "GStreamer's ORC runs its C backups: no JIT code file is written")
         }
         Ok(code) => tracing::warn!(%code, "ORC_CODE set by the environment, not by the kiosk"),

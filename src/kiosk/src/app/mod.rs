@@ -427,6 +427,9 @@ impl Controller {
             "remote_audio_buffers": s.remote_audio_buffers,
             "local_video_frames": s.local_video_frames,
         });
+        if let Some(kib) = telemetry::rss_kib() {
+            line["rss_kib"] = kib.into();
+        }
         if let Some(q) = call.quality() {
             run.condition.level = Some(q.level());
             run.network = Some(telemetry::worst_of(run.network.take(), &q));

@@ -1,0 +1,168 @@
+// The appliance, end to end: the disk image built from this repository (image/build) boots in
+// qemu (image/boot: UEFI, systemd-boot, swtpm as the guest's TPM 2.0, std VGA, a USB tablet as
+// the touchscreen). A provisioning file on its ESP points it at fleetd on this machine's
+// non-loopback address; it enrols (qemu is killed once mid-enrolment, as a power cut would, and
+// the next boot carries on), an admin approves it, a tap through QMP presses Join, a headless
+// Chromium clinician joins, and media flows both ways. QMP screendumps of the panel are kept in
+// artifacts/e2e/ (appliance-idle.png, appliance-call.png). Every step prints its time.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  ARTIFACTS, BIN, BUTTONS, Child, ROOT, consoleInbound, fleetdJson, requireParts, signIn, startBrowser, startFleetd,
+  waitFor,
+} from './harness.mjs';
+import { Qmp, region } from './qmp.mjs';
+
+const USER = 'dr-appliance';
+const PASSWORD = 'correct horse battery staple';
+const CACHE = path.join(os.homedir(), '.cache/telekiosk-image');
+const IMAGE = path.join(CACHE, 'e2e.img');
+const RUN = path.join(CACHE, 'e2e-run');
+const [W, H] = [1280, 800]; // the VM's panel (image/boot's VGA mode)
+const TCG = 8; // timeouts scale: a VM without KVM is this much slower than the host
+
+/** This machine's first non-loopback IPv4 address: where the guest reaches fleetd. */
+function hostAddress() {
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs || []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  throw new Error('this machine has no non-loopback IPv4 address for the guest to reach fleetd on');
+}
+
+/** The kiosk's status lines: its stdout goes to the console too (the unit), i.e. the serial port. */
+function kioskEvents(kind) {
+  if (!fs.existsSync(path.join(RUN, 'serial.log'))) return [];
+  return fs.readFileSync(path.join(RUN, 'serial.log'), 'utf8').split('\n')
+    .filter((l) => l.includes('{"event":'))
+    .map((l) => { try { return JSON.parse(l.slice(l.indexOf('{"event":'))); } catch { return null; } })
+    .filter((e) => e && e.event === kind);
+}
+const screen = () => kioskEvents('screen').slice(-1)[0]?.screen;
+const kioskStats = () => kioskEvents('stats').slice(-1)[0] || { remote_video_frames: 0 };
+
+function timed(what, t0) {
+  const s = ((Date.now() - t0) / 1000).toFixed(1);
+  console.log(`MEASURED appliance ${what}: ${s} s`);
+  return Number(s);
+}
+
+describe('the appliance image boots in a VM, enrols and holds a visit', () => {
+  let fleetd; let vm; let qmp; let browser; let page; let deviceId; let bootStart;
+
+  async function boot(name, extra = []) {
+    vm = new Child(name, 'bash', [path.join(ROOT, 'image/boot'), IMAGE, '--dir', RUN, ...extra]);
+    bootStart = Date.now();
+    await waitFor('the VM\'s QMP socket', () => vm.exitedNow() ? 'exited' : fs.existsSync(path.join(RUN, 'qmp.sock')), 60000);
+    if (vm.exitedNow()) throw new Error(`image/boot exited: ${vm.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+    qmp = await Qmp.connect(path.join(RUN, 'qmp.sock'));
+  }
+
+  async function powerCut() {
+    qmp.close();
+    vm.proc.kill('SIGKILL');
+    await vm.exited;
+  }
+
+  before(async () => {
+    requireParts();
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    let t0 = Date.now();
+    execFileSync('bash', [path.join(ROOT, 'image/build'), '--binary', path.join(BIN, 'telekiosk'), '--out', IMAGE],
+      { stdio: ['ignore', 'inherit', 'inherit'] });
+    timed('image build', t0);
+    const address = hostAddress();
+    fleetd = await startFleetd(USER, PASSWORD, { listen: '0.0.0.0', host: address, args: ['--public-name', address] });
+    const { token } = fleetdJson(fleetd, 'device', 'enrol-token', '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2');
+    const provision = path.join(CACHE, 'e2e-provision.toml');
+    fs.writeFileSync(provision, [
+      `server = "https://${address}:${fleetd.web}/"`,
+      `mqtt = "mqtts://${address}:${fleetd.mqtt}"`,
+      `fleet_ca = """${fs.readFileSync(fleetd.ca, 'utf8')}"""`,
+      `enrol_code = "${token}"`,
+      'profile = "qemu"', ''].join('\n'));
+    execFileSync('bash', [path.join(ROOT, 'image/provision'), IMAGE, provision], { stdio: ['ignore', 'inherit', 'inherit'] });
+    fs.rmSync(RUN, { recursive: true, force: true });
+    t0 = Date.now();
+    await boot('vm-first-boot');
+  });
+
+  after(async () => {
+    await browser?.close();
+    qmp?.close();
+    await vm?.stop();
+    await fleetd?.stop();
+  });
+
+  it('a power cut during first-boot enrolment: the next boot carries on and enrols', async () => {
+    const pending = await waitFor('the kiosk asking to enrol (a pending device in fleetd)', () => {
+      if (vm.exitedNow()) throw new Error('the VM stopped');
+      return fleetdJson(fleetd, 'device', 'list').find((d) => d.status === 'pending');
+    }, 60000 * TCG / 2, 1000);
+    timed('boot → enrolment request (TCG)', bootStart);
+    await powerCut();
+    await boot('vm-second-boot', ['--resume']);
+    fleetdJson(fleetd, 'device', 'approve', pending.id);
+    deviceId = pending.id;
+    await waitFor('the kiosk online with fleetd after approval', () =>
+      fleetdJson(fleetd, 'device', 'list').find((d) => d.id === deviceId && d.state?.presence === 'online'), 60000 * TCG / 2, 1000);
+    timed('second boot → enrolled and online (TCG)', bootStart);
+    const devices = fleetdJson(fleetd, 'device', 'list');
+    assert.equal(devices.length, 1, 'one kiosk, enrolled once');
+  });
+
+  it('the panel shows the idle screen, drawn through DRM/KMS', async () => {
+    await waitFor(`the kiosk's idle screen (now ${screen()})`, () => screen() === 'idle', 30000 * TCG, 1000);
+    timed('second boot → kiosk ready on its panel (TCG)', bootStart);
+    await new Promise((r) => setTimeout(r, 2000));
+    const shot = await qmp.screen(path.join(RUN, 'idle.ppm'), path.join(ARTIFACTS, 'appliance-idle.png'));
+    assert.deepEqual([shot.width, shot.height], [W, H], 'the panel runs at the profile\'s size');
+    // The Join button is drawn where the dev profile's screens put it: not the page's background.
+    const join = region(shot, BUTTONS.join[0] - 40, BUTTONS.join[1] - 10, BUTTONS.join[0] + 40, BUTTONS.join[1] + 10);
+    const page0 = region(shot, 10, 300, 90, 380);
+    assert.ok(join.colours >= 1 && page0.colours >= 1);
+    assert.ok(region(shot, 0, 0, W, H).colours > 10, 'the screen is not blank');
+  });
+
+  it('Join tapped on the touchscreen; a Chromium clinician joins; media flows both ways', async () => {
+    browser = await startBrowser();
+    page = await signIn(browser, fleetd, USER, PASSWORD);
+    await qmp.tap(...BUTTONS.join, W, H);
+    const tapped = Date.now();
+    await waitFor(`the kiosk waiting (now ${screen()})`, () => screen() === 'waiting', 20000 * TCG / 2, 500);
+    const join = page.locator('button.join').first();
+    await join.waitFor({ state: 'visible', timeout: 30000 });
+    await join.click();
+    await waitFor(`the kiosk in the call (now ${screen()})`, () => screen() === 'in_call', 30000 * TCG / 2, 500);
+    const firstFrame = await waitFor('the clinician\'s first frame of the kiosk video', async () =>
+      (await consoleInbound(page)).framesDecoded > 0, 60000 * TCG / 2, 250);
+    assert.ok(firstFrame);
+    timed('Join → clinician\'s first frame (TCG)', tapped);
+    await waitFor('the kiosk\'s first frame of the clinician video', () => kioskEvents('first_remote_frame').length > 0,
+      60000 * TCG / 2, 500);
+    timed('Join → kiosk\'s first frame of the clinician (TCG)', tapped);
+    const before = await consoleInbound(page);
+    const kioskBefore = kioskStats().remote_video_frames;
+    await new Promise((r) => setTimeout(r, 15000));
+    const now = await consoleInbound(page);
+    const kioskNow = kioskStats();
+    console.log(`MEASURED appliance 15 s of call: console decoded ${now.framesDecoded - before.framesDecoded} frames, `
+      + `${now.audioPackets - before.audioPackets} audio packets; kiosk decoded `
+      + `${kioskNow.remote_video_frames - kioskBefore} video frames, rss ${kioskNow.rss_kib ?? '?'} KiB`);
+    assert.ok(now.framesDecoded - before.framesDecoded >= 15, 'the clinician sees the kiosk\'s video');
+    assert.ok(now.audioPackets - before.audioPackets >= 100, 'the clinician hears the kiosk');
+    assert.ok(kioskNow.remote_video_frames - kioskBefore >= 10, 'the kiosk shows the clinician\'s video');
+    assert.ok(kioskNow.remote_audio_buffers > 0, 'the kiosk plays the clinician\'s audio');
+    // The call screen on the panel: the clinician's picture fills it, so it is not uniform.
+    const shot = await qmp.screen(path.join(RUN, 'call.ppm'), path.join(ARTIFACTS, 'appliance-call.png'));
+    // (Chromium's fake camera draws flat colours: a few colours, far apart in brightness.)
+    const video = region(shot, 240, 120, 940, 600);
+    assert.ok(video.colours >= 3 && video.spread > 40, `the clinician's video area is not uniform (${JSON.stringify(video)})`);
+    await page.click('#end');
+    await waitFor(`the kiosk back to idle (now ${screen()})`, () => screen() === 'idle', 30000 * TCG / 2, 500);
+  });
+});
