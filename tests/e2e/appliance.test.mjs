@@ -104,6 +104,7 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
       return fleetdJson(fleetd, 'device', 'list').find((d) => d.status === 'pending');
     }, 60000 * TCG / 2, 1000);
     timed('boot → enrolment request (TCG)', bootStart);
+    const firstSerial = fs.readFileSync(path.join(RUN, 'serial.log'), 'utf8');
     await powerCut();
     await boot('vm-second-boot', ['--resume']);
     fleetdJson(fleetd, 'device', 'approve', pending.id);
@@ -111,6 +112,9 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
     await waitFor('the kiosk online with fleetd after approval', () =>
       fleetdJson(fleetd, 'device', 'list').find((d) => d.id === deviceId && d.state?.presence === 'online'), 60000 * TCG / 2, 1000);
     timed('second boot → enrolled and online (TCG)', bootStart);
+    // The code left the ESP at the first boot and, once used, the state directory too.
+    assert.match(firstSerial, /provisioning file adopted: moved from the ESP/);
+    assert.match(fs.readFileSync(path.join(RUN, 'serial.log'), 'utf8'), /the spent enrolment code is removed from \/var\/lib\/telekiosk\/provision\.toml/);
     const devices = fleetdJson(fleetd, 'device', 'list');
     assert.equal(devices.length, 1, 'one kiosk, enrolled once');
   });

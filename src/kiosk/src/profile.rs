@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn shipped_profiles_parse_and_pass_their_checks() {
-        for name in ["dev", "generic-x86"] {
+        for name in ["dev", "generic-x86", "qemu"] {
             let p = Profile::parse(&shipped(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(p.name, name);
         }
