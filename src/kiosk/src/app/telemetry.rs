@@ -147,6 +147,13 @@ pub(super) fn worst_of(so_far: Option<NetworkQuality>, q: &CallQuality) -> Netwo
     }
 }
 
+/// The kiosk's resident memory (KiB), from `/proc/self/status`; `None` where there is none.
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,11 +250,4 @@ mod tests {
         assert_eq!(v["recent_errors"][0], "WARN telekiosk: x");
         assert_eq!(v["health"]["tpm"], "ok");
     }
-}
-
-/// The kiosk's resident memory (KiB), from `/proc/self/status`; `None` where there is none.
-pub fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
