@@ -12,7 +12,7 @@ use telekiosk_protocol::api::{DeviceConfig, FleetStatus, GroupConfig, NewRollout
 
 use crate::device_cli::{Common, print, unix_user, when};
 use crate::fleet::Fleet;
-use crate::rollout::Admin;
+use crate::rollout::Control;
 use crate::store::{Store, unix_now};
 
 /// `fleetd config` subcommands.
@@ -212,13 +212,13 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
         ConfigCommand::Status { common } => {
             print(common.json, &open(&common.data_dir)?.status()?, print_status)
         }
-        ConfigCommand::Pause { rollout, common } => change(rollout, Admin::Pause, &by, common),
-        ConfigCommand::Resume { rollout, common } => change(rollout, Admin::Resume, &by, common),
-        ConfigCommand::Abort { rollout, common } => change(rollout, Admin::Abort, &by, common),
+        ConfigCommand::Pause { rollout, common } => change(rollout, Control::Pause, &by, common),
+        ConfigCommand::Resume { rollout, common } => change(rollout, Control::Resume, &by, common),
+        ConfigCommand::Abort { rollout, common } => change(rollout, Control::Abort, &by, common),
     }
 }
 
-fn change(id: i64, action: Admin, by: &str, common: Common) -> anyhow::Result<()> {
+fn change(id: i64, action: Control, by: &str, common: Common) -> anyhow::Result<()> {
     let changed = open(&common.data_dir)?.change_rollout(id, action, by, unix_now())?;
     print(common.json, &changed, print_rollout)
 }

@@ -20,7 +20,7 @@ use telekiosk_protocol::api::{DeviceConfig, GroupConfig, NewRollout, RolloutInfo
 use telekiosk_protocol::config::ConfigBody;
 
 use crate::config::{self, ConfigError, Place};
-use crate::rollout::{Admin, Plan, Rollout, RolloutError};
+use crate::rollout::{Control, Plan, Rollout, RolloutError};
 use crate::store::fleet::{self as q, RolloutRow};
 use crate::store::{Store, StoreError, bump};
 
@@ -196,7 +196,7 @@ impl Fleet {
             let previous = q::completed_before(c, group, latest.id)?
                 .ok_or_else(|| FleetError::NoPrevious(group.into()))?;
             if matches!(latest.status.as_str(), "running" | "paused") {
-                change_rollout(c, &latest, Admin::Abort, now)?;
+                change_rollout(c, &latest, Control::Abort, now)?;
                 tracing::info!(target: "fleetd::audit", by, group, rollout = latest.id, version = latest.version, "rollout aborted for a rollback");
             }
             q::set_group_body(c, group, &previous.body, by, now)?;
@@ -210,7 +210,7 @@ impl Fleet {
     pub fn change_rollout(
         &self,
         id: i64,
-        action: Admin,
+        action: Control,
         by: &str,
         now: i64,
     ) -> Result<RolloutInfo, FleetError> {
@@ -221,9 +221,9 @@ impl Fleet {
             Ok::<_, FleetError>(row)
         })?;
         let what = match action {
-            Admin::Pause => "rollout paused",
-            Admin::Resume => "rollout resumed",
-            Admin::Abort => "rollout aborted",
+            Control::Pause => "rollout paused",
+            Control::Resume => "rollout resumed",
+            Control::Abort => "rollout aborted",
         };
         tracing::info!(target: "fleetd::audit", by, group = %row.group, rollout = id, version = row.version, "{what}");
         self.rollout(id)
@@ -328,7 +328,7 @@ fn engine_of(row: &RolloutRow) -> Result<Rollout, FleetError> {
 fn change_rollout(
     c: &Connection,
     row: &RolloutRow,
-    action: Admin,
+    action: Control,
     now: i64,
 ) -> Result<(), FleetError> {
     let mut engine = engine_of(row)?;

@@ -8,11 +8,10 @@ mod broker;
 mod ca;
 mod config;
 mod config_cli;
-mod device_api;
 mod device_cli;
 mod driver;
 mod fleet;
-mod fleet_api;
+mod http;
 mod hub;
 mod mqtt;
 mod pki;
@@ -23,8 +22,6 @@ mod signalling;
 mod signing;
 mod store;
 mod turn;
-mod web;
-mod ws;
 
 use std::io::{BufRead, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -268,15 +265,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (to_fleet, fleet_inbox) = mpsc::channel(8192);
     let (publish_tx, publishes) = mpsc::channel(1024);
     let (connected, connections) = watch::channel(0);
-    let link = mqtt::FleetLink { to_fleet, publishes, connected };
-    let mut mqtt = mqtt::Mqtt::start(settings, hub.clone(), outbox_rx, link);
+    let wiring = mqtt::Wiring { to_fleet, publishes, connected };
+    let mut mqtt = mqtt::Mqtt::start(settings, hub.clone(), outbox_rx, wiring);
     let (driver, driver_tasks) =
         driver::spawn(fleet.clone(), signer, fleet_inbox, publish_tx, connections);
 
     let handle = axum_server::Handle::new();
-    let app = web::app(web::AppState::new(accounts, hub, registry, watcher, fleet, driver));
+    let app = http::app(http::AppState::new(accounts, hub, registry, watcher, fleet, driver));
     let mut web_task =
-        tokio::spawn(web::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
+        tokio::spawn(http::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
 
     let outcome = tokio::select! {
         _ = stop.wait() => Ok(false),

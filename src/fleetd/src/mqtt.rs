@@ -4,7 +4,7 @@
 //! (signalling) and the fleet driver (state, results), publishes the hub's messages on each
 //! kiosk's `visit/in` and the driver's config and commands. Reconnects with backoff and
 //! subscribes again after every ConnAck (a clean session forgets subscriptions), then counts
-//! the connection in [`FleetLink::connected`] so the driver re-sends retained config. Never logs
+//! the connection in [`Wiring::connected`] so the driver re-sends retained config. Never logs
 //! payload contents.
 
 use std::sync::Arc;
@@ -47,9 +47,10 @@ pub enum MqttError {
     Stopped,
 }
 
-/// The fleet driver's side of the client.
+/// How the client is wired to the fleet driver: where kiosk reports go, what to publish, and
+/// the connection count the driver watches.
 #[derive(Debug)]
-pub struct FleetLink {
+pub struct Wiring {
     /// Where kiosk state and command results go.
     pub to_fleet: mpsc::Sender<FromKiosk>,
     /// What to publish (config, retained; commands).
@@ -73,7 +74,7 @@ impl Mqtt {
         settings: MqttSettings,
         hub: HubHandle,
         outbox: mpsc::Receiver<KioskMessage>,
-        fleet: FleetLink,
+        wiring: Wiring,
     ) -> Self {
         let client_id = format!("fleetd-{}", uuid::Uuid::new_v4().simple());
         let mut options = MqttOptions::new(client_id, settings.host.clone(), settings.port);
@@ -90,7 +91,7 @@ impl Mqtt {
         eventloop.set_network_options(network);
         let (ready_tx, subscribed) = watch::channel(false);
         let where_ = format!("{}:{}", settings.host, settings.port);
-        let FleetLink { to_fleet, publishes, connected } = fleet;
+        let Wiring { to_fleet, publishes, connected } = wiring;
         let links = Links { hub, to_fleet, ready: ready_tx, connected };
         let receive = tokio::spawn(receive(eventloop, client.clone(), links, where_));
         let publish = tokio::spawn(publish(client.clone(), outbox));

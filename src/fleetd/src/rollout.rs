@@ -102,7 +102,7 @@ pub enum Effect {
 
 /// An admin's action on a rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admin {
+pub enum Control {
     Pause,
     Resume,
     Abort,
@@ -269,21 +269,21 @@ impl Rollout {
     }
 
     /// Pauses, resumes or aborts. Resuming restarts the current wave's time-out.
-    pub fn admin(&mut self, action: Admin, now: i64) -> Result<(), RolloutError> {
+    pub fn admin(&mut self, action: Control, now: i64) -> Result<(), RolloutError> {
         let status = self.status.as_str();
         let wrong = |wanted, action| RolloutError::WrongStatus { status, wanted, action };
         self.status = match (action, self.status) {
-            (Admin::Pause, RolloutStatus::Running) => RolloutStatus::Paused,
-            (Admin::Pause, _) => return Err(wrong("running", "paused")),
-            (Admin::Resume, RolloutStatus::Paused) => {
+            (Control::Pause, RolloutStatus::Running) => RolloutStatus::Paused,
+            (Control::Pause, _) => return Err(wrong("running", "paused")),
+            (Control::Resume, RolloutStatus::Paused) => {
                 self.wave_started_at = now;
                 RolloutStatus::Running
             }
-            (Admin::Resume, _) => return Err(wrong("paused", "resumed")),
-            (Admin::Abort, RolloutStatus::Running | RolloutStatus::Paused) => {
+            (Control::Resume, _) => return Err(wrong("paused", "resumed")),
+            (Control::Abort, RolloutStatus::Running | RolloutStatus::Paused) => {
                 RolloutStatus::Aborted
             }
-            (Admin::Abort, _) => return Err(wrong("running or paused", "aborted")),
+            (Control::Abort, _) => return Err(wrong("running or paused", "aborted")),
         };
         Ok(())
     }

@@ -7,17 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::sim::{self, Answer};
-use common::{Fleetd, add_user, cli, enrolled_device, http, start, stop};
+use common::{add_user, cli, enrolled_device, http, sign_in, start, stop};
 use serde_json::json;
 use telekiosk_protocol::api::{CommandInfo, CommandStatus, DeviceDetail, FleetDevice};
 use telekiosk_protocol::command::{Command, CommandOutcome};
-
-async fn sign_in(f: &Fleetd, user: &str, password: &str) -> String {
-    let body = json!({ "username": user, "password": password });
-    let res = http(f).post(f.url("/api/login")).json(&body).send().await.unwrap();
-    assert_eq!(res.status().as_u16(), 200, "{user} signs in");
-    res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kiosk_gets_a_signed_identify_command_and_its_result_shows_in_device_show() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Device, Fleetd, Seen, WAIT, add_user, cli, device_key, enrol_token, enrolled_device, mqtt,
-    post_enrol, start, stop, tls,
+    post_enrol, sign_in, start, stop, tls,
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rumqttc::{QoS, SubscribeReasonCode};
@@ -272,14 +272,6 @@ async fn connect_until_settled(f: &Fleetd, device: &Device) -> Result<(), String
             Err(e) => return Err(e),
         }
     }
-}
-
-async fn sign_in(f: &Fleetd, user: &str, password: &str) -> String {
-    let body = json!({ "username": user, "password": password });
-    let res = common::http(f).post(f.url("/api/login")).json(&body).send().await.unwrap();
-    assert_eq!(res.status().as_u16(), 200, "{user} signs in");
-    let cookie = res.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_string()
 }
 
 /// A certificate for `cn` from a CA fleetd has never seen.

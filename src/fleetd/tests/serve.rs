@@ -6,7 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Device, Fleetd, WAIT, add_user, enrolled_device, start, stop, tls};
+use common::{
+    Device, Fleetd, WAIT, add_user, enrolled_device, sign_in, start, stop, tls, try_sign_in,
+};
 use futures_util::{SinkExt, StreamExt};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole};
@@ -55,25 +57,6 @@ async fn publish(client: &AsyncClient, device_id: &str, msg: &KioskToServer) {
         .publish(topics::visit_out(device_id), QoS::AtLeastOnce, false, encode(msg))
         .await
         .unwrap();
-}
-
-/// Signs in over HTTPS and returns the `tk_session=…` cookie pair.
-async fn sign_in(f: &Fleetd, user: &str, password: &str) -> Result<String, (u16, String)> {
-    let res = common::http(f)
-        .post(f.url("/api/login"))
-        .json(&serde_json::json!({ "username": user, "password": password }))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    if status != 200 {
-        return Err((status, res.text().await.unwrap()));
-    }
-    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
-    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
-        assert!(cookie.split("; ").any(|a| a == attribute), "{attribute} missing in {cookie}");
-    }
-    Ok(cookie.split(';').next().unwrap().to_string())
 }
 
 async fn console(f: &Fleetd, cookie: &str) -> Ws {
@@ -125,7 +108,7 @@ async fn a_waiting_kiosk_is_joined_by_one_clinician_and_refused_to_a_second() {
     let device = enrolled_device(&f, "2").await;
     let kiosk_id = device.id.as_str();
 
-    let refused = sign_in(&f, "alice", "wrong-password").await.unwrap_err();
+    let refused = try_sign_in(&f, "alice", "wrong-password").await.unwrap_err();
     assert_eq!(refused, (401, r#"{"error":"Wrong user name or password."}"#.to_string()));
     let ws_url = f.url("/ws");
     assert_eq!(common::http(&f).get(ws_url).send().await.unwrap().status().as_u16(), 401);
@@ -143,10 +126,10 @@ async fn a_waiting_kiosk_is_joined_by_one_clinician_and_refused_to_a_second() {
         ServerToKiosk::Queued { visit_id: "visit-1".into(), ice: Default::default() }
     );
 
-    let mut alice = console(&f, &sign_in(&f, "alice", "alice-password").await.unwrap()).await;
+    let mut alice = console(&f, &sign_in(&f, "alice", "alice-password").await).await;
     let has_visit = |m: &ServerToConsole| matches!(m, ServerToConsole::Queue { waiting } if waiting.iter().any(|w| w.visit_id == "visit-1" && w.device_id == kiosk_id && w.clinic == "North Clinic"));
     until(&mut alice, has_visit).await;
-    let mut bob = console(&f, &sign_in(&f, "bob", "bob-password-1").await.unwrap()).await;
+    let mut bob = console(&f, &sign_in(&f, "bob", "bob-password-1").await).await;
     until(&mut bob, has_visit).await;
 
     send(&mut alice, &ConsoleToServer::Join { visit_id: "visit-1".into() }).await;

@@ -177,22 +177,22 @@ fn pause_stops_new_waves_resume_restarts_the_timeout_and_abort_ends_it() {
     let acked = |_: &str| Some(Seen { config_version: 7, refused: None });
     let mut r = rollout(10, Plan { wave_timeout_secs: 100, ..Plan::default() });
     r.step(|_| None, 0);
-    r.admin(Admin::Pause, 5).unwrap();
+    r.admin(Control::Pause, 5).unwrap();
     assert_eq!(r.step(acked, 10), vec![], "no wave starts while paused");
     assert_eq!(r.step(|_| None, 500), vec![], "no time-out while paused");
     assert_eq!(r.waves()[0].acked, 1, "acknowledgements still count");
     assert_eq!(
-        r.admin(Admin::Pause, 6),
+        r.admin(Control::Pause, 6),
         Err(RolloutError::WrongStatus { status: "paused", wanted: "running", action: "paused" })
     );
-    r.admin(Admin::Resume, 600).unwrap();
+    r.admin(Control::Resume, 600).unwrap();
     assert!(matches!(&r.step(acked, 601)[..], [Effect::Publish { wave: 2, .. }]));
     assert_eq!(r.wave_started_at, 601);
-    r.admin(Admin::Abort, 602).unwrap();
+    r.admin(Control::Abort, 602).unwrap();
     assert_eq!(r.status, RolloutStatus::Aborted);
     assert_eq!(r.step(acked, 700), vec![], "an aborted rollout sends nothing");
-    assert!(r.admin(Admin::Resume, 701).is_err());
-    assert!(r.admin(Admin::Abort, 701).is_err());
+    assert!(r.admin(Control::Resume, 701).is_err());
+    assert!(r.admin(Control::Abort, 701).is_err());
 }
 
 #[test]

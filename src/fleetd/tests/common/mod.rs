@@ -324,3 +324,27 @@ pub async fn mqtt(f: &Fleetd, tls: rustls::ClientConfig, client_id: &str) -> Res
     });
     Ok(Mqtt { client, seen })
 }
+
+/// Signs in over HTTPS and returns the `tk_session=…` cookie pair, checking the cookie's
+/// attributes; or the refusal's status and body.
+pub async fn try_sign_in(f: &Fleetd, user: &str, password: &str) -> Result<String, (u16, String)> {
+    let body = serde_json::json!({ "username": user, "password": password });
+    let res = http(f).post(f.url("/api/login")).json(&body).send().await.unwrap();
+    let status = res.status().as_u16();
+    if status != 200 {
+        return Err((status, res.text().await.unwrap()));
+    }
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.split("; ").any(|a| a == attribute), "{attribute} missing in {cookie}");
+    }
+    Ok(cookie.split(';').next().unwrap().to_string())
+}
+
+/// Signs in over HTTPS and returns the `tk_session=…` cookie pair; panics if refused.
+pub async fn sign_in(f: &Fleetd, user: &str, password: &str) -> String {
+    match try_sign_in(f, user, password).await {
+        Ok(cookie) => cookie,
+        Err((status, body)) => panic!("{user} cannot sign in: {status} {body}"),
+    }
+}

@@ -9,18 +9,19 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::CookieJar;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole};
 use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
 use telekiosk_protocol::{DecodeError, decode, encode};
 use tokio::sync::mpsc;
 
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::SignedIn;
 use crate::accounts::User;
 use crate::hub::{CONSOLE_QUEUE, HubMsg};
 use crate::signalling::Input;
-use crate::web::{AppState, api_error};
 
 /// How often the socket is pinged and its session checked.
 const TICK: Duration = Duration::from_secs(20);
@@ -30,19 +31,16 @@ const SESSION_ENDED: u16 = 4401;
 /// `GET /ws`: 401 without a live session, 403 from another origin, else a console connection.
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
-    jar: CookieJar,
+    SignedIn { user, token }: SignedIn,
     headers: HeaderMap,
     uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let Some((user, token)) = state.user(&jar) else {
-        return api_error(StatusCode::UNAUTHORIZED, "Not signed in.");
-    };
+) -> ApiResult<Response> {
     if !same_origin(&headers, &uri) {
         tracing::warn!(target: "fleetd::audit", user = %user.username, "console connection from another origin refused");
-        return api_error(StatusCode::FORBIDDEN, "Cross-origin connections are not allowed.");
+        return Err(ApiError::CrossOrigin);
     }
-    match ws {
+    Ok(match ws {
         // Room above the protocol limit so the decoder, not the socket, refuses oversized
         // messages, with an error the console can show.
         Ok(ws) => ws
@@ -50,7 +48,7 @@ pub async fn upgrade(
             .max_frame_size(2 * MAX_MESSAGE_BYTES)
             .on_upgrade(move |socket| run(socket, state, user, token)),
         Err(rejection) => rejection.into_response(),
-    }
+    })
 }
 
 /// Browsers always send `Origin` on a WebSocket upgrade; it must be this server. Clients that
@@ -78,7 +76,7 @@ async fn run(mut socket: WebSocket, state: Arc<AppState>, user: User, token: Str
             frame = socket.recv() => {
                 let msg: Result<ConsoleToServer, DecodeError> = match frame {
                     Some(Ok(Message::Text(text))) => {
-                        if state.accounts.session(&token, Instant::now()).is_none() {
+                        if !in_session(&state, &token).await {
                             close(&mut socket).await;
                             break "session ended";
                         }
@@ -115,7 +113,7 @@ async fn run(mut socket: WebSocket, state: Arc<AppState>, user: User, token: Str
                 // time-out applies and an expired session closes the console.
                 let now = Instant::now();
                 let live = if in_call {
-                    state.accounts.session(&token, now).is_some()
+                    in_session(&state, &token).await
                 } else {
                     state.accounts.is_live(&token, now)
                 };
@@ -132,6 +130,14 @@ async fn run(mut socket: WebSocket, state: Arc<AppState>, user: User, token: Str
     let _ = hub.send(HubMsg::Input(Input::ConsoleDisconnected { conn })).await;
     // The router writes the audit line; this one only says why the socket closed.
     tracing::debug!(user = %user.username, conn = conn.0, "console socket closed: {why}");
+}
+
+/// Whether `token`'s session is live, counting this as use.
+async fn in_session(state: &Arc<AppState>, token: &str) -> bool {
+    let token = token.to_string();
+    let live =
+        state.blocking(move |s| Ok::<_, ApiError>(s.accounts.session(&token, Instant::now())));
+    live.await.is_ok_and(|user| user.is_some())
 }
 
 async fn close(socket: &mut WebSocket) {

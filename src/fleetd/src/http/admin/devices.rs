@@ -1,0 +1,65 @@
+//! Device administration: enrolment codes, the device list, approval and revocation
+//! (`/api/devices…`). Never logs a token or a certificate.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use telekiosk_protocol::api::{DeviceInfo, EnrolToken, NewEnrolToken};
+
+use crate::http::AppState;
+use crate::http::error::ApiResult;
+use crate::http::extract::{AdminUser, Valid};
+use crate::store::unix_now;
+
+/// The device administration routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/devices", get(list))
+        .route("/api/devices/tokens", post(create_token))
+        .route("/api/devices/{id}", get(show))
+        .route("/api/devices/{id}/approve", post(approve))
+        .route("/api/devices/{id}/revoke", post(revoke))
+}
+
+async fn create_token(
+    State(state): State<Arc<AppState>>,
+    AdminUser(user): AdminUser,
+    Valid(req): Valid<NewEnrolToken>,
+) -> ApiResult<(StatusCode, Json<EnrolToken>)> {
+    let token =
+        state.blocking(move |s| s.registry.create_token(&req, &user.username, unix_now())).await?;
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<DeviceInfo>>> {
+    state.blocking(|s| s.registry.list()).await.map(Json)
+}
+
+async fn show(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceInfo>> {
+    state.blocking(move |s| s.registry.show(&id)).await.map(Json)
+}
+
+async fn approve(
+    State(state): State<Arc<AppState>>,
+    AdminUser(user): AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceInfo>> {
+    state.blocking(move |s| s.registry.approve(&id, &user.username, unix_now())).await.map(Json)
+}
+
+async fn revoke(
+    State(state): State<Arc<AppState>>,
+    AdminUser(user): AdminUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceInfo>> {
+    let device =
+        state.blocking(move |s| s.registry.revoke(&id, &user.username, unix_now())).await?;
+    state.revocation.poke();
+    Ok(Json(device))
+}

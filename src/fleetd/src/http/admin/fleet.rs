@@ -1,0 +1,142 @@
+//! Fleet administration: device state and commands, group config and overrides, rollouts
+//! (`/api/admin/…`, and `/api/devices/{id}/commands`). Bodies are the protocol's `api` types;
+//! a config refusal names the field and its allowed range. Never logs config contents.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use telekiosk_protocol::api::{
+    CommandInfo, ConfigDraft, DeviceConfig, DeviceDetail, FleetDevice, GroupConfig, GroupInfo,
+    NewCommand, NewRollout, RolloutInfo,
+};
+
+use crate::fleet::FleetError;
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{AdminUser, Valid};
+use crate::rollout::Control;
+use crate::store::unix_now;
+
+/// The fleet administration routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/admin/fleet", get(fleet))
+        .route("/api/admin/groups", get(groups))
+        .route("/api/admin/devices/{id}", get(device))
+        .route("/api/devices/{id}/commands", post(new_command))
+        .route("/api/admin/commands/{id}", get(command))
+        .route("/api/admin/config/groups/{group}", get(group_config).put(set_group_config))
+        .route("/api/admin/config/devices/{id}", get(device_config).put(set_device_config))
+        .route("/api/admin/rollouts", get(rollouts).post(start_rollout))
+        .route("/api/admin/rollouts/{id}", get(rollout))
+        .route("/api/admin/rollouts/{id}/{action}", post(change_rollout))
+        .route("/api/admin/rollback", post(rollback))
+}
+
+type S = State<Arc<AppState>>;
+
+async fn fleet(State(s): S) -> ApiResult<Json<Vec<FleetDevice>>> {
+    s.blocking(|s| s.fleet.fleet()).await.map(Json)
+}
+
+async fn groups(State(s): S) -> ApiResult<Json<Vec<GroupInfo>>> {
+    s.blocking(|s| s.fleet.groups()).await.map(Json)
+}
+
+async fn device(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceDetail>> {
+    s.blocking(move |s| s.fleet.device_detail(&id)).await.map(Json)
+}
+
+async fn new_command(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Path(id): Path<String>,
+    Valid(req): Valid<NewCommand>,
+) -> ApiResult<(StatusCode, Json<CommandInfo>)> {
+    let res = s.blocking(move |s| s.fleet.new_command(&id, req.command, &u.username, unix_now()));
+    let res = res.await;
+    s.driver.poke();
+    Ok((StatusCode::CREATED, Json(res?)))
+}
+
+async fn command(State(s): S, Path(id): Path<String>) -> ApiResult<Json<CommandInfo>> {
+    s.blocking(move |s| s.fleet.command(&id)?.ok_or(FleetError::NoSuchCommand(id))).await.map(Json)
+}
+
+async fn group_config(State(s): S, Path(group): Path<String>) -> ApiResult<Json<GroupConfig>> {
+    s.blocking(move |s| s.fleet.group_config(&group)).await.map(Json)
+}
+
+async fn set_group_config(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Path(group): Path<String>,
+    Valid(draft): Valid<ConfigDraft>,
+) -> ApiResult<Json<GroupConfig>> {
+    s.blocking(move |s| s.fleet.set_group_config(&group, draft.body, &u.username, unix_now()))
+        .await
+        .map(Json)
+}
+
+async fn device_config(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceConfig>> {
+    s.blocking(move |s| s.fleet.device_config(&id)).await.map(Json)
+}
+
+async fn set_device_config(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Path(id): Path<String>,
+    Valid(draft): Valid<ConfigDraft>,
+) -> ApiResult<Json<DeviceConfig>> {
+    s.blocking(move |s| s.fleet.set_device_override(&id, draft.body, &u.username, unix_now()))
+        .await
+        .map(Json)
+}
+
+async fn rollouts(State(s): S) -> ApiResult<Json<Vec<RolloutInfo>>> {
+    s.blocking(|s| s.fleet.rollouts(None, 100)).await.map(Json)
+}
+
+async fn rollout(State(s): S, Path(id): Path<i64>) -> ApiResult<Json<RolloutInfo>> {
+    s.blocking(move |s| s.fleet.rollout(id)).await.map(Json)
+}
+
+async fn start_rollout(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Valid(req): Valid<NewRollout>,
+) -> ApiResult<(StatusCode, Json<RolloutInfo>)> {
+    let res = s.blocking(move |s| s.fleet.start_rollout(&req, &u.username, unix_now())).await;
+    s.driver.poke();
+    Ok((StatusCode::CREATED, Json(res?)))
+}
+
+async fn rollback(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Valid(req): Valid<NewRollout>,
+) -> ApiResult<(StatusCode, Json<RolloutInfo>)> {
+    let res = s.blocking(move |s| s.fleet.rollback(&req, &u.username, unix_now())).await;
+    s.driver.poke();
+    Ok((StatusCode::CREATED, Json(res?)))
+}
+
+async fn change_rollout(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Path((id, action)): Path<(i64, String)>,
+) -> ApiResult<Json<RolloutInfo>> {
+    let action = match action.as_str() {
+        "pause" => Control::Pause,
+        "resume" => Control::Resume,
+        "abort" => Control::Abort,
+        _ => return Err(ApiError::NotFound("Use pause, resume or abort.".into())),
+    };
+    let res = s.blocking(move |s| s.fleet.change_rollout(id, action, &u.username, unix_now()));
+    let res = res.await;
+    s.driver.poke();
+    res.map(Json)
+}

@@ -1,0 +1,22 @@
+//! The administration API (admins only): devices and enrolment codes ([`devices`]), and fleet
+//! state, commands, config and rollouts ([`fleet`]). Every route here is behind one
+//! [`AdminUser`] check, applied to the group as a layer, so no handler repeats it and a new
+//! route cannot skip it.
+
+mod devices;
+mod fleet;
+
+use std::sync::Arc;
+
+use axum::{Router, middleware};
+
+use super::AppState;
+use super::extract::AdminUser;
+
+/// The admin routes, each checked for an admin before it runs.
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .merge(devices::routes())
+        .merge(fleet::routes())
+        .route_layer(middleware::from_extractor_with_state::<AdminUser, _>(state))
+}

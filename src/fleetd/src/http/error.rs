@@ -1,0 +1,224 @@
+//! Every refusal the HTTPS API sends: one [`ApiError`], one status table ([`ApiError::status`])
+//! and one wording rule (a sentence: capital first letter, final full stop). A domain error the
+//! sender can act on keeps its own words; a server fault is logged here and answered with a
+//! plain "not possible right now" that shows nothing of it.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use telekiosk_protocol::api;
+
+use crate::accounts::AccountsError;
+use crate::fleet::FleetError;
+use crate::registry::{EnrolError, RegistryError};
+use crate::store::StoreError;
+
+/// What a handler returns.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A refused request, sent as `{"error": "..."}` ([`api::ApiError`]).
+#[derive(Debug)]
+pub enum ApiError {
+    /// No live session behind the request's cookie.
+    NotSignedIn,
+    /// Signed in, but the route is for admins.
+    NotAdmin,
+    /// Sign-in with a wrong user name or password.
+    WrongCredentials,
+    /// A console connection from a page of another origin.
+    CrossOrigin,
+    /// A body not declared as JSON; the shape to send instead.
+    NotJson(&'static str),
+    /// A JSON body that breaks the message's limits: the shape to send, and why.
+    BadBody { shape: &'static str, reason: String },
+    /// The request is wrong: the domain's words.
+    Invalid(String),
+    /// The credential in the body does not work: the domain's words.
+    Unauthorized(String),
+    /// The thing may not be done at all: the domain's words.
+    Forbidden(String),
+    /// There is no such thing: the domain's words.
+    NotFound(String),
+    /// Not in the present state: the domain's words.
+    Conflict(String),
+    /// fleetd is stopping.
+    ShuttingDown,
+    /// A server fault, already logged: what was not possible (shown without the fault).
+    Fault(Fault),
+}
+
+/// What a server fault stopped, which decides what the sender is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Signing in.
+    SignIn,
+    /// A kiosk's enrolment.
+    Enrolment,
+    /// Anything else (administration, console connections).
+    Other,
+}
+
+impl ApiError {
+    /// The one status table.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotSignedIn | Self::WrongCredentials | Self::Unauthorized(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::NotAdmin | Self::CrossOrigin | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BadBody { .. } | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Fault(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the sender is told, as one sentence.
+    pub fn message(&self) -> String {
+        let text = match self {
+            Self::NotSignedIn => "Not signed in.".to_string(),
+            Self::NotAdmin => "Only an admin can do that.".to_string(),
+            Self::WrongCredentials => "Wrong user name or password.".to_string(),
+            Self::CrossOrigin => "Cross-origin connections are not allowed.".to_string(),
+            Self::NotJson(shape) => {
+                format!("Send {shape} as JSON (Content-Type: application/json).")
+            }
+            Self::BadBody { shape, reason } => format!("Send {shape} as JSON: {reason}."),
+            Self::Invalid(m)
+            | Self::Unauthorized(m)
+            | Self::Forbidden(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m) => m.clone(),
+            Self::ShuttingDown => "fleetd is shutting down.".to_string(),
+            Self::Fault(Fault::SignIn) => "Signing in is not possible right now.".to_string(),
+            Self::Fault(Fault::Enrolment) => {
+                "Enrolment is not possible right now; try again in a few minutes.".to_string()
+            }
+            Self::Fault(Fault::Other) => {
+                "That is not possible right now; see fleetd's log.".to_string()
+            }
+        };
+        sentence(text)
+    }
+
+    /// A server fault: logs `error` (never sent) and answers with what `fault` stopped.
+    pub fn fault(fault: Fault, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!("{} failed: {error}", fault.doing());
+        Self::Fault(fault)
+    }
+}
+
+impl Fault {
+    fn doing(self) -> &'static str {
+        match self {
+            Self::SignIn => "sign-in",
+            Self::Enrolment => "enrolment",
+            Self::Other => "administration",
+        }
+    }
+}
+
+/// The wording rule: a capital first letter (unless the text starts with a name such as
+/// `fleetd`) and a final full stop.
+fn sentence(mut text: String) -> String {
+    if !text.starts_with("fleetd")
+        && let Some(first) = text.get(..1)
+    {
+        text.replace_range(..1, &first.to_uppercase());
+    }
+    if !text.ends_with(['.', '?', '!']) {
+        text.push('.');
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), Json(api::ApiError { error: self.message() })).into_response()
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::fault(Fault::Other, &format_args!("a blocking task failed: {e}"))
+    }
+}
+
+impl From<AccountsError> for ApiError {
+    fn from(e: AccountsError) -> Self {
+        match e {
+            AccountsError::WrongCredentials => Self::WrongCredentials,
+            e => Self::fault(Fault::SignIn, &e),
+        }
+    }
+}
+
+impl From<EnrolError> for ApiError {
+    fn from(e: EnrolError) -> Self {
+        let m = e.to_string();
+        match e {
+            EnrolError::UnknownToken | EnrolError::ExpiredToken => Self::Unauthorized(m),
+            EnrolError::TokenUsed | EnrolError::KeyEnrolled => Self::Conflict(m),
+            EnrolError::BadCsr(_) => Self::Invalid(m),
+            EnrolError::Revoked => Self::Forbidden(m),
+            EnrolError::Store(_) | EnrolError::Random(_) => Self::fault(Fault::Enrolment, &e),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        let m = e.to_string();
+        match e {
+            RegistryError::Invalid(_) => Self::Invalid(m),
+            RegistryError::NotPending { .. } | RegistryError::AlreadyRevoked(_) => {
+                Self::Conflict(m)
+            }
+            RegistryError::Store(StoreError::NoSuchDevice(_)) => Self::NotFound(m),
+            RegistryError::Store(_) | RegistryError::Pki(_) | RegistryError::Random(_) => {
+                Self::fault(Fault::Other, &e)
+            }
+        }
+    }
+}
+
+impl From<FleetError> for ApiError {
+    fn from(e: FleetError) -> Self {
+        let m = e.to_string();
+        match e {
+            FleetError::Config(_) | FleetError::Rollout(_) | FleetError::Invalid(_) => {
+                Self::Invalid(m)
+            }
+            FleetError::NoSuchRollout(_)
+            | FleetError::NoSuchCommand(_)
+            | FleetError::Store(StoreError::NoSuchDevice(_)) => Self::NotFound(m),
+            FleetError::NoBody(_)
+            | FleetError::Busy { .. }
+            | FleetError::NoPrevious(_)
+            | FleetError::Change { .. }
+            | FleetError::NotActive { .. } => Self::Conflict(m),
+            FleetError::Store(_) | FleetError::Corrupt { .. } | FleetError::Random(_) => {
+                Self::fault(Fault::Other, &e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_is_one_sentence() {
+        assert_eq!(sentence("device x is already revoked".into()), "Device x is already revoked.");
+        assert_eq!(sentence("Not signed in.".into()), "Not signed in.");
+        assert_eq!(sentence("fleetd is shutting down".into()), "fleetd is shutting down.");
+        let e = ApiError::from(FleetError::NoSuchCommand("c-1".into()));
+        assert_eq!(
+            (e.status(), e.message().as_str()),
+            (StatusCode::NOT_FOUND, "There is no command c-1.")
+        );
+    }
+}
