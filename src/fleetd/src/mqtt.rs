@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::fleet::step::{FromKiosk, Publish};
-use crate::hub::{HubHandle, HubMsg, KioskMessage};
 use crate::signalling::Input;
+use crate::signalling::hub::{HubHandle, HubMsg, KioskMessage};
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(200);

@@ -1,7 +1,7 @@
 //! The running server's half of fleet administration: advances live rollouts (signing and
 //! recording the config each device of a new wave gets), signs and sends queued commands,
 //! re-sends every device's retained config after the broker connection is made again, and
-//! stores what kiosks report. Blocking (database); [`crate::driver`] runs it off the async
+//! stores what kiosks report. Blocking (database); [`crate::fleet::driver`] runs it off the async
 //! threads and does the MQTT side. Returns publishes rather than doing any I/O itself.
 
 use std::collections::HashMap;
@@ -16,9 +16,9 @@ use telekiosk_protocol::{DecodeError, encode, topics};
 use super::commands::{COMMAND_TTL_SECS, command_name};
 use super::view::{merge_state, parse_state};
 use super::{Fleet, FleetError, engine_of, parse_stored};
-use crate::config::{self, Place};
-use crate::rollout::{Effect, Outcome, Rollout, Seen};
-use crate::signing::Signer;
+use crate::fleet::layers::{self, Place};
+use crate::fleet::rollout::{Effect, Outcome, Rollout, Seen};
+use crate::pki::signing::Signer;
 use crate::store::fleet::{self as q, PublishedRow, RolloutRow};
 
 /// One MQTT publish for fleetd's client to make (QoS 1).
@@ -243,14 +243,14 @@ fn render_one(
     let id = &place.id;
     let what = format!("device {id}");
     let layer = Place { clinic: &place.clinic, room: &place.room };
-    let body = match config::effective(&what, &layer, body, over) {
+    let body = match layers::effective(&what, &layer, body, over) {
         Ok(body) => body,
         Err(e) => {
             tracing::error!(rollout = row.id, "{e}: not sent");
             return Ok(None);
         }
     };
-    let payload = config::render(id, &row.group, row.version, now, body);
+    let payload = layers::render(id, &row.group, row.version, now, body);
     let published = PublishedRow {
         device_id: id.clone(),
         group: row.group.clone(),

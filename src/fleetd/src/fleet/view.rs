@@ -11,7 +11,7 @@ use telekiosk_protocol::config::ConfigBody;
 use telekiosk_protocol::device::{DeviceState, Presence};
 
 use super::{Fleet, FleetError, engine_of, parse_stored};
-use crate::config::{self, Place};
+use crate::fleet::layers::{self, Place};
 use crate::store::fleet::{self as q, PublishedRow, RolloutRow};
 
 /// Commands shown with a device.
@@ -108,7 +108,7 @@ impl Fleet {
         let over = over.map(|o| parse_stored("override", &o.body)).transpose()?;
         let place = Place { clinic: &device.clinic, room: &device.room };
         let what = format!("device {id} (group body with its override)");
-        let (effective, error) = match config::effective(&what, &place, &group_body, over.as_ref())
+        let (effective, error) = match layers::effective(&what, &place, &group_body, over.as_ref())
         {
             Ok(body) => (Some(body), None),
             Err(e) => (None, Some(e.to_string())),

@@ -20,8 +20,8 @@ use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::SignedIn;
 use crate::accounts::User;
-use crate::hub::{CONSOLE_QUEUE, HubMsg};
 use crate::signalling::Input;
+use crate::signalling::hub::{CONSOLE_QUEUE, HubMsg};
 
 /// How often the socket is pinged and its session checked.
 const TICK: Duration = Duration::from_secs(20);

@@ -27,11 +27,11 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::sync::Semaphore;
 
 use crate::accounts::Accounts;
-use crate::driver::Driver;
 use crate::fleet::Fleet;
-use crate::hub::HubHandle;
+use crate::fleet::driver::Driver;
 use crate::registry::Registry;
-use crate::revocation::Watcher;
+use crate::registry::revocation::Watcher;
+use crate::signalling::hub::HubHandle;
 use error::ApiError;
 
 /// Name of the session cookie.

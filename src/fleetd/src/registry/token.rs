@@ -9,8 +9,6 @@
 
 use std::time::Duration;
 
-use telekiosk_protocol::api::MAX_TOKEN_TTL_SECS;
-
 /// The symbols of a token: digits 2-9 and the letters except I and O.
 pub const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 /// Symbols in a token.
@@ -69,26 +67,6 @@ pub fn new_device_id() -> Result<String, getrandom::Error> {
 /// Whether `expires_at` (Unix seconds) has passed at `now`.
 pub fn expired(expires_at: i64, now: i64) -> bool {
     now >= expires_at
-}
-
-/// A token lifetime such as `24h`, `90m`, `45s` or `7d`: from 1 s to 30 days.
-pub fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a lifetime: write a number and a unit, e.g. 24h, 90m, 7d");
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    let secs = n.checked_mul(unit_secs).ok_or_else(bad)?;
-    if secs == 0 || secs > MAX_TOKEN_TTL_SECS {
-        return Err(format!("{s:?} is out of range: a code lives from 1s to 30d"));
-    }
-    Ok(Duration::from_secs(secs))
 }
 
 /// `n` symbols of a 32-symbol alphabet: 5 bits each, so no modulo bias.
@@ -156,17 +134,5 @@ mod tests {
         assert!(id.starts_with("dev-"));
         assert!(id[4..].bytes().all(|b| ID_ALPHABET.contains(&b)), "{id}");
         assert_ne!(new_device_id().unwrap(), id);
-    }
-
-    #[test]
-    fn lifetimes_are_read_with_their_unit() {
-        assert_eq!(parse_ttl("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_ttl("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_ttl("90m"), Ok(Duration::from_secs(5_400)));
-        assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(604_800)));
-        assert_eq!(parse_ttl("30d"), Ok(Duration::from_secs(30 * 86_400)));
-        for bad in ["", "24", "h", "24x", "-1h", "1.5h", "0s", "31d", "99999999999999999d"] {
-            assert!(parse_ttl(bad).is_err(), "{bad}");
-        }
     }
 }

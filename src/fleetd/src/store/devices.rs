@@ -192,7 +192,7 @@ impl Store {
     pub fn approve(
         &self,
         id: &str,
-        cert: &crate::ca::Issued,
+        cert: &crate::pki::ca::Issued,
         now: i64,
         by: &str,
     ) -> Result<bool, StoreError> {

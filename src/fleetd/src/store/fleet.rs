@@ -107,7 +107,7 @@ pub struct RolloutRow {
     /// Device id → override (JSON object text), as they were when the rollout started.
     pub overrides: String,
     pub status: String,
-    /// The engine's [`crate::rollout::Rollout`] as JSON.
+    /// The engine's [`crate::fleet::rollout::Rollout`] as JSON.
     pub state: String,
     pub created_at: i64,
     pub created_by: String,

@@ -14,10 +14,10 @@ use telekiosk_protocol::api::{
 };
 
 use crate::fleet::FleetError;
+use crate::fleet::rollout::Control;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminUser, Valid};
-use crate::rollout::Control;
 use crate::store::unix_now;
 
 /// The fleet administration routes.

@@ -1,11 +1,16 @@
-//! Fleet administration: group config bodies and per-device overrides (validated before they
+//! The `fleet/` folder: config layers ([`layers`], pure), the rollout engine ([`rollout`],
+//! pure), commands, views, the step between MQTT and the store, and the [`driver`] task that
+//! signs and publishes. [`Fleet`] itself is fleet administration: group config bodies and per-device overrides (validated before they
 //! are stored), rollouts (start, pause, resume, abort, roll back) and commands. The CLI and the
 //! admin API both call it; it only writes the database and bumps the generation, and the
-//! running server ([`crate::driver`]) signs and publishes. One audit line per admin action:
+//! running server ([`crate::fleet::driver`]) signs and publishes. One audit line per admin action:
 //! who, what, which group or device. It never logs config contents (they may hold TURN
 //! credentials) or command results.
 
 mod commands;
+pub mod driver;
+pub mod layers;
+pub mod rollout;
 pub mod step;
 mod view;
 
@@ -19,8 +24,8 @@ use telekiosk_protocol::DecodeError;
 use telekiosk_protocol::api::{DeviceConfig, GroupConfig, NewRollout, RolloutInfo};
 use telekiosk_protocol::config::ConfigBody;
 
-use crate::config::{self, ConfigError, Place};
-use crate::rollout::{Control, Plan, Rollout, RolloutError};
+use self::layers::{ConfigError, Place};
+use crate::fleet::rollout::{Control, Plan, Rollout, RolloutError};
 use crate::store::fleet::{self as q, RolloutRow};
 use crate::store::{Store, StoreError, bump};
 
@@ -117,8 +122,8 @@ impl Fleet {
         now: i64,
     ) -> Result<GroupConfig, FleetError> {
         check_group_name(group)?;
-        let body = config::into_object("the group config", body)?;
-        config::check_group_body(group, &body)?;
+        let body = layers::into_object("the group config", body)?;
+        layers::check_group_body(group, &body)?;
         let text = Value::Object(body.clone()).to_string();
         self.store.write(|c| {
             check_devices(c, group, &body, &q::overrides_in_group(c, group)?)?;
@@ -139,12 +144,12 @@ impl Fleet {
         now: i64,
     ) -> Result<DeviceConfig, FleetError> {
         let device = self.store.device(id)?;
-        let body = config::into_object("the device override", body)?;
+        let body = layers::into_object("the device override", body)?;
         self.store.write(|c| {
             let group_body = stored_group_body(c, &device.clinic)?.unwrap_or_default();
             let place = Place { clinic: &device.clinic, room: &device.room };
             let what = format!("device {id} with this override");
-            config::effective(&what, &place, &group_body, Some(&body))?;
+            layers::effective(&what, &place, &group_body, Some(&body))?;
             let text = (!body.is_empty()).then(|| Value::Object(body.clone()).to_string());
             q::set_override(c, id, text.as_deref(), by, now)?;
             bump(c)?;
@@ -250,7 +255,7 @@ fn stored_group_body(
 }
 
 fn parse_stored(what: &str, text: &str) -> Result<Map<String, Value>, FleetError> {
-    config::parse_document(what, text)
+    layers::parse_document(what, text)
         .map_err(|e| FleetError::Corrupt { what: what.into(), reason: e.to_string() })
 }
 
@@ -267,7 +272,7 @@ fn check_devices(
         let over = overrides.get(&d.id).map(|o| parse_stored("override", o)).transpose()?;
         let place = Place { clinic: &d.clinic, room: &d.room };
         let what = format!("device {} (group body with its override)", d.id);
-        bodies.push((d.id.clone(), config::effective(&what, &place, body, over.as_ref())?));
+        bodies.push((d.id.clone(), layers::effective(&what, &place, body, over.as_ref())?));
     }
     Ok(bodies)
 }

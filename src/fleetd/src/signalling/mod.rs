@@ -1,4 +1,5 @@
-//! Visit signalling: the queue of waiting kiosks, which console owns which visit, and the relay
+//! The `signalling/` folder: the pure router (this file, with [`note`]) and the [`hub`] task
+//! that runs it. Visit signalling: the queue of waiting kiosks, which console owns which visit, and the relay
 //! of SDP/ICE between a kiosk and the one console that owns its visit.
 //!
 //! Pure: no I/O, no clock, no logging. [`Router::handle`] turns one [`Input`] into the
@@ -13,6 +14,7 @@ use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit
 use telekiosk_protocol::device::{DeviceState, Presence};
 use telekiosk_protocol::visit::{EndReason, IceSettings, KioskToServer, ServerToKiosk};
 
+pub mod hub;
 mod note;
 
 use note::note;

@@ -40,10 +40,11 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// Loads the key `ensure` made in `dir` (creating it if missing).
-    pub fn load(dir: &Path) -> Result<Self, SigningError> {
-        ensure(dir)?;
-        let path = dir.join(KEY_FILE);
+    /// Loads the key file `path` (the data directory's `config-signing-key.pem`), creating it
+    /// if missing.
+    pub fn load(path: &Path) -> Result<Self, SigningError> {
+        ensure(path)?;
+        let path = path.to_path_buf();
         let key = KeyPair::from_pem(&pki::read(&path)?)
             .map_err(|_| SigningError::NotEd25519 { path: path.clone() })?;
         let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key.serialize_der())
@@ -57,10 +58,10 @@ impl Signer {
     }
 }
 
-/// Makes sure `dir` holds the signing key (creating it if missing) and returns the public key
-/// as a SubjectPublicKeyInfo PEM, the form kiosks pin.
-pub fn ensure(dir: &Path) -> Result<String, SigningError> {
-    let path = dir.join(KEY_FILE);
+/// Makes sure the key file `path` holds the signing key (creating it if missing) and returns
+/// the public key as a SubjectPublicKeyInfo PEM, the form kiosks pin.
+pub fn ensure(path: &Path) -> Result<String, SigningError> {
+    let path = path.to_path_buf();
     let key = if path.exists() {
         let key = KeyPair::from_pem(&pki::read(&path)?)
             .map_err(|_| SigningError::NotEd25519 { path: path.clone() })?;
@@ -85,11 +86,11 @@ mod tests {
     #[test]
     fn the_signing_key_is_made_once_owner_only_and_its_public_half_is_spki_pem() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ensure(dir.path()).unwrap();
+        let first = ensure(&dir.path().join(KEY_FILE)).unwrap();
         assert!(first.starts_with("-----BEGIN PUBLIC KEY-----"), "{first}");
         // Ed25519 SubjectPublicKeyInfo: a 12-byte header and the 32-byte key.
         assert_eq!(pem::parse(&first).unwrap().contents().len(), 44);
-        assert_eq!(ensure(dir.path()).unwrap(), first);
+        assert_eq!(ensure(&dir.path().join(KEY_FILE)).unwrap(), first);
         let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
@@ -97,10 +98,10 @@ mod tests {
     #[test]
     fn signatures_verify_with_the_pinned_public_key_and_only_over_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let public = ensure(dir.path()).unwrap();
+        let public = ensure(&dir.path().join(KEY_FILE)).unwrap();
         let raw = pem::parse(&public).unwrap().contents()[12..].to_vec();
         let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, raw);
-        let signature = Signer::load(dir.path()).unwrap().sign("{\"version\":1}");
+        let signature = Signer::load(&dir.path().join(KEY_FILE)).unwrap().sign("{\"version\":1}");
         let signature = base64::engine::general_purpose::STANDARD.decode(signature).unwrap();
         assert!(key.verify(b"{\"version\":1}", &signature).is_ok());
         assert!(key.verify(b"{\"version\":2}", &signature).is_err());
@@ -111,7 +112,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p256 = KeyPair::generate().unwrap().serialize_pem();
         std::fs::write(dir.path().join(KEY_FILE), &p256).unwrap();
-        assert!(matches!(ensure(dir.path()), Err(SigningError::NotEd25519 { .. })));
+        assert!(matches!(ensure(&dir.path().join(KEY_FILE)), Err(SigningError::NotEd25519 { .. })));
         assert_eq!(std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(), p256);
     }
 }

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::fleet::step::{FromKiosk, Publish};
 use crate::fleet::{Fleet, FleetError};
-use crate::signing::Signer;
+use crate::pki::signing::Signer;
 use crate::store::unix_now;
 
 /// How often the generation is read (how soon a CLI change is picked up).

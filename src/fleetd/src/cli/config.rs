@@ -10,10 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use telekiosk_protocol::api::{DeviceConfig, FleetStatus, GroupConfig, NewRollout, RolloutInfo};
 
-use crate::device_cli::{Common, print, unix_user, when};
-use crate::fleet::Fleet;
-use crate::rollout::Control;
-use crate::store::{Store, unix_now};
+use super::device::presence;
+use super::{Common, open_fleet, parse_duration, print, unix_user, when};
+use crate::data_dir::DataDir;
+use crate::fleet::rollout::Control;
+use crate::store::unix_now;
 
 /// `fleetd config` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -22,7 +23,7 @@ pub enum ConfigCommand {
     /// over its group's body; `{}` removes it). Nothing is sent until a rollout.
     Set {
         #[command(flatten)]
-        target: Target,
+        target: ConfigTarget,
         /// JSON file with the body or override; `-` reads standard input.
         #[arg(long)]
         file: PathBuf,
@@ -32,7 +33,7 @@ pub enum ConfigCommand {
     /// Show a group's body, or a device's override, effective config and versions.
     Show {
         #[command(flatten)]
-        target: Target,
+        target: ConfigTarget,
         #[command(flatten)]
         common: Common,
     },
@@ -78,16 +79,54 @@ pub enum ConfigCommand {
     },
 }
 
-/// A group or a device.
-#[derive(Debug, clap::Args)]
-#[group(required = true, multiple = false)]
-pub struct Target {
-    /// Group: the clinic name devices were enrolled for.
-    #[arg(long)]
-    group: Option<String>,
-    /// Device id (`dev-…`).
-    #[arg(long)]
-    device: Option<String>,
+/// What `config set` and `config show` work on: `--group NAME` or `--device ID`, exactly one
+/// (a clap argument group, so the parser refuses both or neither).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigTarget {
+    /// A group: the clinic name devices were enrolled for.
+    Group(String),
+    /// A device's override.
+    Device(String),
+}
+
+impl clap::FromArgMatches for ConfigTarget {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        match (m.get_one::<String>("group"), m.get_one::<String>("device")) {
+            (Some(group), None) => Ok(Self::Group(group.clone())),
+            (None, Some(id)) => Ok(Self::Device(id.clone())),
+            _ => Err(clap::Error::raw(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "give either --group or --device",
+            )),
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for ConfigTarget {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.arg(
+            clap::Arg::new("group")
+                .long("group")
+                .value_name("GROUP")
+                .help("Group: the clinic name devices were enrolled for"),
+        )
+        .arg(
+            clap::Arg::new("device")
+                .long("device")
+                .value_name("DEVICE")
+                .help("Device id (`dev-…`)"),
+        )
+        .group(clap::ArgGroup::new("target").args(["group", "device"]).required(true))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 /// How a rollout proceeds.
@@ -123,26 +162,6 @@ impl PlanArgs {
     }
 }
 
-/// `90s`, `15m`, `2h`, `1d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like 90s, 15m or 1h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("{s:?} needs a unit: s, m, h or d (e.g. 15m)")),
-    };
-    Ok(Duration::from_secs(secs))
-}
-
-/// The fleet of the data directory.
-pub fn open(data_dir: &Path) -> anyhow::Result<Fleet> {
-    let dir = crate::prepare_data_dir(data_dir)?;
-    Ok(Fleet::new(Store::open(&dir.join("fleetd.db"))?))
-}
-
 fn read_document(file: &Path) -> anyhow::Result<serde_json::Value> {
     let mut text = String::new();
     if file == Path::new("-") {
@@ -152,20 +171,21 @@ fn read_document(file: &Path) -> anyhow::Result<serde_json::Value> {
             .with_context(|| format!("cannot read {}", file.display()))?;
     }
     let what = file.display().to_string();
-    let map = crate::config::parse_document(&what, &text)?;
+    let map = crate::fleet::layers::parse_document(&what, &text)?;
     Ok(serde_json::Value::Object(map))
 }
 
 /// Runs one `fleetd config` subcommand.
-pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
+pub fn run(command: ConfigCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let dir = DataDir::prepare(data_dir)?;
     let by = format!("cli:{}", unix_user());
     let now = unix_now();
     match command {
         ConfigCommand::Set { target, file, common } => {
-            let fleet = open(&common.data_dir)?;
+            let fleet = open_fleet(&dir)?;
             let body = read_document(&file)?;
-            match (target.group, target.device) {
-                (Some(group), _) => {
+            match target {
+                ConfigTarget::Group(group) => {
                     let stored = fleet.set_group_config(&group, body, &by, now)?;
                     print(common.json, &stored, |g| {
                         print_group(g);
@@ -175,7 +195,7 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
                         );
                     })
                 }
-                (None, Some(id)) => {
+                ConfigTarget::Device(id) => {
                     let stored = fleet.set_device_override(&id, body, &by, now)?;
                     print(common.json, &stored, |d| {
                         print_device_config(d);
@@ -185,41 +205,47 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<()> {
                         );
                     })
                 }
-                (None, None) => unreachable!("clap requires --group or --device"),
             }
         }
         ConfigCommand::Show { target, common } => {
-            let fleet = open(&common.data_dir)?;
-            match (target.group, target.device) {
-                (Some(group), _) => print(common.json, &fleet.group_config(&group)?, print_group),
-                (None, Some(id)) => {
+            let fleet = open_fleet(&dir)?;
+            match target {
+                ConfigTarget::Group(group) => {
+                    print(common.json, &fleet.group_config(&group)?, print_group)
+                }
+                ConfigTarget::Device(id) => {
                     print(common.json, &fleet.device_config(&id)?, print_device_config)
                 }
-                (None, None) => unreachable!("clap requires --group or --device"),
             }
         }
         ConfigCommand::Rollout { plan, common } => {
-            let started = open(&common.data_dir)?.start_rollout(&plan.request(), &by, now)?;
+            let started = open_fleet(&dir)?.start_rollout(&plan.request(), &by, now)?;
             print(common.json, &started, |r| {
                 print_rollout(r);
                 println!("A running fleetd sends the first wave within a second.");
             })
         }
         ConfigCommand::Rollback { plan, common } => {
-            let started = open(&common.data_dir)?.rollback(&plan.request(), &by, now)?;
+            let started = open_fleet(&dir)?.rollback(&plan.request(), &by, now)?;
             print(common.json, &started, print_rollout)
         }
         ConfigCommand::Status { common } => {
-            print(common.json, &open(&common.data_dir)?.status()?, print_status)
+            print(common.json, &open_fleet(&dir)?.status()?, print_status)
         }
-        ConfigCommand::Pause { rollout, common } => change(rollout, Control::Pause, &by, common),
-        ConfigCommand::Resume { rollout, common } => change(rollout, Control::Resume, &by, common),
-        ConfigCommand::Abort { rollout, common } => change(rollout, Control::Abort, &by, common),
+        ConfigCommand::Pause { rollout, common } => {
+            change(&dir, rollout, Control::Pause, &by, common)
+        }
+        ConfigCommand::Resume { rollout, common } => {
+            change(&dir, rollout, Control::Resume, &by, common)
+        }
+        ConfigCommand::Abort { rollout, common } => {
+            change(&dir, rollout, Control::Abort, &by, common)
+        }
     }
 }
 
-fn change(id: i64, action: Control, by: &str, common: Common) -> anyhow::Result<()> {
-    let changed = open(&common.data_dir)?.change_rollout(id, action, by, unix_now())?;
+fn change(dir: &DataDir, id: i64, action: Control, by: &str, common: Common) -> anyhow::Result<()> {
+    let changed = open_fleet(dir)?.change_rollout(id, action, by, unix_now())?;
     print(common.json, &changed, print_rollout)
 }
 
@@ -312,7 +338,7 @@ fn print_status(s: &FleetStatus) {
         "device", "state", "sent", "applied", "refused"
     );
     for d in &s.devices {
-        let presence = crate::device_cli::presence(d);
+        let presence = presence(d);
         let sent = d.published_version.map_or("-".into(), |v| v.to_string());
         let state = d.state.as_ref();
         let applied = state.map_or("-".into(), |s| s.config_version.to_string());
@@ -324,19 +350,5 @@ fn print_status(s: &FleetStatus) {
             "{:<14} {:<8} {:>6} {:>8}  {:<24} {}",
             d.device.id, presence, sent, applied, refused, d.device.clinic
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_need_a_unit() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("15").unwrap_err().contains("needs a unit"));
-        assert!(parse_duration("m").is_err());
     }
 }

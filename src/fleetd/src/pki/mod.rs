@@ -1,10 +1,14 @@
-//! fleetd's certificate authority and the server certificate it issues for its own listeners
+//! The `pki/` folder: fleetd's certificate authority and the server certificate it issues for its own listeners
 //! (the HTTPS console and the MQTT broker), plus the rustls configurations built from them.
-//! What the CA signs for others (device certificates, revocation lists) is in [`crate::ca`].
+//! What the CA signs for others (device certificates, revocation lists) is in [`ca`]; the key
+//! that signs config and commands is in [`signing`].
 //!
 //! Owns `ca.pem`, `ca-key.pem`, `server.pem` and `server-key.pem` in the data directory. It never
 //! replaces an existing CA (kiosks trust it), and never writes a private key that anyone but the
 //! owner can read. Crypto is rcgen's and rustls's (ring provider); nothing is hand-rolled.
+
+pub mod ca;
+pub mod signing;
 
 use std::collections::BTreeSet;
 use std::fs;

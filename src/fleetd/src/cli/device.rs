@@ -1,22 +1,23 @@
 //! `fleetd device …`: enrolment tokens, device administration and commands from the command
 //! line. Works on the data directory directly, whether or not `fleetd serve` is running (a
 //! running server notices revocations and queued commands within a second; see
-//! [`crate::revocation`], [`crate::driver`]). Prints for people, or JSON (`--json`, the API's
+//! [`crate::registry::revocation`], [`crate::fleet::driver`]). Prints for people, or JSON (`--json`, the API's
 //! types) for scripts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
 use telekiosk_protocol::api::{
     CommandInfo, CommandStatus, DeviceDetail, DeviceInfo, EnrolToken, FleetDevice, NewEnrolToken,
 };
 use telekiosk_protocol::command::{Command, CommandOutcome};
 use telekiosk_protocol::device::{Health, PartStatus, Presence};
 
-use crate::registry::{self, Registry};
-use crate::store::{Store, unix_now};
-use crate::{pki, signing};
+use telekiosk_protocol::api::MAX_TOKEN_TTL_SECS;
+
+use super::{Common, open_fleet, open_registry, parse_duration, print, unix_user, when};
+use crate::data_dir::DataDir;
+use crate::store::unix_now;
 
 /// `fleetd device` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -30,7 +31,7 @@ pub enum DeviceCommand {
         #[arg(long)]
         room: String,
         /// How long the code works: e.g. 24h, 90m, 7d (at most 30d).
-        #[arg(long, default_value = "24h", value_parser = registry::parse_ttl)]
+        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
         ttl: Duration,
         #[command(flatten)]
         common: Common,
@@ -92,43 +93,33 @@ pub enum CmdKind {
     Diagnostics,
 }
 
-/// Options every device subcommand takes.
-#[derive(Debug, clap::Args)]
-pub struct Common {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// fleetd's data directory.
-    #[arg(long, default_value = "fleetd-data")]
-    pub data_dir: PathBuf,
-}
-
 /// Runs one `fleetd device` subcommand.
-pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
+pub fn run(command: DeviceCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let dir = DataDir::prepare(data_dir)?;
     let by = format!("cli:{}", unix_user());
     let now = unix_now();
     match command {
         DeviceCommand::EnrolToken { clinic, room, ttl, common } => {
             let req = NewEnrolToken { clinic, room, ttl_secs: Some(ttl.as_secs()) };
-            let token = open(&common.data_dir)?.create_token(&req, &by, now)?;
+            let token = open_registry(&dir)?.create_token(&req, &by, now)?;
             print(common.json, &token, print_token)
         }
         DeviceCommand::Approve { id, common } => {
-            let device = open(&common.data_dir)?.approve(&id, &by, now)?;
+            let device = open_registry(&dir)?.approve(&id, &by, now)?;
             print(common.json, &device, |d| {
                 print_device(d);
                 println!("The kiosk receives its certificate the next time it asks.");
             })
         }
         DeviceCommand::Revoke { id, common } => {
-            let device = open(&common.data_dir)?.revoke(&id, &by, now)?;
+            let device = open_registry(&dir)?.revoke(&id, &by, now)?;
             print(common.json, &device, |d| {
                 print_device(d);
                 println!("A running fleetd closes its connection within seconds.");
             })
         }
         DeviceCommand::List { common } => {
-            let devices = crate::config_cli::open(&common.data_dir)?.fleet()?;
+            let devices = open_fleet(&dir)?.fleet()?;
             print(common.json, &devices, |devices| {
                 if devices.is_empty() {
                     println!("No devices yet: make a code with `fleetd device enrol-token`.");
@@ -147,7 +138,7 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             })
         }
         DeviceCommand::Show { id, common } => {
-            let detail = crate::config_cli::open(&common.data_dir)?.device_detail(&id)?;
+            let detail = open_fleet(&dir)?.device_detail(&id)?;
             print(common.json, &detail, print_detail)
         }
         DeviceCommand::Cmd { id, command, seconds, wait, common } => {
@@ -157,7 +148,7 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
                 CmdKind::Identify => Command::Identify { seconds },
                 CmdKind::Diagnostics => Command::CollectDiagnostics,
             };
-            let fleet = crate::config_cli::open(&common.data_dir)?;
+            let fleet = open_fleet(&dir)?;
             let mut info = fleet.new_command(&id, command, &by, now)?;
             if let Some(secs) = wait {
                 let deadline = std::time::Instant::now() + Duration::from_secs(secs);
@@ -180,33 +171,6 @@ pub fn run(command: DeviceCommand) -> anyhow::Result<()> {
             }
         }
     }
-}
-
-/// The registry of the data directory, creating the CA and signing key if this is a fresh one.
-/// An existing PKI is left as it is: the server certificate is `fleetd serve`'s to renew.
-fn open(data_dir: &Path) -> anyhow::Result<Registry> {
-    let dir = crate::prepare_data_dir(data_dir)?;
-    let mut pki = pki::Pki::paths(&dir);
-    if !pki.ca_cert.exists() || !pki.ca_key.exists() {
-        let hostname = hostname::get().ok().and_then(|h| h.into_string().ok());
-        pki = pki::ensure(&dir, &hostname.unwrap_or_default())?;
-    }
-    let signing_key = signing::ensure(&dir)?;
-    let store = Store::open(&dir.join("fleetd.db"))?;
-    Registry::new(store, pki, signing_key).context("cannot read fleetd's CA")
-}
-
-pub(crate) fn print<T: serde::Serialize>(
-    json: bool,
-    value: &T,
-    text: impl Fn(&T),
-) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-    } else {
-        text(value);
-    }
-    Ok(())
 }
 
 fn print_token(t: &EnrolToken) {
@@ -234,7 +198,7 @@ fn print_device(d: &DeviceInfo) {
 }
 
 /// `online`, `offline`, or `-` for a device never heard from.
-pub(crate) fn presence(d: &FleetDevice) -> &'static str {
+pub fn presence(d: &FleetDevice) -> &'static str {
     match d.state.as_ref().map(|s| s.presence) {
         Some(Presence::Online) => "online",
         Some(Presence::Offline) => "offline",
@@ -303,16 +267,28 @@ fn print_command(c: &CommandInfo) {
     print!("{}", command_line(c));
 }
 
-/// RFC 3339, UTC.
-pub(crate) fn when(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
+/// How long an enrolment code works: a duration from 1 s to 30 days.
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(s)?;
+    if ttl.as_secs() > MAX_TOKEN_TTL_SECS {
+        return Err(format!("{s:?} is out of range: a code lives from 1s to 30d"));
+    }
+    Ok(ttl)
 }
 
-/// The Unix user running the command, for the audit line.
-pub(crate) fn unix_user() -> String {
-    let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid).ok().flatten().map_or_else(|| format!("uid {uid}"), |u| u.name)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_lifetimes_are_read_with_their_unit_and_bounded() {
+        assert_eq!(parse_ttl("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_ttl("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_ttl("90m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_ttl("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        for bad in ["", "24", "h", "24x", "-1h", "1.5h", "0s", "31d", "99999999999999999d"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+    }
 }

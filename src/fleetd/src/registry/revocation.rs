@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::broker::BrokerControl;
-use crate::ca;
+use crate::pki::ca;
 use crate::pki::{self, PkiError};
 use crate::registry::Registry;
 use crate::store::StoreError;

@@ -1,10 +1,12 @@
-//! The device registry: enrolment tokens, enrolment, approval (the CA issues the kiosk's
+//! The `registry/` folder: enrolment tokens ([`token`]), devices, revocation
+//! ([`revocation`]). The registry itself: enrolment tokens, enrolment, approval (the CA issues the kiosk's
 //! certificate), revocation, and the list admins see. The CLI and the web API both call it.
 //!
 //! It owns the enrolment rules ([`decide`], pure) and writes one audit line per change:
 //! who, what, which device. It never logs a token, a key or a certificate, and it never
-//! writes the CRL: [`crate::revocation`] does that in the running server.
+//! writes the CRL: [`crate::registry::revocation`] does that in the running server.
 
+pub mod revocation;
 mod token;
 
 use telekiosk_protocol::api::{
@@ -13,10 +15,10 @@ use telekiosk_protocol::api::{
 use telekiosk_protocol::{DecodeError, Validate};
 use time::OffsetDateTime;
 
-use crate::ca::{self, CsrError, DeviceKey, Revoked};
+use crate::pki::ca::{self, CsrError, DeviceKey, Revoked};
 use crate::pki::{self, Pki, PkiError};
 use crate::store::{DeviceRecord, EnrolDecision, Store, StoreError, TokenRecord};
-pub use token::{DEFAULT_TTL, Token, parse_ttl};
+pub use token::{DEFAULT_TTL, Token};
 
 /// Why an enrolment was refused. Messages are shown at the kiosk, to a technician.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,193 @@
+//! The command line: [`Cli`], and the subcommands that work on the data directory directly,
+//! whether or not `fleetd serve` is running: `fleetd user` ([`user`]), `fleetd device`
+//! ([`device`]) and `fleetd config` ([`config`]). Holds what they share: the global
+//! `--data-dir`, `--json`, printing, times, who runs them, the one duration parser, and opening
+//! the registry and the fleet of a data directory. `serve`'s own options are in
+//! [`crate::serve`].
+
+pub mod config;
+pub mod device;
+pub mod user;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::data_dir::DataDir;
+use crate::fleet::Fleet;
+use crate::pki;
+use crate::registry::Registry;
+use crate::serve::ServeArgs;
+use crate::store::Store;
+
+/// telekiosk management server.
+#[derive(Debug, Parser)]
+#[command(name = "fleetd", version, about)]
+pub struct Cli {
+    /// Where fleetd keeps its CA, certificates, database and broker configuration.
+    #[arg(long, global = true, env = "FLEETD_DATA_DIR", default_value = "fleetd-data")]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: HTTPS console, MQTT broker and visit signalling.
+    Serve(ServeArgs),
+    /// Manage console users.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// Enrol, approve, list, revoke and command kiosks.
+    Device {
+        #[command(subcommand)]
+        command: device::DeviceCommand,
+    },
+    /// Author, validate and roll out kiosk config.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
+}
+
+/// Options every `device` and `config` subcommand takes.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints `value` as JSON (`--json`, the API's types) or as text for people.
+pub fn print<T: serde::Serialize>(json: bool, value: &T, text: impl Fn(&T)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        text(value);
+    }
+    Ok(())
+}
+
+/// A Unix time as RFC 3339.
+pub fn when(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// The Unix user running the command, for the audit line.
+pub fn unix_user() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid).ok().flatten().map_or_else(|| format!("uid {uid}"), |u| u.name)
+}
+
+/// A duration such as `90s`, `15m`, `2h` or `7d`: a whole number and a unit, at least 1 s.
+/// Callers bound it further.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad =
+        || format!("{s:?} is not a duration: write a number and a unit (s, m, h or d), e.g. 15m");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(unit_secs) {
+        Some(0) => Err(format!("{s:?} is too short: at least 1s")),
+        Some(secs) => Ok(Duration::from_secs(secs)),
+        None => Err(bad()),
+    }
+}
+
+/// The fleet of the data directory.
+pub fn open_fleet(dir: &DataDir) -> anyhow::Result<Fleet> {
+    Ok(Fleet::new(Store::open(&dir.db())?))
+}
+
+/// The registry of the data directory, creating the CA and signing key if this is a fresh one.
+/// An existing PKI is left as it is: the server certificate is `fleetd serve`'s to renew.
+pub fn open_registry(dir: &DataDir) -> anyhow::Result<Registry> {
+    let mut pki = dir.pki();
+    if !pki.ca_cert.exists() || !pki.ca_key.exists() {
+        let hostname = hostname::get().ok().and_then(|h| h.into_string().ok());
+        pki = pki::ensure(dir.path(), &hostname.unwrap_or_default())?;
+    }
+    let signing_key = pki::signing::ensure(&dir.signing_key())?;
+    let store = Store::open(&dir.db())?;
+    Registry::new(store, pki, signing_key).context("cannot read fleetd's CA")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit_and_fit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        for bad in ["", "15", "m", "24x", "-1h", "1.5h", "0s", "99999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_cli_parses_serve_and_user_add() {
+        let cli = Cli::try_parse_from(["fleetd", "serve", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(matches!(cli.command, Command::Serve(_)));
+        let add = ["fleetd", "user", "add", "alice", "--role", "admin", "--password-stdin"];
+        assert!(Cli::try_parse_from(add).is_ok());
+        assert!(Cli::try_parse_from(["fleetd", "user", "add", "alice"]).is_err());
+    }
+
+    #[test]
+    fn the_data_dir_is_taken_before_or_after_the_subcommand() {
+        let after = ["fleetd", "device", "list", "--json", "--data-dir", "/x"];
+        assert_eq!(Cli::try_parse_from(after).unwrap().data_dir, PathBuf::from("/x"));
+        let before = ["fleetd", "--data-dir", "/y", "config", "status"];
+        assert_eq!(Cli::try_parse_from(before).unwrap().data_dir, PathBuf::from("/y"));
+    }
+
+    #[test]
+    fn the_cli_parses_device_commands_and_refuses_a_ttl_without_unit() {
+        let token = ["fleetd", "device", "enrol-token", "--clinic", "North", "--room", "2"];
+        assert!(Cli::try_parse_from(token).is_ok());
+        let with_ttl = [&token[..], &["--ttl", "1s", "--json", "--data-dir", "/x"]].concat();
+        assert!(Cli::try_parse_from(with_ttl).is_ok());
+        assert!(Cli::try_parse_from([&token[..], &["--ttl", "24"]].concat()).is_err());
+        assert!(Cli::try_parse_from([&token[..], &["--ttl", "31d"]].concat()).is_err());
+        for cmd in [
+            &["approve", "dev-a"][..],
+            &["revoke", "dev-a"],
+            &["list", "--json"],
+            &["show", "dev-a"],
+        ] {
+            assert!(
+                Cli::try_parse_from([&["fleetd", "device"][..], cmd].concat()).is_ok(),
+                "{cmd:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_names_a_group_or_a_device_never_both_or_neither() {
+        let show = |extra: &[&str]| {
+            Cli::try_parse_from([&["fleetd", "config", "show"][..], extra].concat())
+        };
+        assert!(show(&["--group", "North"]).is_ok());
+        assert!(show(&["--device", "dev-a"]).is_ok());
+        assert!(show(&[]).is_err());
+        assert!(show(&["--group", "North", "--device", "dev-a"]).is_err());
+    }
+}

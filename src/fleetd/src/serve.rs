@@ -1,0 +1,337 @@
+//! `fleetd serve`: the start-up and shut-down order of the server's parts. Start-up: the PKI,
+//! the store, the registry and the CRL, both ports, the broker (or an external one), the hub,
+//! the MQTT client, the fleet driver, then HTTPS; `fleetd ready:` is printed once HTTPS
+//! listens and the MQTT client is subscribed. Shut-down on SIGINT or SIGTERM, the other way
+//! round.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::accounts::Accounts;
+use crate::data_dir::DataDir;
+use crate::fleet::{Fleet, driver};
+use crate::pki::{self, ca, signing};
+use crate::registry::{Registry, revocation};
+use crate::signalling::hub;
+use crate::store::Store;
+use crate::{broker, http, mqtt, turn};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address of the HTTPS console.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Address of the embedded MQTT broker's TLS listener.
+    #[arg(long, default_value = "127.0.0.1:8883")]
+    mqtt_listen: SocketAddr,
+    /// A DNS name or IP address kiosks and browsers use to reach fleetd (e.g. the name in the
+    /// kiosks' fleet URL, or a NAT's public address); may be repeated. The server certificate
+    /// covers these besides every address fleetd listens on, localhost and the host name.
+    #[arg(long = "public-name", value_name = "NAME")]
+    public_names: Vec<pki::PublicName>,
+    /// Use this broker (mqtts://HOST:PORT) instead of starting mosquitto. fleetd connects with
+    /// a client certificate from its CA (CN `fleetd`). The broker must require client
+    /// certificates from fleetd's CA (DATA_DIR/ca.pem), use the certificate CN as the user name,
+    /// refuse anonymous clients, check DATA_DIR/crl.pem (fleetd rewrites it on every
+    /// revocation: make the broker re-read it and drop the revoked device's connection), and
+    /// apply the ACL fleetd writes for its own broker: user `fleetd` may use `telekiosk/#`;
+    /// every other user only `telekiosk/v1/dev/%u/#`. It needs no persistence: fleetd sends
+    /// every device's retained config again each time it connects.
+    #[arg(long, verbatim_doc_comment)]
+    mqtt_url: Option<String>,
+    /// Also trust this CA (PEM) for the broker given by --mqtt-url.
+    #[arg(long, requires = "mqtt_url")]
+    mqtt_ca: Option<PathBuf>,
+    /// The mosquitto binary to run.
+    #[arg(long, default_value = broker::DEFAULT_MOSQUITTO)]
+    mosquitto: PathBuf,
+    /// A STUN server for kiosks and clinicians' browsers (stun:HOST:PORT); may be repeated.
+    #[arg(long = "stun-url")]
+    stun_urls: Vec<String>,
+    /// A TURN server (turn:HOST:PORT or turns:HOST:PORT); may be repeated. Each visit gets
+    /// credentials minted from --turn-secret-file, valid a few hours.
+    #[arg(long = "turn-url")]
+    turn_urls: Vec<String>,
+    /// File holding the secret shared with the TURN server (coturn: use-auth-secret,
+    /// static-auth-secret). Never logged.
+    #[arg(long)]
+    turn_secret_file: Option<PathBuf>,
+    /// Calls may only go through the TURN server (for clinics whose firewalls allow nothing
+    /// else).
+    #[arg(long)]
+    turn_relay_only: bool,
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(serve(data_dir, args))
+}
+
+async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("another TLS crypto provider is already installed"))?;
+    let mut stop = Stop::new()?;
+    let data_dir = DataDir::prepare(data_dir)?;
+    let hostname = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+    let names = certificate_names(&args, &hostname);
+    tracing::info!(?names, "the server certificate covers these names");
+    let pki = pki::ensure_for(data_dir.path(), &hostname, &names)?;
+    say(&format!("CA certificate: {}", pki.ca_cert.display()));
+    // One connection each: sign-ins, enrolment and fleet administration each hold their own
+    // store's lock, so a slow rollout write does not stall a sign-in (SQLite's WAL lets them
+    // read and write side by side).
+    let db = data_dir.db();
+    let accounts = Arc::new(Accounts::new(Store::open(&db)?));
+    let signing_key = signing::ensure(&data_dir.signing_key())?;
+    let registry = Arc::new(Registry::new(Store::open(&db)?, pki.clone(), signing_key)?);
+    let fleet = Arc::new(Fleet::new(Store::open(&db)?));
+    let signer = Arc::new(signing::Signer::load(&data_dir.signing_key())?);
+    // The CRL before the broker: mosquitto refuses every client while it has none.
+    let crl = data_dir.crl();
+    let revoked = revocation::write_crl(&registry, &crl)?;
+
+    // Both ports first, so a busy one fails before anything is started.
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {} for HTTPS (pick --listen)", args.listen))?;
+    let web_addr = listener.local_addr()?;
+    // Then the broker: fleetd's own client needs it to be ready.
+    let (mqtt_host, mqtt_port, mut trusted, broker) = match &args.mqtt_url {
+        Some(url) => {
+            let (host, port) = parse_mqtt_url(url)?;
+            (host, port, args.mqtt_ca.iter().cloned().collect(), None)
+        }
+        None => {
+            broker::check_port_free(args.mqtt_listen)?;
+            let conf = broker::write_config(data_dir.path(), args.mqtt_listen, &pki, &crl)?;
+            let mut broker = broker::Broker::start(&args.mosquitto, &conf)?;
+            if let Err(e) = broker.wait_running(Duration::from_secs(10)).await {
+                broker.stop().await;
+                return Err(e.into());
+            }
+            let host = mqtt_connect_ip(args.mqtt_listen.ip()).to_string();
+            (host, args.mqtt_listen.port(), Vec::new(), Some(broker))
+        }
+    };
+    trusted.insert(0, pki.ca_cert.clone());
+    let broker_control = broker.as_ref().map(broker::Broker::control);
+    let (watcher, watcher_task) = revocation::spawn(registry.clone(), crl, revoked, broker_control);
+    let identity =
+        ca::fleetd_client_identity(&pki::ca_issuer(&pki)?, time::OffsetDateTime::now_utc())?;
+
+    let (outbox_tx, outbox_rx) = mpsc::channel(1024);
+    let secret = match &args.turn_secret_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the TURN secret file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let ice = turn::IceConfig::new(
+        args.stun_urls.clone(),
+        args.turn_urls.clone(),
+        secret.as_deref(),
+        args.turn_relay_only,
+    )?;
+    let (hub, _hub_task) = hub::spawn(outbox_tx, ice);
+    let settings = mqtt::MqttSettings {
+        host: mqtt_host.clone(),
+        port: mqtt_port,
+        tls: pki::client_tls(&trusted, identity)?,
+    };
+    let (to_fleet, fleet_inbox) = mpsc::channel(8192);
+    let (publish_tx, publishes) = mpsc::channel(1024);
+    let (connected, connections) = watch::channel(0);
+    let wiring = mqtt::Wiring { to_fleet, publishes, connected };
+    let mut mqtt = mqtt::Mqtt::start(settings, hub.clone(), outbox_rx, wiring);
+    let (driver, driver_tasks) =
+        driver::spawn(fleet.clone(), signer, fleet_inbox, publish_tx, connections);
+
+    let handle = axum_server::Handle::new();
+    let app = http::app(http::AppState::new(accounts, hub, registry, watcher, fleet, driver));
+    let mut web_task =
+        tokio::spawn(http::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
+
+    let outcome = tokio::select! {
+        _ = stop.wait() => Ok(false),
+        ready = async { handle.listening().await.zip(mqtt.subscribed().await.ok()) } => match ready {
+            Some(_) => Ok(true),
+            None => Err(anyhow::anyhow!("the HTTPS server or the MQTT client failed to start")),
+        },
+    };
+    let outcome = match outcome {
+        Ok(true) => {
+            let mqtt_addr = host_port(&mqtt_host, mqtt_port);
+            say(&format!("fleetd ready: console https://{web_addr}/ mqtt mqtts://{mqtt_addr}"));
+            tokio::select! {
+                _ = stop.wait() => Ok(()),
+                res = &mut web_task => match res {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the HTTPS server stopped")),
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(e) => Err(e.into()),
+                },
+            }
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    };
+
+    tracing::info!("shutting down");
+    handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    let _ = tokio::time::timeout(Duration::from_secs(3), web_task).await;
+    mqtt.stop().await;
+    driver_tasks.iter().for_each(JoinHandle::abort);
+    watcher_task.abort();
+    if let Some(broker) = broker {
+        broker.stop().await;
+    }
+    outcome
+}
+
+/// Prints one line on stdout and flushes it: scripts and tests wait for these lines.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// SIGINT or SIGTERM.
+struct Stop {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+}
+
+/// `mqtts://HOST:PORT` → (HOST, PORT). Plain `mqtt://` is refused: kiosks only speak TLS.
+fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let Some(rest) = url.strip_prefix("mqtts://") else {
+        bail!("--mqtt-url must be mqtts://HOST:PORT (fleetd only uses MQTT over TLS), not {url:?}");
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            let port = port.parse().with_context(|| format!("bad port in --mqtt-url {url:?}"))?;
+            (host, port)
+        }
+        _ => (rest, 8883),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+        bail!("bad host in --mqtt-url {url:?}: expected mqtts://HOST:PORT");
+    }
+    Ok((host.to_string(), port))
+}
+
+/// What the server certificate must name: see [`pki::server_names`]. The broker's address only
+/// counts when fleetd runs the broker (not with --mqtt-url); the interfaces are only listed when a
+/// listener is on the unspecified address.
+fn certificate_names(args: &ServeArgs, hostname: &str) -> Vec<String> {
+    let mut listen = vec![args.listen.ip()];
+    if args.mqtt_url.is_none() {
+        listen.push(args.mqtt_listen.ip());
+    }
+    let interfaces = match listen.iter().any(IpAddr::is_unspecified) {
+        true => pki::interface_addresses(),
+        false => Vec::new(),
+    };
+    pki::server_names(hostname, &listen, &interfaces, &args.public_names)
+}
+
+/// Where fleetd's own MQTT client reaches the broker it runs on `listen`: loopback for a broker
+/// on every address (loopback always works, and the certificate always names it), else the
+/// broker's own address (which the certificate names too).
+fn mqtt_connect_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    }
+}
+
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// `fleetd serve`'s options alone.
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn mqtt_urls_are_parsed_and_plain_mqtt_is_refused() {
+        assert_eq!(parse_mqtt_url("mqtts://broker.lan:8883").unwrap(), ("broker.lan".into(), 8883));
+        assert_eq!(parse_mqtt_url("mqtts://[::1]:9883").unwrap(), ("::1".into(), 9883));
+        assert_eq!(parse_mqtt_url("mqtts://broker.lan").unwrap(), ("broker.lan".into(), 8883));
+        assert!(parse_mqtt_url("mqtt://broker.lan:1883").is_err());
+        assert!(parse_mqtt_url("mqtts://user@broker.lan:1").is_err());
+    }
+
+    #[test]
+    fn fleetds_own_mqtt_client_connects_to_a_name_the_certificate_covers() {
+        let interfaces: Vec<IpAddr> =
+            ["127.0.0.1", "10.77.0.2", "::1", "fd00::2"].map(|a| a.parse().unwrap()).into();
+        for listen in ["0.0.0.0", "::", "127.0.0.1", "127.0.0.2", "::1", "10.77.0.2", "fd00::2"] {
+            let listen: IpAddr = listen.parse().unwrap();
+            let names = pki::server_names("host", &[listen], &interfaces, &[]);
+            let connect = mqtt_connect_ip(listen);
+            assert!(names.contains(&connect.to_string()), "{listen} → {connect} not in {names:?}");
+            assert!(!connect.is_unspecified());
+        }
+    }
+
+    #[test]
+    fn the_certificate_covers_the_brokers_address_only_when_fleetd_runs_the_broker() {
+        let serve = |extra: &[&str]| {
+            let base = ["serve", "--listen", "10.0.0.5:8443"];
+            let base = [&base[..], &["--mqtt-listen", "10.0.0.6:8883"], extra].concat();
+            certificate_names(&Serve::try_parse_from(base).unwrap().args, "host")
+        };
+        let own = serve(&["--public-name", "Fleet.Example.", "--public-name", "198.51.100.7"]);
+        for name in ["10.0.0.5", "10.0.0.6", "fleet.example", "198.51.100.7", "host"] {
+            assert!(own.iter().any(|n| n == name), "{name} not in {own:?}");
+        }
+        let external = serve(&["--mqtt-url", "mqtts://broker.example:8883"]);
+        assert!(external.iter().any(|n| n == "10.0.0.5"), "{external:?}");
+        assert!(!external.iter().any(|n| n == "10.0.0.6"), "{external:?}");
+    }
+
+    #[test]
+    fn a_bad_public_name_is_refused_with_the_name_in_the_error() {
+        for bad in ["fleet example", "*.example.com", "0.0.0.0", "fleet..example", "-x.example", ""]
+        {
+            let arg = format!("--public-name={bad}");
+            let err = Serve::try_parse_from(["serve", &arg]).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+        let ok = ["serve", "--public-name", "fleet.example", "--public-name", "[fd00::1]"];
+        assert!(Serve::try_parse_from(ok).is_ok());
+    }
+}
