@@ -6,7 +6,7 @@
 //! Never logs or stores a password; never logs or stores a session token.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -159,16 +159,22 @@ impl Accounts {
         let token = new_token()?;
         let idle_before = unix_now() - SESSION_IDLE.as_secs() as i64;
         self.store.insert_session(&token_hash(&token), &user.username, unix_now(), idle_before)?;
-        let mut sessions = self.sessions.lock().expect("sessions mutex poisoned");
+        let mut sessions = self.sessions();
         sessions.retain(|_, s| now.saturating_duration_since(s.last_seen) < SESSION_IDLE);
         let session = Session { user: user.clone(), last_seen: now, stored: now };
         sessions.insert(token.clone(), session);
         Ok((token, user))
     }
 
+    /// The live sessions; a poisoned lock is recovered, as the store's is (a panicking holder
+    /// leaves at worst one session half-updated, which its next use settles).
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The user of a live session, marking it as used at `now`; `None` if unknown or idle too long.
     pub fn session(&self, token: &str, now: Instant) -> Option<User> {
-        let mut sessions = self.sessions.lock().expect("sessions mutex poisoned");
+        let mut sessions = self.sessions();
         if !sessions.contains_key(token) {
             let restored = self.restore(token, now)?;
             sessions.insert(token.to_string(), restored);
@@ -205,7 +211,7 @@ impl Accounts {
 
     /// Whether a session is live at `now`, without counting this as use.
     pub fn is_live(&self, token: &str, now: Instant) -> bool {
-        let sessions = self.sessions.lock().expect("sessions mutex poisoned");
+        let sessions = self.sessions();
         sessions
             .get(token)
             .is_some_and(|s| now.saturating_duration_since(s.last_seen) < SESSION_IDLE)
@@ -213,7 +219,7 @@ impl Accounts {
 
     /// Ends a session (sign-out). Unknown tokens are ignored.
     pub fn sign_out(&self, token: &str) {
-        self.sessions.lock().expect("sessions mutex poisoned").remove(token);
+        self.sessions().remove(token);
         if let Err(e) = self.store.delete_session(&token_hash(token)) {
             tracing::warn!("cannot forget a session: {e}");
         }

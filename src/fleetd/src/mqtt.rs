@@ -19,7 +19,7 @@ use telekiosk_protocol::{decode, encode, topics};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::fleet::step::{FromKiosk, Publish};
+use crate::fleet::{FromKiosk, Publish};
 use crate::signalling::Input;
 use crate::signalling::hub::{HubHandle, HubMsg, KioskMessage};
 

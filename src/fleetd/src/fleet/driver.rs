@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::fleet::step::{FromKiosk, Publish};
 use crate::fleet::{Fleet, FleetError};
+use crate::fleet::{FromKiosk, Publish};
 use crate::pki::signing::Signer;
 use crate::store::unix_now;
 

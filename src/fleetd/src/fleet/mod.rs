@@ -22,12 +22,34 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 use telekiosk_protocol::DecodeError;
 use telekiosk_protocol::api::{DeviceConfig, GroupConfig, NewRollout, RolloutInfo};
+use telekiosk_protocol::command::CommandResult;
 use telekiosk_protocol::config::ConfigBody;
+use telekiosk_protocol::device::DeviceState;
 
 use self::layers::{ConfigError, Place};
 use crate::fleet::rollout::{Control, Plan, Rollout, RolloutError};
 use crate::store::fleet::{self as q, RolloutRow};
 use crate::store::{Store, StoreError, bump};
+
+// The port between the MQTT client and the driver: what the client hands the fleet side, and
+// what the fleet side asks the client to publish.
+
+/// One MQTT publish for fleetd's client to make (QoS 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+}
+
+/// What a kiosk sent that the fleet side keeps.
+#[derive(Debug)]
+pub enum FromKiosk {
+    /// Its retained state (or its last will).
+    State { device_id: String, state: Result<DeviceState, DecodeError> },
+    /// A command result.
+    Result { device_id: String, result: Result<CommandResult, DecodeError> },
+}
 
 /// Why an admin operation was refused. Messages are shown to the admin as they are.
 #[derive(Debug, thiserror::Error)]

@@ -10,33 +10,15 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 use telekiosk_protocol::command::{CommandPayload, CommandResult, SignedCommand};
 use telekiosk_protocol::config::SignedConfig;
-use telekiosk_protocol::device::DeviceState;
-use telekiosk_protocol::{DecodeError, encode, topics};
+use telekiosk_protocol::{encode, topics};
 
 use super::commands::{COMMAND_TTL_SECS, command_name};
 use super::view::{merge_state, parse_state};
-use super::{Fleet, FleetError, engine_of, parse_stored};
+use super::{Fleet, FleetError, FromKiosk, Publish, engine_of, parse_stored};
 use crate::fleet::layers::{self, Place};
 use crate::fleet::rollout::{Effect, Outcome, Rollout, Seen};
 use crate::pki::signing::Signer;
 use crate::store::fleet::{self as q, PublishedRow, RolloutRow};
-
-/// One MQTT publish for fleetd's client to make (QoS 1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publish {
-    pub topic: String,
-    pub payload: Vec<u8>,
-    pub retain: bool,
-}
-
-/// What a kiosk sent that the fleet side keeps.
-#[derive(Debug)]
-pub enum FromKiosk {
-    /// Its retained state (or its last will).
-    State { device_id: String, state: Result<DeviceState, DecodeError> },
-    /// A command result.
-    Result { device_id: String, result: Result<CommandResult, DecodeError> },
-}
 
 impl Fleet {
     /// Steps every running or paused rollout; returns the configs to publish (retained).

@@ -2,7 +2,7 @@
 //! counter that every change bumps, so another process (`fleetd serve` while the CLI revokes)
 //! can notice changes by polling one row.
 
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Store, StoreError};
 
@@ -99,16 +99,15 @@ impl Store {
         created_at: i64,
         created_by: &str,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock().expect("store mutex poisoned");
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO enrol_tokens
-                 (token_hash, clinic, room, created_at, created_by, expires_at, device_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
-            params![hash, token.clinic, token.room, created_at, created_by, token.expires_at],
-        )?;
-        bump(&tx)?;
-        Ok(tx.commit()?)
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO enrol_tokens
+                     (token_hash, clinic, room, created_at, created_by, expires_at, device_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                params![hash, token.clinic, token.room, created_at, created_by, token.expires_at],
+            )?;
+            Ok(bump(tx)?)
+        })
     }
 
     /// One enrolment, atomically: finds the token with hash `hash`, the device bound to it and
@@ -124,8 +123,7 @@ impl Store {
             Option<DeviceRecord>,
         ) -> Result<EnrolDecision, E>,
     ) -> Result<DeviceRecord, E> {
-        let mut conn = self.conn.lock().expect("store mutex poisoned");
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        self.write(|tx| {
         let token = tx
             .query_row(
                 "SELECT clinic, room, expires_at, device_id FROM enrol_tokens WHERE token_hash = ?1",
@@ -142,10 +140,10 @@ impl Store {
             .optional()
             .map_err(sql)?;
         let bound = match token.as_ref().and_then(|t| t.device_id.as_deref()) {
-            Some(id) => device_where(&tx, "id = ?1", id).map_err(sql)?,
+            Some(id) => device_where(tx, "id = ?1", id).map_err(sql)?,
             None => None,
         };
-        let same_key = device_where(&tx, "public_key = ?1", public_key).map_err(sql)?;
+        let same_key = device_where(tx, "public_key = ?1", public_key).map_err(sql)?;
         match decide(token, bound, same_key)? {
             EnrolDecision::Existing(device) => Ok(device),
             EnrolDecision::Create(device) => {
@@ -166,26 +164,23 @@ impl Store {
                     params![device.id, hash],
                 )
                 .map_err(sql)?;
-                bump(&tx).map_err(sql)?;
-                tx.commit().map_err(sql)?;
+                bump(tx).map_err(sql)?;
                 Ok(device)
             }
         }
+        })
     }
 
     /// The device with this id.
     pub fn device(&self, id: &str) -> Result<DeviceRecord, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        device_where(&conn, "id = ?1", id)?.ok_or_else(|| StoreError::NoSuchDevice(id.into()))
+        self.read(|c| device_where(c, "id = ?1", id))?
+            .ok_or_else(|| StoreError::NoSuchDevice(id.into()))
     }
 
     /// Every device, oldest first.
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, id");
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([], device_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|c| c.prepare(&sql)?.query_map([], device_row)?.collect())
     }
 
     /// Marks a pending device active with its certificate; `false` if it was not pending.
@@ -215,30 +210,29 @@ impl Store {
 
     /// Revoked devices that hold a certificate: (device id, serial, when revoked), oldest first.
     pub fn revoked_serials(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        let mut stmt = conn.prepare(
-            "SELECT id, cert_serial, revoked_at FROM devices
-             WHERE status = 'revoked' AND cert_serial IS NOT NULL ORDER BY revoked_at, id",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|c| {
+            c.prepare(
+                "SELECT id, cert_serial, revoked_at FROM devices
+                 WHERE status = 'revoked' AND cert_serial IS NOT NULL ORDER BY revoked_at, id",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect()
+        })
     }
 
     /// The registry generation: it changes whenever a token or device changes.
     pub fn generation(&self) -> Result<i64, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        Ok(conn.query_row("SELECT value FROM registry_generation", [], |r| r.get(0))?)
+        self.read(|c| c.query_row("SELECT value FROM registry_generation", [], |r| r.get(0)))
     }
 
     fn change(&self, sql: &str, params: impl rusqlite::Params) -> Result<bool, StoreError> {
-        let mut conn = self.conn.lock().expect("store mutex poisoned");
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = tx.execute(sql, params)? == 1;
-        if changed {
-            bump(&tx)?;
-        }
-        tx.commit()?;
-        Ok(changed)
+        self.write(|tx| {
+            let changed = tx.execute(sql, params)? == 1;
+            if changed {
+                bump(tx)?;
+            }
+            Ok(changed)
+        })
     }
 }
 

@@ -2,6 +2,16 @@
 //! and the queries on it. Owns SQL; knows nothing of passwords beyond storing their hashes,
 //! nor of enrolment tokens beyond storing theirs. `fleetd serve` and the CLI may have the file
 //! open at once: writers wait for each other (busy timeout) rather than fail.
+//!
+//! Queries: every one runs on a `&Connection` inside [`Store::read`] or [`Store::write`] (a
+//! transaction), so queries compose; `fleet.rs` holds them as free functions, and the user,
+//! session and device methods here and in `devices.rs` are thin wrappers on the same two.
+//!
+//! A poisoned lock (a thread panicked while holding the connection) is recovered, not
+//! propagated: SQLite rolled back whatever that thread had not committed (a `Transaction`
+//! rolls back when dropped), so the connection is as consistent as before. One panic must not
+//! take every later request down with it. [`crate::accounts`]' session table follows the same
+//! rule.
 
 mod devices;
 pub mod fleet;
@@ -9,7 +19,7 @@ pub mod fleet;
 pub use devices::{DeviceRecord, EnrolDecision, TokenRecord, bump};
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -91,12 +101,18 @@ impl Store {
         Self { conn: Mutex::new(conn) }
     }
 
-    /// Runs `f` on the connection (reads; no transaction).
+    /// The connection, recovering a poisoned lock (see the module comment).
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the connection outside a transaction: reads, and single statements (each is
+    /// atomic on its own, and waits for other writers like a transaction does).
     pub fn read<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
+        let conn = self.conn();
         Ok(f(&conn)?)
     }
 
@@ -106,7 +122,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.conn.lock().expect("store mutex poisoned");
+        let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| E::from(e.into()))?;
@@ -117,24 +133,23 @@ impl Store {
 
     /// Adds a user; refuses a name that is taken.
     pub fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        let now = unix_now();
-        let inserted = conn.execute(
-            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (username) DO NOTHING",
-            params![user.username, user.role, user.password_hash, now],
-        )?;
-        if inserted == 0 {
-            return Err(StoreError::UserExists(user.username.clone()));
-        }
-        Ok(())
+        self.write(|c| {
+            let inserted = c.execute(
+                "INSERT INTO users (username, role, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (username) DO NOTHING",
+                params![user.username, user.role, user.password_hash, unix_now()],
+            )?;
+            match inserted {
+                0 => Err(StoreError::UserExists(user.username.clone())),
+                _ => Ok(()),
+            }
+        })
     }
 
     /// The user of that name, if any.
     pub fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        let row = conn
-            .query_row(
+        self.read(|c| {
+            c.query_row(
                 "SELECT username, role, password_hash FROM users WHERE username = ?1",
                 params![username],
                 |r| {
@@ -145,8 +160,8 @@ impl Store {
                     })
                 },
             )
-            .optional()?;
-        Ok(row)
+            .optional()
+        })
     }
 }
 
@@ -160,42 +175,45 @@ impl Store {
         now: i64,
         idle_before: i64,
     ) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        conn.execute("DELETE FROM sessions WHERE last_seen < ?1", params![idle_before])?;
-        conn.execute(
-            "INSERT OR REPLACE INTO sessions (token_sha256, username, last_seen) VALUES (?1, ?2, ?3)",
-            params![token_sha256, username, now],
-        )?;
-        Ok(())
+        self.write(|c| {
+            c.execute("DELETE FROM sessions WHERE last_seen < ?1", params![idle_before])?;
+            c.execute(
+                "INSERT OR REPLACE INTO sessions (token_sha256, username, last_seen)
+                 VALUES (?1, ?2, ?3)",
+                params![token_sha256, username, now],
+            )?;
+            Ok(())
+        })
     }
 
     /// The user name and last use (Unix seconds) of a session, if it is recorded.
     pub fn session(&self, token_sha256: &str) -> Result<Option<(String, i64)>, StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        let row = conn
-            .query_row(
+        self.read(|c| {
+            c.query_row(
                 "SELECT username, last_seen FROM sessions WHERE token_sha256 = ?1",
                 params![token_sha256],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?;
-        Ok(row)
+            .optional()
+        })
     }
 
     /// Marks a session as used at `now`.
     pub fn touch_session(&self, token_sha256: &str, now: i64) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        conn.execute(
-            "UPDATE sessions SET last_seen = ?2 WHERE token_sha256 = ?1",
-            params![token_sha256, now],
-        )?;
+        self.read(|c| {
+            c.execute(
+                "UPDATE sessions SET last_seen = ?2 WHERE token_sha256 = ?1",
+                params![token_sha256, now],
+            )
+        })?;
         Ok(())
     }
 
     /// Forgets a session (sign-out, idle time-out).
     pub fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError> {
-        let conn = self.conn.lock().expect("store mutex poisoned");
-        conn.execute("DELETE FROM sessions WHERE token_sha256 = ?1", params![token_sha256])?;
+        self.read(|c| {
+            c.execute("DELETE FROM sessions WHERE token_sha256 = ?1", params![token_sha256])
+        })?;
         Ok(())
     }
 }
