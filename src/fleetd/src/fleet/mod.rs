@@ -194,15 +194,11 @@ impl Fleet {
         by: &str,
         now: i64,
     ) -> Result<RolloutInfo, FleetError> {
-        telekiosk_protocol::Validate::validate(req)?;
-        let plan = plan_of(req);
-        let group = req.group.as_str();
-        let id = self.store.write(|c| {
+        self.roll_out(req, |c, group, plan| {
             refuse_if_live(c, group)?;
             let body = q::group_body(c, group)?.ok_or_else(|| FleetError::NoBody(group.into()))?;
             new_rollout(c, group, &body.body, "rollout", plan, by, now)
-        })?;
-        self.rollout(id)
+        })
     }
 
     /// Rolls the group back: its latest rollout (if still live) is aborted, the body of the
@@ -214,10 +210,7 @@ impl Fleet {
         by: &str,
         now: i64,
     ) -> Result<RolloutInfo, FleetError> {
-        telekiosk_protocol::Validate::validate(req)?;
-        let plan = plan_of(req);
-        let group = req.group.as_str();
-        let id = self.store.write(|c| {
+        self.roll_out(req, |c, group, plan| {
             let latest = q::rollouts(c, Some(group), 1)?.pop();
             let latest = latest.ok_or_else(|| FleetError::NoPrevious(group.into()))?;
             let previous = q::completed_before(c, group, latest.id)?
@@ -229,7 +222,19 @@ impl Fleet {
             q::set_group_body(c, group, &previous.body, by, now)?;
             tracing::info!(target: "fleetd::audit", by, group, to_version = previous.version, "group config set back for a rollback");
             new_rollout(c, group, &previous.body, "rollback", plan, by, now)
-        })?;
+        })
+    }
+
+    /// What starting a rollout and rolling back share: the request checked, then `start` (which
+    /// returns the new rollout's id) in one transaction with the group and the plan.
+    fn roll_out(
+        &self,
+        req: &NewRollout,
+        start: impl FnOnce(&Connection, &str, Plan) -> Result<i64, FleetError>,
+    ) -> Result<RolloutInfo, FleetError> {
+        telekiosk_protocol::Validate::validate(req)?;
+        let plan = plan_of(req);
+        let id = self.store.write(|c| start(c, &req.group, plan))?;
         self.rollout(id)
     }
 
