@@ -3,9 +3,12 @@
 //! nor of enrolment tokens beyond storing theirs. `fleetd serve` and the CLI may have the file
 //! open at once: writers wait for each other (busy timeout) rather than fail.
 //!
-//! Queries: every one runs on a `&Connection` inside [`Store::read`] or [`Store::write`] (a
-//! transaction), so queries compose; `fleet.rs` holds them as free functions, and the user,
-//! session and device methods here and in `devices.rs` are thin wrappers on the same two.
+//! One file per group of tables: `users.rs` (users, sessions), `devices.rs` (enrolment tokens,
+//! devices, the registry generation), `fleet.rs` (config, rollouts, what was published,
+//! commands and reports). Queries: every one runs on a `&Connection` inside [`Store::read`] or
+//! [`Store::write`] (a transaction), the only two places that take the connection's lock;
+//! `fleet.rs` holds them as free functions so several compose in one transaction, and the user,
+//! session and device methods are thin wrappers on the same two.
 //!
 //! A poisoned lock (a thread panicked while holding the connection) is recovered, not
 //! propagated: SQLite rolled back whatever that thread had not committed (a `Transaction`
@@ -15,14 +18,16 @@
 
 mod devices;
 pub mod fleet;
+mod users;
 
 pub use devices::{DeviceRecord, EnrolDecision, TokenRecord, bump};
+pub use users::UserRecord;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 /// Schema migrations; entry `n` moves the database from `user_version` n to n + 1.
 const MIGRATIONS: &[&str] = &[
@@ -59,17 +64,6 @@ pub enum StoreError {
     /// Any other SQLite failure.
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
-}
-
-/// One row of the `users` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    /// Sign-in name.
-    pub username: String,
-    /// `clinician` or `admin`.
-    pub role: String,
-    /// The argon2id hash in PHC string form.
-    pub password_hash: String,
 }
 
 /// A handle on the database, shareable across threads.
@@ -130,92 +124,6 @@ impl Store {
         tx.commit().map_err(|e| E::from(e.into()))?;
         Ok(value)
     }
-
-    /// Adds a user; refuses a name that is taken.
-    pub fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        self.write(|c| {
-            let inserted = c.execute(
-                "INSERT INTO users (username, role, password_hash, created_at)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (username) DO NOTHING",
-                params![user.username, user.role, user.password_hash, unix_now()],
-            )?;
-            match inserted {
-                0 => Err(StoreError::UserExists(user.username.clone())),
-                _ => Ok(()),
-            }
-        })
-    }
-
-    /// The user of that name, if any.
-    pub fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.read(|c| {
-            c.query_row(
-                "SELECT username, role, password_hash FROM users WHERE username = ?1",
-                params![username],
-                |r| {
-                    Ok(UserRecord {
-                        username: r.get(0)?,
-                        role: r.get(1)?,
-                        password_hash: r.get(2)?,
-                    })
-                },
-            )
-            .optional()
-        })
-    }
-}
-
-/// Console sessions, by the SHA-256 of their token (hex).
-impl Store {
-    /// Records a new session, forgetting those idle since before `idle_before`.
-    pub fn insert_session(
-        &self,
-        token_sha256: &str,
-        username: &str,
-        now: i64,
-        idle_before: i64,
-    ) -> Result<(), StoreError> {
-        self.write(|c| {
-            c.execute("DELETE FROM sessions WHERE last_seen < ?1", params![idle_before])?;
-            c.execute(
-                "INSERT OR REPLACE INTO sessions (token_sha256, username, last_seen)
-                 VALUES (?1, ?2, ?3)",
-                params![token_sha256, username, now],
-            )?;
-            Ok(())
-        })
-    }
-
-    /// The user name and last use (Unix seconds) of a session, if it is recorded.
-    pub fn session(&self, token_sha256: &str) -> Result<Option<(String, i64)>, StoreError> {
-        self.read(|c| {
-            c.query_row(
-                "SELECT username, last_seen FROM sessions WHERE token_sha256 = ?1",
-                params![token_sha256],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-        })
-    }
-
-    /// Marks a session as used at `now`.
-    pub fn touch_session(&self, token_sha256: &str, now: i64) -> Result<(), StoreError> {
-        self.read(|c| {
-            c.execute(
-                "UPDATE sessions SET last_seen = ?2 WHERE token_sha256 = ?1",
-                params![token_sha256, now],
-            )
-        })?;
-        Ok(())
-    }
-
-    /// Forgets a session (sign-out, idle time-out).
-    pub fn delete_session(&self, token_sha256: &str) -> Result<(), StoreError> {
-        self.read(|c| {
-            c.execute("DELETE FROM sessions WHERE token_sha256 = ?1", params![token_sha256])
-        })?;
-        Ok(())
-    }
 }
 
 /// Now, in Unix seconds.
@@ -245,36 +153,4 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         step?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn alice() -> UserRecord {
-        UserRecord { username: "alice".into(), role: "clinician".into(), password_hash: "h".into() }
-    }
-
-    #[test]
-    fn a_user_is_stored_and_found_by_name() {
-        let store = Store::in_memory();
-        store.insert_user(&alice()).unwrap();
-        assert_eq!(store.user("alice").unwrap(), Some(alice()));
-        assert_eq!(store.user("bob").unwrap(), None);
-    }
-
-    #[test]
-    fn a_taken_user_name_is_refused() {
-        let store = Store::in_memory();
-        store.insert_user(&alice()).unwrap();
-        assert!(matches!(store.insert_user(&alice()), Err(StoreError::UserExists(_))));
-    }
-
-    #[test]
-    fn reopening_a_database_keeps_its_users() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fleetd.db");
-        Store::open(&path).unwrap().insert_user(&alice()).unwrap();
-        assert!(Store::open(&path).unwrap().user("alice").unwrap().is_some());
-    }
 }
