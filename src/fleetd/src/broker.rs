@@ -63,16 +63,16 @@ pub const ACL: &str = "# Written by fleetd at every start: edits are lost.\n\
     \n\
     pattern readwrite telekiosk/v1/dev/%u/#\n";
 
-/// Writes the broker configuration for one TLS listener on `listen` requiring client
-/// certificates checked against `crl`, and its ACL file; returns the configuration's path.
+/// Writes the broker configuration `path` for one TLS listener on `listen` requiring client
+/// certificates checked against `crl`, and its ACL file `acl` (both in the data directory).
 pub fn write_config(
-    data_dir: &Path,
+    path: &Path,
+    acl: &Path,
     listen: SocketAddr,
     pki: &Pki,
     crl: &Path,
-) -> Result<PathBuf, BrokerError> {
-    let path = data_dir.join("mosquitto.conf");
-    let acl = data_dir.join("mosquitto.acl");
+) -> Result<(), BrokerError> {
+    let (path, acl) = (path.to_path_buf(), acl.to_path_buf());
     std::fs::write(&acl, ACL)
         .map_err(|source| BrokerError::Config { path: acl.clone(), source })?;
     // mosquitto started as root drops to user `mosquitto`, which cannot read our 0600 key.
@@ -106,7 +106,7 @@ pub fn write_config(
     );
     std::fs::write(&path, conf)
         .map_err(|source| BrokerError::Config { path: path.clone(), source })?;
-    Ok(path)
+    Ok(())
 }
 
 /// Fails early, with a clear message, if something already holds the broker's port.
@@ -325,7 +325,9 @@ mod tests {
         let pki = Pki::paths(dir.path());
         let crl = dir.path().join("crl.pem");
         let listen = "127.0.0.1:18883".parse().unwrap();
-        let conf = std::fs::read_to_string(write_config(dir.path(), listen, &pki, &crl).unwrap());
+        let (path, acl) = (dir.path().join("mosquitto.conf"), dir.path().join("mosquitto.acl"));
+        write_config(&path, &acl, listen, &pki, &crl).unwrap();
+        let conf = std::fs::read_to_string(&path);
         let conf = conf.unwrap();
         assert_eq!(conf.matches("\nlistener ").count(), 1);
         for line in [
@@ -352,8 +354,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let crl = dir.path().join("crl.pem");
         let listen = "127.0.0.1:18883".parse().unwrap();
-        write_config(dir.path(), listen, &Pki::paths(dir.path()), &crl).unwrap();
-        let acl = std::fs::read_to_string(dir.path().join("mosquitto.acl")).unwrap();
+        let acl = dir.path().join("mosquitto.acl");
+        let conf = dir.path().join("mosquitto.conf");
+        write_config(&conf, &acl, listen, &Pki::paths(dir.path()), &crl).unwrap();
+        let acl = std::fs::read_to_string(acl).unwrap();
         let rules: Vec<&str> =
             acl.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
         assert_eq!(

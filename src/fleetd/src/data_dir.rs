@@ -50,6 +50,16 @@ impl DataDir {
         self.0.join(crate::registry::revocation::CRL_FILE)
     }
 
+    /// The configuration of the broker fleetd runs (written at every start).
+    pub fn broker_config(&self) -> PathBuf {
+        self.0.join("mosquitto.conf")
+    }
+
+    /// The broker's access control list (written at every start).
+    pub fn broker_acl(&self) -> PathBuf {
+        self.0.join("mosquitto.acl")
+    }
+
     /// The Ed25519 key that signs config and commands.
     pub fn signing_key(&self) -> PathBuf {
         self.0.join(crate::pki::signing::KEY_FILE)

@@ -111,7 +111,8 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         }
         None => {
             broker::check_port_free(args.mqtt_listen)?;
-            let conf = broker::write_config(data_dir.path(), args.mqtt_listen, &pki, &crl)?;
+            let (conf, acl) = (data_dir.broker_config(), data_dir.broker_acl());
+            broker::write_config(&conf, &acl, args.mqtt_listen, &pki, &crl)?;
             let mut broker = broker::Broker::start(&args.mosquitto, &conf)?;
             if let Err(e) = broker.wait_running(Duration::from_secs(10)).await {
                 broker.stop().await;
