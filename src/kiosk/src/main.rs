@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use slint::ComponentHandle;
-use telekiosk::app::{Agent, Controller, Display, Exit, Input, RESTART_EXIT_CODE, status};
+use telekiosk::app::{Agent, Controller, Exit, GstMedia, Input, RESTART_EXIT_CODE, Screen, status};
 use telekiosk::command::seen::SeenStore;
 use telekiosk::config::store::{ConfigStore, TpmGuard};
 use telekiosk::fleet::{FleetLink, FleetOptions};
@@ -247,10 +247,11 @@ fn run(
         };
         let controller = Controller {
             visit: Visit::new(&args.clinic, &args.room, Timeouts::default()),
+            media: Box::new(GstMedia::new(profile.clone())),
             profile,
-            fleet,
+            uplink: Box::new(fleet),
             frames: Arc::new(UiFrames::new(weak.clone())),
-            display: Box::new(SlintDisplay(weak)),
+            screen: Box::new(SlintScreen(weak)),
             media_unavailable,
             agent,
         };
@@ -517,9 +518,9 @@ fn read_control(tx: UnboundedSender<Input>) {
 }
 
 /// Shows view models on the Slint window from any thread.
-struct SlintDisplay(slint::Weak<KioskWindow>);
+struct SlintScreen(slint::Weak<KioskWindow>);
 
-impl Display for SlintDisplay {
+impl Screen for SlintScreen {
     fn show(&self, vm: &ViewModel, online: bool) {
         let (vm, window) = (vm.clone(), self.0.clone());
         let _ = slint::invoke_from_event_loop(move || {
