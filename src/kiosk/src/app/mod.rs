@@ -34,13 +34,13 @@ use crate::command::RecentIds;
 use crate::command::seen::SeenStore;
 use crate::config::store::ConfigStore;
 use crate::config::{Accepted, Settings};
-use crate::fleet::FleetEvent;
 use crate::logs::{RecentErrors, SetLevel};
 use crate::media::{CallStats, FrameSink, MediaEvent};
 use crate::profile::Profile;
 use crate::signed::PinnedKey;
 use crate::ui::Press;
 use crate::ui::view::{CallCondition, ViewModel, view};
+use crate::uplink::UplinkEvent;
 use crate::visit::{Effect, Event, State, Visit};
 use events::{FirstFrame, media_event, press_event};
 
@@ -48,7 +48,7 @@ use events::{FirstFrame, media_event, press_event};
 #[derive(Debug)]
 pub enum Input {
     Press(Press),
-    Fleet(FleetEvent),
+    Uplink(UplinkEvent),
     /// A media report, tagged with the number of the call it came from.
     Media(u64, MediaEvent),
     /// Stop: end any visit cleanly and return.
@@ -259,23 +259,23 @@ impl Controller {
     async fn take(&mut self, input: Input, run: &mut Running, pending: &mut VecDeque<Event>) {
         match input {
             Input::Press(press) => pending.push_back(press_event(press)),
-            Input::Fleet(FleetEvent::Connected) => {
+            Input::Uplink(UplinkEvent::Connected) => {
                 run.fleet.online = true;
                 self.report(run);
                 pending.push_back(Event::FleetConnected);
             }
-            Input::Fleet(FleetEvent::Disconnected(why)) => {
+            Input::Uplink(UplinkEvent::Disconnected(why)) => {
                 if run.fleet.online {
                     tracing::warn!("lost the fleet connection: {why}");
                 }
                 run.fleet.online = false;
             }
-            Input::Fleet(FleetEvent::Visit(Ok(msg))) => pending.push_back(Event::Server(msg)),
-            Input::Fleet(FleetEvent::Visit(Err(e))) => {
+            Input::Uplink(UplinkEvent::Visit(Ok(msg))) => pending.push_back(Event::Server(msg)),
+            Input::Uplink(UplinkEvent::Visit(Err(e))) => {
                 pending.push_back(Event::ServerMalformed { reason: e.to_string() })
             }
-            Input::Fleet(FleetEvent::Config(bytes)) => self.on_config(&bytes, run),
-            Input::Fleet(FleetEvent::Command(bytes)) => self.on_command(&bytes, run).await,
+            Input::Uplink(UplinkEvent::Config(bytes)) => self.on_config(&bytes, run),
+            Input::Uplink(UplinkEvent::Command(bytes)) => self.on_command(&bytes, run).await,
             Input::Media(generation, MediaEvent::VideoPaused(paused))
                 if generation == run.call.generation =>
             {

@@ -1,7 +1,7 @@
 //! The controller's ports: what it asks of media, of the uplink to fleetd and of the screen,
 //! as traits, so its rules run in tests against recorders. The real adapters' side of each
 //! port is here too and stays thin: GStreamer ([`GstMedia`], `media::Call`), MQTT
-//! (`fleet::FleetLink`); the Slint screen is wired in the binary.
+//! (`uplink::MqttUplink`); the Slint screen is wired in the binary.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,12 +12,12 @@ use telekiosk_protocol::device::DeviceState;
 use telekiosk_protocol::visit::KioskToServer;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::fleet::{FleetError, FleetLink};
 use crate::media::{
     Answered, Call, CallQuality, CallSettings, CallStats, FrameSink, Ice, MediaError, MediaEvent,
 };
 use crate::profile::Profile;
 use crate::ui::view::ViewModel;
+use crate::uplink::{MqttUplink, UplinkError};
 
 /// A future a port returns, which may be awaited on any of the runtime's threads.
 pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -53,13 +53,13 @@ pub trait CallHandle: Send + 'static {
 /// The kiosk's link to fleetd, as the controller uses it.
 pub trait Uplink: Send + Sync + 'static {
     /// Sends one signalling message of the visit (waits for room in the link's queue).
-    fn send<'a>(&'a self, msg: &'a KioskToServer) -> PortFuture<'a, Result<(), FleetError>>;
+    fn send<'a>(&'a self, msg: &'a KioskToServer) -> PortFuture<'a, Result<(), UplinkError>>;
     /// Sends a command's result; never waits.
-    fn send_result(&self, result: &CommandResult) -> Result<(), FleetError>;
+    fn send_result(&self, result: &CommandResult) -> Result<(), UplinkError>;
     /// Keeps the device state for the next connection (offline).
     fn set_state(&self, state: DeviceState);
     /// Keeps the device state and publishes it now; never waits.
-    fn publish_state(&self, state: DeviceState) -> Result<(), FleetError>;
+    fn publish_state(&self, state: DeviceState) -> Result<(), UplinkError>;
     /// Disconnects cleanly after what is queued (before a restart).
     fn disconnect(&self) -> PortFuture<'_, ()>;
 }
@@ -126,24 +126,24 @@ impl CallHandle for Call {
     }
 }
 
-impl Uplink for FleetLink {
-    fn send<'a>(&'a self, msg: &'a KioskToServer) -> PortFuture<'a, Result<(), FleetError>> {
-        Box::pin(FleetLink::send(self, msg))
+impl Uplink for MqttUplink {
+    fn send<'a>(&'a self, msg: &'a KioskToServer) -> PortFuture<'a, Result<(), UplinkError>> {
+        Box::pin(MqttUplink::send(self, msg))
     }
 
-    fn send_result(&self, result: &CommandResult) -> Result<(), FleetError> {
-        FleetLink::send_result(self, result)
+    fn send_result(&self, result: &CommandResult) -> Result<(), UplinkError> {
+        MqttUplink::send_result(self, result)
     }
 
     fn set_state(&self, state: DeviceState) {
-        FleetLink::set_state(self, state)
+        MqttUplink::set_state(self, state)
     }
 
-    fn publish_state(&self, state: DeviceState) -> Result<(), FleetError> {
-        FleetLink::publish_state(self, state)
+    fn publish_state(&self, state: DeviceState) -> Result<(), UplinkError> {
+        MqttUplink::publish_state(self, state)
     }
 
     fn disconnect(&self) -> PortFuture<'_, ()> {
-        Box::pin(FleetLink::disconnect(self))
+        Box::pin(MqttUplink::disconnect(self))
     }
 }

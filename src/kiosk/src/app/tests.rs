@@ -23,11 +23,11 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use super::*;
 use crate::command::seen::SeenStore;
 use crate::config::store::ConfigStore;
-use crate::config::verify::tests::{document, payload};
-use crate::fleet::FleetError;
+use crate::config::test_support::{document, payload};
 use crate::media::{Answered, CallQuality, CallSettings, Frame, Ice, MediaError, VideoCodec};
 use crate::signed::test_keys::{fleet_key, sign};
 use crate::ui::view::{RECONNECTING_TEXT, ScreenId, VIDEO_PAUSED_TEXT};
+use crate::uplink::UplinkError;
 use crate::visit::Timeouts;
 
 /// The device id the test documents are signed for.
@@ -147,18 +147,18 @@ impl CallHandle for FakeCall {
 struct FakeUplink(Log);
 
 impl Uplink for FakeUplink {
-    fn send<'a>(&'a self, msg: &'a K2S) -> PortFuture<'a, Result<(), FleetError>> {
+    fn send<'a>(&'a self, msg: &'a K2S) -> PortFuture<'a, Result<(), UplinkError>> {
         self.0.push(Did::Sent(kind(msg)));
         Box::pin(async { Ok(()) })
     }
-    fn send_result(&self, result: &CommandResult) -> Result<(), FleetError> {
+    fn send_result(&self, result: &CommandResult) -> Result<(), UplinkError> {
         self.0.push(Did::Outcome(result.command_id.clone(), result.outcome));
         Ok(())
     }
     fn set_state(&self, state: DeviceState) {
         self.0.push(Did::StateKept(state.config_version));
     }
-    fn publish_state(&self, state: DeviceState) -> Result<(), FleetError> {
+    fn publish_state(&self, state: DeviceState) -> Result<(), UplinkError> {
         panic!("the tests keep the kiosk offline: {state:?}")
     }
     fn disconnect(&self) -> PortFuture<'_, ()> {
@@ -296,17 +296,17 @@ impl Kiosk {
             }
             In::Press(press) => Some(Input::Press(press)),
             In::Server(msg) => {
-                Some(Input::Fleet(FleetEvent::Visit(Ok(msg(self.visit_id.clone())))))
+                Some(Input::Uplink(UplinkEvent::Visit(Ok(msg(self.visit_id.clone())))))
             }
             In::Media(n, event) => Some(Input::Media(n, event)),
             In::Config(version, max_kbps) => {
                 let mut p = payload(version);
                 p.body.media.max_bitrate_kbps = max_kbps;
                 let bytes = document(&self.fleet, &serde_json::to_string(&p).unwrap());
-                Some(Input::Fleet(FleetEvent::Config(bytes)))
+                Some(Input::Uplink(UplinkEvent::Config(bytes)))
             }
             In::Command(id, command) => {
-                Some(Input::Fleet(FleetEvent::Command(self.command(id, command))))
+                Some(Input::Uplink(UplinkEvent::Command(self.command(id, command))))
             }
         };
         if let Some(input) = input {
