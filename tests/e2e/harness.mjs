@@ -248,6 +248,11 @@ export class Kiosk extends Child {
     this.proc.stdin.write(`tap ${x} ${y}\n`);
   }
 
+  /** Presses a button by name (join, cancel, end, mute, camera) instead of at a position. */
+  press(name) {
+    this.proc.stdin.write(`tap ${name}\n`);
+  }
+
   /**
    * Asks for a screenshot while visit video is on screen and asserts the kiosk refuses it (a
    * status line saying why) and writes no file. Returns the refusal's reason.

@@ -1,6 +1,6 @@
 //! telekiosk: the kiosk appliance. A pure core (`visit`, `ui::view`, `config::verify`,
 //! `config::hours`, `command`, `signed`) with thin adapters around it: `media` (GStreamer),
-//! `ui` (Slint), `fleet` (MQTT), `identity` (TPM), `config::store` (disk + TPM counter),
+//! `ui` (Slint), `uplink` (MQTT), `identity` (TPM), `config::store` (disk + TPM counter),
 //! `profile` (hardware as data), `logs` (tracing), and the `app` controller that wires them.
 
 pub mod app;
@@ -8,7 +8,6 @@ pub mod command;
 pub mod config;
 pub mod durable;
 pub mod enrol;
-pub mod fleet;
 pub mod hardening;
 pub mod identity;
 pub mod logs;
@@ -18,4 +17,5 @@ pub mod provisioning;
 pub mod signed;
 pub mod startup;
 pub mod ui;
+pub mod uplink;
 pub mod visit;

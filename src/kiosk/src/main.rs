@@ -9,17 +9,17 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use slint::ComponentHandle;
-use telekiosk::app::{Agent, Controller, Display, Exit, Input, RESTART_EXIT_CODE, status};
+use telekiosk::app::{Agent, Controller, Exit, GstMedia, Input, RESTART_EXIT_CODE, Screen, status};
 use telekiosk::command::seen::SeenStore;
 use telekiosk::config::store::{ConfigStore, TpmGuard};
-use telekiosk::fleet::{FleetLink, FleetOptions};
 use telekiosk::logs::{RecentErrors, SetLevel};
 use telekiosk::profile::Profile;
 use telekiosk::provisioning::{self, Provisioning};
 use telekiosk::signed::PinnedKey;
 use telekiosk::startup;
 use telekiosk::ui::view::ViewModel;
-use telekiosk::ui::{self, KioskWindow, UiFrames, headless};
+use telekiosk::ui::{self, KioskWindow, Press, UiFrames, headless};
+use telekiosk::uplink::{MqttUplink, UplinkOptions};
 use telekiosk::visit::{Timeouts, Visit};
 use telekiosk_protocol::device::{ConfigRefusal, PartStatus};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
@@ -71,8 +71,8 @@ struct Args {
     room: String,
     /// Render with Slint's software renderer into memory instead of the panel (DRM/KMS,
     /// touch through libinput). Reads
-    /// `tap X Y`, `screenshot PATH` (refused while visit video is on screen) and `quit` lines
-    /// on stdin.
+    /// `tap X Y`, `tap join|cancel|end|mute|camera`, `screenshot PATH` (refused while visit
+    /// video is on screen) and `quit` lines on stdin.
     #[arg(long)]
     headless: bool,
     /// With --headless: serve the screen on this loopback address (e.g. 127.0.0.1:8090) as a
@@ -153,7 +153,8 @@ fn run(
             }
             let (tx, _rx) = unbounded_channel();
             runtime.spawn(shutdown_on_signal(tx.clone()));
-            std::thread::spawn(move || read_control(tx));
+            let weak = window.as_weak();
+            std::thread::spawn(move || read_control(tx, weak));
             window.show()?;
             slint::run_event_loop()?;
             return Ok(Exit::Stopped);
@@ -219,13 +220,13 @@ fn run(
         let guard = identity.tpm().map(|tpm| TpmGuard::new(tpm.clone(), identity.key.clone()));
         let store = ConfigStore::new(&args.state_dir, guard);
         let (in_force, startup_refusal) = load_config(&store, &pinned, &device_id).await;
-        let options = FleetOptions {
+        let options = UplinkOptions {
             host: mqtt_host,
             port: mqtt_port,
             tls: identity.tls.clone(),
             device_id: device_id.clone(),
         };
-        let fleet = match FleetLink::start(&options, forward(ctl_tx.clone(), Input::Fleet)) {
+        let fleet = match MqttUplink::start(&options, forward(ctl_tx.clone(), Input::Uplink)) {
             Ok(fleet) => fleet,
             Err(e) => {
                 out_of_service(&weak, e.to_string());
@@ -247,10 +248,11 @@ fn run(
         };
         let controller = Controller {
             visit: Visit::new(&args.clinic, &args.room, Timeouts::default()),
+            media: Box::new(GstMedia::new(profile.clone())),
             profile,
-            fleet,
+            uplink: Box::new(fleet),
             frames: Arc::new(UiFrames::new(weak.clone())),
-            display: Box::new(SlintDisplay(weak)),
+            screen: Box::new(SlintScreen(weak)),
             media_unavailable,
             agent,
         };
@@ -267,7 +269,8 @@ fn run(
             }
         });
     }
-    std::thread::spawn(move || read_control(tx));
+    let control_window = window.as_weak();
+    std::thread::spawn(move || read_control(tx, control_window));
 
     window.show()?;
     slint::run_event_loop()?;
@@ -467,9 +470,10 @@ fn stop(tx: &UnboundedSender<Input>) {
     });
 }
 
-/// Headless control on stdin: `tap X Y`, `screenshot PATH`, `quit`. Taps go through the real
-/// UI (pointer events on the window), exactly as a finger on the panel would.
-fn read_control(tx: UnboundedSender<Input>) {
+/// Headless control on stdin: `tap X Y`, `tap join|cancel|end|mute|camera`, `screenshot PATH`,
+/// `quit`. `tap X Y` goes through the real UI (pointer events on the window), exactly as a finger
+/// on the panel would; a named tap runs that button's action, wherever the button is drawn.
+fn read_control(tx: UnboundedSender<Input>, window: slint::Weak<KioskWindow>) {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -478,6 +482,20 @@ fn read_control(tx: UnboundedSender<Input>) {
                 (Ok(x), Ok(y)) => slint::invoke_from_event_loop(move || headless::tap(x, y)),
                 _ => {
                     tracing::warn!("control: tap needs two numbers: {line}");
+                    continue;
+                }
+            },
+            ["tap", name] => match Press::named(name) {
+                Some(press) => {
+                    let window = window.clone();
+                    slint::invoke_from_event_loop(move || {
+                        if let Some(window) = window.upgrade() {
+                            ui::press(&window, press);
+                        }
+                    })
+                }
+                None => {
+                    tracing::warn!("control: tap needs X Y or join|cancel|end|mute|camera: {line}");
                     continue;
                 }
             },
@@ -505,7 +523,7 @@ fn read_control(tx: UnboundedSender<Input>) {
             [] => continue,
             _ => {
                 tracing::warn!(
-                    "control: unknown command {line:?} (tap X Y | screenshot PATH | quit)"
+                    "control: unknown command {line:?} (tap X Y | tap NAME | screenshot PATH | quit)"
                 );
                 continue;
             }
@@ -517,9 +535,9 @@ fn read_control(tx: UnboundedSender<Input>) {
 }
 
 /// Shows view models on the Slint window from any thread.
-struct SlintDisplay(slint::Weak<KioskWindow>);
+struct SlintScreen(slint::Weak<KioskWindow>);
 
-impl Display for SlintDisplay {
+impl Screen for SlintScreen {
     fn show(&self, vm: &ViewModel, online: bool) {
         let (vm, window) = (vm.clone(), self.0.clone());
         let _ = slint::invoke_from_event_loop(move || {

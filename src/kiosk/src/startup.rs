@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::enrol::{self, Credentials, EnrolError};
-use crate::fleet::{FleetError, tls_config};
 use crate::identity::{DeviceKey, IdentityError, SoftwareKey, Tpm};
+use crate::uplink::{UplinkError, tls_config};
 
 /// What bring-up needs.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub enum StartError {
     #[error("{0}")]
     Enrol(#[from] EnrolError),
     #[error("{0}")]
-    Tls(#[from] FleetError),
+    Tls(#[from] UplinkError),
     #[error("cannot use the development key in {path}: {reason}")]
     DevKey { path: PathBuf, reason: String },
 }

@@ -12,14 +12,14 @@
 //!
 //! Timings (first frame, glass-to-glass, CPU) belong to the bench, not here.
 
-mod media_support;
+mod support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use linkemu::{LinkProfile, UdpRelay, candidate_addr, rewrite_candidate};
-use media_support::{Answerer, PeerOptions, dev_profile};
+use support::media::{Answerer, PeerOptions, dev_profile};
 use telekiosk::media::{Call, CallSettings, Frame, FrameSink, Ice, MediaEvent};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 

@@ -2,14 +2,14 @@
 //! exchanged directly (no network but loopback), both sides send H.264 + Opus and decode what the
 //! other sends. Deadlines bound every wait; the figures printed are measurements, not assertions.
 
-mod media_support;
+mod support;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use media_support::{Answerer, DEADLINE, Exchange, PeerOptions, Screen, dev_profile, mean};
+use support::media::{Answerer, DEADLINE, Exchange, PeerOptions, Screen, dev_profile, mean};
 use telekiosk::media::{Call, CallSettings, Ice, MediaError, MediaEvent};
 use tokio::sync::mpsc::unbounded_channel;
 

@@ -2,12 +2,12 @@
 //! what the kiosk sends, and the call reports its quality (loss and round trips, the rate
 //! controller's estimate, what it sends).
 
-mod media_support;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use media_support::{Answerer, Exchange, Screen, dev_profile};
+use support::media::{Answerer, Exchange, Screen, dev_profile};
 use telekiosk::media::{Call, CallSettings};
 use tokio::sync::mpsc::unbounded_channel;
 

@@ -44,27 +44,28 @@ fn unix_now() -> i64 {
 }
 
 impl Controller {
-    /// Puts settings in force (those of `run.in_force`, or the built-in defaults without one):
+    /// Puts settings in force (those of `run.fleet.in_force`, or the built-in defaults without one):
     /// names and time-outs at once (a visit in progress keeps going),
     /// opening hours at once (they only gate Join), log level at once, media caps and ICE
     /// servers from the next visit, telemetry from the next report.
     pub(super) fn apply(&mut self, settings: Settings, run: &mut Running) {
         self.visit.update(&settings.clinic, &settings.room, settings.timeouts.clone());
-        self.display.names(&settings.clinic, &settings.room);
+        self.screen.names(&settings.clinic, &settings.room);
         // The built-in defaults leave the level the kiosk was started with (RUST_LOG).
-        if run.in_force.is_some() {
+        if run.fleet.in_force.is_some() {
             (self.agent.set_log_level)(settings.log_level);
         }
         let closed = settings.schedule.closed_message(jiff::Timestamp::now());
         self.visit.set_closed(closed.map(str::to_string));
-        run.next_report = run.next_report.min(Instant::now() + settings.telemetry_interval);
-        run.settings = settings;
+        run.reporting.next_report =
+            run.reporting.next_report.min(Instant::now() + settings.telemetry_interval);
+        run.fleet.settings = settings;
     }
 
     /// A document from the `config` topic.
     pub(super) fn on_config(&mut self, bytes: &[u8], run: &mut Running) {
         let a = &self.agent;
-        match config::receive(bytes, &a.pinned, &a.device_id, run.in_force.as_ref()) {
+        match config::receive(bytes, &a.pinned, &a.device_id, run.fleet.in_force.as_ref()) {
             Received::AlreadyInForce => tracing::debug!("the config in force arrived again"),
             Received::Accepted(accepted) => {
                 let version = accepted.payload.version;
@@ -73,9 +74,9 @@ impl Controller {
                     &serde_json::json!({"event": "config", "outcome": "applied", "version": version}),
                 );
                 let settings = Settings::of(&accepted);
-                let _ = run.store_tx.send(accepted.signed.clone());
-                run.in_force = Some(*accepted);
-                run.refusal = None;
+                let _ = run.fleet.store_tx.send(accepted.signed.clone());
+                run.fleet.in_force = Some(*accepted);
+                run.fleet.refusal = None;
                 self.apply(settings, run);
                 self.report(run);
             }
@@ -85,7 +86,7 @@ impl Controller {
                 status(&serde_json::json!({
                     "event": "config", "outcome": "refused", "version": version, "reason": reason,
                 }));
-                run.refusal = Some(ConfigRefusal { version, reason });
+                run.fleet.refusal = Some(ConfigRefusal { version, reason });
                 self.report(run);
             }
         }
@@ -95,7 +96,7 @@ impl Controller {
     pub(super) async fn on_command(&mut self, bytes: &[u8], run: &mut Running) {
         let now = unix_now();
         let a = &self.agent;
-        let payload = match command::verify(bytes, &a.pinned, &a.device_id, now, &run.seen) {
+        let payload = match command::verify(bytes, &a.pinned, &a.device_id, now, &run.fleet.seen) {
             Ok(p) => p,
             Err(Refusal { command_id, error }) => {
                 let reason = error.to_string();
@@ -104,8 +105,8 @@ impl Controller {
             }
         };
         // Remembered on disk before it runs: a crash makes it run at most once.
-        run.seen.insert(&payload.command_id, payload.expires_at, now);
-        if let Err(e) = self.agent.seen.save(&run.seen) {
+        run.fleet.seen.insert(&payload.command_id, payload.expires_at, now);
+        if let Err(e) = self.agent.seen.save(&run.fleet.seen) {
             tracing::error!("{e}");
             let reason = format!("cannot record the command as run, so it was not run: {e}");
             return self.result(&payload.command_id, CommandOutcome::Refused, reason);
@@ -115,7 +116,7 @@ impl Controller {
             Plan::AfterVisit => {
                 let detail = "a visit is in progress: this runs when it ends".to_string();
                 self.result(&payload.command_id, CommandOutcome::Deferred, detail);
-                run.deferred.push(payload);
+                run.fleet.deferred.push(payload);
             }
             Plan::Now => self.execute(payload, run).await,
         }
@@ -126,7 +127,7 @@ impl Controller {
         match payload.command {
             Command::Identify { seconds } => {
                 run.identify_until = Some(Instant::now() + Duration::from_secs(seconds.into()));
-                self.display.identify(Some(&self.visit.room));
+                self.screen.identify(Some(&self.visit.room));
                 status(&serde_json::json!({"event": "identify", "on": true, "seconds": seconds}));
                 self.result(id, CommandOutcome::Done, format!("identifying for {seconds} s"));
             }
@@ -172,7 +173,7 @@ impl Controller {
             &serde_json::json!({"event": "command", "command_id": command_id, "outcome": outcome}),
         );
         let result = CommandResult { command_id: command_id.to_string(), outcome, detail };
-        if let Err(e) = self.fleet.send_result(&result) {
+        if let Err(e) = self.uplink.send_result(&result) {
             tracing::warn!("cannot send the command result: {e}");
         }
     }
@@ -181,33 +182,33 @@ impl Controller {
     /// restart that was waiting for it.
     pub(super) async fn visit_ended(&mut self, run: &mut Running) {
         let report = CallReport {
-            stats: run.last_stats.take().unwrap_or_default(),
-            ran: run.media_started.take().map_or(Duration::ZERO, |t| t.elapsed()),
-            connected: run.connected_at.take().map_or(Duration::ZERO, |t| t.elapsed()),
-            start_failed: std::mem::take(&mut run.start_failed),
+            stats: run.call.last_stats.take().unwrap_or_default(),
+            ran: run.call.media_started.take().map_or(Duration::ZERO, |t| t.elapsed()),
+            connected: run.call.connected_at.take().map_or(Duration::ZERO, |t| t.elapsed()),
+            start_failed: std::mem::take(&mut run.call.start_failed),
         };
-        run.health = telemetry::health_after_call(&run.health, &report);
-        if let Some(started) = run.visit_started.take() {
+        run.reporting.health = telemetry::health_after_call(&run.reporting.health, &report);
+        if let Some(started) = run.call.visit_started.take() {
             let duration_secs = started.elapsed().as_secs().min(u32::MAX.into()) as u32;
-            run.last_visit = Some(LastVisit { ended_at: unix_now(), duration_secs });
+            run.reporting.last_visit = Some(LastVisit { ended_at: unix_now(), duration_secs });
         }
         self.report(run);
-        for payload in std::mem::take(&mut run.deferred) {
+        for payload in std::mem::take(&mut run.fleet.deferred) {
             self.execute(payload, run).await;
         }
     }
 
     /// Every half second: opening hours, the identify banner, the periodic state report.
     pub(super) fn on_tick(&mut self, run: &mut Running) {
-        let closed = run.settings.schedule.closed_message(jiff::Timestamp::now());
+        let closed = run.fleet.settings.schedule.closed_message(jiff::Timestamp::now());
         self.visit.set_closed(closed.map(str::to_string));
         if run.identify_until.is_some_and(|t| Instant::now() >= t) {
             run.identify_until = None;
-            self.display.identify(None);
+            self.screen.identify(None);
             status(&serde_json::json!({"event": "identify", "on": false}));
         }
-        if Instant::now() >= run.next_report {
-            run.next_report = Instant::now() + run.settings.telemetry_interval;
+        if Instant::now() >= run.reporting.next_report {
+            run.reporting.next_report = Instant::now() + run.fleet.settings.telemetry_interval;
             self.report(run);
         }
     }
@@ -216,21 +217,21 @@ impl Controller {
         Facts {
             clinic: &self.visit.clinic,
             room: &self.visit.room,
-            config_version: run.in_force.as_ref().map_or(0, |a| a.payload.version),
-            refusal: run.refusal.as_ref(),
+            config_version: run.fleet.in_force.as_ref().map_or(0, |a| a.payload.version),
+            refusal: run.fleet.refusal.as_ref(),
             uptime: run.started.elapsed(),
-            health: &run.health,
-            network: run.network.as_ref(),
-            last_visit: run.last_visit.as_ref(),
+            health: &run.reporting.health,
+            network: run.reporting.network.as_ref(),
+            last_visit: run.reporting.last_visit.as_ref(),
         }
     }
 
     /// Publishes the device state now if online; keeps it for the next connection otherwise.
     pub(super) fn report(&self, run: &Running) {
         let state = telemetry::device_state(&self.facts(run));
-        if !run.online {
-            self.fleet.set_state(state);
-        } else if let Err(e) = self.fleet.publish_state(state) {
+        if !run.fleet.online {
+            self.uplink.set_state(state);
+        } else if let Err(e) = self.uplink.publish_state(state) {
             tracing::warn!("cannot publish the device state: {e}");
         }
     }

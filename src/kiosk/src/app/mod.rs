@@ -1,8 +1,9 @@
 //! The controller: feeds every input (touches, fleet messages, media reports, time) to the
 //! visit state machine, carries out the effects it returns, and shows the result on the screen.
 //! It owns the media pipeline of the visit in progress; it holds no visit logic of its own.
-//! `fleet_ops` applies fleet config and runs fleet commands; `telemetry` makes the PHI-free
-//! device state and diagnostics.
+//! `ports` are what it asks of media, the uplink to fleetd and the screen (traits, so `tests`
+//! runs its rules against recorders); `fleet_ops` applies fleet config and runs fleet commands;
+//! `telemetry` makes the PHI-free device state and diagnostics.
 //!
 //! For tests and supervisors it prints one JSON line on stdout per screen change
 //! (`{"event":"screen","screen":"in_call"}`), the call's notice when it changes
@@ -13,9 +14,11 @@
 mod events;
 mod fleet_ops;
 mod liveness;
+mod ports;
+pub mod telemetry;
 
 use liveness::Liveness;
-pub mod telemetry;
+pub use ports::{CallHandle, GstMedia, Media, PortFuture, Screen, Uplink};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,13 +34,13 @@ use crate::command::RecentIds;
 use crate::command::seen::SeenStore;
 use crate::config::store::ConfigStore;
 use crate::config::{Accepted, Settings};
-use crate::fleet::{FleetEvent, FleetLink};
 use crate::logs::{RecentErrors, SetLevel};
-use crate::media::{Call, CallStats, FrameSink, MediaEvent};
+use crate::media::{CallStats, FrameSink, MediaEvent};
 use crate::profile::Profile;
 use crate::signed::PinnedKey;
 use crate::ui::Press;
 use crate::ui::view::{CallCondition, ViewModel, view};
+use crate::uplink::UplinkEvent;
 use crate::visit::{Effect, Event, State, Visit};
 use events::{FirstFrame, media_event, press_event};
 
@@ -45,21 +48,11 @@ use events::{FirstFrame, media_event, press_event};
 #[derive(Debug)]
 pub enum Input {
     Press(Press),
-    Fleet(FleetEvent),
+    Uplink(UplinkEvent),
     /// A media report, tagged with the number of the call it came from.
     Media(u64, MediaEvent),
     /// Stop: end any visit cleanly and return.
     Shutdown,
-}
-
-/// How the controller shows things; the Slint adapter in the binary, a recorder in tests.
-pub trait Display: Send + Sync + 'static {
-    /// Shows the view model (and whether the fleet link is up).
-    fn show(&self, vm: &ViewModel, online: bool);
-    /// The clinic and room names on every screen.
-    fn names(&self, clinic: &str, room: &str);
-    /// "This is <room>" over every screen, flashing; `None` hides it.
-    fn identify(&self, room: Option<&str>);
 }
 
 /// How the controller ended.
@@ -108,22 +101,52 @@ pub struct Agent {
 pub struct Controller {
     pub visit: Visit,
     pub profile: Profile,
-    pub fleet: FleetLink,
+    /// Starts each call's media (GStreamer in the binary).
+    pub media: Box<dyn Media>,
+    /// The link to fleetd (MQTT in the binary).
+    pub uplink: Box<dyn Uplink>,
     pub frames: Arc<dyn FrameSink>,
-    pub display: Box<dyn Display>,
+    pub screen: Box<dyn Screen>,
     /// Set when the media system could not start: the kiosk goes out of service.
     pub media_unavailable: Option<String>,
     pub agent: Agent,
 }
 
+/// The controller's state while it runs, by concern.
 struct Running {
-    call: Option<Call>,
-    /// Number of the current call; media reports of older calls are ignored.
-    generation: u64,
-    online: bool,
-    shown: Option<(ViewModel, bool)>,
     tx: UnboundedSender<Input>,
     started: Instant,
+    /// What the screen shows (and whether it shows the fleet link up).
+    shown: Option<(ViewModel, bool)>,
+    identify_until: Option<Instant>,
+    call: CallRun,
+    fleet: FleetRun,
+    reporting: Reporting,
+    exit: Option<Exit>,
+}
+
+/// The visit's media: the call in progress and what is measured of it.
+#[derive(Default)]
+struct CallRun {
+    handle: Option<Box<dyn CallHandle>>,
+    /// Number of the current call; media reports of older calls are ignored.
+    generation: u64,
+    /// How the call in progress is going (quality, video paused), for the screen.
+    condition: CallCondition,
+    /// Whether the clinician's media still arrives in the call.
+    liveness: Liveness,
+    /// How the visit's call may reach the clinician (from fleetd), for every pipeline it builds.
+    visit_ice: IceSettings,
+    visit_started: Option<Instant>,
+    media_started: Option<Instant>,
+    connected_at: Option<Instant>,
+    last_stats: Option<CallStats>,
+    start_failed: bool,
+}
+
+/// The fleet side: the link, the config in force and the commands.
+struct FleetRun {
+    online: bool,
     /// What the config in force means (or the built-in defaults).
     settings: Settings,
     in_force: Option<Accepted>,
@@ -131,25 +154,16 @@ struct Running {
     /// Keeps accepted configs on disk, in order, off the controller's task.
     store_tx: UnboundedSender<telekiosk_protocol::config::SignedConfig>,
     seen: RecentIds,
-    health: Health,
-    network: Option<NetworkQuality>,
-    /// How the call in progress is going (quality, video paused), for the screen.
-    condition: CallCondition,
-    last_visit: Option<LastVisit>,
-    visit_started: Option<Instant>,
-    media_started: Option<Instant>,
-    connected_at: Option<Instant>,
-    /// Whether the clinician's media still arrives in the call.
-    liveness: Liveness,
-    /// How the visit's call may reach the clinician (from fleetd), for every pipeline it builds.
-    visit_ice: IceSettings,
-    last_stats: Option<CallStats>,
-    start_failed: bool,
-    identify_until: Option<Instant>,
     /// Reboot/restart commands waiting for the visit in progress to end.
     deferred: Vec<CommandPayload>,
+}
+
+/// What the device state reports besides the config: health, network, the last visit.
+struct Reporting {
+    health: Health,
+    network: Option<NetworkQuality>,
+    last_visit: Option<LastVisit>,
     next_report: Instant,
-    exit: Option<Exit>,
 }
 
 impl Controller {
@@ -159,54 +173,14 @@ impl Controller {
         tx: UnboundedSender<Input>,
         mut rx: UnboundedReceiver<Input>,
     ) -> Exit {
-        let in_force = self.agent.in_force.take();
-        let (clinic, room) = &self.agent.default_names;
-        let settings =
-            in_force.as_ref().map(Settings::of).unwrap_or_else(|| Settings::defaults(clinic, room));
-        let media_ok = self.media_unavailable.is_none();
-        let mut run = Running {
-            call: None,
-            generation: 0,
-            online: false,
-            shown: None,
-            tx,
-            started: Instant::now(),
-            settings: settings.clone(),
-            in_force,
-            refusal: self.agent.startup_refusal.take(),
-            store_tx: fleet_ops::spawn_store(self.agent.store.clone()),
-            seen: self.agent.seen.load(),
-            health: telemetry::initial_health(media_ok, self.agent.tpm),
-            network: None,
-            condition: CallCondition::default(),
-            last_visit: None,
-            visit_started: None,
-            media_started: None,
-            connected_at: None,
-            liveness: Liveness::default(),
-            visit_ice: IceSettings::default(),
-            last_stats: None,
-            start_failed: false,
-            identify_until: None,
-            deferred: vec![],
-            next_report: Instant::now() + settings.telemetry_interval,
-            exit: None,
-        };
-        self.apply(settings, &mut run);
-        self.report(&run);
-        let mut pending = VecDeque::new();
-        if let Some(reason) = self.media_unavailable.take() {
-            pending.push_back(Event::MediaUnavailable { reason });
-        }
+        let (mut run, mut pending) = self.begin(tx);
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         // Under systemd (Type=notify): ready once the first screen is up, then a watchdog ping
         // from this loop every half second, so a hung controller is restarted.
         let watchdog = sd_notify::watchdog_enabled();
         let mut ready = false;
         loop {
-            while let Some(event) = pending.pop_front() {
-                self.step(event, &mut run, &mut pending).await;
-            }
+            self.settle(&mut run, &mut pending).await;
             if let Some(exit) = run.exit {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 self.stop(&mut run, &mut pending).await;
@@ -220,50 +194,108 @@ impl Controller {
                     tracing::warn!("cannot tell systemd the kiosk is ready: {e}");
                 }
             }
-            let input = tokio::select! {
-                input = rx.recv() => input.unwrap_or(Input::Shutdown),
+            tokio::select! {
+                input = rx.recv() => {
+                    let input = input.unwrap_or(Input::Shutdown);
+                    self.take(input, &mut run, &mut pending).await;
+                }
                 _ = tick.tick() => {
                     if watchdog.is_some() {
                         let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                     }
-                    self.print_stats(&mut run);
-                    pending.extend(self.watch_media(&mut run));
-                    self.on_tick(&mut run);
-                    pending.push_back(Event::Tick);
-                    continue;
+                    self.on_timer(&mut run, &mut pending);
                 }
-            };
-            match input {
-                Input::Press(press) => pending.push_back(press_event(press)),
-                Input::Fleet(FleetEvent::Connected) => {
-                    run.online = true;
-                    self.report(&run);
-                    pending.push_back(Event::FleetConnected);
-                }
-                Input::Fleet(FleetEvent::Disconnected(why)) => {
-                    if run.online {
-                        tracing::warn!("lost the fleet connection: {why}");
-                    }
-                    run.online = false;
-                }
-                Input::Fleet(FleetEvent::Visit(Ok(msg))) => pending.push_back(Event::Server(msg)),
-                Input::Fleet(FleetEvent::Visit(Err(e))) => {
-                    pending.push_back(Event::ServerMalformed { reason: e.to_string() })
-                }
-                Input::Fleet(FleetEvent::Config(bytes)) => self.on_config(&bytes, &mut run),
-                Input::Fleet(FleetEvent::Command(bytes)) => self.on_command(&bytes, &mut run).await,
-                Input::Media(generation, MediaEvent::VideoPaused(paused))
-                    if generation == run.generation =>
-                {
-                    run.condition.video_paused = paused;
-                }
-                Input::Media(generation, event) if generation == run.generation => {
-                    pending.extend(media_event(event))
-                }
-                Input::Media(..) => {}
-                Input::Shutdown => run.exit = Some(Exit::Stopped),
             }
         }
+    }
+
+    /// The state to run with: the config in force (or the defaults) applied and reported.
+    fn begin(&mut self, tx: UnboundedSender<Input>) -> (Running, VecDeque<Event>) {
+        let in_force = self.agent.in_force.take();
+        let (clinic, room) = &self.agent.default_names;
+        let settings =
+            in_force.as_ref().map(Settings::of).unwrap_or_else(|| Settings::defaults(clinic, room));
+        let media_ok = self.media_unavailable.is_none();
+        let mut run = Running {
+            tx,
+            started: Instant::now(),
+            shown: None,
+            identify_until: None,
+            call: CallRun::default(),
+            fleet: FleetRun {
+                online: false,
+                settings: settings.clone(),
+                in_force,
+                refusal: self.agent.startup_refusal.take(),
+                store_tx: fleet_ops::spawn_store(self.agent.store.clone()),
+                seen: self.agent.seen.load(),
+                deferred: vec![],
+            },
+            reporting: Reporting {
+                health: telemetry::initial_health(media_ok, self.agent.tpm),
+                network: None,
+                last_visit: None,
+                next_report: Instant::now() + settings.telemetry_interval,
+            },
+            exit: None,
+        };
+        self.apply(settings, &mut run);
+        self.report(&run);
+        let mut pending = VecDeque::new();
+        if let Some(reason) = self.media_unavailable.take() {
+            pending.push_back(Event::MediaUnavailable { reason });
+        }
+        (run, pending)
+    }
+
+    /// Feeds the visit events waiting, and those they lead to, through the state machine.
+    async fn settle(&mut self, run: &mut Running, pending: &mut VecDeque<Event>) {
+        while let Some(event) = pending.pop_front() {
+            self.step(event, run, pending).await;
+        }
+    }
+
+    /// One input: what it changes at once, and the visit events it makes.
+    async fn take(&mut self, input: Input, run: &mut Running, pending: &mut VecDeque<Event>) {
+        match input {
+            Input::Press(press) => pending.push_back(press_event(press)),
+            Input::Uplink(UplinkEvent::Connected) => {
+                run.fleet.online = true;
+                self.report(run);
+                pending.push_back(Event::FleetConnected);
+            }
+            Input::Uplink(UplinkEvent::Disconnected(why)) => {
+                if run.fleet.online {
+                    tracing::warn!("lost the fleet connection: {why}");
+                }
+                run.fleet.online = false;
+            }
+            Input::Uplink(UplinkEvent::Visit(Ok(msg))) => pending.push_back(Event::Server(msg)),
+            Input::Uplink(UplinkEvent::Visit(Err(e))) => {
+                pending.push_back(Event::ServerMalformed { reason: e.to_string() })
+            }
+            Input::Uplink(UplinkEvent::Config(bytes)) => self.on_config(&bytes, run),
+            Input::Uplink(UplinkEvent::Command(bytes)) => self.on_command(&bytes, run).await,
+            Input::Media(generation, MediaEvent::VideoPaused(paused))
+                if generation == run.call.generation =>
+            {
+                run.call.condition.video_paused = paused;
+            }
+            Input::Media(generation, event) if generation == run.call.generation => {
+                pending.extend(media_event(event))
+            }
+            Input::Media(..) => {}
+            Input::Shutdown => run.exit = Some(Exit::Stopped),
+        }
+    }
+
+    /// Every half second: the call's counters, whether its media still flows, opening hours,
+    /// the identify banner, reports, and the visit's clock.
+    fn on_timer(&mut self, run: &mut Running, pending: &mut VecDeque<Event>) {
+        self.print_stats(run);
+        pending.extend(self.watch_media(run));
+        self.on_tick(run);
+        pending.push_back(Event::Tick);
     }
 
     /// One event through the state machine; notices when a visit has just ended.
@@ -273,8 +305,8 @@ impl Controller {
         for effect in self.visit.handle(event, now) {
             self.carry_out(effect, run, pending).await;
         }
-        if matches!(self.visit.state(), State::InCall { .. }) && run.connected_at.is_none() {
-            run.connected_at = Some(Instant::now());
+        if matches!(self.visit.state(), State::InCall { .. }) && run.call.connected_at.is_none() {
+            run.call.connected_at = Some(Instant::now());
         }
         if was_in_progress && self.visit.in_progress().is_none() {
             self.visit_ended(run).await;
@@ -289,11 +321,11 @@ impl Controller {
                 self.carry_out(effect, run, pending).await;
             }
         }
-        if let Some(call) = run.call.take() {
+        if let Some(call) = run.call.handle.take() {
             call.stop();
         }
         if run.exit == Some(Exit::Restart) {
-            self.fleet.disconnect().await;
+            self.uplink.disconnect().await;
         }
     }
 
@@ -305,44 +337,48 @@ impl Controller {
     ) {
         match effect {
             Effect::StartMedia { visit_id, ice } => {
-                run.network = None;
-                run.visit_started = Some(Instant::now());
-                run.visit_ice = ice;
+                run.reporting.network = None;
+                run.call.visit_started = Some(Instant::now());
+                run.call.visit_ice = ice;
                 self.start_media(&visit_id, run, pending);
             }
             Effect::RebuildMedia { visit_id } => {
                 tracing::warn!(visit = %visit_id, "rebuilding the call's media to reconnect");
                 // Stopped to the end first: the camera and microphone are free for the new one.
-                if let Some(call) = run.call.take() {
+                if let Some(call) = run.call.handle.take() {
                     let _ = tokio::task::spawn_blocking(move || call.stop()).await;
                 }
                 self.start_media(&visit_id, run, pending);
             }
             Effect::StopMedia => {
-                if let Some(call) = run.call.take() {
-                    run.last_stats = Some(call.stats());
+                if let Some(call) = run.call.handle.take() {
+                    run.call.last_stats = Some(call.stats());
                     tokio::task::spawn_blocking(move || call.stop());
                 }
             }
             Effect::Send(msg) => {
-                if let Err(e) = self.fleet.send(&msg).await {
+                if let Err(e) = self.uplink.send(&msg).await {
                     tracing::warn!("{e}");
                 }
             }
             Effect::SetRemoteAnswer { sdp } => {
-                match run.call.as_ref().map(|c| c.set_remote_answer(&sdp)) {
+                match run.call.handle.as_ref().map(|c| c.set_remote_answer(&sdp)) {
                     Some(Err(e)) => pending.push_back(Event::MediaFailed { reason: e.to_string() }),
-                    Some(Ok(answered)) => run.condition.audio_only = answered.video.is_none(),
+                    Some(Ok(answered)) => run.call.condition.audio_only = answered.video.is_none(),
                     None => {}
                 }
             }
             Effect::AddRemoteIce(ice) => {
-                if let Some(Err(e)) = run.call.as_ref().map(|c| c.add_remote_ice(&ice)) {
+                if let Some(Err(e)) = run.call.handle.as_ref().map(|c| c.add_remote_ice(&ice)) {
                     tracing::warn!("remote ICE candidate refused: {e}");
                 }
             }
-            Effect::SetMicMuted(muted) => run.call.iter().for_each(|c| c.set_mic_muted(muted)),
-            Effect::SetCameraEnabled(on) => run.call.iter().for_each(|c| c.set_camera_enabled(on)),
+            Effect::SetMicMuted(muted) => {
+                run.call.handle.iter().for_each(|c| c.set_mic_muted(muted))
+            }
+            Effect::SetCameraEnabled(on) => {
+                run.call.handle.iter().for_each(|c| c.set_camera_enabled(on))
+            }
             Effect::Warn(what) => tracing::warn!("{what}"),
         }
     }
@@ -350,12 +386,12 @@ impl Controller {
     /// Builds and starts a media pipeline for the visit (a new generation: events of an older
     /// pipeline are ignored from now on).
     fn start_media(&mut self, visit_id: &str, run: &mut Running, pending: &mut VecDeque<Event>) {
-        run.generation += 1;
-        run.condition = CallCondition::default();
-        run.liveness = Liveness::default();
-        run.media_started = Some(Instant::now());
+        run.call.generation += 1;
+        run.call.condition = CallCondition::default();
+        run.call.liveness = Liveness::default();
+        run.call.media_started = Some(Instant::now());
         let (media_tx, mut media_rx) = unbounded_channel();
-        let (tx, generation) = (run.tx.clone(), run.generation);
+        let (tx, generation) = (run.tx.clone(), run.call.generation);
         tokio::spawn(async move {
             while let Some(e) = media_rx.recv().await {
                 if tx.send(Input::Media(generation, e)).is_err() {
@@ -370,14 +406,14 @@ impl Controller {
         });
         // Caps and ICE servers of the config in force now; a later config waits for the
         // next visit.
-        let settings = crate::config::for_visit(&run.settings.call, &run.visit_ice);
-        match Call::start(&self.profile, &settings, media_tx, frames) {
+        let settings = crate::config::for_visit(&run.fleet.settings.call, &run.call.visit_ice);
+        match self.media.start(&settings, media_tx, frames) {
             Ok(call) => {
                 tracing::info!(visit = %visit_id, "media started");
-                run.call = Some(call);
+                run.call.handle = Some(call);
             }
             Err(e) => {
-                run.start_failed = true;
+                run.call.start_failed = true;
                 pending.push_back(Event::MediaFailed { reason: e.to_string() })
             }
         }
@@ -385,17 +421,17 @@ impl Controller {
 
     /// Every half second in a call: whether the clinician's media still arrives.
     fn watch_media(&self, run: &mut Running) -> Option<Event> {
-        let call = run.call.as_ref()?;
+        let call = run.call.handle.as_ref()?;
         let s = call.stats();
         let now = run.started.elapsed().as_millis() as u64;
-        run.liveness.observe(s.remote_video_frames + s.remote_audio_buffers, now)
+        run.call.liveness.observe(s.remote_video_frames + s.remote_audio_buffers, now)
     }
 
     /// Shows the current state if it changed; prints a status line on a new screen.
     fn refresh(&self, run: &mut Running) {
         let now = run.started.elapsed().as_millis() as u64;
-        let vm = view(self.visit.state(), self.visit.closed(), run.condition, now);
-        let next = (vm, run.online);
+        let vm = view(self.visit.state(), self.visit.closed(), run.call.condition, now);
+        let next = (vm, run.fleet.online);
         if run.shown.as_ref() == Some(&next) {
             return;
         }
@@ -412,14 +448,14 @@ impl Controller {
         if run.shown.as_ref().map_or(!notice.is_empty(), |(old, _)| &old.call_notice != notice) {
             status(&serde_json::json!({"event": "call_notice", "text": notice}));
         }
-        self.display.show(&next.0, next.1);
+        self.screen.show(&next.0, next.1);
         run.shown = Some(next);
     }
 
     /// Once a second during a call: the call's counters and quality on stdout (PHI-free), and
     /// its network figures kept for device state.
     fn print_stats(&self, run: &mut Running) {
-        let Some(call) = &run.call else { return };
+        let Some(call) = &run.call.handle else { return };
         let s = call.stats();
         let mut line = serde_json::json!({
             "event": "stats",
@@ -431,8 +467,8 @@ impl Controller {
             line["rss_kib"] = kib.into();
         }
         if let Some(q) = call.quality() {
-            run.condition.level = Some(q.level());
-            run.network = Some(telemetry::worst_of(run.network.take(), &q));
+            run.call.condition.level = Some(q.level());
+            run.reporting.network = Some(telemetry::worst_of(run.reporting.network.take(), &q));
             line["quality"] = serde_json::json!({
                 "level": format!("{:?}", q.level()).to_lowercase(),
                 "rtt_ms": q.rtt_ms,
@@ -457,3 +493,6 @@ pub fn status(value: &serde_json::Value) {
     let _ = writeln!(out, "{value}");
     let _ = out.flush();
 }
+
+#[cfg(test)]
+mod tests;

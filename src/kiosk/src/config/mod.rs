@@ -211,5 +211,6 @@ fn encode_userinfo(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "mod_tests.rs"]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;

@@ -197,7 +197,7 @@ fn binding(signed: &SignedConfig, counter: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::verify::tests::{document, payload};
+    use crate::config::test_support::{document, payload};
     use crate::signed::test_keys::fleet_key;
 
     const ME: &str = "kiosk-7f3a";

@@ -111,5 +111,4 @@ pub fn verify_signed(
 }
 
 #[cfg(test)]
-#[path = "verify_tests.rs"]
-pub(crate) mod tests;
+mod tests;

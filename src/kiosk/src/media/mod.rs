@@ -16,7 +16,7 @@
 //! quirks and bitrate units, VP8), `answer` (pure: the browser's answer reshaped for webrtcbin),
 //! `settings` (fleet-config caps and ICE servers), `pipeline` (the sending side with a tail per
 //! offered video codec, and the self-view), `echo` (echo cancellation's two chains at one pinned
-//! rate), `signalling` (webrtcbin offer, answer, ICE, connection
+//! rate), `negotiation` (webrtcbin offer, answer, ICE, connection
 //! state), `remote` (decoding what the clinician sends, loss recovery), `frames` (RGB frame
 //! copies, black frames), `bwe` (pure: the link's estimate from transport-wide feedback), `rate`
 //! (pure: the estimate split into voice, FEC and video, and the picture ladder), `control` (the
@@ -33,12 +33,12 @@ pub mod echo;
 mod elements;
 mod encoder;
 mod frames;
+mod negotiation;
 mod pipeline;
 mod quality;
 pub mod rate;
 mod remote;
 mod settings;
-mod signalling;
 pub mod stamp;
 pub mod writers;
 
@@ -294,7 +294,7 @@ impl Call {
         let shared = Arc::new(Shared::new(events, frames));
         let built = pipeline::build(profile, settings, &shared)?;
         let control = control::RateControl::new(built.knobs, &shared);
-        signalling::connect(&built.webrtc, &shared);
+        negotiation::connect(&built.webrtc, &shared);
         let (webrtc, pipeline) = (&built.webrtc, &built.pipeline);
         remote::connect(webrtc, pipeline, &shared, &profile.audio.sink, built.echo_probe.clone());
 
@@ -333,7 +333,7 @@ impl Call {
     /// refuses it. An answer that rejects video is accepted: the call goes on with audio only,
     /// and the returned [`Answered`] says so.
     pub fn set_remote_answer(&self, sdp: &str) -> Result<Answered, MediaError> {
-        let shaped = signalling::set_remote_answer(&self.webrtc, sdp)?;
+        let shaped = negotiation::set_remote_answer(&self.webrtc, sdp)?;
         self.video.choose(shaped.video)?;
         Ok(Answered { video: shaped.video, rejected: shaped.rejected })
     }
@@ -341,7 +341,7 @@ impl Call {
     /// Adds one of the clinician's ICE candidates. mDNS (`.local`) candidates and the empty
     /// end-of-candidates marker are skipped with a debug log: libnice cannot resolve mDNS names.
     pub fn add_remote_ice(&self, ice: &Ice) -> Result<(), MediaError> {
-        signalling::add_remote_ice(&self.webrtc, ice)
+        negotiation::add_remote_ice(&self.webrtc, ice)
     }
 
     /// Mutes or unmutes the microphone (silence is still sent, so the stream stays alive).

@@ -29,6 +29,33 @@ pub enum Press {
     Camera,
 }
 
+impl Press {
+    /// The button a name of the headless control (`tap join`) stands for.
+    pub fn named(name: &str) -> Option<Press> {
+        Some(match name {
+            "join" => Press::Join,
+            "cancel" => Press::Cancel,
+            "end" => Press::End,
+            "mute" => Press::Mute,
+            "camera" => Press::Camera,
+            _ => return None,
+        })
+    }
+}
+
+/// Runs a button's action, as a tap on the button does (whichever page is up: the visit
+/// ignores a press that does not fit where it is). Must run on the UI thread.
+pub fn press(window: &KioskWindow, press: Press) {
+    let api = window.global::<Api>();
+    match press {
+        Press::Join => api.invoke_join(),
+        Press::Cancel => api.invoke_cancel(),
+        Press::End => api.invoke_end(),
+        Press::Mute => api.invoke_toggle_mute(),
+        Press::Camera => api.invoke_toggle_camera(),
+    }
+}
+
 /// Connects each button of the window to `on_press`.
 pub fn wire_buttons(window: &KioskWindow, on_press: impl Fn(Press) + Clone + 'static) {
     let api = window.global::<Api>();

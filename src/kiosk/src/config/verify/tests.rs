@@ -1,29 +1,13 @@
 //! Table of config documents, good and bad, each with the one error it must be refused with.
 
-use ring::signature::Ed25519KeyPair;
-use telekiosk_protocol::config::{ConfigBody, ConfigPayload, SignedConfig};
+use telekiosk_protocol::config::{ConfigPayload, SignedConfig};
 use telekiosk_protocol::encode;
 
 use super::*;
+use crate::config::test_support::{document, payload};
 use crate::signed::test_keys::{fleet_key, sign};
 
 const ME: &str = "kiosk-7f3a";
-
-pub(crate) fn payload(version: u64) -> ConfigPayload {
-    ConfigPayload {
-        schema: CONFIG_SCHEMA,
-        device_id: ME.into(),
-        group: "maple-valley".into(),
-        version,
-        issued_at: 1_760_000_000,
-        body: ConfigBody { room_name: format!("Room v{version}"), ..ConfigBody::default() },
-    }
-}
-
-/// The wire bytes of `text` signed by `pair`.
-pub(crate) fn document(pair: &Ed25519KeyPair, text: &str) -> Vec<u8> {
-    encode(&SignedConfig { payload: text.into(), signature: sign(pair, text.as_bytes()) })
-}
 
 fn json(p: &ConfigPayload) -> String {
     serde_json::to_string(p).unwrap()

@@ -4,7 +4,7 @@
 use telekiosk_protocol::config::{IceServer, SignedConfig};
 use telekiosk_protocol::encode;
 
-use super::verify::tests::{document, payload};
+use super::test_support::{document, payload};
 use super::*;
 use crate::signed::test_keys::{fleet_key, sign};
 

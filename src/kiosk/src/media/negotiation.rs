@@ -1,4 +1,4 @@
-//! webrtcbin's side of signalling: the offer (the kiosk always offers), the clinician's answer,
+//! The negotiation on webrtcbin's side: the offer (the kiosk always offers), the clinician's answer,
 //! ICE candidates both ways and the connection state. Only SDP text and candidates leave here;
 //! carrying them is the visit/fleet code's job.
 

@@ -23,7 +23,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// Why the fleet link could not be set up or used.
 #[derive(Debug, thiserror::Error)]
-pub enum FleetError {
+pub enum UplinkError {
     #[error("the fleet CA certificate is not usable: {0}")]
     Ca(String),
     #[error("cannot send to fleetd: {0}")]
@@ -32,7 +32,7 @@ pub enum FleetError {
 
 /// What the link reports to the controller.
 #[derive(Debug)]
-pub enum FleetEvent {
+pub enum UplinkEvent {
     /// Connected (again) and subscribed.
     Connected,
     /// The connection dropped; rumqttc reconnects after a back-off.
@@ -48,7 +48,7 @@ pub enum FleetEvent {
 /// Where and who: the broker, TLS (the fleet CA, and this kiosk's certificate with its
 /// TPM-held key), this kiosk's id.
 #[derive(Clone)]
-pub struct FleetOptions {
+pub struct UplinkOptions {
     pub host: String,
     pub port: u16,
     pub tls: Arc<rustls::ClientConfig>,
@@ -57,19 +57,19 @@ pub struct FleetOptions {
 
 /// Handle to send on the link. Cheap to clone.
 #[derive(Clone)]
-pub struct FleetLink {
+pub struct MqttUplink {
     client: AsyncClient,
     device_id: String,
     /// The latest state, republished after every (re)connection.
     state: Arc<Mutex<Option<DeviceState>>>,
 }
 
-impl FleetLink {
+impl MqttUplink {
     /// Starts the link; it keeps reconnecting until the process ends.
     pub fn start(
-        opts: &FleetOptions,
-        events: UnboundedSender<FleetEvent>,
-    ) -> Result<Self, FleetError> {
+        opts: &UplinkOptions,
+        events: UnboundedSender<UplinkEvent>,
+    ) -> Result<Self, UplinkError> {
         let mut mqtt = MqttOptions::new(format!("kiosk-{}", opts.device_id), &opts.host, opts.port);
         mqtt.set_keep_alive(Duration::from_secs(10));
         mqtt.set_clean_session(true);
@@ -93,16 +93,16 @@ impl FleetLink {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         failures = 0;
                         task_link.on_connected();
-                        let _ = events.send(FleetEvent::Connected);
+                        let _ = events.send(UplinkEvent::Connected);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let id = &task_link.device_id;
                         let event = if p.topic == topics::visit_in(id) {
-                            FleetEvent::Visit(decode(&p.payload))
+                            UplinkEvent::Visit(decode(&p.payload))
                         } else if p.topic == topics::config(id) {
-                            FleetEvent::Config(p.payload.to_vec())
+                            UplinkEvent::Config(p.payload.to_vec())
                         } else if p.topic == topics::cmd(id) {
-                            FleetEvent::Command(p.payload.to_vec())
+                            UplinkEvent::Command(p.payload.to_vec())
                         } else {
                             continue;
                         };
@@ -111,7 +111,7 @@ impl FleetLink {
                     Ok(_) => {}
                     Err(e) => {
                         failures += 1;
-                        let _ = events.send(FleetEvent::Disconnected(e.to_string()));
+                        let _ = events.send(UplinkEvent::Disconnected(e.to_string()));
                         tokio::time::sleep(backoff(failures)).await;
                     }
                 }
@@ -150,7 +150,7 @@ impl FleetLink {
 
     /// Keeps `state` and publishes it now (retained, QoS 1). Never waits: if the link's queue is
     /// full (offline for long), this copy is dropped and the next connection sends the latest.
-    pub fn publish_state(&self, state: DeviceState) -> Result<(), FleetError> {
+    pub fn publish_state(&self, state: DeviceState) -> Result<(), UplinkError> {
         let bytes = encode(&state);
         self.set_state(state);
         self.client.try_publish(topics::state(&self.device_id), QoS::AtLeastOnce, true, bytes)?;
@@ -158,8 +158,8 @@ impl FleetLink {
     }
 
     /// Publishes a command's result on `cmd/result` (QoS 1). Never waits, like
-    /// [`FleetLink::publish_state`].
-    pub fn send_result(&self, result: &CommandResult) -> Result<(), FleetError> {
+    /// [`MqttUplink::publish_state`].
+    pub fn send_result(&self, result: &CommandResult) -> Result<(), UplinkError> {
         let topic = topics::cmd_result(&self.device_id);
         self.client.try_publish(topic, QoS::AtLeastOnce, false, encode(result))?;
         Ok(())
@@ -171,7 +171,7 @@ impl FleetLink {
     }
 
     /// Publishes one signalling message on `visit/out` (QoS 1).
-    pub async fn send(&self, msg: &KioskToServer) -> Result<(), FleetError> {
+    pub async fn send(&self, msg: &KioskToServer) -> Result<(), UplinkError> {
         let topic = topics::visit_out(&self.device_id);
         self.client.publish(topic, QoS::AtLeastOnce, false, encode(msg)).await?;
         Ok(())
@@ -183,16 +183,16 @@ impl FleetLink {
 pub fn tls_config(
     ca_pem: &[u8],
     client_auth: Option<Arc<dyn rustls::client::ResolvesClientCert>>,
-) -> Result<Arc<rustls::ClientConfig>, FleetError> {
+) -> Result<Arc<rustls::ClientConfig>, UplinkError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        let cert = cert.map_err(|e| FleetError::Ca(e.to_string()))?;
-        roots.add(cert).map_err(|e| FleetError::Ca(e.to_string()))?;
+        let cert = cert.map_err(|e| UplinkError::Ca(e.to_string()))?;
+        roots.add(cert).map_err(|e| UplinkError::Ca(e.to_string()))?;
     }
     if roots.is_empty() {
-        return Err(FleetError::Ca("no certificate in it".into()));
+        return Err(UplinkError::Ca("no certificate in it".into()));
     }
     let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
     let config = match client_auth {
