@@ -49,6 +49,7 @@ enum Did {
     Camera(u64, bool),
     /// A visit message of this kind went to fleetd.
     Sent(&'static str),
+    /// A command's result (its id and outcome) went to fleetd.
     Outcome(String, CommandOutcome),
     /// The device state (with its config version) was kept for the next connection.
     StateKept(u64),
@@ -57,8 +58,9 @@ enum Did {
     Screen(ScreenId),
     /// A new notice over the call.
     Notice(String),
-    /// The clinic and room names, shown by room.
+    /// New names on every screen (the room's is recorded).
     Names(String),
+    /// The "This is <room>" banner shown (true) or hidden.
     Identify(bool),
     Exited(Exit),
 }
