@@ -5,7 +5,7 @@
 //! Within a step the order is not compared: a call's media stops on a blocking thread.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,12 +43,15 @@ enum Did {
         call: u64,
         max_kbps: u32,
     },
+    /// Media could not start call number `n`.
+    Refused(u64),
     Stop(u64),
     Answer(u64),
     Mute(u64, bool),
     Camera(u64, bool),
     /// A visit message of this kind went to fleetd.
     Sent(&'static str),
+    /// A command's result (its id and outcome) went to fleetd.
     Outcome(String, CommandOutcome),
     /// The device state (with its config version) was kept for the next connection.
     StateKept(u64),
@@ -57,8 +60,9 @@ enum Did {
     Screen(ScreenId),
     /// A new notice over the call.
     Notice(String),
-    /// The clinic and room names, shown by room.
+    /// New names on every screen (the room's is recorded).
     Names(String),
+    /// The "This is <room>" banner shown (true) or hidden.
     Identify(bool),
     Exited(Exit),
 }
@@ -79,6 +83,8 @@ enum In {
     Command(&'static str, Command),
     /// Time passes: this many ms, then the half-second tick.
     Later(u64),
+    /// The camera goes away: no call starts from now on.
+    BreakMedia,
 }
 
 #[derive(Clone, Default)]
@@ -99,6 +105,8 @@ impl Log {
 struct FakeMedia {
     log: Log,
     calls: AtomicU64,
+    /// Set: the camera is gone and no call starts.
+    broken: Arc<AtomicBool>,
 }
 
 impl Media for FakeMedia {
@@ -109,6 +117,11 @@ impl Media for FakeMedia {
         _frames: Arc<dyn FrameSink>,
     ) -> Result<Box<dyn CallHandle>, MediaError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.broken.load(Ordering::SeqCst) {
+            self.log.push(Did::Refused(n));
+            let (element, message) = ("v4l2src0".into(), "no such device".into());
+            return Err(MediaError::Start { element, message });
+        }
         self.log.push(Did::Start { call: n, max_kbps: settings.max_bitrate_kbps });
         Ok(Box::new(FakeCall { n, log: self.log.clone() }))
     }
@@ -216,6 +229,7 @@ struct Kiosk {
     run: Running,
     pending: VecDeque<Event>,
     log: Log,
+    media_broken: Arc<AtomicBool>,
     fleet: Ed25519KeyPair,
     visit_id: String,
     _inputs: UnboundedReceiver<Input>,
@@ -228,6 +242,7 @@ impl Kiosk {
         let dir = tempfile::tempdir().unwrap();
         let (fleet, pinned) = fleet_key();
         let log = Log::default();
+        let broken = Arc::new(AtomicBool::new(false));
         let profile: Profile = toml::from_str(
             r#"name = "test"
             [video]
@@ -262,7 +277,11 @@ impl Kiosk {
         let mut ctl = Controller {
             visit: Visit::new("Maple Valley Clinic", "Exam Room 1", Timeouts::default()),
             profile,
-            media: Box::new(FakeMedia { log: log.clone(), calls: AtomicU64::new(0) }),
+            media: Box::new(FakeMedia {
+                log: log.clone(),
+                calls: AtomicU64::new(0),
+                broken: broken.clone(),
+            }),
             uplink: Box::new(FakeUplink(log.clone())),
             frames: Arc::new(NoFrames),
             screen: Box::new(FakeScreen { log: log.clone(), shown: Mutex::default() }),
@@ -276,6 +295,7 @@ impl Kiosk {
             run,
             pending,
             log,
+            media_broken: broken,
             fleet,
             visit_id: String::new(),
             _inputs: inputs,
@@ -292,6 +312,10 @@ impl Kiosk {
             In::Later(ms) => {
                 self.run.started -= Duration::from_millis(ms);
                 self.ctl.on_timer(&mut self.run, &mut self.pending);
+                None
+            }
+            In::BreakMedia => {
+                self.media_broken.store(true, Ordering::SeqCst);
                 None
             }
             In::Press(press) => Some(Input::Press(press)),
@@ -382,6 +406,7 @@ impl In {
             In::Config(v, kbps) => format!("config v{v} at {kbps} kbit/s"),
             In::Command(id, c) => format!("command {id}: {c:?}"),
             In::Later(ms) => format!("{ms} ms later"),
+            In::BreakMedia => "the camera goes away".into(),
         }
     }
 }
@@ -537,5 +562,19 @@ async fn a_new_config_reaches_media_at_the_next_call_not_the_running_one() {
         ),
         next_visit,
     ))
+    .await;
+}
+
+#[tokio::test]
+async fn media_that_cannot_start_ends_the_visit_as_a_kiosk_fault_and_a_later_join_tries_again() {
+    use Did::*;
+    run(vec![
+        (In::BreakMedia, vec![]),
+        (In::Press(Press::Join), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
+        (queued(), vec![Refused(1), Sent("end"), StateKept(0), Screen(ScreenId::Ended)]),
+        (In::Later(7_000), vec![Screen(ScreenId::Idle)]),
+        (In::Press(Press::Join), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
+        (queued(), vec![Refused(2), Sent("end"), StateKept(0), Screen(ScreenId::Ended)]),
+    ])
     .await;
 }
