@@ -1,23 +1,24 @@
-//! Signed commands and the admin API, end to end on loopback: a simulated kiosk receives a
-//! command, checks its signature with the key it pinned at enrolment, and answers; the result
-//! shows in `fleetd device show` and the API. Needs mosquitto: fails without it, never skips.
+//! Signed commands and the admin API, end to end on loopback: a simulated kiosk
+//! (`telekiosk-sim`) receives a command, checks its signature with the key it pinned at
+//! enrolment, and answers; the result shows in `fleetd device show` and the API. Needs
+//! mosquitto: fails without it, never skips.
 
 mod common;
 
 use std::time::Duration;
 
-use common::sim::{self, Answer};
-use common::{add_user, cli, enrolled_device, http, sign_in, start, stop};
+use common::{add_user, cli, enrolled_device, http, sign_in, sim, start, stop};
 use serde_json::json;
 use telekiosk_protocol::api::{CommandInfo, CommandStatus, DeviceDetail, FleetDevice};
 use telekiosk_protocol::command::{Command, CommandOutcome};
+use telekiosk_sim::Answer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kiosk_gets_a_signed_identify_command_and_its_result_shows_in_device_show() {
     let tmp = tempfile::tempdir().unwrap();
     let f = start(&tmp.path().join("data")).await;
     let device = enrolled_device(&f, "1").await;
-    let kiosk = sim::start(&device, device.tls(&f), f.mqtt_port, Answer::Accept);
+    let kiosk = sim(&f, &device, Answer::Accept);
     kiosk.until("connected", |s| s.connections > 0).await;
 
     let args =
@@ -30,7 +31,7 @@ async fn a_kiosk_gets_a_signed_identify_command_and_its_result_shows_in_device_s
 
     // What the kiosk got verified with its pinned key (the simulator checks every signature).
     {
-        let seen = kiosk.seen.lock().unwrap();
+        let seen = kiosk.seen();
         assert!(seen.bad.is_empty(), "{:?}", seen.bad);
         let got = &seen.commands[0];
         assert_eq!(
@@ -60,7 +61,7 @@ async fn admins_command_kiosks_and_edit_config_over_the_api_and_clinicians_canno
     add_user(&dir, "cleo", "clinician-password", "clinician").await;
     let f = start(&dir).await;
     let device = enrolled_device(&f, "1").await;
-    let kiosk = sim::start(&device, device.tls(&f), f.mqtt_port, Answer::Accept);
+    let kiosk = sim(&f, &device, Answer::Accept);
     kiosk.until("connected", |s| s.connections > 0).await;
     let client = http(&f);
     let clinician = sign_in(&f, "cleo", "clinician-password").await;

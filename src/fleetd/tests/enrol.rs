@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    Device, Fleetd, Seen, WAIT, add_user, cli, device_key, enrol_token, enrolled_device, mqtt,
-    post_enrol, sign_in, start, stop, tls,
+    Device, Fleetd, Seen, WAIT, add_user, cli, device_key, device_tls, enrol_token,
+    enrolled_device, mqtt, post_enrol, sign_in, start, stop, tls,
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rumqttc::{QoS, SubscribeReasonCode};
@@ -59,8 +59,8 @@ async fn an_approved_device_connects_with_its_certificate_and_uses_only_its_own_
     let (_tmp, dir) = data_dir().await;
     let f = start(&dir).await;
     let (a, b) = (enrolled_device(&f, "1").await, enrolled_device(&f, "2").await);
-    let mut ma = mqtt(&f, a.tls(&f), "kiosk-a").await.expect("device A connects");
-    let mut mb = mqtt(&f, b.tls(&f), "kiosk-b").await.expect("device B connects");
+    let mut ma = mqtt(&f, device_tls(&f, &a), "kiosk-a").await.expect("device A connects");
+    let mut mb = mqtt(&f, device_tls(&f, &b), "kiosk-b").await.expect("device B connects");
     let (a_own, b_own) = (topics::device(&a.id, "test"), topics::device(&b.id, "test"));
 
     // Each publishes and subscribes under its own subtree.
@@ -119,7 +119,7 @@ async fn revoking_a_device_closes_its_open_connection_within_seconds_and_refuses
     let (_tmp, dir) = data_dir().await;
     let f = start(&dir).await;
     let (a, b) = (enrolled_device(&f, "1").await, enrolled_device(&f, "2").await);
-    let mut ma = mqtt(&f, a.tls(&f), "kiosk-a").await.expect("device A connects");
+    let mut ma = mqtt(&f, device_tls(&f, &a), "kiosk-a").await.expect("device A connects");
 
     let (ok, out, err) = cli(&dir, &["device", "revoke", &a.id]).await;
     assert!(ok && out.contains("revoked"), "{out}{err}");
@@ -136,7 +136,7 @@ async fn revoking_a_device_closes_its_open_connection_within_seconds_and_refuses
     let refused = connect_until_settled(&f, &a).await.expect_err("a revoked device connects");
     assert!(refused.contains("received fatal alert: CertificateRevoked"), "{refused}");
     // Everyone else reconnects to the restarted broker, fleetd included.
-    mqtt(&f, b.tls(&f), "kiosk-b").await.expect("device B still connects");
+    mqtt(&f, device_tls(&f, &b), "kiosk-b").await.expect("device B still connects");
     let (status, body) = post_enrol(&f, &a.token, &a.csr).await;
     assert_eq!(status, 403, "{body}");
     // Nor can it come back with a new code and the same key.
@@ -264,7 +264,7 @@ async fn admins_make_codes_approve_list_and_revoke_over_the_api_and_clinicians_c
 async fn connect_until_settled(f: &Fleetd, device: &Device) -> Result<(), String> {
     let deadline = Instant::now() + WAIT;
     loop {
-        match mqtt(f, device.tls(f), "retry").await {
+        match mqtt(f, device_tls(f, device), "retry").await {
             Ok(_) => return Ok(()),
             Err(e) if e.contains("refused") && Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;

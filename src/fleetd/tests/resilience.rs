@@ -9,13 +9,13 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::sim::{self, Answer, SimKiosk};
 use common::{
-    Device, Fleetd, cli, enrol_token, enrolled_device, free_port, spawn_fleetd, start_on, stop,
-    stop_fleetd, wait_ready,
+    Device, Fleetd, cli, enrol_token, enrolled_device, free_port, sim, spawn_fleetd, start_on,
+    stop, stop_fleetd, wait_ready,
 };
 use telekiosk_protocol::api::{FleetStatus, RolloutInfo, RolloutStatus};
 use telekiosk_protocol::device::Presence;
+use telekiosk_sim::{Answer, Kiosk};
 
 const GROUP: &str = "North Clinic";
 
@@ -49,13 +49,12 @@ async fn completed(f: &Fleetd, id: i64) {
     }
 }
 
-async fn kiosks(f: &Fleetd, n: usize) -> (Vec<Device>, Vec<SimKiosk>) {
+async fn kiosks(f: &Fleetd, n: usize) -> (Vec<Device>, Vec<Kiosk>) {
     let mut devices = Vec::new();
     for i in 0..n {
         devices.push(enrolled_device(f, &(i + 1).to_string()).await);
     }
-    let sims: Vec<_> =
-        devices.iter().map(|d| sim::start(d, d.tls(f), f.mqtt_port, Answer::Accept)).collect();
+    let sims: Vec<_> = devices.iter().map(|d| sim(f, d, Answer::Accept)).collect();
     for s in &sims {
         s.until("connected", |seen| seen.connections > 0).await;
     }
@@ -114,7 +113,7 @@ async fn kiosks_end_on_the_latest_config_after_fleetd_and_broker_restarts() {
     until_logged(&f, resent, before + 1).await;
     // A kiosk that comes up now gets the latest config from the retained message alone.
     sims.pop().unwrap().stop();
-    let fresh = sim::start(&devices[2], devices[2].tls(&f), mqtt_port, Answer::Accept);
+    let fresh = sim(&f, &devices[2], Answer::Accept);
     fresh
         .until("got the retained config", |seen| seen.configs.first() == Some(&second.version))
         .await;
@@ -204,7 +203,7 @@ async fn fleetd_delivers_config_through_an_external_broker_configured_as_documen
     completed(&f, rollout.id).await;
     for s in &sims {
         assert_eq!(s.applied(), rollout.version);
-        assert!(s.seen.lock().unwrap().bad.is_empty());
+        assert!(s.seen().bad.is_empty());
     }
     let logged = std::fs::read_to_string(tmp.path().join("broker.log")).unwrap();
     assert!(

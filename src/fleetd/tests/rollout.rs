@@ -1,5 +1,5 @@
 //! Config rollouts end to end on loopback: the real `fleetd serve` with a real mosquitto, a
-//! fleet of simulated kiosks (enrolled devices with software keys, see `common::sim`) that
+//! fleet of simulated kiosks (enrolled devices with software keys, see `telekiosk-sim`) that
 //! verify each signed config and answer with their state. Needs mosquitto: without it these
 //! tests fail, they do not skip.
 
@@ -8,9 +8,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::sim::{self, Answer, SimKiosk};
-use common::{Device, Fleetd, cli, enrolled_device, start, stop};
+use common::{Device, Fleetd, cli, enrolled_device, sim, start, stop};
 use telekiosk_protocol::api::{DeviceDetail, FleetStatus, RolloutInfo, RolloutStatus};
+use telekiosk_sim::{Answer, Kiosk};
 
 const GROUP: &str = "North Clinic";
 
@@ -31,12 +31,9 @@ async fn sims(
     f: &Fleetd,
     devices: &[Device],
     answer: impl Fn(usize) -> Option<Answer>,
-) -> Vec<Option<SimKiosk>> {
-    let sims: Vec<Option<SimKiosk>> = devices
-        .iter()
-        .enumerate()
-        .map(|(i, d)| answer(i).map(|a| sim::start(d, d.tls(f), f.mqtt_port, a)))
-        .collect();
+) -> Vec<Option<Kiosk>> {
+    let sims: Vec<Option<Kiosk>> =
+        devices.iter().enumerate().map(|(i, d)| answer(i).map(|a| sim(f, d, a))).collect();
     for s in sims.iter().flatten() {
         s.until("connected", |seen| seen.connections > 0).await;
     }
@@ -48,7 +45,7 @@ async fn fleet(
     f: &Fleetd,
     n: usize,
     refusing: impl Fn(usize) -> bool,
-) -> (Vec<Device>, Vec<SimKiosk>) {
+) -> (Vec<Device>, Vec<Kiosk>) {
     let devices = enrol(f, n).await;
     let answer = |i| Some(if refusing(i) { Answer::Refuse } else { Answer::Accept });
     let sims = sims(f, &devices, answer).await.into_iter().flatten().collect();
@@ -121,7 +118,7 @@ async fn a_rollout_halts_at_the_failure_threshold_and_never_reaches_later_waves(
     for (i, s) in sims.iter().enumerate() {
         let expected = if i < 3 { vec![started.version] } else { vec![] };
         assert_eq!(s.configs(), expected, "device {i} ({})", s.id);
-        assert!(s.seen.lock().unwrap().bad.is_empty());
+        assert!(s.seen().bad.is_empty());
     }
     assert_eq!(sims[0].applied(), started.version);
     let (_, out, _) = cli(&f.dir, &["device", "show", &devices[1].id, "--json"]).await;
@@ -177,7 +174,7 @@ async fn a_fleet_that_accepts_completes_in_waves_and_a_rollback_is_a_higher_vers
 
     // A kiosk approved now gets the group's current config without waiting for a rollout.
     let late = enrolled_device(&f, "11").await;
-    let kiosk = sim::start(&late, late.tls(&f), f.mqtt_port, Answer::Accept);
+    let kiosk = sim(&f, &late, Answer::Accept);
     kiosk.until("got the group's config", |seen| seen.applied == back.version).await;
     assert!(f.logged().contains("config sent to a device that joined after the group's rollout"));
     stop(f).await;
@@ -216,7 +213,7 @@ async fn an_offline_device_holds_its_wave_and_pause_resume_abort_reach_the_runni
     let (ok, out, err) = cli(&f.dir, &["config", "pause", &id]).await;
     assert!(ok && out.contains("paused"), "{out}{err}");
     // It comes online, gets the retained config and acknowledges; the rollout stays paused.
-    kiosks[0] = Some(sim::start(&devices[0], devices[0].tls(&f), f.mqtt_port, Answer::Accept));
+    kiosks[0] = Some(sim(&f, &devices[0], Answer::Accept));
     until((1, 1)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let paused = status(&f.dir).await.rollouts.remove(0);

@@ -7,7 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{
-    Device, Fleetd, WAIT, add_user, enrolled_device, sign_in, start, stop, tls, try_sign_in,
+    Device, Fleetd, WAIT, add_user, device_tls, enrolled_device, sign_in, start, stop, tls,
+    try_sign_in,
 };
 use futures_util::{SinkExt, StreamExt};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
@@ -27,7 +28,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 async fn kiosk(f: &Fleetd, device: &Device) -> (AsyncClient, mpsc::Receiver<ServerToKiosk>) {
     let device_id = device.id.as_str();
     let mut options = MqttOptions::new(format!("test-{device_id}"), "127.0.0.1", f.mqtt_port);
-    let config = Arc::new(device.tls(f));
+    let config = Arc::new(device_tls(f, device));
     options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
     let (client, mut eventloop) = AsyncClient::new(options, 16);
     client.subscribe(topics::visit_in(device_id), QoS::AtLeastOnce).await.unwrap();

@@ -2,12 +2,12 @@
 //! Enrols N kiosks through the HTTPS API (token, CSR, approval, certificate, as a technician
 //! and an admin would), connects them all as MQTT clients over mutual TLS, rolls a config out
 //! to every clinic, and prints figures: time until every kiosk acknowledged, and fleetd's and
-//! the broker's memory and CPU. Software keys: this simulator only.
+//! the broker's memory and CPU. The kiosks are `telekiosk-sim`'s (software keys: the simulator
+//! only), the same the integration tests use.
 //!
 //! `cargo run --release -p fleetd --example fleet_sim -- --kiosks 1000`
 //! (`--hold` keeps the fleet running afterwards, e.g. to look at the admin console.)
 
-mod kiosk;
 mod procs;
 
 use std::path::{Path, PathBuf};
@@ -18,15 +18,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use rcgen::{CertificateParams, KeyPair};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
-use telekiosk_protocol::api::{EnrolResponse, EnrolStatus, EnrolToken, RolloutInfo, RolloutStatus};
+use telekiosk_protocol::api::{EnrolToken, RolloutInfo, RolloutStatus};
+use telekiosk_sim::{Answer, Behaviour, Device, Tally, client_tls};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use kiosk::{Behaviour, Counters};
 use procs::{Usage, broker_of, ticks_per_sec};
 
 #[derive(Debug, Parser)]
@@ -88,7 +85,8 @@ async fn main() -> anyhow::Result<()> {
     let log = tmp.path().join("fleetd.log");
     let mut fleetd = start(&exe, &dir, web, mqtt, &log).await?;
     let base = format!("https://127.0.0.1:{web}");
-    let tls = client_tls(&dir.join("ca.pem"), None)?;
+    let ca = dir.join("ca.pem");
+    let tls = client_tls(&ca, None)?;
     let http = reqwest::Client::builder().use_preconfigured_tls(tls).build()?;
     let res = http
         .post(format!("{base}/api/login"))
@@ -124,17 +122,16 @@ async fn main() -> anyhow::Result<()> {
     let enrol_time = t.elapsed();
 
     // Connect.
-    let ca = dir.join("ca.pem");
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Tally::default());
     let t = Instant::now();
     // Enrolments finish in no particular order, so these are spread over the clinics.
-    for (i, e) in enrolled.into_iter().enumerate() {
-        let b = Behaviour {
-            refuse: i < args.refusing,
-            sick: (args.refusing..args.refusing + args.sick).contains(&i),
-        };
-        let tls = Arc::new(client_tls(&ca, Some((&e.cert_pem, &e.key)))?);
-        tokio::spawn(kiosk::run(e.id, mqtt, tls, e.pinned, b, counters.clone()));
+    let mut kiosks = Vec::with_capacity(enrolled.len());
+    for (i, device) in enrolled.iter().enumerate() {
+        let answer = if i < args.refusing { Answer::Refuse } else { Answer::Accept };
+        let sick = (args.refusing..args.refusing + args.sick).contains(&i);
+        let tls = device.tls(&ca)?;
+        let b = Behaviour::fleet(answer, sick);
+        kiosks.push(telekiosk_sim::start(device, tls, mqtt, b, counters.clone()));
         // Pace the handshakes: mosquitto does them on one thread.
         while i + 1 - counters.connected.load(Ordering::Relaxed) > args.parallel * 4 {
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -272,20 +269,14 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Enrolled {
-    id: String,
-    key: KeyPair,
-    cert_pem: String,
-    pinned: Arc<Vec<u8>>,
-}
-
+/// Enrols one kiosk through the API: a token and the approval as an admin, the CSR as a kiosk.
 async fn enrol(
     http: &reqwest::Client,
     base: &str,
     cookie: &str,
     clinic: &str,
     room: &str,
-) -> anyhow::Result<Enrolled> {
+) -> anyhow::Result<Device> {
     let token: EnrolToken = http
         .post(format!("{base}/api/devices/tokens"))
         .header("cookie", cookie)
@@ -295,59 +286,15 @@ async fn enrol(
         .error_for_status()?
         .json()
         .await?;
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let csr = CertificateParams::default().serialize_request(&key)?.pem()?;
-    let req = json!({"token": token.token, "csr_pem": csr});
-    let pending: EnrolResponse = http
-        .post(format!("{base}/api/enrol"))
-        .json(&req)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    http.post(format!("{base}/api/devices/{}/approve", pending.device_id))
-        .header("cookie", cookie)
-        .send()
-        .await?
-        .error_for_status()?;
-    let approved: EnrolResponse = http
-        .post(format!("{base}/api/enrol"))
-        .json(&req)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let EnrolStatus::Approved { certificate_pem, signing_key_pem, .. } = approved.status else {
-        bail!("{} not approved", pending.device_id);
+    let approve = async |id: &str| -> anyhow::Result<()> {
+        http.post(format!("{base}/api/devices/{id}/approve"))
+            .header("cookie", cookie)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
     };
-    let spki = pem::parse(signing_key_pem)?.contents().to_vec();
-    Ok(Enrolled {
-        id: pending.device_id,
-        key,
-        cert_pem: certificate_pem,
-        pinned: Arc::new(spki[12..].to_vec()),
-    })
-}
-
-fn client_tls(
-    ca: &Path,
-    identity: Option<(&str, &KeyPair)>,
-) -> anyhow::Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca)? {
-        roots.add(cert?)?;
-    }
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    Ok(match identity {
-        Some((cert, key)) => {
-            let chain = vec![CertificateDer::from_pem_slice(cert.as_bytes())?];
-            let key = PrivateKeyDer::try_from(key.serialize_der()).map_err(anyhow::Error::msg)?;
-            builder.with_client_auth_cert(chain, key)?
-        }
-        None => builder.with_no_client_auth(),
-    })
+    telekiosk_sim::enrol(http, base, &token.token, approve).await
 }
 
 async fn start(exe: &Path, dir: &Path, web: u16, mqtt: u16, log: &Path) -> anyhow::Result<Child> {

@@ -1,23 +1,23 @@
 //! What the integration tests share: the real `fleetd` binary started on free loopback ports
-//! with a real mosquitto, its CLI, HTTPS clients, and MQTT clients with software device keys
-//! (rcgen). Needs mosquitto installed: without it the tests fail, they do not skip.
+//! with a real mosquitto, its CLI, HTTPS clients, MQTT clients, and enrolled kiosks with
+//! software keys: simulated ones from `telekiosk-sim` (the fleet bench's too), or bare MQTT
+//! clients that a test drives itself. Needs mosquitto installed: without it the tests fail, they
+//! do not skip.
 #![allow(dead_code)] // each test file uses its own part
-
-pub mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{CertificateParams, KeyPair};
 use rumqttc::{
     AsyncClient, Event, MqttOptions, Outgoing, Packet, SubscribeReasonCode, TlsConfiguration,
     Transport,
 };
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use telekiosk_protocol::api::{EnrolResponse, EnrolStatus, EnrolToken};
+use telekiosk_protocol::api::EnrolToken;
+pub use telekiosk_sim::Device;
+use telekiosk_sim::{Answer, Behaviour, Kiosk};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -159,15 +159,18 @@ pub fn tls(
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
 ) -> rustls::ClientConfig {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    match identity {
-        Some((chain, key)) => builder.with_client_auth_cert(chain, key).unwrap(),
-        None => builder.with_no_client_auth(),
-    }
+    telekiosk_sim::client_tls(ca, identity).unwrap()
+}
+
+/// TLS presenting `device`'s certificate to `f`.
+pub fn device_tls(f: &Fleetd, device: &Device) -> rustls::ClientConfig {
+    tls(&f.ca, Some(device.identity().unwrap()))
+}
+
+/// A simulated kiosk for `device` on `f`'s broker, quick to notice it going away.
+pub fn sim(f: &Fleetd, device: &Device, answer: Answer) -> Kiosk {
+    let tls = device_tls(f, device);
+    telekiosk_sim::start(device, tls, f.mqtt_port, Behaviour::quick(answer), Default::default())
 }
 
 /// An HTTPS client trusting fleetd's CA.
@@ -191,10 +194,8 @@ pub async fn enrol_token(dir: &Path, room: &str, ttl: &str) -> EnrolToken {
 }
 
 /// A software P-256 key and its CSR, as a kiosk without a TPM would make them.
-pub fn device_key() -> (KeyPair, String) {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let csr = CertificateParams::default().serialize_request(&key).unwrap().pem().unwrap();
-    (key, csr)
+pub fn device_key() -> (rcgen::KeyPair, String) {
+    telekiosk_sim::software_key().unwrap()
 }
 
 /// `POST /api/enrol`: the HTTP status and the body (an `EnrolResponse` or an `ApiError`).
@@ -204,45 +205,16 @@ pub async fn post_enrol(f: &Fleetd, token: &str, csr_pem: &str) -> (u16, serde_j
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
-/// An enrolled and approved kiosk with a software key.
-pub struct Device {
-    pub id: String,
-    pub key: KeyPair,
-    pub cert_pem: String,
-    /// The enrolment code it used, and its CSR: sending both again asks how it stands.
-    pub token: String,
-    pub csr: String,
-    /// fleetd's config signing key (SubjectPublicKeyInfo PEM), as the kiosk pins it.
-    pub signing_key_pem: String,
-}
-
-impl Device {
-    /// TLS presenting this device's certificate.
-    pub fn tls(&self, f: &Fleetd) -> rustls::ClientConfig {
-        let chain = vec![CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::try_from(self.key.serialize_der()).unwrap();
-        tls(&f.ca, Some((chain, key)))
-    }
-}
-
 /// Enrols a software-key kiosk (token from the CLI, CSR over HTTPS), approves it with the CLI,
 /// and fetches its certificate as a kiosk would: by asking again.
 pub async fn enrolled_device(f: &Fleetd, room: &str) -> Device {
     let token = enrol_token(&f.dir, room, "1h").await.token;
-    let (key, csr) = device_key();
-    let (status, body) = post_enrol(f, &token, &csr).await;
-    assert_eq!(status, 200, "{body}");
-    let pending: EnrolResponse = serde_json::from_value(body).unwrap();
-    assert_eq!(pending.status, EnrolStatus::Pending);
-    let (ok, _, err) = cli(&f.dir, &["device", "approve", &pending.device_id]).await;
-    assert!(ok, "approve failed: {err}");
-    let (status, body) = post_enrol(f, &token, &csr).await;
-    assert_eq!(status, 200, "{body}");
-    let approved: EnrolResponse = serde_json::from_value(body).unwrap();
-    let EnrolStatus::Approved { certificate_pem, signing_key_pem, .. } = approved.status else {
-        panic!("not approved: {approved:?}");
+    let approve = async |id: &str| {
+        let (ok, _, err) = cli(&f.dir, &["device", "approve", id]).await;
+        anyhow::ensure!(ok, "approve failed: {err}");
+        Ok(())
     };
-    Device { id: pending.device_id, key, cert_pem: certificate_pem, token, csr, signing_key_pem }
+    telekiosk_sim::enrol(&http(f), &f.url(""), &token, approve).await.unwrap()
 }
 
 /// What an MQTT test client sees after connecting.
