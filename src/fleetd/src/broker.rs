@@ -318,14 +318,15 @@ async fn terminate(mut child: Child) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data_dir::DataDir;
 
     #[test]
     fn the_config_has_one_mutual_tls_listener_with_a_crl_an_acl_and_no_persistence() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = Pki::paths(dir.path());
-        let crl = dir.path().join("crl.pem");
+        let files = DataDir::of(&dir);
+        let (pki, crl) = (files.pki(), files.crl());
         let listen = "127.0.0.1:18883".parse().unwrap();
-        let (path, acl) = (dir.path().join("mosquitto.conf"), dir.path().join("mosquitto.acl"));
+        let (path, acl) = (files.broker_config(), files.broker_acl());
         write_config(&path, &acl, listen, &pki, &crl).unwrap();
         let conf = std::fs::read_to_string(&path);
         let conf = conf.unwrap();
@@ -335,7 +336,7 @@ mod tests {
             &format!("cafile {}", pki.ca_cert.display()),
             &format!("keyfile {}", pki.server_key.display()),
             &format!("crlfile {}", crl.display()),
-            &format!("acl_file {}", dir.path().join("mosquitto.acl").display()),
+            &format!("acl_file {}", acl.display()),
             "require_certificate true",
             "use_identity_as_username true",
             "allow_anonymous false",
@@ -352,11 +353,10 @@ mod tests {
     #[test]
     fn the_acl_confines_devices_to_their_own_subtree_and_lets_fleetd_use_all_of_telekiosk() {
         let dir = tempfile::tempdir().unwrap();
-        let crl = dir.path().join("crl.pem");
+        let files = DataDir::of(&dir);
+        let (acl, conf) = (files.broker_acl(), files.broker_config());
         let listen = "127.0.0.1:18883".parse().unwrap();
-        let acl = dir.path().join("mosquitto.acl");
-        let conf = dir.path().join("mosquitto.conf");
-        write_config(&conf, &acl, listen, &Pki::paths(dir.path()), &crl).unwrap();
+        write_config(&conf, &acl, listen, &files.pki(), &files.crl()).unwrap();
         let acl = std::fs::read_to_string(acl).unwrap();
         let rules: Vec<&str> =
             acl.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();

@@ -1,7 +1,7 @@
 //! The data directory and every file fleetd keeps in it: the database, the CA and server
 //! certificate ([`crate::pki`]), the revocation list, the signing key, and the configuration of
-//! the broker fleetd runs. `serve`, `user`, `device` and `config` all open them through
-//! [`DataDir`].
+//! the broker fleetd runs. Each file name is spelt here and nowhere else; `serve`, `user`,
+//! `device` and `config` (and the tests) reach the files through [`DataDir`].
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -30,9 +30,10 @@ impl DataDir {
         Ok(Self(dir))
     }
 
-    /// The directory itself.
-    pub fn path(&self) -> &Path {
-        &self.0
+    /// A directory made with `tempfile` (already owner-only), for tests.
+    #[cfg(test)]
+    pub fn of(dir: &tempfile::TempDir) -> Self {
+        Self(dir.path().to_path_buf())
     }
 
     /// The SQLite database: users, sessions, devices, config, rollouts, commands.
@@ -42,12 +43,17 @@ impl DataDir {
 
     /// The CA's and the server's certificates and keys, whether or not they exist yet.
     pub fn pki(&self) -> Pki {
-        Pki::paths(&self.0)
+        Pki {
+            ca_cert: self.0.join("ca.pem"),
+            ca_key: self.0.join("ca-key.pem"),
+            server_cert: self.0.join("server.pem"),
+            server_key: self.0.join("server-key.pem"),
+        }
     }
 
     /// The certificate revocation list the broker checks.
     pub fn crl(&self) -> PathBuf {
-        self.0.join(crate::registry::revocation::CRL_FILE)
+        self.0.join("crl.pem")
     }
 
     /// The configuration of the broker fleetd runs (written at every start).
@@ -62,6 +68,6 @@ impl DataDir {
 
     /// The Ed25519 key that signs config and commands.
     pub fn signing_key(&self) -> PathBuf {
-        self.0.join(crate::pki::signing::KEY_FILE)
+        self.0.join("config-signing-key.pem")
     }
 }

@@ -84,7 +84,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let hostname = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
     let names = certificate_names(&args, &hostname);
     tracing::info!(?names, "the server certificate covers these names");
-    let pki = pki::ensure_for(data_dir.path(), &hostname, &names)?;
+    let pki = pki::ensure_for(data_dir.pki(), &hostname, &names)?;
     say(&format!("CA certificate: {}", pki.ca_cert.display()));
     // One connection each: sign-ins, enrolment and fleet administration each hold their own
     // store's lock, so a slow rollout write does not stall a sign-in (SQLite's WAL lets them

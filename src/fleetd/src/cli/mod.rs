@@ -120,7 +120,7 @@ pub fn open_registry(dir: &DataDir) -> anyhow::Result<Registry> {
     let mut pki = dir.pki();
     if !pki.ca_cert.exists() || !pki.ca_key.exists() {
         let hostname = hostname::get().ok().and_then(|h| h.into_string().ok());
-        pki = pki::ensure(dir.path(), &hostname.unwrap_or_default())?;
+        pki = pki::ensure(dir.pki(), &hostname.unwrap_or_default())?;
     }
     let signing_key = pki::signing::ensure(&dir.signing_key())?;
     let store = Store::open(&dir.db())?;

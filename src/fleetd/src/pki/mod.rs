@@ -60,7 +60,8 @@ pub enum PkiError {
     Tls(#[from] rustls::Error),
 }
 
-/// Paths of fleetd's CA and server certificate, all inside the data directory.
+/// Paths of fleetd's CA and server certificate, all inside the data directory
+/// ([`crate::data_dir::DataDir::pki`] names them).
 #[derive(Debug, Clone)]
 pub struct Pki {
     /// The CA certificate kiosks and browsers trust (PEM).
@@ -71,18 +72,6 @@ pub struct Pki {
     pub server_cert: PathBuf,
     /// The server private key (PEM, mode 0600).
     pub server_key: PathBuf,
-}
-
-impl Pki {
-    /// Paths of the PKI files in `dir`, whether or not they exist yet.
-    pub fn paths(dir: &Path) -> Self {
-        Self {
-            ca_cert: dir.join("ca.pem"),
-            ca_key: dir.join("ca-key.pem"),
-            server_cert: dir.join("server.pem"),
-            server_key: dir.join("server-key.pem"),
-        }
-    }
 }
 
 /// A name kiosks and browsers use to reach fleetd (`--public-name`): a DNS name (lowercase, no
@@ -191,15 +180,14 @@ fn is_link_local_v6(ip: &IpAddr) -> bool {
 }
 
 /// [`ensure_for`] with the names of a fleetd listening on loopback only.
-pub fn ensure(dir: &Path, hostname: &str) -> Result<Pki, PkiError> {
-    ensure_for(dir, hostname, &server_names(hostname, &[], &[], &[]))
+pub fn ensure(pki: Pki, hostname: &str) -> Result<Pki, PkiError> {
+    ensure_for(pki, hostname, &server_names(hostname, &[], &[], &[]))
 }
 
-/// Makes sure `dir` holds a CA and a current server certificate for exactly `names` (see
+/// Makes sure the files of `pki` hold a CA and a current server certificate for exactly `names` (see
 /// [`server_names`]): creates what is missing, reuses what is there, and issues a new server
 /// certificate from the same CA when the old one is near expiry or names something else.
-pub fn ensure_for(dir: &Path, hostname: &str, names: &[String]) -> Result<Pki, PkiError> {
-    let pki = Pki::paths(dir);
+pub fn ensure_for(pki: Pki, hostname: &str, names: &[String]) -> Result<Pki, PkiError> {
     let now = OffsetDateTime::now_utc();
     let (ca_pem, ca_key, created_ca) = match (pki.ca_cert.exists(), pki.ca_key.exists()) {
         (true, true) => {
@@ -380,6 +368,7 @@ fn half_ca(present: &Path, missing: &Path) -> PkiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data_dir::DataDir;
     use rustls::client::WebPkiServerVerifier;
     use rustls::client::danger::ServerCertVerifier;
     use rustls::pki_types::{ServerName, UnixTime};
@@ -401,7 +390,7 @@ mod tests {
     fn the_server_certificate_chains_to_the_ca_for_every_local_name_and_the_hostname() {
         provider();
         let dir = tempfile::tempdir().unwrap();
-        let pki = ensure(dir.path(), "kiosk-fleet.example").unwrap();
+        let pki = ensure(DataDir::of(&dir).pki(), "kiosk-fleet.example").unwrap();
         for name in ["localhost", "127.0.0.1", "::1", "kiosk-fleet.example"] {
             verifies_as(&pki, name).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
@@ -412,7 +401,7 @@ mod tests {
     #[test]
     fn private_keys_are_readable_by_the_owner_only() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = ensure(dir.path(), "host").unwrap();
+        let pki = ensure(DataDir::of(&dir).pki(), "host").unwrap();
         for key in [&pki.ca_key, &pki.server_key] {
             assert_eq!(fs::metadata(key).unwrap().permissions().mode() & 0o777, 0o600);
         }
@@ -421,9 +410,9 @@ mod tests {
     #[test]
     fn a_second_start_reuses_the_ca_and_the_server_certificate() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ensure(dir.path(), "host").unwrap();
+        let first = ensure(DataDir::of(&dir).pki(), "host").unwrap();
         let before = [&first.ca_cert, &first.ca_key, &first.server_cert].map(|p| read(p).unwrap());
-        let second = ensure(dir.path(), "host").unwrap();
+        let second = ensure(DataDir::of(&dir).pki(), "host").unwrap();
         let after =
             [&second.ca_cert, &second.ca_key, &second.server_cert].map(|p| read(p).unwrap());
         assert_eq!(before, after);
@@ -433,9 +422,9 @@ mod tests {
     fn a_new_hostname_gets_a_new_server_certificate_from_the_same_ca() {
         provider();
         let dir = tempfile::tempdir().unwrap();
-        let first = ensure(dir.path(), "old-name").unwrap();
+        let first = ensure(DataDir::of(&dir).pki(), "old-name").unwrap();
         let ca = read(&first.ca_cert).unwrap();
-        let second = ensure(dir.path(), "new-name").unwrap();
+        let second = ensure(DataDir::of(&dir).pki(), "new-name").unwrap();
         assert_eq!(read(&second.ca_cert).unwrap(), ca);
         verifies_as(&second, "new-name").unwrap();
     }
@@ -497,16 +486,16 @@ mod tests {
         provider();
         let dir = tempfile::tempdir().unwrap();
         let names = |p: &[&str]| server_names("host", &ips(&["10.77.0.2"]), &[], &public(p));
-        let first = ensure_for(dir.path(), "host", &names(&["a.example"])).unwrap();
+        let first = ensure_for(DataDir::of(&dir).pki(), "host", &names(&["a.example"])).unwrap();
         let [ca, ca_key, cert] =
             [&first.ca_cert, &first.ca_key, &first.server_cert].map(|p| read(p).unwrap());
         verifies_as(&first, "a.example").unwrap();
         verifies_as(&first, "10.77.0.2").unwrap();
         // The same names again: nothing changes.
-        ensure_for(dir.path(), "host", &names(&["a.example"])).unwrap();
+        ensure_for(DataDir::of(&dir).pki(), "host", &names(&["a.example"])).unwrap();
         assert_eq!(read(&first.server_cert).unwrap(), cert);
         // A name replaced: a new certificate without the old name, from the same CA.
-        let second = ensure_for(dir.path(), "host", &names(&["b.example"])).unwrap();
+        let second = ensure_for(DataDir::of(&dir).pki(), "host", &names(&["b.example"])).unwrap();
         assert_ne!(read(&second.server_cert).unwrap(), cert);
         assert_eq!([&second.ca_cert, &second.ca_key].map(|p| read(p).unwrap()), [ca, ca_key]);
         verifies_as(&second, "b.example").unwrap();
@@ -516,8 +505,8 @@ mod tests {
     #[test]
     fn a_ca_certificate_without_its_key_is_an_error_not_a_new_ca() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = ensure(dir.path(), "host").unwrap();
+        let pki = ensure(DataDir::of(&dir).pki(), "host").unwrap();
         fs::remove_file(&pki.ca_key).unwrap();
-        assert!(matches!(ensure(dir.path(), "host"), Err(PkiError::HalfCa { .. })));
+        assert!(matches!(ensure(DataDir::of(&dir).pki(), "host"), Err(PkiError::HalfCa { .. })));
     }
 }

@@ -11,9 +11,6 @@ use ring::signature::Ed25519KeyPair;
 
 use crate::pki::{self, PkiError};
 
-/// File name of the signing key in the data directory.
-pub const KEY_FILE: &str = "config-signing-key.pem";
-
 /// Why the signing key could not be made or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
@@ -81,27 +78,29 @@ pub fn ensure(path: &Path) -> Result<String, SigningError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data_dir::DataDir;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn the_signing_key_is_made_once_owner_only_and_its_public_half_is_spki_pem() {
         let dir = tempfile::tempdir().unwrap();
-        let first = ensure(&dir.path().join(KEY_FILE)).unwrap();
+        let first = ensure(&DataDir::of(&dir).signing_key()).unwrap();
         assert!(first.starts_with("-----BEGIN PUBLIC KEY-----"), "{first}");
         // Ed25519 SubjectPublicKeyInfo: a 12-byte header and the 32-byte key.
         assert_eq!(pem::parse(&first).unwrap().contents().len(), 44);
-        assert_eq!(ensure(&dir.path().join(KEY_FILE)).unwrap(), first);
-        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(ensure(&DataDir::of(&dir).signing_key()).unwrap(), first);
+        let mode = std::fs::metadata(DataDir::of(&dir).signing_key()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
     fn signatures_verify_with_the_pinned_public_key_and_only_over_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let public = ensure(&dir.path().join(KEY_FILE)).unwrap();
+        let public = ensure(&DataDir::of(&dir).signing_key()).unwrap();
         let raw = pem::parse(&public).unwrap().contents()[12..].to_vec();
         let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, raw);
-        let signature = Signer::load(&dir.path().join(KEY_FILE)).unwrap().sign("{\"version\":1}");
+        let signature =
+            Signer::load(&DataDir::of(&dir).signing_key()).unwrap().sign("{\"version\":1}");
         let signature = base64::engine::general_purpose::STANDARD.decode(signature).unwrap();
         assert!(key.verify(b"{\"version\":1}", &signature).is_ok());
         assert!(key.verify(b"{\"version\":2}", &signature).is_err());
@@ -111,8 +110,11 @@ mod tests {
     fn a_signing_key_file_of_another_kind_is_an_error_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let p256 = KeyPair::generate().unwrap().serialize_pem();
-        std::fs::write(dir.path().join(KEY_FILE), &p256).unwrap();
-        assert!(matches!(ensure(&dir.path().join(KEY_FILE)), Err(SigningError::NotEd25519 { .. })));
-        assert_eq!(std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(), p256);
+        std::fs::write(DataDir::of(&dir).signing_key(), &p256).unwrap();
+        assert!(matches!(
+            ensure(&DataDir::of(&dir).signing_key()),
+            Err(SigningError::NotEd25519 { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(DataDir::of(&dir).signing_key()).unwrap(), p256);
     }
 }

@@ -21,8 +21,6 @@ use crate::pki::{self, PkiError};
 use crate::registry::Registry;
 use crate::store::StoreError;
 
-/// File name of the CRL in the data directory.
-pub const CRL_FILE: &str = "crl.pem";
 /// How often the registry generation is read.
 const POLL: Duration = Duration::from_secs(1);
 /// How often the CRL is issued again even if nothing changed.
@@ -160,6 +158,7 @@ fn apply(changed: bool, revoked: usize, crl: &Path, broker: Option<&BrokerContro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data_dir::DataDir;
     use crate::store::Store;
     use rustls::pki_types::CertificateRevocationListDer;
     use rustls::pki_types::pem::PemObject;
@@ -177,9 +176,9 @@ mod tests {
     #[test]
     fn the_crl_file_lists_every_revoked_certificate_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = pki::ensure(dir.path(), "host").unwrap();
+        let pki = pki::ensure(DataDir::of(&dir).pki(), "host").unwrap();
         let registry = Registry::new(Store::in_memory(), pki, String::new()).unwrap();
-        let crl = dir.path().join(CRL_FILE);
+        let crl = DataDir::of(&dir).crl();
         assert_eq!(write_crl(&registry, &crl).unwrap(), vec![]);
         assert_eq!(crl_serials(&crl), Vec::<String>::new());
 

@@ -1,11 +1,12 @@
 use super::*;
+use crate::data_dir::DataDir;
 use rcgen::{CertificateParams, KeyPair};
 
 const NOW: i64 = 1_800_000_000;
 
 fn registry() -> (tempfile::TempDir, Registry) {
     let dir = tempfile::tempdir().unwrap();
-    let pki = pki::ensure(dir.path(), "host").unwrap();
+    let pki = pki::ensure(DataDir::of(&dir).pki(), "host").unwrap();
     let registry = Registry::new(Store::in_memory(), pki, "SIGNING KEY PEM".into()).unwrap();
     (dir, registry)
 }

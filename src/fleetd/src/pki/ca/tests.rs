@@ -1,4 +1,5 @@
 use super::*;
+use crate::data_dir::DataDir;
 use crate::pki;
 use rcgen::{PKCS_ECDSA_P384_SHA384, PKCS_ED25519};
 use x509_parser::certificate::X509Certificate;
@@ -6,7 +7,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 fn test_ca() -> (tempfile::TempDir, Issuer<'static, KeyPair>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let pki = pki::ensure(dir.path(), "host").unwrap();
+    let pki = pki::ensure(DataDir::of(&dir).pki(), "host").unwrap();
     let ca_der = pki::load_certs(&pki.ca_cert).unwrap().remove(0).to_vec();
     (dir, pki::ca_issuer(&pki).unwrap(), ca_der)
 }
