@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
+use crate::store::users;
 use crate::store::{Store, StoreError, UserRecord, unix_now};
 
 /// Shortest password accepted, in characters.
@@ -132,7 +133,7 @@ impl Accounts {
         let password_hash = hash_password(password)?;
         let record =
             UserRecord { username: username.into(), role: role.as_str().into(), password_hash };
-        Ok(self.store.insert_user(&record)?)
+        Ok(self.store.write(|c| users::insert_user(c, &record))?)
     }
 
     /// Checks a user name and password and opens a session; returns its token. Slow on purpose
@@ -146,7 +147,7 @@ impl Accounts {
         if password.len() > MAX_PASSWORD_BYTES || check_username(username).is_err() {
             return Err(AccountsError::WrongCredentials);
         }
-        let record = self.store.user(username)?;
+        let record = self.store.read(|c| users::user(c, username))?;
         // An unknown user costs the same hashing work as a known one, so timing tells nothing.
         let hash = record.as_ref().map_or_else(|| dummy_hash(), |r| r.password_hash.as_str());
         let matches = verify_password(hash, password);
@@ -158,7 +159,11 @@ impl Accounts {
         let user = User { username: record.username, role };
         let token = new_token()?;
         let idle_before = unix_now() - SESSION_IDLE.as_secs() as i64;
-        self.store.insert_session(&token_hash(&token), &user.username, unix_now(), idle_before)?;
+        let hash = token_hash(&token);
+        self.store.write(|c| {
+            users::insert_session(c, &hash, &user.username, unix_now(), idle_before)
+                .map_err(StoreError::from)
+        })?;
         let mut sessions = self.sessions();
         sessions.retain(|_, s| now.saturating_duration_since(s.last_seen) < SESSION_IDLE);
         let session = Session { user: user.clone(), last_seen: now, stored: now };
@@ -182,13 +187,15 @@ impl Accounts {
         let session = sessions.get_mut(token)?;
         if now.saturating_duration_since(session.last_seen) >= SESSION_IDLE {
             sessions.remove(token);
-            let _ = self.store.delete_session(&token_hash(token));
+            let _ = self.store.read(|c| users::delete_session(c, &token_hash(token)));
             return None;
         }
         session.last_seen = now;
         if now.saturating_duration_since(session.stored) >= TOUCH_EVERY {
             session.stored = now;
-            if let Err(e) = self.store.touch_session(&token_hash(token), unix_now()) {
+            if let Err(e) =
+                self.store.read(|c| users::touch_session(c, &token_hash(token), unix_now()))
+            {
                 tracing::warn!("cannot record a session's use: {e}");
             }
         }
@@ -198,12 +205,13 @@ impl Accounts {
     /// A session the store has (fleetd restarted since it began), if it is live and its user
     /// still exists, with its current role.
     fn restore(&self, token: &str, now: Instant) -> Option<Session> {
-        let (username, last_seen) = self.store.session(&token_hash(token)).ok()??;
+        let (username, last_seen) =
+            self.store.read(|c| users::session(c, &token_hash(token))).ok()??;
         let idle = Duration::from_secs(unix_now().saturating_sub(last_seen).max(0) as u64);
         if idle >= SESSION_IDLE {
             return None;
         }
-        let record = self.store.user(&username).ok()??;
+        let record = self.store.read(|c| users::user(c, &username)).ok()??;
         let user = User { username: record.username, role: Role::parse(&record.role)? };
         let last_seen = now.checked_sub(idle).unwrap_or(now);
         Some(Session { user, last_seen, stored: now })
@@ -220,7 +228,7 @@ impl Accounts {
     /// Ends a session (sign-out). Unknown tokens are ignored.
     pub fn sign_out(&self, token: &str) {
         self.sessions().remove(token);
-        if let Err(e) = self.store.delete_session(&token_hash(token)) {
+        if let Err(e) = self.store.read(|c| users::delete_session(c, &token_hash(token))) {
             tracing::warn!("cannot forget a session: {e}");
         }
     }
@@ -323,7 +331,10 @@ mod tests {
         let now = Instant::now();
         let (token, user) = accounts.sign_in("alice", "correct horse", now).unwrap();
         let (other, _) = accounts.sign_in("alice", "correct horse", now).unwrap();
-        assert!(accounts.store.session(&token).unwrap().is_none(), "the token itself is stored");
+        assert!(
+            accounts.store.read(|c| users::session(c, &token)).unwrap().is_none(),
+            "the token itself is stored"
+        );
         let restarted = Accounts::new(accounts.store);
         assert_eq!(restarted.session(&token, now), Some(user));
         restarted.sign_out(&other);

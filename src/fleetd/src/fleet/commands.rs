@@ -77,7 +77,7 @@ impl Fleet {
         telekiosk_protocol::Validate::validate(&telekiosk_protocol::api::NewCommand {
             command: command.clone(),
         })?;
-        let device = self.store.device(id)?;
+        let device = self.device(id)?;
         if device.status != "active" {
             return Err(FleetError::NotActive { id: id.into(), status: device.status });
         }

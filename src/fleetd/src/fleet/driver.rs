@@ -99,7 +99,7 @@ async fn run(
         }
         let connection = *connected.borrow_and_update();
         let republish = connection != republished;
-        let now_generation = fleet.store().generation().ok();
+        let now_generation = fleet.store().read(crate::store::devices::generation).ok();
         let changed = now_generation != generation;
         let due = republish
             || poked

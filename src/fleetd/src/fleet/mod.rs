@@ -29,7 +29,7 @@ use telekiosk_protocol::device::DeviceState;
 use self::layers::{ConfigError, Place};
 use crate::fleet::rollout::{Control, Plan, Rollout, RolloutError};
 use crate::store::fleet::{self as q, RolloutRow};
-use crate::store::{Store, StoreError, bump};
+use crate::store::{DeviceRecord, Store, StoreError, bump, devices};
 
 // The port between the MQTT client and the driver: what the client hands the fleet side, and
 // what the fleet side asks the client to publish.
@@ -129,6 +129,11 @@ impl Fleet {
         Self { store }
     }
 
+    /// The device with this id.
+    fn device(&self, id: &str) -> Result<DeviceRecord, StoreError> {
+        self.store.read(|c| devices::device(c, id))?.ok_or_else(devices::no_such_device(id))
+    }
+
     /// The store, for the server's driver.
     pub fn store(&self) -> &Store {
         &self.store
@@ -165,7 +170,7 @@ impl Fleet {
         by: &str,
         now: i64,
     ) -> Result<DeviceConfig, FleetError> {
-        let device = self.store.device(id)?;
+        let device = self.device(id)?;
         let body = layers::into_object("the device override", body)?;
         self.store.write(|c| {
             let group_body = stored_group_body(c, &device.clinic)?.unwrap_or_default();

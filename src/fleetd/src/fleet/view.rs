@@ -12,6 +12,7 @@ use telekiosk_protocol::device::{DeviceState, Presence};
 
 use super::{Fleet, FleetError, engine_of, parse_stored};
 use crate::fleet::layers::{self, Place};
+use crate::store::devices;
 use crate::store::fleet::{self as q, PublishedRow, RolloutRow};
 
 /// Commands shown with a device.
@@ -91,7 +92,7 @@ impl Fleet {
     /// A device's override, the config it makes with its group's body, and what the device
     /// was sent and applied.
     pub fn device_config(&self, id: &str) -> Result<DeviceConfig, FleetError> {
-        let device = self.store.device(id)?;
+        let device = self.device(id)?;
         let group = device.clinic.clone();
         let (group_body, over, published, state) = self.store.read(|c| {
             Ok((
@@ -144,7 +145,7 @@ impl Fleet {
 
     /// Every device with its latest state, oldest first.
     pub fn fleet(&self) -> Result<Vec<FleetDevice>, FleetError> {
-        let devices = self.store.devices()?;
+        let devices = self.store.read(devices::devices)?;
         let (states, published) = self.store.read(|c| Ok((q::states(c)?, q::published(c)?)))?;
         let published: HashMap<_, _> =
             published.into_iter().map(|p| (p.device_id.clone(), p.version)).collect();
@@ -164,7 +165,7 @@ impl Fleet {
 
     /// One device in full: state, config, latest commands.
     pub fn device_detail(&self, id: &str) -> Result<DeviceDetail, FleetError> {
-        let device = self.store.device(id)?;
+        let device = self.device(id)?;
         let (state, published, commands) = self.store.read(|c| {
             Ok((
                 q::state_of(c, id)?,

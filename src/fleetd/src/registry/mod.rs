@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 use crate::pki::ca::{self, CsrError, DeviceKey, Revoked};
 use crate::pki::{self, Pki, PkiError};
+use crate::store::devices;
 use crate::store::{DeviceRecord, EnrolDecision, Store, StoreError, TokenRecord};
 pub use token::{DEFAULT_TTL, Token};
 
@@ -105,7 +106,10 @@ impl Registry {
             expires_at: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
             device_id: None,
         };
-        self.store.insert_token(&token.hash(), &record, now, by)?;
+        let hash = token.hash();
+        self.store.write(|c| {
+            devices::insert_token(c, &hash, &record, now, by).map_err(StoreError::from)
+        })?;
         tracing::info!(target: "fleetd::audit", by, expires_at = record.expires_at, "enrolment token created");
         Ok(EnrolToken {
             token: token.shown(),
@@ -133,10 +137,12 @@ impl Registry {
         let key = ca::check_csr(&req.csr_pem)?;
         let new_id = token::new_device_id().map_err(EnrolError::Random)?;
         let mut created = false;
-        let device = self.store.enrol(&token.hash(), key.sec1(), |t, bound, same_key| {
-            let decision = decide(t, bound, same_key, &key, now, new_id)?;
-            created = matches!(decision, EnrolDecision::Create(_));
-            Ok::<_, EnrolError>(decision)
+        let device = self.store.write(|c| {
+            devices::enrol(c, &token.hash(), key.sec1(), |t, bound, same_key| {
+                let decision = decide(t, bound, same_key, &key, now, new_id)?;
+                created = matches!(decision, EnrolDecision::Create(_));
+                Ok::<_, EnrolError>(decision)
+            })
         })?;
         if created {
             tracing::info!(target: "fleetd::audit", by = "kiosk", device = %device.id, "device enrolled, waiting for approval");
@@ -154,7 +160,7 @@ impl Registry {
 
     /// Approves a pending device: the CA issues its certificate.
     pub fn approve(&self, id: &str, by: &str, now: i64) -> Result<DeviceInfo, RegistryError> {
-        let device = self.store.device(id)?;
+        let device = self.device(id)?;
         if device.status != "pending" {
             return Err(RegistryError::NotPending {
                 id: id.into(),
@@ -165,9 +171,12 @@ impl Registry {
         let when = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::now_utc());
         let key = DeviceKey::from_sec1(device.public_key);
         let cert = ca::issue_device_cert(&issuer, id, &key, when)?;
-        if !self.store.approve(id, &cert, now, by)? {
+        let approved = self
+            .store
+            .write(|c| devices::approve(c, id, &cert, now, by).map_err(StoreError::from))?;
+        if !approved {
             // Revoked (or approved) by someone else since we looked.
-            let status = status_of(&self.store.device(id)?);
+            let status = status_of(&self.device(id)?);
             return Err(RegistryError::NotPending { id: id.into(), status: status.as_str() });
         }
         tracing::info!(target: "fleetd::audit", by, device = id, serial = %cert.serial, "device approved");
@@ -176,8 +185,8 @@ impl Registry {
 
     /// Revokes a device: it may never connect again, and its certificate joins the CRL.
     pub fn revoke(&self, id: &str, by: &str, now: i64) -> Result<DeviceInfo, RegistryError> {
-        self.store.device(id)?;
-        if !self.store.revoke(id, now, by)? {
+        self.device(id)?;
+        if !self.store.write(|c| devices::revoke(c, id, now, by).map_err(StoreError::from))? {
             return Err(RegistryError::AlreadyRevoked(id.into()));
         }
         tracing::info!(target: "fleetd::audit", by, device = id, "device revoked");
@@ -186,23 +195,28 @@ impl Registry {
 
     /// One device.
     pub fn show(&self, id: &str) -> Result<DeviceInfo, RegistryError> {
-        Ok(info(self.store.device(id)?))
+        Ok(info(self.device(id)?))
     }
 
     /// Every device, oldest first.
     pub fn list(&self) -> Result<Vec<DeviceInfo>, RegistryError> {
-        Ok(self.store.devices()?.into_iter().map(info).collect())
+        Ok(self.store.read(devices::devices)?.into_iter().map(info).collect())
     }
 
     /// The registry generation (changes with every token or device change).
     pub fn generation(&self) -> Result<i64, StoreError> {
-        self.store.generation()
+        self.store.read(devices::generation)
     }
 
     /// Revoked certificates, for the CRL, each with the id of its device.
     pub fn revoked(&self) -> Result<Vec<(String, Revoked)>, StoreError> {
-        let rows = self.store.revoked_serials()?;
+        let rows = self.store.read(devices::revoked_serials)?;
         Ok(rows.into_iter().map(|(id, serial, at)| (id, Revoked { serial, at })).collect())
+    }
+
+    /// The device with this id.
+    fn device(&self, id: &str) -> Result<DeviceRecord, StoreError> {
+        self.store.read(|c| devices::device(c, id))?.ok_or_else(devices::no_such_device(id))
     }
 
     /// The CA, for signing the CRL.

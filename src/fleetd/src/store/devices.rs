@@ -1,10 +1,11 @@
 //! The device registry's tables: enrolment tokens (hashes only), devices, and a generation
 //! counter that every change bumps, so another process (`fleetd serve` while the CLI revokes)
-//! can notice changes by polling one row.
+//! can notice changes by polling one row. Plain queries, like the rest of [`super`]; those that
+//! change a device or token bump the generation themselves, so run them in [`super::Store::write`].
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Store, StoreError};
+use super::StoreError;
 
 /// Migration 2: enrolment tokens, devices, the generation counter.
 pub(super) const SCHEMA: &str = "
@@ -90,150 +91,148 @@ pub enum EnrolDecision {
     Existing(DeviceRecord),
 }
 
-impl Store {
-    /// Stores a new token's hash.
-    pub fn insert_token(
-        &self,
-        hash: &[u8],
-        token: &TokenRecord,
-        created_at: i64,
-        created_by: &str,
-    ) -> Result<(), StoreError> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO enrol_tokens
-                     (token_hash, clinic, room, created_at, created_by, expires_at, device_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
-                params![hash, token.clinic, token.room, created_at, created_by, token.expires_at],
-            )?;
-            Ok(bump(tx)?)
-        })
-    }
+/// Stores a new token's hash.
+pub fn insert_token(
+    c: &Connection,
+    hash: &[u8],
+    token: &TokenRecord,
+    created_at: i64,
+    created_by: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO enrol_tokens
+             (token_hash, clinic, room, created_at, created_by, expires_at, device_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+        params![hash, token.clinic, token.room, created_at, created_by, token.expires_at],
+    )?;
+    bump(c)
+}
 
-    /// One enrolment, atomically: finds the token with hash `hash`, the device bound to it and
-    /// any device holding `public_key`, lets `decide` apply the rules, and writes what it
-    /// decided (a new device bound to the token) before anyone else can use the token.
-    pub fn enrol<E: From<StoreError>>(
-        &self,
-        hash: &[u8],
-        public_key: &[u8],
-        decide: impl FnOnce(
-            Option<TokenRecord>,
-            Option<DeviceRecord>,
-            Option<DeviceRecord>,
-        ) -> Result<EnrolDecision, E>,
-    ) -> Result<DeviceRecord, E> {
-        self.write(|tx| {
-        let token = tx
-            .query_row(
-                "SELECT clinic, room, expires_at, device_id FROM enrol_tokens WHERE token_hash = ?1",
-                params![hash],
-                |r| {
-                    Ok(TokenRecord {
-                        clinic: r.get(0)?,
-                        room: r.get(1)?,
-                        expires_at: r.get(2)?,
-                        device_id: r.get(3)?,
-                    })
-                },
+/// One enrolment, inside a transaction: finds the token with hash `hash`, the device bound to
+/// it and any device holding `public_key`, lets `decide` apply the rules, and writes what it
+/// decided (a new device bound to the token) before anyone else can use the token.
+pub fn enrol<E: From<StoreError>>(
+    c: &Connection,
+    hash: &[u8],
+    public_key: &[u8],
+    decide: impl FnOnce(
+        Option<TokenRecord>,
+        Option<DeviceRecord>,
+        Option<DeviceRecord>,
+    ) -> Result<EnrolDecision, E>,
+) -> Result<DeviceRecord, E> {
+    let token = c
+        .query_row(
+            "SELECT clinic, room, expires_at, device_id FROM enrol_tokens WHERE token_hash = ?1",
+            params![hash],
+            |r| {
+                Ok(TokenRecord {
+                    clinic: r.get(0)?,
+                    room: r.get(1)?,
+                    expires_at: r.get(2)?,
+                    device_id: r.get(3)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(sql)?;
+    let bound = match token.as_ref().and_then(|t| t.device_id.as_deref()) {
+        Some(id) => device_where(c, "id = ?1", id).map_err(sql)?,
+        None => None,
+    };
+    let same_key = device_where(c, "public_key = ?1", public_key).map_err(sql)?;
+    match decide(token, bound, same_key)? {
+        EnrolDecision::Existing(device) => Ok(device),
+        EnrolDecision::Create(device) => {
+            c.execute(
+                "INSERT INTO devices (id, clinic, room, public_key, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+                params![
+                    device.id,
+                    device.clinic,
+                    device.room,
+                    device.public_key,
+                    device.created_at
+                ],
             )
-            .optional()
             .map_err(sql)?;
-        let bound = match token.as_ref().and_then(|t| t.device_id.as_deref()) {
-            Some(id) => device_where(tx, "id = ?1", id).map_err(sql)?,
-            None => None,
-        };
-        let same_key = device_where(tx, "public_key = ?1", public_key).map_err(sql)?;
-        match decide(token, bound, same_key)? {
-            EnrolDecision::Existing(device) => Ok(device),
-            EnrolDecision::Create(device) => {
-                tx.execute(
-                    "INSERT INTO devices (id, clinic, room, public_key, status, created_at)
-                     VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-                    params![
-                        device.id,
-                        device.clinic,
-                        device.room,
-                        device.public_key,
-                        device.created_at
-                    ],
-                )
-                .map_err(sql)?;
-                tx.execute(
-                    "UPDATE enrol_tokens SET device_id = ?1 WHERE token_hash = ?2",
-                    params![device.id, hash],
-                )
-                .map_err(sql)?;
-                bump(tx).map_err(sql)?;
-                Ok(device)
-            }
+            c.execute(
+                "UPDATE enrol_tokens SET device_id = ?1 WHERE token_hash = ?2",
+                params![device.id, hash],
+            )
+            .map_err(sql)?;
+            bump(c).map_err(sql)?;
+            Ok(device)
         }
-        })
     }
+}
 
-    /// The device with this id.
-    pub fn device(&self, id: &str) -> Result<DeviceRecord, StoreError> {
-        self.read(|c| device_where(c, "id = ?1", id))?
-            .ok_or_else(|| StoreError::NoSuchDevice(id.into()))
-    }
+/// The device with this id, if any.
+pub fn device(c: &Connection, id: &str) -> rusqlite::Result<Option<DeviceRecord>> {
+    device_where(c, "id = ?1", id)
+}
 
-    /// Every device, oldest first.
-    pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, id");
-        self.read(|c| c.prepare(&sql)?.query_map([], device_row)?.collect())
-    }
+/// [`StoreError::NoSuchDevice`], for a [`device`] lookup of `id` that found none.
+pub fn no_such_device(id: &str) -> impl FnOnce() -> StoreError {
+    let id = id.to_string();
+    move || StoreError::NoSuchDevice(id)
+}
 
-    /// Marks a pending device active with its certificate; `false` if it was not pending.
-    pub fn approve(
-        &self,
-        id: &str,
-        cert: &crate::pki::ca::Issued,
-        now: i64,
-        by: &str,
-    ) -> Result<bool, StoreError> {
-        self.change(
-            "UPDATE devices SET status = 'active', approved_at = ?2, approved_by = ?3,
-                 cert_pem = ?4, cert_serial = ?5, cert_fingerprint = ?6
-             WHERE id = ?1 AND status = 'pending'",
-            params![id, now, by, cert.pem, cert.serial, cert.fingerprint],
-        )
-    }
+/// Every device, oldest first.
+pub fn devices(c: &Connection) -> rusqlite::Result<Vec<DeviceRecord>> {
+    let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, id");
+    c.prepare(&sql)?.query_map([], device_row)?.collect()
+}
 
-    /// Marks a pending or active device revoked; `false` if it was revoked already.
-    pub fn revoke(&self, id: &str, now: i64, by: &str) -> Result<bool, StoreError> {
-        self.change(
-            "UPDATE devices SET status = 'revoked', revoked_at = ?2, revoked_by = ?3
-             WHERE id = ?1 AND status != 'revoked'",
-            params![id, now, by],
-        )
-    }
+/// Marks a pending device active with its certificate; `false` if it was not pending.
+pub fn approve(
+    c: &Connection,
+    id: &str,
+    cert: &crate::pki::ca::Issued,
+    now: i64,
+    by: &str,
+) -> rusqlite::Result<bool> {
+    change(
+        c,
+        "UPDATE devices SET status = 'active', approved_at = ?2, approved_by = ?3,
+             cert_pem = ?4, cert_serial = ?5, cert_fingerprint = ?6
+         WHERE id = ?1 AND status = 'pending'",
+        params![id, now, by, cert.pem, cert.serial, cert.fingerprint],
+    )
+}
 
-    /// Revoked devices that hold a certificate: (device id, serial, when revoked), oldest first.
-    pub fn revoked_serials(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        self.read(|c| {
-            c.prepare(
-                "SELECT id, cert_serial, revoked_at FROM devices
-                 WHERE status = 'revoked' AND cert_serial IS NOT NULL ORDER BY revoked_at, id",
-            )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect()
-        })
-    }
+/// Marks a pending or active device revoked; `false` if it was revoked already.
+pub fn revoke(c: &Connection, id: &str, now: i64, by: &str) -> rusqlite::Result<bool> {
+    change(
+        c,
+        "UPDATE devices SET status = 'revoked', revoked_at = ?2, revoked_by = ?3
+         WHERE id = ?1 AND status != 'revoked'",
+        params![id, now, by],
+    )
+}
 
-    /// The registry generation: it changes whenever a token or device changes.
-    pub fn generation(&self) -> Result<i64, StoreError> {
-        self.read(|c| c.query_row("SELECT value FROM registry_generation", [], |r| r.get(0)))
-    }
+/// Revoked devices that hold a certificate: (device id, serial, when revoked), oldest first.
+pub fn revoked_serials(c: &Connection) -> rusqlite::Result<Vec<(String, String, i64)>> {
+    c.prepare(
+        "SELECT id, cert_serial, revoked_at FROM devices
+         WHERE status = 'revoked' AND cert_serial IS NOT NULL ORDER BY revoked_at, id",
+    )?
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    .collect()
+}
 
-    fn change(&self, sql: &str, params: impl rusqlite::Params) -> Result<bool, StoreError> {
-        self.write(|tx| {
-            let changed = tx.execute(sql, params)? == 1;
-            if changed {
-                bump(tx)?;
-            }
-            Ok(changed)
-        })
+/// The registry generation: it changes whenever a token or device changes.
+pub fn generation(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("SELECT value FROM registry_generation", [], |r| r.get(0))
+}
+
+/// Runs an update of one device; bumps the generation if it changed the device.
+fn change(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<bool> {
+    let changed = c.execute(sql, params)? == 1;
+    if changed {
+        bump(c)?;
     }
+    Ok(changed)
 }
 
 /// Bumps the generation, so a running fleetd notices a change made elsewhere (the CLI).

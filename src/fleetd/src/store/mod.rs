@@ -5,10 +5,16 @@
 //!
 //! One file per group of tables: `users.rs` (users, sessions), `devices.rs` (enrolment tokens,
 //! devices, the registry generation), `fleet.rs` (config, rollouts, what was published,
-//! commands and reports). Queries: every one runs on a `&Connection` inside [`Store::read`] or
-//! [`Store::write`] (a transaction), the only two places that take the connection's lock;
-//! `fleet.rs` holds them as free functions so several compose in one transaction, and the user,
-//! session and device methods are thin wrappers on the same two.
+//! commands and reports). One query style throughout: each query is a free function over a
+//! `&Connection`, run inside [`Store::read`] (reads, single statements) or [`Store::write`]
+//! (an IMMEDIATE transaction), the only two places that take the connection's lock; several
+//! compose in one transaction, e.g. `store.write(|c| { devices::approve(c, ..)?; .. })`.
+//!
+//! One connection per [`Store`], behind a mutex, not a pool: SQLite takes one writer at a
+//! time whatever the number of connections, and WAL lets readers in other connections go on
+//! meanwhile. `fleetd serve` opens one `Store` for each of sign-ins, enrolment and fleet
+//! administration, so one part's reads never wait behind another part's long write (a
+//! rollout step); within one part, queries are short and take turns.
 //!
 //! A poisoned lock (a thread panicked while holding the connection) is recovered, not
 //! propagated: SQLite rolled back whatever that thread had not committed (a `Transaction`
@@ -16,9 +22,9 @@
 //! take every later request down with it. [`crate::accounts`]' session table follows the same
 //! rule.
 
-mod devices;
+pub mod devices;
 pub mod fleet;
-mod users;
+pub mod users;
 
 pub use devices::{DeviceRecord, EnrolDecision, TokenRecord, bump};
 pub use users::UserRecord;
