@@ -3,9 +3,10 @@
 //! What the CA signs for others (device certificates, revocation lists) is in [`ca`]; the key
 //! that signs config and commands is in [`signing`].
 //!
-//! Owns `ca.pem`, `ca-key.pem`, `server.pem` and `server-key.pem` in the data directory. It never
-//! replaces an existing CA (kiosks trust it), and never writes a private key that anyone but the
-//! owner can read. Crypto is rcgen's and rustls's (ring provider); nothing is hand-rolled.
+//! Writes the CA's and the server's certificates and keys where [`Pki`] says (the data
+//! directory's files, named by [`crate::data_dir::DataDir::pki`]). It never replaces an
+//! existing CA (kiosks trust it), and never writes a private key that anyone but the owner can
+//! read. Crypto is rcgen's and rustls's (ring provider); nothing is hand-rolled.
 
 pub mod ca;
 pub mod signing;
@@ -184,8 +185,8 @@ pub fn ensure(pki: Pki, hostname: &str) -> Result<Pki, PkiError> {
     ensure_for(pki, hostname, &server_names(hostname, &[], &[], &[]))
 }
 
-/// Makes sure the files of `pki` hold a CA and a current server certificate for exactly `names` (see
-/// [`server_names`]): creates what is missing, reuses what is there, and issues a new server
+/// Makes sure the files of `pki` hold a CA and a current server certificate for exactly
+/// `names` (see [`server_names`]): creates what is missing, reuses what is there, and issues a new server
 /// certificate from the same CA when the old one is near expiry or names something else.
 pub fn ensure_for(pki: Pki, hostname: &str, names: &[String]) -> Result<Pki, PkiError> {
     let now = OffsetDateTime::now_utc();
