@@ -287,7 +287,7 @@ async fn enrol(
     room: &str,
 ) -> anyhow::Result<Enrolled> {
     let token: EnrolToken = http
-        .post(format!("{base}/api/devices/tokens"))
+        .post(format!("{base}/api/admin/devices/tokens"))
         .header("cookie", cookie)
         .json(&json!({"clinic": clinic, "room": room}))
         .send()
@@ -306,7 +306,7 @@ async fn enrol(
         .error_for_status()?
         .json()
         .await?;
-    http.post(format!("{base}/api/devices/{}/approve", pending.device_id))
+    http.post(format!("{base}/api/admin/devices/{}/approve", pending.device_id))
         .header("cookie", cookie)
         .send()
         .await?
