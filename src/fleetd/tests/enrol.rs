@@ -221,7 +221,8 @@ async fn admins_make_codes_approve_list_and_revoke_over_the_api_and_clinicians_c
 
     let (_, body) = post_enrol(&f, &token.token, &device_key().1).await;
     let id = body["device_id"].as_str().unwrap().to_string();
-    let listed: Vec<Value> = api("GET", "/api/admin/devices").send().await.unwrap().json().await.unwrap();
+    let listed: Vec<Value> =
+        api("GET", "/api/admin/devices").send().await.unwrap().json().await.unwrap();
     assert_eq!(listed.len(), 1);
     let mut fields: Vec<&str> = listed[0].as_object().unwrap().keys().map(|k| k.as_str()).collect();
     fields.sort_unstable();
