@@ -177,8 +177,9 @@ impl DeviceStatus {
     }
 }
 
-/// A device as admins see it (`GET /api/admin/devices`; flattened into the fleet views): no PHI, only ids, places, times and the
-/// certificate's serial and SHA-256 fingerprint. Times are Unix seconds.
+/// A device as admins see it (`GET /api/admin/devices`, and flattened into the fleet views): no
+/// PHI, only ids, places, times and the certificate's serial and SHA-256 fingerprint. Times are
+/// Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
     /// Pseudonymous device id (`dev-` + 10 base32 characters).

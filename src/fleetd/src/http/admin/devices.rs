@@ -1,6 +1,6 @@
 //! Device administration: enrolment codes, the device list, approval and revocation
-//! (`/api/admin/devices…`; one device in full is [`super::fleet`]'s `GET /devices/{id}`, which
-//! carries this registry record too). Never logs a token or a certificate.
+//! (`/api/admin/devices…`; one device in full, this registry record included, is `fleet.rs`'s
+//! `GET /api/admin/devices/{id}`). Never logs a token or a certificate.
 
 use std::sync::Arc;
 

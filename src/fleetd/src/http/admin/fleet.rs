@@ -1,6 +1,7 @@
-//! Fleet administration: device state and commands, group config and overrides, rollouts
-//! (`/api/admin/…`). Bodies are the protocol's `api` types;
-//! a config refusal names the field and its allowed range. Never logs config contents.
+//! Fleet administration: device state (one device in full, its registry record included) and
+//! commands, group config and overrides, rollouts (`/api/admin/…`). Bodies are the protocol's
+//! `api` types; a config refusal names the field and its allowed range. Never logs config
+//! contents.
 
 use std::sync::Arc;
 
