@@ -73,7 +73,7 @@ async fn admins_command_kiosks_and_edit_config_over_the_api_and_clinicians_canno
     let api = |method: &str, path: &str| {
         client.request(method.parse().unwrap(), f.url(path)).header("cookie", &admin)
     };
-    let path = format!("/api/devices/{}/commands", device.id);
+    let path = format!("/api/admin/devices/{}/commands", device.id);
     let res = api("POST", &path)
         .json(&json!({ "command": { "type": "collect_diagnostics" } }))
         .send()

@@ -14,7 +14,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose
 use rumqttc::{QoS, SubscribeReasonCode};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
-use telekiosk_protocol::api::{DeviceInfo, DeviceStatus, EnrolToken};
+use telekiosk_protocol::api::{DeviceDetail, DeviceInfo, DeviceStatus, EnrolToken};
 use telekiosk_protocol::topics;
 
 async fn data_dir() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -200,10 +200,10 @@ async fn admins_make_codes_approve_list_and_revoke_over_the_api_and_clinicians_c
     let http = common::http(&f);
     let new_token = json!({ "clinic": "North Clinic", "room": "4" });
 
-    let anonymous = http.post(f.url("/api/devices/tokens")).json(&new_token).send().await;
+    let anonymous = http.post(f.url("/api/admin/devices/tokens")).json(&new_token).send().await;
     assert_eq!(anonymous.unwrap().status().as_u16(), 401);
     let clinician = sign_in(&f, "cleo", "clinician-password").await;
-    for (method, path) in [("POST", "/api/devices/tokens"), ("GET", "/api/devices")] {
+    for (method, path) in [("POST", "/api/admin/devices/tokens"), ("GET", "/api/admin/devices")] {
         let req = http.request(method.parse().unwrap(), f.url(path)).header("cookie", &clinician);
         let res = req.json(&new_token).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 403, "{method} {path}");
@@ -213,7 +213,7 @@ async fn admins_make_codes_approve_list_and_revoke_over_the_api_and_clinicians_c
     let api = |method: &str, path: &str| {
         http.request(method.parse().unwrap(), f.url(path)).header("cookie", &admin)
     };
-    let res = api("POST", "/api/devices/tokens").json(&new_token).send().await.unwrap();
+    let res = api("POST", "/api/admin/devices/tokens").json(&new_token).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 201);
     let token: EnrolToken = res.json().await.unwrap();
     assert!(token.token.len() == 9 && token.token.as_bytes()[4] == b'-', "{}", token.token);
@@ -221,7 +221,8 @@ async fn admins_make_codes_approve_list_and_revoke_over_the_api_and_clinicians_c
 
     let (_, body) = post_enrol(&f, &token.token, &device_key().1).await;
     let id = body["device_id"].as_str().unwrap().to_string();
-    let listed: Vec<Value> = api("GET", "/api/devices").send().await.unwrap().json().await.unwrap();
+    let listed: Vec<Value> =
+        api("GET", "/api/admin/devices").send().await.unwrap().json().await.unwrap();
     assert_eq!(listed.len(), 1);
     let mut fields: Vec<&str> = listed[0].as_object().unwrap().keys().map(|k| k.as_str()).collect();
     fields.sort_unstable();
@@ -242,19 +243,20 @@ async fn admins_make_codes_approve_list_and_revoke_over_the_api_and_clinicians_c
         (Some(&*id), Some("pending"))
     );
 
-    let approve = format!("/api/devices/{id}/approve");
+    let approve = format!("/api/admin/devices/{id}/approve");
     let approved: DeviceInfo = api("POST", &approve).send().await.unwrap().json().await.unwrap();
     assert_eq!(approved.status, DeviceStatus::Active);
     assert!(approved.cert_serial.is_some() && approved.cert_fingerprint.is_some());
     let again = api("POST", &approve).send().await.unwrap();
     assert_eq!(again.status().as_u16(), 409);
-    let revoke = format!("/api/devices/{id}/revoke");
+    let revoke = format!("/api/admin/devices/{id}/revoke");
     let revoked: DeviceInfo = api("POST", &revoke).send().await.unwrap().json().await.unwrap();
     assert_eq!(revoked.status, DeviceStatus::Revoked);
-    let shown: DeviceInfo =
-        api("GET", &format!("/api/devices/{id}")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(shown, revoked);
-    let missing = api("POST", "/api/devices/dev-nosuchdevi/approve").send().await.unwrap();
+    // One device in full carries its registry record.
+    let shown: DeviceDetail =
+        api("GET", &format!("/api/admin/devices/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(shown.fleet.device, revoked);
+    let missing = api("POST", "/api/admin/devices/dev-nosuchdevi/approve").send().await.unwrap();
     assert_eq!(missing.status().as_u16(), 404);
     stop(f).await;
 }

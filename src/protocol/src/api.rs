@@ -101,7 +101,7 @@ impl Validate for EnrolResponse {
 /// Longest an enrolment token may stay valid, in seconds (30 days).
 pub const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
 
-/// `POST /api/devices/tokens` (admin): make a one-time enrolment token for a kiosk that will
+/// `POST /api/admin/devices/tokens`: make a one-time enrolment token for a kiosk that will
 /// stand in `room` of `clinic`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,8 +177,9 @@ impl DeviceStatus {
     }
 }
 
-/// A device as admins see it (`GET /api/devices`): no PHI, only ids, places, times and the
-/// certificate's serial and SHA-256 fingerprint. Times are Unix seconds.
+/// A device as admins see it (`GET /api/admin/devices`, and flattened into the fleet views): no
+/// PHI, only ids, places, times and the certificate's serial and SHA-256 fingerprint. Times are
+/// Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
     /// Pseudonymous device id (`dev-` + 10 base32 characters).

@@ -278,7 +278,7 @@ async fn enrol(
     room: &str,
 ) -> anyhow::Result<Device> {
     let token: EnrolToken = http
-        .post(format!("{base}/api/devices/tokens"))
+        .post(format!("{base}/api/admin/devices/tokens"))
         .header("cookie", cookie)
         .json(&json!({"clinic": clinic, "room": room}))
         .send()
@@ -287,7 +287,7 @@ async fn enrol(
         .json()
         .await?;
     let approve = async |id: &str| -> anyhow::Result<()> {
-        http.post(format!("{base}/api/devices/{id}/approve"))
+        http.post(format!("{base}/api/admin/devices/{id}/approve"))
             .header("cookie", cookie)
             .send()
             .await?

@@ -1,8 +1,12 @@
-//! The HTTPS front: the clinician console and the fleet admin console (`/admin`; static files
-//! from `assets/`, embedded in the binary), and the API, one file per resource: sign-in
-//! ([`session`]), kiosk enrolment ([`enrol`]), administration ([`admin`], every route behind one
-//! role check) and `/ws` ([`console_ws`]). Requests are read by the extractors in [`extract`]
-//! and refused with [`error::ApiError`]. Owns the state handlers share, the security headers and
+//! The HTTPS front: the clinician console (`/`) and the fleet admin console (`/admin`), and the
+//! API, one file per resource: sign-in ([`session`]), kiosk enrolment ([`enrol`]),
+//! administration ([`admin`], every route under `/api/admin` behind one role check) and `/ws`
+//! ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
+//! served from one table ([`ASSETS`]): HTML, CSS and plain JavaScript ES modules, no build step
+//! (`common.js` is what both consoles share; `wire.js` the JSDoc types of what they exchange with
+//! fleetd; `app.js`/`call.js` the clinician's, `admin*.js` the admin's). Requests are read by
+//! the extractors in [`extract`] and refused with [`error::ApiError`]. Owns the state handlers
+//! share, the security headers (a strict CSP: scripts only from here) and
 //! [`AppState::blocking`], through which every SQLite or CA call goes. Never logs passwords,
 //! cookies or tokens.
 
@@ -43,12 +47,28 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
     media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
     form-action 'self'; frame-ancestors 'none'";
 
-const INDEX_HTML: &str = include_str!("assets/index.html");
-const APP_JS: &str = include_str!("assets/app.js");
-const APP_CSS: &str = include_str!("assets/app.css");
-const ADMIN_HTML: &str = include_str!("assets/admin.html");
-const ADMIN_JS: &str = include_str!("assets/admin.js");
-const ADMIN_CSS: &str = include_str!("assets/admin.css");
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// The consoles' files, embedded in the binary: the path each is served at, its type, its
+/// content. The scripts are ES modules that import one another by these paths; `wire.js` holds
+/// only JSDoc types, served so that editors and `@ts-check` can follow the imports.
+const ASSETS: [(&str, &str, &str); 13] = [
+    ("/", HTML, include_str!("assets/index.html")),
+    ("/app.css", CSS, include_str!("assets/app.css")),
+    ("/app.js", JS, include_str!("assets/app.js")),
+    ("/call.js", JS, include_str!("assets/call.js")),
+    ("/common.js", JS, include_str!("assets/common.js")),
+    ("/wire.js", JS, include_str!("assets/wire.js")),
+    ("/admin", HTML, include_str!("assets/admin.html")),
+    ("/admin.css", CSS, include_str!("assets/admin.css")),
+    ("/admin.js", JS, include_str!("assets/admin.js")),
+    ("/admin-format.js", JS, include_str!("assets/admin-format.js")),
+    ("/admin-fleet.js", JS, include_str!("assets/admin-fleet.js")),
+    ("/admin-config.js", JS, include_str!("assets/admin-config.js")),
+    ("/admin-rollouts.js", JS, include_str!("assets/admin-rollouts.js")),
+];
 
 /// Why the web server stopped.
 #[derive(Debug, thiserror::Error)]
@@ -108,13 +128,10 @@ impl AppState {
 
 /// All routes, with security headers on every response.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
-        .route("/admin", get(|| async { asset("text/html; charset=utf-8", ADMIN_HTML) }))
-        .route("/admin.js", get(|| async { asset("text/javascript; charset=utf-8", ADMIN_JS) }))
-        .route("/admin.css", get(|| async { asset("text/css; charset=utf-8", ADMIN_CSS) }))
+    let assets = ASSETS.iter().fold(Router::new(), |router, &(path, content_type, body)| {
+        router.route(path, get(move || async move { asset(content_type, body) }))
+    });
+    assets
         .merge(session::routes())
         .merge(enrol::routes())
         .merge(admin::routes(state.clone()))
@@ -163,4 +180,35 @@ async fn security_headers(mut res: Response) -> Response {
     let permissions = "camera=(self), microphone=(self), geolocation=()";
     h.insert("permissions-policy", HeaderValue::from_static(permissions));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// Every file of `assets/` is served, and every module a script imports is one of them.
+    #[test]
+    fn every_asset_is_served_and_every_import_resolves() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/assets");
+        let served = |file: &str| {
+            let path = match file {
+                "index.html" => "/".to_string(),
+                "admin.html" => "/admin".to_string(),
+                f => format!("/{f}"),
+            };
+            ASSETS.iter().any(|(p, ..)| *p == path)
+        };
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(served(&name), "assets/{name} is not in ASSETS");
+        }
+        for (path, _, body) in ASSETS.iter().filter(|(p, ..)| p.ends_with(".js")) {
+            assert!(body.starts_with("// @ts-check\n"), "{path} does not start with // @ts-check");
+            // `from './x.js'` and `import('./x.js')` (a JSDoc type) alike.
+            for import in body.split("'./").skip(1) {
+                let module = &import[..import.find('\'').unwrap()];
+                assert!(served(module), "{path} imports ./{module}, which is not served");
+            }
+        }
+    }
 }

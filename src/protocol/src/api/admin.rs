@@ -1,4 +1,4 @@
-//! Bodies of the fleet administration API (`/api/admin/…`, `/api/devices/{id}/commands`) and of
+//! Bodies of the fleet administration API (`/api/admin/…`) and of
 //! `fleetd … --json`: group config, per-device overrides, rollouts, device state and commands.
 //! Admin-only; PHI-free like the rest (ids, places, versions, times, health).
 
@@ -216,7 +216,7 @@ pub struct FleetDevice {
     pub published_version: Option<u64>,
 }
 
-/// `POST /api/devices/{id}/commands`.
+/// `POST /api/admin/devices/{id}/commands`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCommand {
@@ -271,7 +271,8 @@ pub struct CommandInfo {
     pub result_at: Option<i64>,
 }
 
-/// One device in full (`GET /api/admin/devices/{id}`, `fleetd device show --json`).
+/// One device in full (`GET /api/admin/devices/{id}`, `fleetd device show --json`): its registry
+/// record ([`DeviceInfo`], flattened), latest state, config and commands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceDetail {
     #[serde(flatten)]

@@ -1,5 +1,6 @@
 //! Device administration: enrolment codes, the device list, approval and revocation
-//! (`/api/devices…`). Never logs a token or a certificate.
+//! (`/api/admin/devices…`; one device in full, this registry record included, is `fleet.rs`'s
+//! `GET /api/admin/devices/{id}`). Never logs a token or a certificate.
 
 use std::sync::Arc;
 
@@ -14,14 +15,13 @@ use crate::http::error::ApiResult;
 use crate::http::extract::{AdminUser, Valid};
 use crate::store::unix_now;
 
-/// The device administration routes.
+/// The device administration routes, relative to `/api/admin`.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/api/devices", get(list))
-        .route("/api/devices/tokens", post(create_token))
-        .route("/api/devices/{id}", get(show))
-        .route("/api/devices/{id}/approve", post(approve))
-        .route("/api/devices/{id}/revoke", post(revoke))
+        .route("/devices", get(list))
+        .route("/devices/tokens", post(create_token))
+        .route("/devices/{id}/approve", post(approve))
+        .route("/devices/{id}/revoke", post(revoke))
 }
 
 async fn create_token(
@@ -36,13 +36,6 @@ async fn create_token(
 
 async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<DeviceInfo>>> {
     state.blocking(|s| s.registry.list()).await.map(Json)
-}
-
-async fn show(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<DeviceInfo>> {
-    state.blocking(move |s| s.registry.show(&id)).await.map(Json)
 }
 
 async fn approve(

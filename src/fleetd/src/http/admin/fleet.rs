@@ -1,6 +1,7 @@
-//! Fleet administration: device state and commands, group config and overrides, rollouts
-//! (`/api/admin/…`, and `/api/devices/{id}/commands`). Bodies are the protocol's `api` types;
-//! a config refusal names the field and its allowed range. Never logs config contents.
+//! Fleet administration: device state (one device in full, its registry record included) and
+//! commands, group config and overrides, rollouts (`/api/admin/…`). Bodies are the protocol's
+//! `api` types; a config refusal names the field and its allowed range. Never logs config
+//! contents.
 
 use std::sync::Arc;
 
@@ -20,20 +21,20 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminUser, Valid};
 use crate::store::unix_now;
 
-/// The fleet administration routes.
+/// The fleet administration routes, relative to `/api/admin`.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/api/admin/fleet", get(fleet))
-        .route("/api/admin/groups", get(groups))
-        .route("/api/admin/devices/{id}", get(device))
-        .route("/api/devices/{id}/commands", post(new_command))
-        .route("/api/admin/commands/{id}", get(command))
-        .route("/api/admin/config/groups/{group}", get(group_config).put(set_group_config))
-        .route("/api/admin/config/devices/{id}", get(device_config).put(set_device_config))
-        .route("/api/admin/rollouts", get(rollouts).post(start_rollout))
-        .route("/api/admin/rollouts/{id}", get(rollout))
-        .route("/api/admin/rollouts/{id}/{action}", post(change_rollout))
-        .route("/api/admin/rollback", post(rollback))
+        .route("/fleet", get(fleet))
+        .route("/groups", get(groups))
+        .route("/devices/{id}", get(device))
+        .route("/devices/{id}/commands", post(new_command))
+        .route("/commands/{id}", get(command))
+        .route("/config/groups/{group}", get(group_config).put(set_group_config))
+        .route("/config/devices/{id}", get(device_config).put(set_device_config))
+        .route("/rollouts", get(rollouts).post(start_rollout))
+        .route("/rollouts/{id}", get(rollout))
+        .route("/rollouts/{id}/{action}", post(change_rollout))
+        .route("/rollback", post(rollback))
 }
 
 type S = State<Arc<AppState>>;

@@ -1,7 +1,7 @@
-//! The administration API (admins only): devices and enrolment codes ([`devices`]), and fleet
-//! state, commands, config and rollouts ([`fleet`]). Every route here is behind one
-//! [`AdminUser`] check, applied to the group as a layer, so no handler repeats it and a new
-//! route cannot skip it.
+//! The administration API (admins only), every route under `/api/admin`: devices and
+//! enrolment codes ([`devices`]), and fleet state, commands, config and rollouts ([`fleet`]).
+//! Every route here is behind one [`AdminUser`] check, applied to the group as a layer, so no
+//! handler repeats it and a new route cannot skip it.
 
 mod devices;
 mod fleet;
@@ -13,10 +13,14 @@ use axum::{Router, middleware};
 use super::AppState;
 use super::extract::AdminUser;
 
-/// The admin routes, each checked for an admin before it runs.
+/// Where every admin route lives.
+pub const PREFIX: &str = "/api/admin";
+
+/// The admin routes under [`PREFIX`], each checked for an admin before it runs.
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    Router::new()
+    let admin = Router::new()
         .merge(devices::routes())
         .merge(fleet::routes())
-        .route_layer(middleware::from_extractor_with_state::<AdminUser, _>(state))
+        .route_layer(middleware::from_extractor_with_state::<AdminUser, _>(state));
+    Router::new().nest(PREFIX, admin)
 }

@@ -1,0 +1,307 @@
+// @ts-check
+// What the consoles exchange with fleetd, as JSDoc types: the JSON of the `/ws` messages and of
+// the API bodies. Types only, no code. The Rust types in `src/protocol` are the source of truth
+// (`console.rs`, `api.rs`, `api/admin.rs`, `device.rs`, `command.rs`, `visit.rs`); keep these in
+// step with them. Times are Unix seconds.
+
+// ---------- sign-in (api.rs) ----------
+
+/**
+ * `POST /api/login`.
+ * @typedef {object} LoginRequest
+ * @property {string} username
+ * @property {string} password
+ */
+
+/**
+ * `GET /api/me` and a successful login: who is signed in.
+ * @typedef {object} Me
+ * @property {string} username
+ * @property {'clinician' | 'admin' | 'auditor' | 'technician'} role
+ */
+
+/**
+ * Any refused request, in plain words.
+ * @typedef {object} ApiError
+ * @property {string} error
+ */
+
+// ---------- the clinician console's WebSocket, /ws (console.rs, visit.rs) ----------
+
+/**
+ * One ICE candidate. An empty `candidate` means end of candidates.
+ * @typedef {object} Ice
+ * @property {number} mline index of the m-line
+ * @property {string} candidate the `candidate:` line, without `a=`
+ */
+
+/**
+ * A STUN or TURN server (config.rs).
+ * @typedef {object} IceServer
+ * @property {string[]} urls `stun:`, `turn:` or `turns:`
+ * @property {string} [username]
+ * @property {string} [credential]
+ */
+
+/**
+ * How the browser may reach the kiosk, with TURN credentials minted for one visit.
+ * @typedef {object} IceSettings
+ * @property {IceServer[]} [servers]
+ * @property {boolean} [relay_only]
+ */
+
+/**
+ * Why a visit ended.
+ * @typedef {'patient_ended' | 'patient_cancelled' | 'clinician_ended' | 'no_clinician'
+ *   | 'connection_lost' | 'clinician_left' | 'protocol_error' | 'kiosk_fault' | 'time_limit'}
+ *   EndReason
+ */
+
+/**
+ * One kiosk waiting for a clinician. No patient data.
+ * @typedef {object} WaitingVisit
+ * @property {string} visit_id
+ * @property {string} device_id
+ * @property {string} clinic
+ * @property {string} room
+ * @property {number} waiting_secs seconds waited when the list was sent
+ */
+
+/**
+ * What the console sends to fleetd.
+ * @typedef {{ type: 'join', visit_id: string }
+ *   | { type: 'answer', visit_id: string, sdp: string }
+ *   | { type: 'ice', visit_id: string, ice: Ice }
+ *   | { type: 'end', visit_id: string }
+ *   | { type: 'resume', visit_id: string }} ConsoleToServer
+ */
+
+/**
+ * What fleetd sends to the console.
+ * @typedef {{ type: 'queue', waiting: WaitingVisit[] }
+ *   | { type: 'joined', visit_id: string, clinic: string, room: string, ice?: IceSettings }
+ *   | { type: 'already_taken', visit_id: string }
+ *   | { type: 'offer', visit_id: string, sdp: string }
+ *   | { type: 'ice', visit_id: string, ice: Ice }
+ *   | { type: 'ended', visit_id: string, reason: EndReason }
+ *   | { type: 'resumed', visit_id: string, clinic: string, room: string }
+ *   | { type: 'error', message: string }} ServerToConsole
+ */
+
+// ---------- the admin API, /api/admin (api.rs, api/admin.rs, device.rs, command.rs) ----------
+
+/**
+ * @typedef {'pending' | 'active' | 'revoked'} DeviceStatus
+ */
+
+/**
+ * A device's registry record (`GET /api/admin/devices`).
+ * @typedef {object} DeviceInfo
+ * @property {string} id
+ * @property {string} clinic
+ * @property {string} room
+ * @property {DeviceStatus} status
+ * @property {number} created_at
+ * @property {number | null} approved_at
+ * @property {number | null} revoked_at
+ * @property {string | null} cert_serial
+ * @property {string | null} cert_fingerprint
+ */
+
+/**
+ * @typedef {'ok' | 'missing' | 'failed' | 'unknown'} PartStatus
+ */
+
+/**
+ * @typedef {object} Health
+ * @property {PartStatus} camera
+ * @property {PartStatus} microphone
+ * @property {PartStatus} speaker
+ * @property {PartStatus} tpm
+ */
+
+/**
+ * The last call's link at its worst.
+ * @typedef {object} NetworkQuality
+ * @property {number} rtt_ms
+ * @property {number} loss_permille tenths of a percent
+ * @property {number} min_estimate_kbps 0: unknown
+ * @property {'' | 'good' | 'fair' | 'poor'} worst_level
+ * @property {number} video_paused_secs
+ */
+
+/**
+ * @typedef {object} ConfigRefusal
+ * @property {number} version
+ * @property {string} reason
+ */
+
+/**
+ * A kiosk's latest reported state.
+ * @typedef {object} DeviceState
+ * @property {'online' | 'offline'} presence
+ * @property {string} software
+ * @property {string} clinic
+ * @property {string} room
+ * @property {number} config_version
+ * @property {ConfigRefusal} [config_refusal]
+ * @property {number} uptime_secs
+ * @property {Health} health
+ * @property {NetworkQuality} [network]
+ * @property {{ ended_at: number, duration_secs: number }} [last_visit]
+ */
+
+/**
+ * A device with its latest state (`GET /api/admin/fleet`).
+ * @typedef {DeviceInfo & {
+ *   state: DeviceState | null,
+ *   last_seen: number | null,
+ *   published_version: number | null,
+ * }} FleetDevice
+ */
+
+/**
+ * @typedef {object} PublishedConfig
+ * @property {number} version
+ * @property {number} rollout_id
+ * @property {number} published_at
+ */
+
+/**
+ * One device's config (`GET /api/admin/config/devices/{id}`).
+ * @typedef {object} DeviceConfig
+ * @property {string} device_id
+ * @property {string} group
+ * @property {object | null} override the device's partial override
+ * @property {object | null} effective group body + override, checked
+ * @property {string | null} error why they do not combine
+ * @property {PublishedConfig | null} published
+ * @property {number | null} applied_version
+ * @property {ConfigRefusal | null} refusal
+ */
+
+/**
+ * What a kiosk is told to do.
+ * @typedef {{ type: 'reboot' } | { type: 'restart_app' } | { type: 'identify', seconds: number }
+ *   | { type: 'collect_diagnostics' }} Command
+ */
+
+/**
+ * `POST /api/admin/devices/{id}/commands`.
+ * @typedef {object} NewCommand
+ * @property {Command} command
+ */
+
+/**
+ * @typedef {object} CommandResult
+ * @property {string} command_id
+ * @property {'done' | 'deferred' | 'refused'} outcome
+ * @property {string} detail
+ */
+
+/**
+ * A command and its latest result.
+ * @typedef {object} CommandInfo
+ * @property {string} command_id
+ * @property {string} device_id
+ * @property {Command} command
+ * @property {'queued' | 'sent' | 'answered' | 'expired'} status
+ * @property {number} created_at
+ * @property {string} created_by
+ * @property {number | null} issued_at
+ * @property {number | null} expires_at
+ * @property {CommandResult | null} result
+ * @property {number | null} result_at
+ */
+
+/**
+ * One device in full (`GET /api/admin/devices/{id}`): its registry record and fleet view,
+ * config and latest commands (latest first).
+ * @typedef {FleetDevice & { config: DeviceConfig, commands: CommandInfo[] }} DeviceDetail
+ */
+
+/**
+ * `PUT /api/admin/config/groups/{group}` and `…/devices/{id}`.
+ * @typedef {object} ConfigDraft
+ * @property {object} body
+ */
+
+/**
+ * A group's (clinic's) config as stored.
+ * @typedef {object} GroupConfig
+ * @property {string} group
+ * @property {object} body as authored (`{}` when none was set)
+ * @property {boolean} is_set
+ * @property {number | null} updated_at
+ * @property {string | null} updated_by
+ * @property {number} devices active devices in the group
+ * @property {object} defaults the schema's defaults
+ */
+
+/**
+ * `POST /api/admin/rollouts` and `/api/admin/rollback`.
+ * @typedef {object} NewRollout
+ * @property {string} group
+ * @property {string[]} [canary]
+ * @property {number} [first_wave_percent] 1–100
+ * @property {number} [failure_threshold_percent] 0–100
+ * @property {number} [wave_timeout_secs] 10–86400
+ */
+
+/**
+ * @typedef {'running' | 'paused' | 'completed' | 'halted' | 'aborted'} RolloutStatus
+ */
+
+/**
+ * Counts for one wave.
+ * @typedef {object} WaveInfo
+ * @property {number} wave 1-based
+ * @property {number} devices
+ * @property {number} acked
+ * @property {number} pending
+ * @property {number} failed
+ * @property {number} not_sent
+ */
+
+/**
+ * @typedef {object} RolloutDevice
+ * @property {string} device_id
+ * @property {number} wave
+ * @property {'not_sent' | 'pending' | 'acked' | 'refused' | 'timed_out'} outcome
+ * @property {string} [reason] the kiosk's reason for a refusal
+ */
+
+/**
+ * A rollout (`GET /api/admin/rollouts`; `devices` only from `…/rollouts/{id}`).
+ * @typedef {object} RolloutInfo
+ * @property {number} id
+ * @property {string} group
+ * @property {number} version
+ * @property {'rollout' | 'rollback'} kind
+ * @property {RolloutStatus} status
+ * @property {number} created_at
+ * @property {string} created_by
+ * @property {number} updated_at
+ * @property {string[]} canary
+ * @property {number} first_wave_percent
+ * @property {number} failure_threshold_percent
+ * @property {number} wave_timeout_secs
+ * @property {number} current_wave
+ * @property {WaveInfo[]} waves
+ * @property {number} targeted
+ * @property {number} failed
+ * @property {string | null} halt_reason
+ * @property {RolloutDevice[]} [devices]
+ */
+
+/**
+ * A group (clinic) at a glance (`GET /api/admin/groups`).
+ * @typedef {object} GroupInfo
+ * @property {string} group
+ * @property {number} devices
+ * @property {number} online
+ * @property {boolean} has_config
+ * @property {RolloutInfo | null} latest_rollout
+ */
+
+export {};
