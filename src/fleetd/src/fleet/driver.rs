@@ -2,7 +2,7 @@
 //! notices changes made by the CLI (the registry generation, polled) or the API (a poke), and
 //! then steps live rollouts, sends queued commands, sends a newly approved device its group's
 //! current config, and, after every new broker connection, re-sends each device's retained
-//! config. The database work runs on blocking threads
+//! config and every command sent but not answered yet. The database work runs on blocking threads
 //! ([`crate::fleet::step`]); this module only schedules it and hands publishes to MQTT.
 
 use std::sync::Arc;
@@ -151,8 +151,9 @@ fn step(
 ) -> Result<(Vec<Publish>, usize), FleetError> {
     let (now, started) = (unix_now(), Instant::now());
     let mut out = if republish {
-        let all = fleet.republish_all()?;
+        let mut all = fleet.republish_all()?;
         tracing::info!(devices = all.len(), "re-sending every device's retained config");
+        all.extend(fleet.resend_commands(signer, now)?);
         all
     } else {
         Vec::new()

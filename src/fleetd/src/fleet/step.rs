@@ -1,14 +1,15 @@
 //! The running server's half of fleet administration: advances live rollouts (signing and
 //! recording the config each device of a new wave gets), signs and sends queued commands,
-//! re-sends every device's retained config after the broker connection is made again, and
-//! stores what kiosks report. Blocking (database); [`crate::fleet::driver`] runs it off the async
+//! re-sends every device's retained config and unanswered commands after the broker
+//! connection is made again, and stores what kiosks report (a command's answer once: a later
+//! result for an answered or expired command is ignored). Blocking (database); [`crate::fleet::driver`] runs it off the async
 //! threads and does the MQTT side. Returns publishes rather than doing any I/O itself.
 
 use std::collections::HashMap;
 
 use rusqlite::Connection;
 use serde_json::{Map, Value};
-use telekiosk_protocol::command::{CommandPayload, CommandResult, SignedCommand};
+use telekiosk_protocol::command::{CommandOutcome, CommandPayload, CommandResult, SignedCommand};
 use telekiosk_protocol::config::SignedConfig;
 use telekiosk_protocol::{encode, topics};
 
@@ -48,7 +49,9 @@ impl Fleet {
         self.store.write(|c| catch_up(c, signer, now))
     }
 
-    /// Signs and returns every queued command; expires those whose time is up.
+    /// Signs and returns every queued command; expires those whose time is up. A command is
+    /// marked sent here, before it is published: if fleetd stops or loses the broker before
+    /// the publish is through, [`Fleet::resend_commands`] sends it again.
     pub fn send_commands(&self, signer: &Signer, now: i64) -> Result<Vec<Publish>, FleetError> {
         self.store.write(|c| {
             let expired = q::expire_commands(c, now - COMMAND_TTL_SECS, now)?;
@@ -57,23 +60,38 @@ impl Fleet {
             }
             let mut out = Vec::new();
             for row in q::commands_in(c, "queued")? {
-                let info = super::commands::command_info(&row)?;
-                let payload = CommandPayload {
-                    device_id: row.device_id.clone(),
-                    command_id: row.command_id.clone(),
-                    issued_at: now,
-                    expires_at: now + COMMAND_TTL_SECS,
-                    command: info.command,
-                };
-                let text = serde_json::to_string(&payload).expect("commands serialise");
-                let signed = SignedCommand { signature: signer.sign(&text), payload: text };
-                q::command_sent(c, &row.command_id, now, payload.expires_at)?;
-                let (device, command) = (&row.device_id, command_name(&payload.command));
+                let expires_at = now + COMMAND_TTL_SECS;
+                let (publish, command) = signed_command(&row, now, expires_at, signer)?;
+                q::command_sent(c, &row.command_id, now, expires_at)?;
+                let device = &row.device_id;
                 tracing::info!(target: "fleetd::audit", by = "fleetd", device, command, command_id = %row.command_id, "command signed and sent");
-                out.push(Publish { topic: topics::cmd(device), payload: encode(&signed), retain: false });
+                out.push(publish);
             }
             Ok(out)
         })
+    }
+
+    /// Every command sent but not yet answered nor expired, to publish again after a new broker
+    /// connection (the first one included: fleetd may have stopped between marking a command
+    /// sent and publishing it). Byte for byte the document sent before (same times, and
+    /// Ed25519 signatures are deterministic), so a kiosk that already ran it refuses it as a
+    /// replay, and that refusal does not replace the answer already recorded.
+    pub fn resend_commands(&self, signer: &Signer, now: i64) -> Result<Vec<Publish>, FleetError> {
+        let rows = self.store.read(|c| q::commands_in(c, "sent"))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (Some(issued_at), Some(expires_at)) = (row.issued_at, row.expires_at) else {
+                continue;
+            };
+            if expires_at < now {
+                continue;
+            }
+            let (publish, command) = signed_command(&row, issued_at, expires_at, signer)?;
+            let device = &row.device_id;
+            tracing::info!(device, command, command_id = %row.command_id, "command sent again after reconnecting");
+            out.push(publish);
+        }
+        Ok(out)
     }
 
     /// Every active device's last published config, to publish (retained) again: a broker
@@ -112,6 +130,28 @@ impl Fleet {
     }
 }
 
+/// Signs `row`'s command as issued at `issued_at`, valid until `expires_at`; and its name.
+fn signed_command(
+    row: &q::CommandRow,
+    issued_at: i64,
+    expires_at: i64,
+    signer: &Signer,
+) -> Result<(Publish, &'static str), FleetError> {
+    let info = super::commands::command_info(row)?;
+    let payload = CommandPayload {
+        device_id: row.device_id.clone(),
+        command_id: row.command_id.clone(),
+        issued_at,
+        expires_at,
+        command: info.command,
+    };
+    let text = serde_json::to_string(&payload).expect("commands serialise");
+    let signed = SignedCommand { signature: signer.sign(&text), payload: text };
+    let publish =
+        Publish { topic: topics::cmd(&row.device_id), payload: encode(&signed), retain: false };
+    Ok((publish, command_name(&payload.command)))
+}
+
 fn record(c: &Connection, device: &str, r: &CommandResult, now: i64) -> Result<(), FleetError> {
     let outcome = format!("{:?}", r.outcome).to_lowercase();
     if r.command_id.is_empty() {
@@ -119,10 +159,18 @@ fn record(c: &Connection, device: &str, r: &CommandResult, now: i64) -> Result<(
         return Ok(());
     }
     let json = serde_json::to_string(r).expect("results serialise");
-    if q::record_result(c, device, &r.command_id, &json, now)? {
+    let is_final = r.outcome != CommandOutcome::Deferred;
+    if q::record_result(c, device, &r.command_id, &json, is_final, now)? {
         tracing::info!(target: "fleetd::audit", device, command_id = %r.command_id, outcome, "command answered");
-    } else {
-        tracing::warn!(device, command_id = %r.command_id, "result for a command this device was never sent");
+        return Ok(());
+    }
+    let command_id = &r.command_id;
+    match q::command(c, command_id)? {
+        Some(row) if row.device_id == device => {
+            let status = row.status;
+            tracing::warn!(device, %command_id, status, outcome, "ignored a result for a command no longer waiting for one");
+        }
+        _ => tracing::warn!(device, %command_id, "result for a command this device was never sent"),
     }
     Ok(())
 }
