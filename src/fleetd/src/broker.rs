@@ -14,7 +14,9 @@
 //! and cannot send itself commands. A packet larger than [`MAX_PACKET_BYTES`] (the limit of
 //! fleetd's own client too) makes the broker drop the client that sent it, so nothing the
 //! broker passes on can be too large for fleetd; queues and connections are bounded (see
-//! [`write_config`]).
+//! [`write_config`]). Retained messages stay available to everyone: mosquitto 2.0.11's
+//! `retain_available` is global, and fleetd (config) and kiosks (state) both need them; the
+//! ACL is what bounds them.
 //!
 //! Measured with mosquitto 2.0.11: SIGHUP re-reads `crlfile`, so a revoked certificate is
 //! refused from the next handshake on, but connections already open stay open; so a
@@ -85,6 +87,7 @@ pub const ACL: &str = "# Written by fleetd at every start: edits are lost.\n\
 /// and a fleet of thousands sends bursts. A kiosk receives only what fleetd sends it. Beyond
 /// these the broker drops (and logs) rather than grow without bound.
 const MAX_QUEUED_MESSAGES: usize = 20_000;
+/// Queued bytes per client: a full queue of fleetd's at about 3 KiB a message.
 const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
 /// Unacknowledged QoS 1 messages in flight to one client (mosquitto's default is 20): enough
 /// for fleetd to keep up with the fleet without one round trip per message.

@@ -41,7 +41,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// The largest MQTT packet fleetd's client accepts, and the broker's `max_packet_size` (it
 /// drops a client that sends a larger one): the largest message the protocol allows, plus
 /// room for the topic and the packet's header. One number for both, so the broker can never
-/// hand fleetd a packet that would make it drop its connection.
+/// hand fleetd a packet that would make it drop its connection. (mosquitto counts the whole
+/// packet, rumqttc only what follows the fixed header, so the broker is the stricter of the
+/// two; a packet the broker passes on is never larger than the one it accepted, as fleetd
+/// speaks MQTT 3.1.1 and subscribes at the highest QoS kiosks use.)
 pub const MAX_PACKET_BYTES: usize = MAX_MESSAGE_BYTES + 1024;
 
 /// Messages a device may send at once ([`DeviceRates`]): a visit's set-up (offer, a few dozen
