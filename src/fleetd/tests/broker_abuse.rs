@@ -360,6 +360,27 @@ async fn an_unanswered_command_is_sent_again_after_the_broker_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_sent_while_its_kiosk_was_offline_is_sent_again_when_it_reports_online() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = start(&tmp.path().join("data")).await;
+    let device = enrolled_device(&f, "1").await;
+    let id = command(&f, &device).await;
+    let sent = |d: &DeviceDetail| d.commands.iter().any(|c| c.status == CommandStatus::Sent);
+    until_shown(&f, &device.id, "the command sent", sent).await;
+    // Nobody got it. Once it has been out for 30 s, the kiosk comes online.
+    sleep(Duration::from_secs(31)).await;
+    let mut m = connect(&f, &device, "kiosk-a").await.unwrap();
+    subscribe(&mut m, &topics::cmd(&device.id)).await;
+    m.client.publish(topics::state(&device.id), QoS::AtLeastOnce, true, state(9)).await.unwrap();
+    let (_, Seen::Publish { payload, .. }) = m.until(|s| matches!(s, Seen::Publish { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(command_of(&payload).command_id, id);
+    stop(f).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_flooding_its_state_is_cut_to_its_rate_and_does_not_delay_another() {
     let tmp = tempfile::tempdir().unwrap();
     let f = start(&tmp.path().join("data")).await;

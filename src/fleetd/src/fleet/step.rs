@@ -1,11 +1,11 @@
 //! The running server's half of fleet administration: advances live rollouts (signing and
 //! recording the config each device of a new wave gets), signs and sends queued commands,
 //! re-sends every device's retained config and unanswered commands after the broker
-//! connection is made again, and stores what kiosks report (a command's answer once: a later
+//! connection is made again (and a device's unanswered commands when it reports its state), and stores what kiosks report (a command's answer once: a later
 //! result for an answered or expired command is ignored). Blocking (database); [`crate::fleet::driver`] runs it off the async
 //! threads and does the MQTT side. Returns publishes rather than doing any I/O itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::Connection;
 use serde_json::{Map, Value};
@@ -20,6 +20,10 @@ use crate::fleet::layers::{self, Place};
 use crate::fleet::rollout::{Effect, Outcome, Rollout, Seen};
 use crate::pki::signing::Signer;
 use crate::store::fleet::{self as q, PublishedRow, RolloutRow};
+
+/// An unanswered command is sent again to a device that reports its state (it is connected)
+/// once it has been out this long: time enough for the kiosk to run it and answer.
+pub const RESEND_AFTER_SECS: i64 = 30;
 
 impl Fleet {
     /// Steps every running or paused rollout; returns the configs to publish (retained).
@@ -77,18 +81,43 @@ impl Fleet {
     /// Ed25519 signatures are deterministic), so a kiosk that already ran it refuses it as a
     /// replay, and that refusal does not replace the answer already recorded.
     pub fn resend_commands(&self, signer: &Signer, now: i64) -> Result<Vec<Publish>, FleetError> {
+        self.resend(signer, now, |_| true)
+    }
+
+    /// The unanswered commands of `devices` (which just reported their state, so are connected
+    /// and subscribed) sent at least [`RESEND_AFTER_SECS`] ago, to publish again: a kiosk that
+    /// was offline when a command was sent never got it (kiosks keep no session). As for
+    /// [`Fleet::resend_commands`], a kiosk that did get it refuses the copy as a replay.
+    pub fn resend_commands_to(
+        &self,
+        devices: &HashSet<String>,
+        signer: &Signer,
+        now: i64,
+    ) -> Result<Vec<Publish>, FleetError> {
+        self.resend(signer, now, |row| {
+            devices.contains(&row.device_id)
+                && row.issued_at.is_some_and(|t| t <= now - RESEND_AFTER_SECS)
+        })
+    }
+
+    fn resend(
+        &self,
+        signer: &Signer,
+        now: i64,
+        keep: impl Fn(&q::CommandRow) -> bool,
+    ) -> Result<Vec<Publish>, FleetError> {
         let rows = self.store.read(|c| q::commands_in(c, "sent"))?;
         let mut out = Vec::new();
-        for row in rows {
+        for row in rows.iter().filter(|r| keep(r)) {
             let (Some(issued_at), Some(expires_at)) = (row.issued_at, row.expires_at) else {
                 continue;
             };
             if expires_at < now {
                 continue;
             }
-            let (publish, command) = signed_command(&row, issued_at, expires_at, signer)?;
+            let (publish, command) = signed_command(row, issued_at, expires_at, signer)?;
             let device = &row.device_id;
-            tracing::info!(device, command, command_id = %row.command_id, "command sent again after reconnecting");
+            tracing::info!(device, command, command_id = %row.command_id, "unanswered command sent again");
             out.push(publish);
         }
         Ok(out)
