@@ -4,8 +4,19 @@
 //! dies with fleetd even on SIGKILL (PR_SET_PDEATHSIG). This module never speaks MQTT itself.
 //!
 //! Access: mutual TLS only. A client must present a certificate from fleetd's CA that is not on
-//! the CRL; its CN becomes its MQTT user name, and the ACL confines a device (`dev-…`) to
-//! `telekiosk/v1/dev/{its id}/#` while user `fleetd` may use all of `telekiosk/#`.
+//! the CRL; its CN becomes its MQTT user name and also its client id (whatever id the client
+//! asked for), so one device cannot knock another off by connecting under its client id. The
+//! ACL gives user `fleetd` all of `telekiosk/#` and a device (`dev-…`) exactly its own topics,
+//! each in the one direction the protocol uses: it reads `config`, `cmd` and `visit/in` (which
+//! only fleetd writes) and writes `state`, `visit/out` and `cmd/result` (which only fleetd
+//! reads); any other topic, its own or not, is neither delivered to it nor accepted from it.
+//! So a device holds at most three retained messages, cannot replace its own retained config,
+//! and cannot send itself commands. A packet larger than [`MAX_PACKET_BYTES`] (the limit of
+//! fleetd's own client too) makes the broker drop the client that sent it, so nothing the
+//! broker passes on can be too large for fleetd; queues and connections are bounded (see
+//! [`write_config`]). Retained messages stay available to everyone: mosquitto 2.0.11's
+//! `retain_available` is global, and fleetd (config) and kiosks (state) both need them; the
+//! ACL is what bounds them.
 //!
 //! Measured with mosquitto 2.0.11: SIGHUP re-reads `crlfile`, so a revoked certificate is
 //! refused from the next handshake on, but connections already open stay open; so a
@@ -25,6 +36,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use crate::mqtt::MAX_PACKET_BYTES;
 use crate::pki::Pki;
 
 /// The broker fleetd runs unless told to use another.
@@ -55,13 +67,36 @@ pub enum BrokerError {
     NotListening { secs: u64 },
 }
 
-/// The ACL: each device only under its own id; fleetd everywhere under `telekiosk/`.
+/// The ACL: each device only its own topics, each one way; fleetd everywhere under
+/// `telekiosk/`. The topics are `telekiosk_protocol::topics`' (tested below).
 pub const ACL: &str = "# Written by fleetd at every start: edits are lost.\n\
     # The user name is the client certificate's CN (use_identity_as_username).\n\
     user fleetd\n\
     topic readwrite telekiosk/#\n\
     \n\
-    pattern readwrite telekiosk/v1/dev/%u/#\n";
+    # A device (%u = its id) reads what fleetd sends it and writes what fleetd reads; nothing else.\n\
+    pattern read telekiosk/v1/dev/%u/config\n\
+    pattern read telekiosk/v1/dev/%u/cmd\n\
+    pattern read telekiosk/v1/dev/%u/visit/in\n\
+    pattern write telekiosk/v1/dev/%u/state\n\
+    pattern write telekiosk/v1/dev/%u/visit/out\n\
+    pattern write telekiosk/v1/dev/%u/cmd/result\n";
+
+/// QoS 1 messages the broker holds for one client beyond those in flight, and their bytes.
+/// fleetd's own client is the busiest: every kiosk's retained state arrives when it subscribes,
+/// and a fleet of thousands sends bursts. A kiosk receives only what fleetd sends it. Beyond
+/// these the broker drops (and logs) rather than grow without bound.
+const MAX_QUEUED_MESSAGES: usize = 20_000;
+/// Queued bytes per client: a full queue of fleetd's at about 3 KiB a message.
+const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+/// Unacknowledged QoS 1 messages in flight to one client (mosquitto's default is 20): enough
+/// for fleetd to keep up with the fleet without one round trip per message.
+const MAX_INFLIGHT_MESSAGES: usize = 100;
+/// Connections on the listener: a fleet of thousands of kiosks and fleetd, with room for
+/// reconnections racing the old connection's time-out. Beyond it a flood of connections
+/// (each a TLS handshake and buffers) is refused rather than exhausting memory or file
+/// descriptors (mosquitto needs one per connection: raise `LimitNOFILE` to match).
+const MAX_CONNECTIONS: usize = 10_000;
 
 /// Writes the broker configuration `path` for one TLS listener on `listen` requiring client
 /// certificates checked against `crl`, and its ACL file `acl` (both in the data directory).
@@ -89,10 +124,17 @@ pub fn write_config(
          certfile {cert}\n\
          keyfile {key}\n\
          tls_version tlsv1.2\n\
-         max_packet_size 131072\n\
-         # Mutual TLS only: the certificate's CN is the user name the ACL is keyed on.\n\
+         max_connections {MAX_CONNECTIONS}\n\
+         # A client that sends a larger packet is dropped: fleetd's own client takes no more.\n\
+         max_packet_size {MAX_PACKET_BYTES}\n\
+         max_queued_messages {MAX_QUEUED_MESSAGES}\n\
+         max_queued_bytes {MAX_QUEUED_BYTES}\n\
+         max_inflight_messages {MAX_INFLIGHT_MESSAGES}\n\
+         # Mutual TLS only: the certificate's CN is the user name the ACL is keyed on, and the\n\
+         # client id, so no client can take over another's session.\n\
          require_certificate true\n\
          use_identity_as_username true\n\
+         use_username_as_clientid true\n\
          allow_anonymous false\n\
          crlfile {crl}\n\
          acl_file {acl}\n",
@@ -339,7 +381,12 @@ mod tests {
             &format!("acl_file {}", acl.display()),
             "require_certificate true",
             "use_identity_as_username true",
+            "use_username_as_clientid true",
             "allow_anonymous false",
+            &format!("max_packet_size {MAX_PACKET_BYTES}"),
+            "max_connections 10000",
+            "max_queued_messages 20000",
+            "max_inflight_messages 100",
             "persistence false",
             "log_dest stderr",
         ] {
@@ -351,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn the_acl_confines_devices_to_their_own_subtree_and_lets_fleetd_use_all_of_telekiosk() {
+    fn the_acl_gives_each_device_its_own_topics_one_way_and_fleetd_all_of_telekiosk() {
         let dir = tempfile::tempdir().unwrap();
         let files = DataDir::of(&dir);
         let (acl, conf) = (files.broker_acl(), files.broker_config());
@@ -360,12 +407,19 @@ mod tests {
         let acl = std::fs::read_to_string(acl).unwrap();
         let rules: Vec<&str> =
             acl.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        use telekiosk_protocol::topics;
+        let pattern = |access: &str, topic: String| format!("pattern {access} {topic}");
         assert_eq!(
             rules,
             [
-                "user fleetd",
-                "topic readwrite telekiosk/#",
-                "pattern readwrite telekiosk/v1/dev/%u/#"
+                "user fleetd".to_string(),
+                "topic readwrite telekiosk/#".to_string(),
+                pattern("read", topics::config("%u")),
+                pattern("read", topics::cmd("%u")),
+                pattern("read", topics::visit_in("%u")),
+                pattern("write", topics::state("%u")),
+                pattern("write", topics::visit_out("%u")),
+                pattern("write", topics::cmd_result("%u")),
             ]
         );
     }

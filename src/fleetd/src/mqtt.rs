@@ -6,16 +6,26 @@
 //! subscribes again after every ConnAck (a clean session forgets subscriptions), then counts
 //! the connection in [`Wiring::connected`] so the driver re-sends retained config. Never logs
 //! payload contents.
+//!
+//! What a device sends is screened before anyone acts on it: each device has a token bucket
+//! ([`DeviceRates`]) so one flooding kiosk cannot delay the others' signalling (the excess is
+//! dropped, with one log line per device now and then), and a retained message fleetd cannot
+//! use (an undecodable or oversized `state`, or any retained `visit/out` or `cmd/result`,
+//! which kiosks never retain) is cleared with an empty retained publish, so it does not come
+//! back at every reconnection. The broker refuses packets larger than [`MAX_PACKET_BYTES`],
+//! this client's own limit, so no message can make this client drop its connection.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS,
     SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
-use telekiosk_protocol::{decode, encode, topics};
+use telekiosk_protocol::device::DeviceState;
+use telekiosk_protocol::{DecodeError, decode, encode, topics};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -27,6 +37,24 @@ use crate::signalling::hub::{HubHandle, HubMsg, KioskMessage};
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The largest MQTT packet fleetd's client accepts, and the broker's `max_packet_size` (it
+/// drops a client that sends a larger one): the largest message the protocol allows, plus
+/// room for the topic and the packet's header. One number for both, so the broker can never
+/// hand fleetd a packet that would make it drop its connection. (mosquitto counts the whole
+/// packet, rumqttc only what follows the fixed header, so the broker is the stricter of the
+/// two; a packet the broker passes on is never larger than the one it accepted, as fleetd
+/// speaks MQTT 3.1.1 and subscribes at the highest QoS kiosks use.)
+pub const MAX_PACKET_BYTES: usize = MAX_MESSAGE_BYTES + 1024;
+
+/// Messages a device may send at once ([`DeviceRates`]): a visit's set-up (offer, a few dozen
+/// ICE candidates) and a state report fit several times over.
+const DEVICE_BURST: f64 = 200.0;
+/// Messages a device may send per second once its burst is spent: far above what a kiosk
+/// sends (a state report when something changes, signalling during a visit).
+const DEVICE_RATE: f64 = 20.0;
+/// At most one "dropping" line per device this often.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -82,7 +110,7 @@ impl Mqtt {
             .set_clean_session(true)
             .set_keep_alive(Duration::from_secs(30))
             // Topic and packet overhead on top of the largest message the protocol allows.
-            .set_max_packet_size(MAX_MESSAGE_BYTES + 1024, MAX_MESSAGE_BYTES + 1024)
+            .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
             .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(settings.tls)));
         let (client, mut eventloop) = AsyncClient::new(options, 256);
         let mut network = NetworkOptions::new();
@@ -127,6 +155,7 @@ struct Links {
 async fn receive(mut eventloop: EventLoop, client: AsyncClient, links: Links, broker: String) {
     let mut backoff = MIN_BACKOFF;
     let mut disconnecting = false;
+    let mut rates = DeviceRates::new(DEVICE_BURST, DEVICE_RATE, DROP_LOG_EVERY);
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -148,6 +177,39 @@ async fn receive(mut eventloop: EventLoop, client: AsyncClient, links: Links, br
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                let Some(device) = device_of(&p.topic) else {
+                    tracing::warn!(
+                        bytes = p.payload.len(),
+                        "ignored a publish on an unexpected topic"
+                    );
+                    continue;
+                };
+                match rates.admit(device, Instant::now()) {
+                    Admit::Yes => {}
+                    Admit::Drop { report: None } => continue,
+                    Admit::Drop { report: Some(dropped) } => {
+                        tracing::warn!(
+                            device,
+                            dropped,
+                            "device over its message rate: dropping its messages"
+                        );
+                        continue;
+                    }
+                }
+                match screen(&p.topic, p.retain, &p.payload) {
+                    Screen::Use => {}
+                    Screen::Ignore => continue,
+                    Screen::Clear(why) => {
+                        let (topic, bytes) = (&p.topic, p.payload.len());
+                        tracing::warn!(device, %topic, bytes, "cleared a retained message fleetd cannot use: {why}");
+                        if let Err(e) =
+                            client.try_publish(topic, QoS::AtLeastOnce, true, Vec::new())
+                        {
+                            tracing::error!(device, %topic, "cannot clear the retained message: {e}");
+                        }
+                        continue;
+                    }
+                }
                 if let Some(input) = to_input(&p.topic, &p.payload)
                     && links.hub.send(HubMsg::Input(input)).await.is_err()
                 {
@@ -193,6 +255,124 @@ async fn publish_fleet(client: AsyncClient, mut publishes: mpsc::Receiver<Publis
         if let Err(e) = client.publish(p.topic, QoS::AtLeastOnce, p.retain, p.payload).await {
             tracing::warn!(%topic, bytes, "cannot publish to kiosk: {e}");
         }
+    }
+}
+
+/// The device a publish came from, if its topic is a device's.
+fn device_of(topic: &str) -> Option<&str> {
+    topics::parse(topic).map(|(id, _)| id).filter(|id| is_device_id(id))
+}
+
+/// What to do with a device's publish before decoding it for the hub or the driver.
+#[derive(Debug, PartialEq, Eq)]
+enum Screen {
+    /// Pass it on.
+    Use,
+    /// Nothing to do (an empty message clears a retained one, e.g. ours).
+    Ignore,
+    /// A retained message fleetd cannot use, and would be handed again after every
+    /// reconnection: publish an empty retained message to clear it (why, for the log).
+    Clear(String),
+}
+
+/// Decides [`Screen`] for a publish on a device topic; `retain` is set when the broker hands
+/// over a stored message (at subscription). Kiosks retain only `state`; a stored message on
+/// another topic, or a `state` that does not decode (too large, malformed), is cleared.
+/// A `state` is cleared even when it came live (retain unset): the broker may have stored it.
+fn screen(topic: &str, retain: bool, payload: &[u8]) -> Screen {
+    let Some((_, leaf)) = topics::parse(topic) else { return Screen::Ignore };
+    if payload.is_empty() {
+        return Screen::Ignore;
+    }
+    match leaf {
+        "state" => match decode::<DeviceState>(payload) {
+            Ok(_) => Screen::Use,
+            Err(DecodeError::TooLarge { len, max }) => {
+                Screen::Clear(format!("a state of {len} bytes, more than {max}"))
+            }
+            Err(_) => Screen::Clear("a state that does not decode".into()),
+        },
+        "visit/out" | "cmd/result" if retain => {
+            Screen::Clear(format!("a retained {leaf}, which kiosks never send"))
+        }
+        _ => Screen::Use,
+    }
+}
+
+/// Whether a device's message is taken ([`DeviceRates::admit`]).
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    Yes,
+    /// Dropped; `report` is how many of the device's messages were dropped so far, when it is
+    /// time to log it (at most once per device per interval).
+    Drop {
+        report: Option<u64>,
+    },
+}
+
+/// A token bucket per device: `burst` messages at once, refilled at `rate` per second. Plain
+/// data: the caller gives the time. Buckets are forgotten once full again, so the map holds
+/// only devices that sent recently.
+#[derive(Debug)]
+struct DeviceRates {
+    burst: f64,
+    rate: f64,
+    log_every: Duration,
+    buckets: HashMap<String, Bucket>,
+    last_prune: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    dropped: u64,
+    reported: Option<Instant>,
+}
+
+impl DeviceRates {
+    fn new(burst: f64, rate: f64, log_every: Duration) -> Self {
+        Self { burst, rate, log_every, buckets: HashMap::new(), last_prune: None }
+    }
+
+    fn admit(&mut self, device: &str, now: Instant) -> Admit {
+        self.prune(now);
+        let burst = self.burst;
+        if !self.buckets.contains_key(device) {
+            let full = Bucket { tokens: burst, at: now, dropped: 0, reported: None };
+            self.buckets.insert(device.to_string(), full);
+        }
+        let Some(bucket) = self.buckets.get_mut(device) else { unreachable!("just inserted") };
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(burst);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Admit::Yes;
+        }
+        bucket.dropped += 1;
+        let due =
+            bucket.reported.is_none_or(|r| now.saturating_duration_since(r) >= self.log_every);
+        if !due {
+            return Admit::Drop { report: None };
+        }
+        bucket.reported = Some(now);
+        Admit::Drop { report: Some(bucket.dropped) }
+    }
+
+    /// Forgets, once a minute, devices whose bucket has filled up again.
+    fn prune(&mut self, now: Instant) {
+        if self
+            .last_prune
+            .is_some_and(|p| now.saturating_duration_since(p) < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.last_prune = Some(now);
+        let (burst, rate) = (self.burst, self.rate);
+        self.buckets.retain(|_, b| {
+            b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+        });
     }
 }
 
@@ -273,6 +453,55 @@ mod tests {
         assert!(matches!(result, Some(FromKiosk::Result { result: Err(_), .. })));
         assert!(to_fleet(&topics::visit_out("kiosk-a"), b"{}").is_none());
         assert!(to_input(&topics::cmd_result("kiosk-a"), b"{}").is_none());
+    }
+
+    #[test]
+    fn a_device_gets_its_burst_then_its_rate_and_drops_are_reported_once_per_interval() {
+        let t0 = Instant::now();
+        let mut rates = DeviceRates::new(3.0, 2.0, Duration::from_secs(10));
+        for _ in 0..3 {
+            assert_eq!(rates.admit("dev-a", t0), Admit::Yes);
+        }
+        assert_eq!(rates.admit("dev-a", t0), Admit::Drop { report: Some(1) });
+        assert_eq!(rates.admit("dev-a", t0), Admit::Drop { report: None });
+        // Another device is not affected.
+        assert_eq!(rates.admit("dev-b", t0), Admit::Yes);
+        // Half a second refills one token (2 per second).
+        let t1 = t0 + Duration::from_millis(500);
+        assert_eq!(rates.admit("dev-a", t1), Admit::Yes);
+        assert_eq!(rates.admit("dev-a", t1), Admit::Drop { report: None });
+        // The next report, ten seconds on, carries the count so far; the bucket is full again.
+        let t2 = t0 + Duration::from_secs(10);
+        for _ in 0..3 {
+            assert_eq!(rates.admit("dev-a", t2), Admit::Yes);
+        }
+        assert_eq!(rates.admit("dev-a", t2), Admit::Drop { report: Some(4) });
+    }
+
+    #[test]
+    fn full_buckets_are_forgotten() {
+        let t0 = Instant::now();
+        let mut rates = DeviceRates::new(3.0, 2.0, Duration::from_secs(10));
+        assert_eq!(rates.admit("dev-a", t0), Admit::Yes);
+        assert_eq!(rates.admit("dev-b", t0 + Duration::from_secs(61)), Admit::Yes);
+        assert_eq!(rates.buckets.keys().collect::<Vec<_>>(), ["dev-b"]);
+    }
+
+    #[test]
+    fn retained_messages_fleetd_cannot_use_are_cleared() {
+        let state = topics::state("dev-a");
+        let good = encode(&DeviceState::offline());
+        assert_eq!(screen(&state, true, &good), Screen::Use);
+        assert_eq!(screen(&state, false, b""), Screen::Ignore);
+        let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        for (payload, retain) in [(&big[..], true), (b"{nope", true), (b"{nope", false)] {
+            assert!(matches!(screen(&state, retain, payload), Screen::Clear(_)));
+        }
+        for topic in [topics::visit_out("dev-a"), topics::cmd_result("dev-a")] {
+            assert!(matches!(screen(&topic, true, b"{}"), Screen::Clear(_)));
+            assert_eq!(screen(&topic, false, b"{}"), Screen::Use);
+            assert_eq!(screen(&topic, true, b""), Screen::Ignore);
+        }
     }
 
     #[test]

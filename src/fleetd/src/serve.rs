@@ -39,12 +39,14 @@ pub struct ServeArgs {
     public_names: Vec<pki::PublicName>,
     /// Use this broker (mqtts://HOST:PORT) instead of starting mosquitto. fleetd connects with
     /// a client certificate from its CA (CN `fleetd`). The broker must require client
-    /// certificates from fleetd's CA (DATA_DIR/ca.pem), use the certificate CN as the user name,
-    /// refuse anonymous clients, check DATA_DIR/crl.pem (fleetd rewrites it on every
-    /// revocation: make the broker re-read it and drop the revoked device's connection), and
-    /// apply the ACL fleetd writes for its own broker: user `fleetd` may use `telekiosk/#`;
-    /// every other user only `telekiosk/v1/dev/%u/#`. It needs no persistence: fleetd sends
-    /// every device's retained config again each time it connects.
+    /// certificates from fleetd's CA (DATA_DIR/ca.pem), use the certificate CN as the user name
+    /// and as the client id, refuse packets over 66560 bytes (fleetd's own limit) and anonymous
+    /// clients, check DATA_DIR/crl.pem (fleetd rewrites it on every revocation: make the broker
+    /// re-read it and drop the revoked device's connection), and apply the ACL fleetd writes
+    /// for its own broker: user `fleetd` may use `telekiosk/#`; every other user only reads
+    /// `telekiosk/v1/dev/%u/{config,cmd,visit/in}` and only writes
+    /// `telekiosk/v1/dev/%u/{state,visit/out,cmd/result}`. It needs no persistence: fleetd
+    /// sends every device's retained config again each time it connects.
     #[arg(long, verbatim_doc_comment)]
     mqtt_url: Option<String>,
     /// Also trust this CA (PEM) for the broker given by --mqtt-url.

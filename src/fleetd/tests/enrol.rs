@@ -39,11 +39,15 @@ async fn publish_acked(m: &mut common::Mqtt, topic: &str, payload: &str) {
     m.until(|s| matches!(s, Seen::PubAck(_))).await;
 }
 
-/// Publishes a marker on the client's own topic and returns every publish it received before
-/// the marker came back: what the broker delivered to it up to now.
-async fn delivered_before_marker(m: &mut common::Mqtt, own_topic: &str) -> Vec<String> {
-    m.client.publish(own_topic, QoS::AtLeastOnce, false, b"marker".to_vec()).await.unwrap();
-    let is_marker = |s: &Seen| matches!(s, Seen::Publish { payload, .. } if payload == b"marker");
+/// Has fleetd send the device a command (the one thing a device both may receive and can make
+/// happen) and returns every publish it received before that command came: what the broker
+/// delivered to it up to now. The device must be subscribed to its `cmd` topic.
+async fn delivered_before_marker(f: &Fleetd, m: &mut common::Mqtt, device: &Device) -> Vec<String> {
+    let args = ["device", "cmd", &device.id, "identify", "--seconds", "5"];
+    let (ok, _, err) = cli(&f.dir, &args).await;
+    assert!(ok, "{err}");
+    let cmd = topics::cmd(&device.id);
+    let is_marker = |s: &Seen| matches!(s, Seen::Publish { topic, .. } if *topic == cmd);
     let (before, _) = m.until(is_marker).await;
     before
         .into_iter()
@@ -61,22 +65,21 @@ async fn an_approved_device_connects_with_its_certificate_and_uses_only_its_own_
     let (a, b) = (enrolled_device(&f, "1").await, enrolled_device(&f, "2").await);
     let mut ma = mqtt(&f, device_tls(&f, &a), "kiosk-a").await.expect("device A connects");
     let mut mb = mqtt(&f, device_tls(&f, &b), "kiosk-b").await.expect("device B connects");
-    let (a_own, b_own) = (topics::device(&a.id, "test"), topics::device(&b.id, "test"));
+    let b_state = topics::state(&b.id);
 
-    // Each publishes and subscribes under its own subtree.
+    // Each subscribes under its own subtree (the broker delivers only what fleetd sends it
+    // there: see broker_abuse.rs) and publishes its state.
     let granted = subscribe(&mut ma, &format!("telekiosk/v1/dev/{}/#", a.id)).await;
     assert!(matches!(granted[..], [SubscribeReasonCode::Success(_)]), "{granted:?}");
-    ma.client.publish(&a_own, QoS::AtLeastOnce, false, b"hello".to_vec()).await.unwrap();
-    let is_hello = |s: &Seen| matches!(s, Seen::Publish { payload, .. } if payload == b"hello");
-    ma.until(is_hello).await;
+    publish_acked(&mut ma, &topics::state(&a.id), "state of A").await;
     subscribe(&mut mb, &format!("telekiosk/v1/dev/{}/#", b.id)).await;
 
     // A subscribing to B's subtree gets nothing of it. (mosquitto 2.0.11's acl_file grants the
     // SUBACK and refuses each delivery instead; either way A never reads B's messages.)
     let to_b = subscribe(&mut ma, &format!("telekiosk/v1/dev/{}/#", b.id)).await;
-    publish_acked(&mut mb, &b_own, "for B only").await;
+    publish_acked(&mut mb, &b_state, "for fleetd only").await;
     let b_prefix = format!("telekiosk/v1/dev/{}/", b.id);
-    let seen_by_a = delivered_before_marker(&mut ma, &a_own).await;
+    let seen_by_a = delivered_before_marker(&f, &mut ma, &a).await;
     assert!(
         !seen_by_a.iter().any(|t| t.starts_with(&b_prefix)),
         "A received {seen_by_a:?} (SubAck {to_b:?})"
@@ -85,7 +88,7 @@ async fn an_approved_device_connects_with_its_certificate_and_uses_only_its_own_
     // A publishing on B's subtree reaches nobody.
     let forged = topics::visit_in(&b.id);
     publish_acked(&mut ma, &forged, "forged").await;
-    let seen_by_b = delivered_before_marker(&mut mb, &b_own).await;
+    let seen_by_b = delivered_before_marker(&f, &mut mb, &b).await;
     assert!(!seen_by_b.contains(&forged), "B received A's publish: {seen_by_b:?}");
     stop(f).await;
 }

@@ -169,18 +169,24 @@ async fn fleetd_delivers_config_through_an_external_broker_configured_as_documen
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // As `fleetd serve --help` says for --mqtt-url: client certificates from fleetd's CA, the
-    // CN as user name, no anonymous clients, fleetd's CRL, and fleetd's ACL.
+    // CN as user name and client id, fleetd's packet limit, no anonymous clients, fleetd's
+    // CRL, and fleetd's ACL.
     let acl = tmp.path().join("broker.acl");
     std::fs::write(
         &acl,
-        "user fleetd\ntopic readwrite telekiosk/#\n\npattern readwrite telekiosk/v1/dev/%u/#\n",
+        "user fleetd\ntopic readwrite telekiosk/#\n\n\
+         pattern read telekiosk/v1/dev/%u/config\npattern read telekiosk/v1/dev/%u/cmd\n\
+         pattern read telekiosk/v1/dev/%u/visit/in\npattern write telekiosk/v1/dev/%u/state\n\
+         pattern write telekiosk/v1/dev/%u/visit/out\n\
+         pattern write telekiosk/v1/dev/%u/cmd/result\n",
     )
     .unwrap();
     let user = if nix::unistd::geteuid().is_root() { "user root\n" } else { "" };
     let conf = format!(
         "persistence false\nlog_dest stderr\n{user}listener {mqtt_port} 127.0.0.1\n\
          cafile {ca}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n\
-         use_identity_as_username true\nallow_anonymous false\ncrlfile {crl}\nacl_file {acl}\n",
+         use_identity_as_username true\nuse_username_as_clientid true\nmax_packet_size 66560\n\
+         allow_anonymous false\ncrlfile {crl}\nacl_file {acl}\n",
         ca = dir.join("ca.pem").display(),
         cert = dir.join("server.pem").display(),
         key = dir.join("server-key.pem").display(),

@@ -2,15 +2,20 @@
 //! notices changes made by the CLI (the registry generation, polled) or the API (a poke), and
 //! then steps live rollouts, sends queued commands, sends a newly approved device its group's
 //! current config, and, after every new broker connection, re-sends each device's retained
-//! config. The database work runs on blocking threads
-//! ([`crate::fleet::step`]); this module only schedules it and hands publishes to MQTT.
+//! config and every command sent but not answered yet (and a device's unanswered commands
+//! when it reports its state, at most every `RESEND_AFTER_SECS`). The database work runs on
+//! blocking threads ([`crate::fleet::step`]); this module only schedules it and hands publishes
+//! to MQTT.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use telekiosk_protocol::device::Presence;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::fleet::step::RESEND_AFTER_SECS;
 use crate::fleet::{Fleet, FleetError};
 use crate::fleet::{FromKiosk, Publish};
 use crate::pki::signing::Signer;
@@ -47,12 +52,20 @@ pub fn spawn(
     connected: watch::Receiver<u64>,
 ) -> (Driver, [JoinHandle<()>; 2]) {
     let poke = Arc::new(Notify::new());
-    let ingest = tokio::spawn(ingest(fleet.clone(), inbox, poke.clone()));
+    let resend = (signer.clone(), publish.clone());
+    let ingest = tokio::spawn(ingest(fleet.clone(), inbox, poke.clone(), resend));
     let run = tokio::spawn(run(fleet, signer, publish, connected, poke.clone()));
     (Driver { poke }, [ingest, run])
 }
 
-async fn ingest(fleet: Arc<Fleet>, mut inbox: mpsc::Receiver<FromKiosk>, poke: Arc<Notify>) {
+async fn ingest(
+    fleet: Arc<Fleet>,
+    mut inbox: mpsc::Receiver<FromKiosk>,
+    poke: Arc<Notify>,
+    (signer, publish): (Arc<Signer>, mpsc::Sender<Publish>),
+) {
+    // When each device was last looked at for unanswered commands.
+    let mut looked: HashMap<String, Instant> = HashMap::new();
     while let Some(first) = inbox.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -61,10 +74,43 @@ async fn ingest(fleet: Arc<Fleet>, mut inbox: mpsc::Receiver<FromKiosk>, poke: A
                 Err(_) => break,
             }
         }
-        let fleet = fleet.clone();
-        match tokio::task::spawn_blocking(move || fleet.ingest(batch, unix_now())).await {
-            Ok(Ok(true)) => poke.notify_one(),
-            Ok(Ok(false)) => {}
+        // Devices that say they are online are connected and subscribed: a command they
+        // missed can reach them now. Each is looked at once per RESEND_AFTER_SECS at most.
+        let now = Instant::now();
+        let every = Duration::from_secs(RESEND_AFTER_SECS as u64);
+        looked.retain(|_, at| now.duration_since(*at) < every);
+        let mut online = HashSet::new();
+        for msg in &batch {
+            if let FromKiosk::State { device_id, state: Ok(s) } = msg
+                && s.presence == Presence::Online
+                && !looked.contains_key(device_id)
+            {
+                looked.insert(device_id.clone(), now);
+                online.insert(device_id.clone());
+            }
+        }
+        let (fleet, signer) = (fleet.clone(), signer.clone());
+        let work = tokio::task::spawn_blocking(move || {
+            let now = unix_now();
+            let changed = fleet.ingest(batch, now)?;
+            let resend = if online.is_empty() {
+                Vec::new()
+            } else {
+                fleet.resend_commands_to(&online, &signer, now)?
+            };
+            Ok::<_, FleetError>((changed, resend))
+        });
+        match work.await {
+            Ok(Ok((changed, resend))) => {
+                if changed {
+                    poke.notify_one();
+                }
+                for p in resend {
+                    if publish.send(p).await.is_err() {
+                        return;
+                    }
+                }
+            }
             Ok(Err(e)) => tracing::error!("cannot store kiosk reports: {e}"),
             Err(e) => tracing::error!("the task storing kiosk reports failed: {e}"),
         }
@@ -151,8 +197,9 @@ fn step(
 ) -> Result<(Vec<Publish>, usize), FleetError> {
     let (now, started) = (unix_now(), Instant::now());
     let mut out = if republish {
-        let all = fleet.republish_all()?;
+        let mut all = fleet.republish_all()?;
         tracing::info!(devices = all.len(), "re-sending every device's retained config");
+        all.extend(fleet.resend_commands(signer, now)?);
         all
     } else {
         Vec::new()

@@ -1,14 +1,15 @@
 //! The running server's half of fleet administration: advances live rollouts (signing and
 //! recording the config each device of a new wave gets), signs and sends queued commands,
-//! re-sends every device's retained config after the broker connection is made again, and
-//! stores what kiosks report. Blocking (database); [`crate::fleet::driver`] runs it off the async
+//! re-sends every device's retained config and unanswered commands after the broker
+//! connection is made again (and a device's unanswered commands when it reports its state), and stores what kiosks report (a command's answer once: a later
+//! result for an answered or expired command is ignored). Blocking (database); [`crate::fleet::driver`] runs it off the async
 //! threads and does the MQTT side. Returns publishes rather than doing any I/O itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::Connection;
 use serde_json::{Map, Value};
-use telekiosk_protocol::command::{CommandPayload, CommandResult, SignedCommand};
+use telekiosk_protocol::command::{CommandOutcome, CommandPayload, CommandResult, SignedCommand};
 use telekiosk_protocol::config::SignedConfig;
 use telekiosk_protocol::{encode, topics};
 
@@ -19,6 +20,10 @@ use crate::fleet::layers::{self, Place};
 use crate::fleet::rollout::{Effect, Outcome, Rollout, Seen};
 use crate::pki::signing::Signer;
 use crate::store::fleet::{self as q, PublishedRow, RolloutRow};
+
+/// An unanswered command is sent again to a device that reports its state (it is connected)
+/// once it has been out this long: time enough for the kiosk to run it and answer.
+pub const RESEND_AFTER_SECS: i64 = 30;
 
 impl Fleet {
     /// Steps every running or paused rollout; returns the configs to publish (retained).
@@ -48,7 +53,9 @@ impl Fleet {
         self.store.write(|c| catch_up(c, signer, now))
     }
 
-    /// Signs and returns every queued command; expires those whose time is up.
+    /// Signs and returns every queued command; expires those whose time is up. A command is
+    /// marked sent here, before it is published: if fleetd stops or loses the broker before
+    /// the publish is through, [`Fleet::resend_commands`] sends it again.
     pub fn send_commands(&self, signer: &Signer, now: i64) -> Result<Vec<Publish>, FleetError> {
         self.store.write(|c| {
             let expired = q::expire_commands(c, now - COMMAND_TTL_SECS, now)?;
@@ -57,23 +64,63 @@ impl Fleet {
             }
             let mut out = Vec::new();
             for row in q::commands_in(c, "queued")? {
-                let info = super::commands::command_info(&row)?;
-                let payload = CommandPayload {
-                    device_id: row.device_id.clone(),
-                    command_id: row.command_id.clone(),
-                    issued_at: now,
-                    expires_at: now + COMMAND_TTL_SECS,
-                    command: info.command,
-                };
-                let text = serde_json::to_string(&payload).expect("commands serialise");
-                let signed = SignedCommand { signature: signer.sign(&text), payload: text };
-                q::command_sent(c, &row.command_id, now, payload.expires_at)?;
-                let (device, command) = (&row.device_id, command_name(&payload.command));
+                let expires_at = now + COMMAND_TTL_SECS;
+                let (publish, command) = signed_command(&row, now, expires_at, signer)?;
+                q::command_sent(c, &row.command_id, now, expires_at)?;
+                let device = &row.device_id;
                 tracing::info!(target: "fleetd::audit", by = "fleetd", device, command, command_id = %row.command_id, "command signed and sent");
-                out.push(Publish { topic: topics::cmd(device), payload: encode(&signed), retain: false });
+                out.push(publish);
             }
             Ok(out)
         })
+    }
+
+    /// Every command sent but not yet answered nor expired, to publish again after a new broker
+    /// connection (the first one included: fleetd may have stopped between marking a command
+    /// sent and publishing it). Byte for byte the document sent before (same times, and
+    /// Ed25519 signatures are deterministic), so a kiosk that already ran it refuses it as a
+    /// replay, and that refusal does not replace the answer already recorded.
+    pub fn resend_commands(&self, signer: &Signer, now: i64) -> Result<Vec<Publish>, FleetError> {
+        self.resend(signer, now, |_| true)
+    }
+
+    /// The unanswered commands of `devices` (which just reported their state, so are connected
+    /// and subscribed) sent at least [`RESEND_AFTER_SECS`] ago, to publish again: a kiosk that
+    /// was offline when a command was sent never got it (kiosks keep no session). As for
+    /// [`Fleet::resend_commands`], a kiosk that did get it refuses the copy as a replay.
+    pub fn resend_commands_to(
+        &self,
+        devices: &HashSet<String>,
+        signer: &Signer,
+        now: i64,
+    ) -> Result<Vec<Publish>, FleetError> {
+        self.resend(signer, now, |row| {
+            devices.contains(&row.device_id)
+                && row.issued_at.is_some_and(|t| t <= now - RESEND_AFTER_SECS)
+        })
+    }
+
+    fn resend(
+        &self,
+        signer: &Signer,
+        now: i64,
+        keep: impl Fn(&q::CommandRow) -> bool,
+    ) -> Result<Vec<Publish>, FleetError> {
+        let rows = self.store.read(|c| q::commands_in(c, "sent"))?;
+        let mut out = Vec::new();
+        for row in rows.iter().filter(|r| keep(r)) {
+            let (Some(issued_at), Some(expires_at)) = (row.issued_at, row.expires_at) else {
+                continue;
+            };
+            if expires_at < now {
+                continue;
+            }
+            let (publish, command) = signed_command(row, issued_at, expires_at, signer)?;
+            let device = &row.device_id;
+            tracing::info!(device, command, command_id = %row.command_id, "unanswered command sent again");
+            out.push(publish);
+        }
+        Ok(out)
     }
 
     /// Every active device's last published config, to publish (retained) again: a broker
@@ -112,6 +159,28 @@ impl Fleet {
     }
 }
 
+/// Signs `row`'s command as issued at `issued_at`, valid until `expires_at`; and its name.
+fn signed_command(
+    row: &q::CommandRow,
+    issued_at: i64,
+    expires_at: i64,
+    signer: &Signer,
+) -> Result<(Publish, &'static str), FleetError> {
+    let info = super::commands::command_info(row)?;
+    let payload = CommandPayload {
+        device_id: row.device_id.clone(),
+        command_id: row.command_id.clone(),
+        issued_at,
+        expires_at,
+        command: info.command,
+    };
+    let text = serde_json::to_string(&payload).expect("commands serialise");
+    let signed = SignedCommand { signature: signer.sign(&text), payload: text };
+    let publish =
+        Publish { topic: topics::cmd(&row.device_id), payload: encode(&signed), retain: false };
+    Ok((publish, command_name(&payload.command)))
+}
+
 fn record(c: &Connection, device: &str, r: &CommandResult, now: i64) -> Result<(), FleetError> {
     let outcome = format!("{:?}", r.outcome).to_lowercase();
     if r.command_id.is_empty() {
@@ -119,10 +188,18 @@ fn record(c: &Connection, device: &str, r: &CommandResult, now: i64) -> Result<(
         return Ok(());
     }
     let json = serde_json::to_string(r).expect("results serialise");
-    if q::record_result(c, device, &r.command_id, &json, now)? {
+    let is_final = r.outcome != CommandOutcome::Deferred;
+    if q::record_result(c, device, &r.command_id, &json, is_final, now)? {
         tracing::info!(target: "fleetd::audit", device, command_id = %r.command_id, outcome, "command answered");
-    } else {
-        tracing::warn!(device, command_id = %r.command_id, "result for a command this device was never sent");
+        return Ok(());
+    }
+    let command_id = &r.command_id;
+    match q::command(c, command_id)? {
+        Some(row) if row.device_id == device => {
+            let status = row.status;
+            tracing::warn!(device, %command_id, status, outcome, "ignored a result for a command no longer waiting for one");
+        }
+        _ => tracing::warn!(device, %command_id, "result for a command this device was never sent"),
     }
     Ok(())
 }

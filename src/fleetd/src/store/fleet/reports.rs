@@ -125,19 +125,25 @@ pub fn expire_commands(c: &Connection, queued_before: i64, now: i64) -> rusqlite
     )
 }
 
-/// Stores a device's result for one of its commands; `false` if it has no such command.
+/// Stores a device's result for one of its sent commands; `false` if it has no such command
+/// waiting for an answer. A command is answered once: a later result for an answered or
+/// expired command changes nothing, except that a `deferred` answer (it runs after the visit)
+/// is followed by the final one (`is_final`: any outcome but `deferred`).
 pub fn record_result(
     c: &Connection,
     device: &str,
     command_id: &str,
     result: &str,
+    is_final: bool,
     now: i64,
 ) -> rusqlite::Result<bool> {
     let changed = c
         .prepare_cached(
             "UPDATE commands SET status = 'answered', result = ?3, result_at = ?4
-             WHERE command_id = ?2 AND device_id = ?1",
+             WHERE command_id = ?2 AND device_id = ?1
+               AND (status = 'sent' OR (?5 AND status = 'answered'
+                    AND json_extract(result, '$.outcome') = 'deferred'))",
         )?
-        .execute(params![device, command_id, result, now])?;
+        .execute(params![device, command_id, result, now, is_final])?;
     Ok(changed == 1)
 }
