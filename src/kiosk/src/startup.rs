@@ -2,6 +2,7 @@
 //! then uses. On any failure the kiosk shows "This kiosk needs service" with the reason; it
 //! never falls back to a software key unless the development flag says so, loudly.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -110,7 +111,14 @@ fn development_key(settings: &Settings) -> Result<DeviceKey, StartError> {
             let (key, pkcs8) =
                 SoftwareKey::generate_for_development().map_err(|e| err(e.to_string()))?;
             std::fs::create_dir_all(&settings.state_dir).map_err(|e| err(e.to_string()))?;
-            std::fs::write(&path, &*pkcs8).map_err(|e| err(e.to_string()))?;
+            // Owner-only from creation: whoever reads it can sign as this kiosk.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| err(e.to_string()))?;
+            std::io::Write::write_all(&mut file, &pkcs8).map_err(|e| err(e.to_string()))?;
             key
         }
     };

@@ -38,6 +38,7 @@ fn an_old_copy_of_the_stored_config_is_refused_after_a_newer_one_was_accepted() 
     let pinned = PinnedKey::from_raw(pair.public_key().as_ref().try_into().unwrap());
     let store = ConfigStore::new(state.path(), Some(TpmGuard::new(tpm.clone(), key.clone())));
 
+    assert!(store.load(&pinned, ME).unwrap().is_none(), "a new kiosk has nothing stored");
     store.save(&document(&pair, 3)).unwrap();
     assert_eq!(store.load(&pinned, ME).unwrap().unwrap().payload.version, 3);
     let old_copy = std::fs::read(store.path()).unwrap();
@@ -73,6 +74,16 @@ fn an_old_copy_of_the_stored_config_is_refused_after_a_newer_one_was_accepted() 
     // A file written without the guard (e.g. by a development build) is refused on a TPM kiosk.
     ConfigStore::new(state.path(), None).save(&document(&pair, 5)).unwrap();
     assert!(matches!(store.load(&pinned, ME), Err(StoreError::NotBound { .. })));
+
+    // The file is deleted (a wiped state partition): the counter says a config was accepted.
+    std::fs::remove_file(store.path()).unwrap();
+    match store.load(&pinned, ME) {
+        Err(e @ StoreError::Missing { tpm: now }) => {
+            assert!(now > counter_then);
+            assert!(e.to_string().contains("wiped"), "{e}");
+        }
+        other => panic!("a deleted config was not reported: {:?}", other.map(|a| a.is_some())),
+    }
 
     // The current file still loads, also after the TPM connection is reopened.
     std::fs::write(store.path(), &current).unwrap();

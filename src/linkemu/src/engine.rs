@@ -16,7 +16,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::control::Change;
-use crate::model::{Direction, LinkProfile, Verdict};
+use crate::model::{Direction, LinkProfile};
+use crate::record::Verdict;
 use crate::record::{PacketRecord, Summary, write_csv};
 use crate::spec::SpecError;
 

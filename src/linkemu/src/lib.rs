@@ -21,8 +21,8 @@ pub mod udp;
 
 pub use control::{Change, Target};
 pub use engine::Engine;
-pub use model::{DEFAULT_QUEUE, Direction, DropReason, LinkProfile, Loss, PRESETS, Verdict};
-pub use record::{PacketRecord, Summary};
+pub use model::{DEFAULT_QUEUE, Direction, LinkProfile, Loss, PRESETS};
+pub use record::{DropReason, PacketRecord, Summary, Verdict};
 pub use spec::SpecError;
 pub use tun::{TunConfig, TunLink};
 pub use udp::{UdpRelay, candidate_addr, rewrite_candidate};

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::record::{PacketRecord, Summary};
+use crate::record::{DropReason, PacketRecord, Summary, Verdict};
 
 /// Queue limit of the presets that do not name one: 200 ms of traffic at the link's rate.
 pub const DEFAULT_QUEUE: Duration = Duration::from_millis(200);
@@ -177,27 +177,6 @@ impl LinkProfile {
 
 const fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
-}
-
-/// Why a packet was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// Random loss ([`Loss`]).
-    Random,
-    /// It would have waited longer than the profile's `queue` for the bottleneck.
-    QueueFull,
-}
-
-/// What happens to an offered packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// The packet leaves the link at `at` (same epoch as the `now` it was offered at).
-    Deliver {
-        /// Delivery time.
-        at: Duration,
-    },
-    /// The packet is dropped.
-    Drop(DropReason),
 }
 
 /// One direction of a link: its profile, random state, bottleneck state and packet log.

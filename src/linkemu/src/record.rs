@@ -1,4 +1,5 @@
-//! The per-packet log of a direction and the [`Summary`] computed from it.
+//! The per-packet log of a direction (what happened to each packet: [`Verdict`]) and the
+//! [`Summary`] computed from it.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -6,10 +7,29 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::{DropReason, Verdict};
-
 /// Length of the windows of [`Summary::offered_bps`] and [`Summary::delivered_bps`].
 pub const WINDOW: Duration = Duration::from_secs(1);
+
+/// Why a packet was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Random loss ([`crate::model::Loss`]).
+    Random,
+    /// It would have waited longer than the profile's `queue` for the bottleneck.
+    QueueFull,
+}
+
+/// What happens to an offered packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The packet leaves the link at `at` (same epoch as the `now` it was offered at).
+    Deliver {
+        /// Delivery time.
+        at: Duration,
+    },
+    /// The packet is dropped.
+    Drop(DropReason),
+}
 
 /// One offered packet. About 48 bytes each, so a 90 s test at a few hundred packets a second
 /// keeps well under a megabyte per direction.

@@ -59,6 +59,12 @@ pub enum StoreError {
     )]
     RolledBack { stored: u64, tpm: u64 },
     #[error(
+        "the stored config is missing, though this kiosk accepted one before (the TPM's counter \
+         is at {tpm}): its state was wiped or restored; using the built-in defaults until fleetd \
+         sends the current config"
+    )]
+    Missing { tpm: u64 },
+    #[error(
         "the stored config does not match the TPM's counter ({reason}); using the built-in \
          defaults until fleetd sends the current config"
     )]
@@ -146,7 +152,7 @@ impl ConfigStore {
     ) -> Result<Option<Accepted>, StoreError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.nothing_stored(),
             Err(e) => {
                 return Err(StoreError::Read { path: self.path.clone(), reason: e.to_string() });
             }
@@ -162,6 +168,19 @@ impl ConfigStore {
             check_guard(g, &file)?;
         }
         Ok(Some(accept(file.config, payload)?))
+    }
+}
+
+impl ConfigStore {
+    /// No file: fine on a kiosk that never accepted a config, but the counter is defined by the
+    /// first save only, so where it exists a config was accepted and its file removed: a
+    /// rollback like an old copy (a wiped disk would otherwise go unnoticed).
+    fn nothing_stored(&self) -> Result<Option<Accepted>, StoreError> {
+        let Some(g) = &self.guard else { return Ok(None) };
+        match g.tpm.nv_counter_if_defined(g.index)? {
+            None => Ok(None),
+            Some(tpm) => Err(StoreError::Missing { tpm }),
+        }
     }
 }
 

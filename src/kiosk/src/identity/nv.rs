@@ -53,6 +53,15 @@ fn read_value(w: &mut Worker, handle: NvIndexHandle) -> Result<u64, IdentityErro
     Ok(u64::from_be_bytes(bytes))
 }
 
+/// Runs on the TPM thread: the counter's value if the index exists, `None` if it was never
+/// defined (and it is not defined by asking).
+pub(crate) fn read_if_defined(w: &mut Worker, index: u32) -> Result<Option<u64>, IdentityError> {
+    if !w.handle_exists(index)? {
+        return Ok(None);
+    }
+    read(w, index).map(Some)
+}
+
 /// ESYS handle of a counter index that exists and has been written at least once.
 fn ensure(w: &mut Worker, index: u32) -> Result<NvIndexHandle, IdentityError> {
     let tpm_handle = nv_handle(index)?;

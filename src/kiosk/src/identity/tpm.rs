@@ -67,6 +67,11 @@ impl Tpm {
         self.call("read the NV counter", move |w| nv::read(w, index))
     }
 
+    /// The counter at NV `index`, or `None` if no counter was ever defined there.
+    pub fn nv_counter_if_defined(&self, index: u32) -> Result<Option<u64>, IdentityError> {
+        self.call("read the NV counter", move |w| nv::read_if_defined(w, index))
+    }
+
     /// Increments the counter at NV `index` (defining it if missing); returns the new value.
     pub fn nv_increment(&self, index: u32) -> Result<u64, IdentityError> {
         self.call("increment the NV counter", move |w| nv::increment(w, index))

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 
 use super::bwe::{Estimator, Feedback};
-use super::pipeline::PictureCaps;
+use super::elements::make;
 use super::rate::{self, Allocation, Ladder, Rung};
-use super::{MediaEvent, Shared, encoder};
+use super::{MediaError, MediaEvent, Shared, encoder};
+use crate::profile::Video;
 
 /// The lowest estimate GCC may fall to (voice alone fits in it).
 const MIN_ESTIMATE_BPS: u32 = 60_000;
@@ -241,4 +242,35 @@ fn start_estimate(max_video_bps: u32) -> u32 {
 /// The most the estimate may reach: the video cap plus voice and overheads.
 fn max_estimate(max_video_bps: u32) -> u32 {
     max_video_bps.saturating_add(max_video_bps / 5).saturating_add(100_000)
+}
+
+/// The ladder's two capsfilters in the encoder branch: `videorate ! rate ! videoscale ! size`.
+/// Each of the two converters only ever changes its own dimension, so a step renegotiates one
+/// element at a time (one capsfilter for both raced: videorate was asked for a new size it
+/// cannot make, "not negotiated", and the call failed).
+pub(crate) struct PictureCaps {
+    pub rate: gst::Element,
+    pub size: gst::Element,
+}
+
+impl PictureCaps {
+    pub(crate) fn new(video: &Video) -> Result<Self, MediaError> {
+        let caps = Self { rate: make("capsfilter")?, size: make("capsfilter")? };
+        caps.set(video.width, video.height, video.fps);
+        Ok(caps)
+    }
+
+    /// Asks for pictures of `width`x`height` at `fps`.
+    pub(crate) fn set(&self, width: u32, height: u32, fps: u32) {
+        let rate = gst::Caps::builder("video/x-raw")
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .build();
+        let size = gst::Caps::builder("video/x-raw")
+            .field("width", width as i32)
+            .field("height", height as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build();
+        self.rate.set_property("caps", &rate);
+        self.size.set_property("caps", &size);
+    }
 }

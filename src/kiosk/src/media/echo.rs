@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gst::prelude::*;
 
 use super::MediaError;
-use super::pipeline::{build_error, capsfilter, make};
+use super::elements::{build_error, capsfilter, make};
 use crate::profile::{Level, Processing};
 
 /// The rate both the DSP and the probe run at (Opus's own rate: no resampling after the DSP).

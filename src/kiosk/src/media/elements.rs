@@ -1,6 +1,8 @@
 //! Which GStreamer elements the kiosk needs whatever the profile, and the Debian package that
 //! provides each: checked once at start so a missing plugin is named, never a crash mid-visit.
 
+use gst::prelude::*;
+
 use super::MediaError;
 
 /// Every element the kiosk needs whatever the profile, with the Debian package providing it.
@@ -63,6 +65,55 @@ pub(crate) fn require(element: &str, package: &str) -> Result<(), MediaError> {
 
 pub(crate) fn missing(element: &str, package: &str) -> MediaError {
     MediaError::MissingElement { element: element.into(), package: package.into() }
+}
+
+/// Makes one element; the error names the factory.
+pub(crate) fn make(factory: &str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory).build().map_err(|e| build_error(factory, e))
+}
+
+pub(crate) fn capsfilter(caps: &gst::Caps) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make("capsfilter")
+        .property("caps", caps)
+        .build()
+        .map_err(|e| build_error("capsfilter", e))
+}
+
+/// A queue holding at most `buffers` buffers that drops the oldest when full.
+pub(crate) fn leaky_queue(buffers: u32) -> Result<gst::Element, MediaError> {
+    let queue = make("queue")?;
+    queue.set_property("max-size-buffers", buffers);
+    queue.set_property("max-size-bytes", 0u32);
+    queue.set_property("max-size-time", 0u64);
+    queue.set_property_from_str("leaky", "downstream");
+    Ok(queue)
+}
+
+pub(crate) fn add(bin: &impl IsA<gst::Bin>, elements: &[&gst::Element]) -> Result<(), MediaError> {
+    for element in elements {
+        bin.add(*element).map_err(|e| build_error(&element.name(), e))?;
+    }
+    Ok(())
+}
+
+/// Links each element to the next; the error names the pair that would not link.
+pub(crate) fn link(elements: &[&gst::Element]) -> Result<(), MediaError> {
+    for pair in elements.windows(2) {
+        pair[0]
+            .link(pair[1])
+            .map_err(|e| build_error(&format!("{} → {}", pair[0].name(), pair[1].name()), e))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn static_pad(element: &gst::Element, name: &str) -> Result<gst::Pad, MediaError> {
+    element
+        .static_pad(name)
+        .ok_or_else(|| build_error(&element.name(), format!("has no {name} pad")))
+}
+
+pub(crate) fn build_error(element: &str, e: impl std::fmt::Display) -> MediaError {
+    MediaError::Build { element: element.into(), message: e.to_string() }
 }
 
 #[cfg(test)]

@@ -313,7 +313,7 @@ impl Call {
         };
         let quality = Arc::new(Mutex::new(None));
         let stats = quality::Watch::spawn(&built.webrtc, &shared, &control, &quality)
-            .map_err(|e| pipeline::build_error("media-stats thread", e))?;
+            .map_err(|e| elements::build_error("media-stats thread", e))?;
         tracing::info!(profile = %profile.name, "media pipeline playing");
         Ok(Call {
             pipeline: built.pipeline,

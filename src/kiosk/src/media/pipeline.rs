@@ -15,7 +15,8 @@ use gst::prelude::*;
 use gst_rtp::prelude::RTPHeaderExtensionExt;
 
 use super::answer::VideoCodec;
-use super::control::Knobs;
+use super::control::{Knobs, PictureCaps};
+use super::elements::{add, build_error, capsfilter, leaky_queue, link, make, static_pad};
 use super::frames::{self, Target};
 use super::{CallSettings, MediaError, Shared, encoder, exists};
 use crate::profile::{Audio, Profile, Video};
@@ -354,37 +355,6 @@ fn factory(element: &gst::Element) -> String {
     element.factory().map(|f| f.name().to_string()).unwrap_or_default()
 }
 
-/// The ladder's two capsfilters in the encoder branch: `videorate ! rate ! videoscale ! size`.
-/// Each of the two converters only ever changes its own dimension, so a step renegotiates one
-/// element at a time (one capsfilter for both raced: videorate was asked for a new size it
-/// cannot make, "not negotiated", and the call failed).
-pub(crate) struct PictureCaps {
-    pub rate: gst::Element,
-    pub size: gst::Element,
-}
-
-impl PictureCaps {
-    fn new(video: &Video) -> Result<Self, MediaError> {
-        let caps = Self { rate: make("capsfilter")?, size: make("capsfilter")? };
-        caps.set(video.width, video.height, video.fps);
-        Ok(caps)
-    }
-
-    /// Asks for pictures of `width`x`height` at `fps`.
-    pub(crate) fn set(&self, width: u32, height: u32, fps: u32) {
-        let rate = gst::Caps::builder("video/x-raw")
-            .field("framerate", gst::Fraction::new(fps as i32, 1))
-            .build();
-        let size = gst::Caps::builder("video/x-raw")
-            .field("width", width as i32)
-            .field("height", height as i32)
-            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-            .build();
-        self.rate.set_property("caps", &rate);
-        self.size.set_property("caps", &size);
-    }
-}
-
 /// While the rate controller has paused the video (the link cannot carry it), camera frames stop
 /// before the encoder; the clinician keeps the last picture and hears the patient.
 fn pause_gate(queue: &gst::Element, shared: &Arc<Shared>) -> Result<(), MediaError> {
@@ -589,54 +559,6 @@ pub(crate) fn from_description(
         gst::parse::bin_from_description(description, true).map_err(|e| refuse(e.to_string()))?;
     super::writers::check_bin(field, &bin).map_err(refuse)?;
     Ok(bin.upcast())
-}
-
-pub(crate) fn make(factory: &str) -> Result<gst::Element, MediaError> {
-    gst::ElementFactory::make(factory).build().map_err(|e| build_error(factory, e))
-}
-
-pub(crate) fn capsfilter(caps: &gst::Caps) -> Result<gst::Element, MediaError> {
-    gst::ElementFactory::make("capsfilter")
-        .property("caps", caps)
-        .build()
-        .map_err(|e| build_error("capsfilter", e))
-}
-
-/// A queue holding at most `buffers` buffers that drops the oldest when full.
-pub(crate) fn leaky_queue(buffers: u32) -> Result<gst::Element, MediaError> {
-    let queue = make("queue")?;
-    queue.set_property("max-size-buffers", buffers);
-    queue.set_property("max-size-bytes", 0u32);
-    queue.set_property("max-size-time", 0u64);
-    queue.set_property_from_str("leaky", "downstream");
-    Ok(queue)
-}
-
-pub(crate) fn add(bin: &impl IsA<gst::Bin>, elements: &[&gst::Element]) -> Result<(), MediaError> {
-    for element in elements {
-        bin.add(*element).map_err(|e| build_error(&element.name(), e))?;
-    }
-    Ok(())
-}
-
-/// Links each element to the next; the error names the pair that would not link.
-pub(crate) fn link(elements: &[&gst::Element]) -> Result<(), MediaError> {
-    for pair in elements.windows(2) {
-        pair[0]
-            .link(pair[1])
-            .map_err(|e| build_error(&format!("{} → {}", pair[0].name(), pair[1].name()), e))?;
-    }
-    Ok(())
-}
-
-pub(crate) fn static_pad(element: &gst::Element, name: &str) -> Result<gst::Pad, MediaError> {
-    element
-        .static_pad(name)
-        .ok_or_else(|| build_error(&element.name(), format!("has no {name} pad")))
-}
-
-pub(crate) fn build_error(element: &str, e: impl std::fmt::Display) -> MediaError {
-    MediaError::Build { element: element.into(), message: e.to_string() }
 }
 
 #[cfg(test)]

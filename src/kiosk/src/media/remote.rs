@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
+use super::elements::{add, build_error, link, make};
 use super::frames::{self, Target};
-use super::pipeline::{add, build_error, count_buffers, from_description, link, make};
+use super::pipeline::{count_buffers, from_description};
 use super::{MediaError, Shared};
 
 /// The largest remote picture handed to the UI.
