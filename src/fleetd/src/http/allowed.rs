@@ -33,6 +33,7 @@ pub mod need {
         ($($name:ident),*) => {$(
             #[doc = concat!("Needs [`Permission::", stringify!($name), "`].")]
             #[derive(Debug, Clone, Copy)]
+            #[allow(dead_code, reason = "a marker for every permission, used as routes need it")]
             pub struct $name;
             impl Need for $name {
                 const PERMISSION: Permission = Permission::$name;
@@ -52,8 +53,9 @@ pub mod need {
 }
 
 /// A signed-in user whose role grants `N`'s permission: 401 without a session, 403 otherwise.
+/// Let through, the user is in the request's extensions as [`Acting`].
 #[derive(Debug, Clone)]
-pub struct Allowed<N: Need>(pub User, PhantomData<N>);
+pub struct Allowed<N: Need>(PhantomData<N>);
 
 impl<N: Need> FromRequestParts<Arc<AppState>> for Allowed<N> {
     type Rejection = ApiError;
@@ -68,8 +70,8 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Allowed<N> {
             tracing::warn!(target: "fleetd::audit", user = %user.username, role = user.role.as_str(), path = %parts.uri.path(), "refused: the role may not {}", permission.describe());
             return Err(ApiError::NotAllowed(permission));
         }
-        parts.extensions.insert(Acting(user.clone()));
-        Ok(Self(user, PhantomData))
+        parts.extensions.insert(Acting(user));
+        Ok(Self(PhantomData))
     }
 }
 
