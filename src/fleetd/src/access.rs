@@ -68,6 +68,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, in the order the table lists them.
+    #[cfg(test)]
     pub const ALL: [Permission; 8] = [
         Permission::ManageDevices,
         Permission::ManageConfig,
@@ -144,16 +145,17 @@ impl Scope {
     pub fn reaches(&self, clinic: &str) -> bool {
         self.role.fleet_wide() || self.clinics.iter().any(|c| c == clinic)
     }
-
-    /// Whether this user may do `permission` on something of `clinic`.
-    pub fn may_in(&self, permission: Permission, clinic: &str) -> bool {
-        self.may(permission) && self.reaches(clinic)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Scope {
+        fn allows_in(&self, permission: Permission, clinic: &str) -> bool {
+            self.may(permission) && self.reaches(clinic)
+        }
+    }
 
     /// The description, cell by cell: fleet admin = devices, config, rollouts, users
     /// (and the enrolment codes and kiosk commands that come with devices), never visits;
@@ -195,16 +197,16 @@ mod tests {
     #[test]
     fn a_clinician_or_technician_reaches_only_their_clinics_and_an_admin_every_clinic() {
         let clinician = Scope::new(Role::Clinician, ["North"]);
-        assert!(clinician.may_in(Permission::JoinVisits, "North"));
-        assert!(!clinician.may_in(Permission::JoinVisits, "South"));
+        assert!(clinician.allows_in(Permission::JoinVisits, "North"));
+        assert!(!clinician.allows_in(Permission::JoinVisits, "South"));
         let technician = Scope::new(Role::Technician, ["North", "East"]);
-        assert!(technician.may_in(Permission::DiagnoseKiosks, "East"));
-        assert!(!technician.may_in(Permission::DiagnoseKiosks, "South"));
+        assert!(technician.allows_in(Permission::DiagnoseKiosks, "East"));
+        assert!(!technician.allows_in(Permission::DiagnoseKiosks, "South"));
         let admin = Scope::new(Role::FleetAdmin, Vec::<String>::new());
-        assert!(admin.may_in(Permission::DiagnoseKiosks, "South"));
-        assert!(!admin.may_in(Permission::JoinVisits, "South"), "an admin joined a visit");
+        assert!(admin.allows_in(Permission::DiagnoseKiosks, "South"));
+        assert!(!admin.allows_in(Permission::JoinVisits, "South"), "an admin joined a visit");
         let auditor = Scope::new(Role::Auditor, Vec::<String>::new());
-        assert!(!auditor.may_in(Permission::JoinVisits, "North"));
+        assert!(!auditor.allows_in(Permission::JoinVisits, "North"));
     }
 
     #[test]

@@ -117,6 +117,7 @@ impl Accounts {
     }
 
     /// Adds a user with a new password and no clinics.
+    #[cfg(test)]
     pub fn add_user(
         &self,
         username: &str,
