@@ -102,7 +102,11 @@ pub fn allows(role: Role, permission: Permission) -> bool {
     match role {
         Role::FleetAdmin => matches!(
             permission,
-            ManageDevices | ManageConfig | ManageRollouts | ManageUsers | IssueEnrolCodes
+            ManageDevices
+                | ManageConfig
+                | ManageRollouts
+                | ManageUsers
+                | IssueEnrolCodes
                 | DiagnoseKiosks
         ),
         Role::Clinician => matches!(permission, JoinVisits),
@@ -211,7 +215,10 @@ mod tests {
 
     #[test]
     fn identify_and_diagnostics_are_diagnosis_and_reboot_is_device_management() {
-        assert_eq!(command_permission(&Command::Identify { seconds: 5 }), Permission::DiagnoseKiosks);
+        assert_eq!(
+            command_permission(&Command::Identify { seconds: 5 }),
+            Permission::DiagnoseKiosks
+        );
         assert_eq!(command_permission(&Command::CollectDiagnostics), Permission::DiagnoseKiosks);
         assert_eq!(command_permission(&Command::Reboot), Permission::ManageDevices);
         assert_eq!(command_permission(&Command::RestartApp), Permission::ManageDevices);

@@ -148,9 +148,9 @@ impl Accounts {
 
     /// Changes a user's role; their open sessions take it at once.
     pub fn set_role(&self, username: &str, role: Role) -> Result<User, AccountsError> {
-        let changed = self.store.write(|c| {
-            Ok::<_, StoreError>(users::set_role(c, username, role.as_str())?)
-        })?;
+        let changed = self
+            .store
+            .write(|c| Ok::<_, StoreError>(users::set_role(c, username, role.as_str())?))?;
         if !changed {
             return Err(AccountsError::NoSuchUser(username.into()));
         }

@@ -59,7 +59,12 @@ const TABLE: &[(&str, &str, &str, Who)] = &[
         r#"{"clinic":"North Clinic","room":"9","ttl_secs":600}"#,
         TECHNICIAN,
     ),
-    ("POST", "/api/admin/devices/{id}/commands", r#"{"command":{"type":"identify","seconds":5}}"#, TECHNICIAN),
+    (
+        "POST",
+        "/api/admin/devices/{id}/commands",
+        r#"{"command":{"type":"identify","seconds":5}}"#,
+        TECHNICIAN,
+    ),
     ("GET", "/api/admin/commands/{id}", "", TECHNICIAN),
     ("GET", "/api/admin/config/groups/{group}", "", ADMIN),
     ("PUT", "/api/admin/config/groups/{group}", r#"{"body":{}}"#, ADMIN),
@@ -180,10 +185,8 @@ async fn every_route_refuses_anonymous_and_wrong_roles_and_lets_the_right_role_t
         .await
         .unwrap();
     assert_eq!(made.status().as_u16(), 201);
-    let command_id = made.json::<serde_json::Value>().await.unwrap()["command_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let command_id =
+        made.json::<serde_json::Value>().await.unwrap()["command_id"].as_str().unwrap().to_string();
 
     // A technician of North Clinic: not South's kiosks, not South's enrolment codes, not reboot.
     let technician = &cookies[3].1;
@@ -253,7 +256,8 @@ async fn console(f: &Fleetd, cookie: &str) -> Ws {
     let mut req = format!("wss://127.0.0.1:{}/ws", f.web_port).into_client_request().unwrap();
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
     let connector = Connector::Rustls(Arc::new(tls(&f.ca, None)));
-    let connect = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector));
+    let connect =
+        tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector));
     connect.await.expect("console connects").0
 }
 
@@ -305,8 +309,11 @@ async fn a_clinician_sees_only_their_clinics_kiosks_by_registry_name_and_an_audi
 
     // South's kiosk claims to be North's room 1 (M14): the registry says South Clinic, room 3.
     let mqtt = common::mqtt(&f, device_tls(&f, &south_kiosk), &south_kiosk.id).await.unwrap();
-    let lie =
-        KioskToServer::Waiting { visit_id: "v-south".into(), clinic: "North Clinic".into(), room: "1".into() };
+    let lie = KioskToServer::Waiting {
+        visit_id: "v-south".into(),
+        clinic: "North Clinic".into(),
+        room: "1".into(),
+    };
     let topic = topics::visit_out(&south_kiosk.id);
     mqtt.client.publish(topic, QoS::AtLeastOnce, false, encode(&lie)).await.unwrap();
     let seen = until(&mut south, |m| lists(m, "v-south")).await;
@@ -316,7 +323,8 @@ async fn a_clinician_sees_only_their_clinics_kiosks_by_registry_name_and_an_audi
 
     // Then North's own kiosk waits: the North clinician's next queue has it and not South's.
     let north_mqtt = common::mqtt(&f, device_tls(&f, &north_kiosk), &north_kiosk.id).await.unwrap();
-    let waiting = KioskToServer::Waiting { visit_id: "v-north".into(), clinic: "x".into(), room: "y".into() };
+    let waiting =
+        KioskToServer::Waiting { visit_id: "v-north".into(), clinic: "x".into(), room: "y".into() };
     let topic = topics::visit_out(&north_kiosk.id);
     north_mqtt.client.publish(topic, QoS::AtLeastOnce, false, encode(&waiting)).await.unwrap();
     let seen = until(&mut north, |m| lists(m, "v-north")).await;
@@ -341,14 +349,25 @@ async fn a_clinician_sees_only_their_clinics_kiosks_by_registry_name_and_an_audi
 
     // Emergency access with a reason lets the North clinician in, and is logged loudly.
     let reason = "South's clinician is ill";
-    send(&mut north, &ConsoleToServer::EmergencyJoin { visit_id: "v-south".into(), reason: reason.into() }).await;
-    until(&mut north, |m| matches!(m, ServerToConsole::Joined { visit_id, .. } if visit_id == "v-south")).await;
+    send(
+        &mut north,
+        &ConsoleToServer::EmergencyJoin { visit_id: "v-south".into(), reason: reason.into() },
+    )
+    .await;
+    until(
+        &mut north,
+        |m| matches!(m, ServerToConsole::Joined { visit_id, .. } if visit_id == "v-south"),
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while !f.logged().contains("EMERGENCY ACCESS") {
         assert!(tokio::time::Instant::now() < deadline, "no emergency access line in the log");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let line = f.logged().lines().find(|l| l.contains("EMERGENCY ACCESS")).unwrap().to_string();
-    assert!(line.contains("WARN") && line.contains("fleetd::audit") && line.contains("north"), "{line}");
+    assert!(
+        line.contains("WARN") && line.contains("fleetd::audit") && line.contains("north"),
+        "{line}"
+    );
     stop(f).await;
 }

@@ -76,9 +76,7 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Allowed<N> {
 }
 
 /// The layer that checks `N` once for every route of a group.
-pub fn require<N: Need>(
-    state: Arc<AppState>,
-) -> FromExtractorLayer<Allowed<N>, Arc<AppState>> {
+pub fn require<N: Need>(state: Arc<AppState>) -> FromExtractorLayer<Allowed<N>, Arc<AppState>> {
     middleware::from_extractor_with_state::<Allowed<N>, _>(state)
 }
 

@@ -68,7 +68,9 @@ impl ApiError {
             Self::NotSignedIn | Self::WrongCredentials | Self::Unauthorized(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::NotAllowed(_) | Self::OutsideClinics | Self::CrossOrigin | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotAllowed(_) | Self::OutsideClinics | Self::CrossOrigin | Self::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadBody { .. } | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,

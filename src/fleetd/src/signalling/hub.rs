@@ -30,12 +30,7 @@ pub enum HubMsg {
     /// Something for the router.
     Input(Input),
     /// A console connection opened: where to send its messages, then `ConsoleConnected`.
-    ConsoleAttached {
-        conn: ConnId,
-        user: String,
-        scope: Scope,
-        tx: mpsc::Sender<ServerToConsole>,
-    },
+    ConsoleAttached { conn: ConnId, user: String, scope: Scope, tx: mpsc::Sender<ServerToConsole> },
 }
 
 /// Where a device is, by its enrolment record: `(clinic, room)`, or `None` if the registry does

@@ -450,7 +450,8 @@ impl Router {
     ) {
         let scope = self.scope(conn);
         if !scope.may(Permission::JoinVisits) {
-            let what = format!("join refused: the {} role does not join visits", scope.role.as_str());
+            let what =
+                format!("join refused: the {} role does not join visits", scope.role.as_str());
             out.push(note(NoteLevel::Warn, what).user(user).visit_id(&visit_id).into());
             out.push(error_to(conn, MAY_NOT_JOIN));
             return;
@@ -715,8 +716,7 @@ pub fn place_from_registry(
     msg: KioskToServer,
     place: Option<(String, String)>,
 ) -> Result<KioskToServer, DecodeError> {
-    let needs_place =
-        matches!(msg, KioskToServer::Waiting { .. } | KioskToServer::InVisit { .. });
+    let needs_place = matches!(msg, KioskToServer::Waiting { .. } | KioskToServer::InVisit { .. });
     match (msg, place) {
         (msg, _) if !needs_place => Ok(msg),
         (_, None) => Err(DecodeError::Malformed(NOT_ENROLLED.into())),

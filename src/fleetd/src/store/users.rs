@@ -78,8 +78,7 @@ pub fn set_role(c: &Connection, username: &str, role: &str) -> rusqlite::Result<
 
 /// The clinics assigned to a user, sorted.
 pub fn clinics(c: &Connection, username: &str) -> rusqlite::Result<Vec<String>> {
-    let mut q =
-        c.prepare("SELECT clinic FROM user_clinics WHERE username = ?1 ORDER BY clinic")?;
+    let mut q = c.prepare("SELECT clinic FROM user_clinics WHERE username = ?1 ORDER BY clinic")?;
     q.query_map(params![username], |r| r.get(0))?.collect()
 }
 

@@ -10,10 +10,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use telekiosk_protocol::api::{DeviceInfo, EnrolToken, NewEnrolToken};
 
-use crate::http::AppState;
-use crate::http::error::ApiResult;
 use crate::access::Permission;
+use crate::http::AppState;
 use crate::http::allowed::{Acting, in_clinic};
+use crate::http::error::ApiResult;
 use crate::http::extract::Valid;
 use crate::store::unix_now;
 

@@ -14,12 +14,12 @@ use telekiosk_protocol::api::{
     NewCommand, NewRollout, RolloutInfo,
 };
 
+use crate::access::command_permission;
 use crate::fleet::FleetError;
 use crate::fleet::rollout::Control;
 use crate::http::AppState;
-use crate::http::error::{ApiError, ApiResult};
-use crate::access::command_permission;
 use crate::http::allowed::{Acting, on_device};
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Valid;
 use crate::store::unix_now;
 

@@ -39,7 +39,11 @@ fn a_clinician_sees_only_the_waiting_visits_of_their_clinics() {
         (0, connect_as(2, "sam", south), vec![queue(2, &[])]),
         (0, connect_as(3, "bo", both), vec![queue(3, &[])]),
         // North's kiosk: alice and bo hear of it, sam is not told anything.
-        (1, waiting("kiosk-a", "v1"), vec![queue(1, &[("v1", "kiosk-a", 0)]), queue(3, &[("v1", "kiosk-a", 0)])]),
+        (
+            1,
+            waiting("kiosk-a", "v1"),
+            vec![queue(1, &[("v1", "kiosk-a", 0)]), queue(3, &[("v1", "kiosk-a", 0)])],
+        ),
         // South's kiosk: sam and bo hear of it, alice is not told anything.
         (
             2,
@@ -139,7 +143,9 @@ fn the_clinic_and_room_come_from_the_registry_never_from_the_kiosk() {
         clinician: "alice".into(),
     };
     let placed = place_from_registry(in_visit, Some(("South".into(), "9".into()))).unwrap();
-    assert!(matches!(placed, K2S::InVisit { clinic, room, .. } if clinic == "South" && room == "9"));
+    assert!(
+        matches!(placed, K2S::InVisit { clinic, room, .. } if clinic == "South" && room == "9")
+    );
     assert!(place_from_registry(claimed, None).is_err(), "an unknown kiosk was queued");
     let end = K2S::End { visit_id: "v1".into(), reason: EndReason::PatientEnded };
     assert_eq!(place_from_registry(end.clone(), None).unwrap(), end);
