@@ -249,6 +249,13 @@ impl Accounts {
             return None;
         }
         session.last_seen = now;
+        // The role and clinics as stored now: a change made from the CLI (another process)
+        // applies to open sessions at their next request.
+        if let Ok(Some(record)) = self.store.read(|c| users::user(c, &session.user.username))
+            && let Ok(user) = self.user_of(record)
+        {
+            session.user = user;
+        }
         if now.saturating_duration_since(session.stored) >= TOUCH_EVERY {
             session.stored = now;
             if let Err(e) =
@@ -420,6 +427,32 @@ mod tests {
         let again = Accounts::new(restarted.store);
         assert!(again.session(&other, now).is_none());
         assert!(again.session("not-a-token", now).is_none());
+    }
+
+    #[test]
+    fn a_role_or_clinic_change_made_by_another_process_applies_to_an_open_session() {
+        let accounts = accounts_with_alice();
+        let now = Instant::now();
+        let (token, _) = accounts.sign_in("alice", "correct horse", now).unwrap();
+        // What `fleetd user role` / `fleetd user clinics` write, behind the server's back.
+        accounts.store.read(|c| users::set_role(c, "alice", "auditor")).unwrap();
+        let clinics = ["South".to_string()];
+        accounts.store.read(|c| users::set_clinics(c, "alice", &clinics)).unwrap();
+        let user = accounts.session(&token, now).unwrap();
+        assert_eq!((user.role, user.clinics), (Role::Auditor, vec!["South".to_string()]));
+    }
+
+    #[test]
+    fn set_role_and_set_clinics_refuse_an_unknown_user_and_a_bad_clinic() {
+        let accounts = accounts_with_alice();
+        assert!(matches!(
+            accounts.set_role("bob", Role::Auditor),
+            Err(AccountsError::NoSuchUser(_))
+        ));
+        let bad = accounts.set_clinics("alice", &["No\nrth".to_string()]);
+        assert!(matches!(bad, Err(AccountsError::BadClinic(_))));
+        let user = accounts.set_clinics("alice", &[" North ".into(), "North".into()]).unwrap();
+        assert_eq!(user.clinics, ["North"]);
     }
 
     #[test]

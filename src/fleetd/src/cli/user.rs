@@ -32,7 +32,7 @@ pub enum UserCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Change a user's role; their open sessions take it at once.
+    /// Change a user's role; their open sessions take it at their next request.
     Role {
         /// Sign-in name.
         name: String,
@@ -42,7 +42,9 @@ pub enum UserCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Replace the clinics assigned to a user (none given: no clinic).
+    /// Replace the clinics assigned to a user (none given: no clinic); their open sessions take
+    /// them at their next request (an open console connection keeps its queue until it
+    /// reconnects).
     Clinics {
         /// Sign-in name.
         name: String,
@@ -127,4 +129,37 @@ fn show(json: bool, user: &User, verb: &str) -> anyhow::Result<()> {
         };
         println!("{verb} {} {} ({clinics}).", me.role, me.username);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Option<super::UserCommand> {
+        let cli = Cli::try_parse_from([&["fleetd", "user"][..], args].concat()).ok()?;
+        match cli.command {
+            Command::User { command } => Some(command),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn user_add_takes_repeated_clinics_and_role_and_clinics_take_json() {
+        let add = ["add", "t", "--role", "technician", "--clinic", "A", "--clinic", "B C"];
+        let Some(super::UserCommand::Add { role, clinics, .. }) =
+            parse(&[&add[..], &["--password-stdin", "--json"]].concat())
+        else {
+            panic!("user add did not parse");
+        };
+        assert_eq!(
+            (role, clinics),
+            (crate::access::Role::Technician, vec!["A".into(), "B C".into()])
+        );
+        assert!(parse(&["role", "t", "auditor", "--json"]).is_some());
+        assert!(parse(&["role", "t", "root"]).is_none(), "an unknown role was accepted");
+        assert!(parse(&["clinics", "t", "A", "B", "--json"]).is_some());
+        assert!(parse(&["clinics", "t"]).is_some(), "clearing every clinic is refused");
+    }
 }
