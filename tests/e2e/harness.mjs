@@ -116,7 +116,8 @@ export class Child {
 }
 
 /**
- * fleetd with a fresh data dir, a clinician account, and its own mosquitto. Options: `listen`,
+ * fleetd with a fresh data dir, a clinician account of the demo kiosk's clinic (Maple Valley
+ * Clinic: a clinician only sees their clinics' kiosks), and its own mosquitto. Options: `listen`,
  * the address both its listeners bind (default 127.0.0.1; 0.0.0.0 to be reached from another
  * network namespace), and `host`, the name kiosks use for it (default 127.0.0.1; its server
  * certificate covers the machine's host name). The console URL stays on 127.0.0.1.
@@ -124,7 +125,8 @@ export class Child {
 export async function startFleetd(user, password, { listen = '127.0.0.1', host = '127.0.0.1', args = [] } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-fleetd-'));
   const fleetd = path.join(BIN, 'fleetd');
-  execFileSync(fleetd, ['user', 'add', user, '--role', 'clinician', '--password-stdin', '--data-dir', dataDir],
+  execFileSync(fleetd, ['user', 'add', user, '--role', 'clinician', '--clinic', 'Maple Valley Clinic',
+    '--password-stdin', '--data-dir', dataDir],
     { input: `${password}\n` });
   const [web, mqtt] = [await freePort(), await freePort()];
   return serveFleetd('fleetd', { dataDir, web, mqtt, listen, host, args });

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
+pub use crate::access::Role;
+use crate::access::Scope;
 use crate::store::users;
 use crate::store::{Store, StoreError, UserRecord, unix_now};
 
@@ -24,29 +26,6 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
 /// A session's last use is written to the store at most this often.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
-/// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    /// Sees the waiting queue and joins visits.
-    Clinician,
-    /// Everything a clinician can, plus fleet administration (later issues).
-    Admin,
-}
-
-impl Role {
-    /// The name stored in the database and shown by the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Clinician => "clinician",
-            Role::Admin => "admin",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        [Role::Clinician, Role::Admin].into_iter().find(|r| r.as_str() == s)
-    }
-}
-
 /// A signed-in person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -54,6 +33,15 @@ pub struct User {
     pub username: String,
     /// What they may do.
     pub role: Role,
+    /// The clinics assigned to them (a clinician's visits, a technician's kiosks).
+    pub clinics: Vec<String>,
+}
+
+impl User {
+    /// Their role and clinics, as the access rules take them.
+    pub fn scope(&self) -> Scope {
+        Scope::new(self.role, self.clinics.iter().cloned())
+    }
 }
 
 /// Why an account operation was refused. Messages are fit to show to the person concerned.
@@ -68,6 +56,12 @@ pub enum AccountsError {
     /// The user name breaks the naming rule.
     #[error("a user name is 1-64 characters of letters, digits, '.', '_', '-' or '@'")]
     BadUsername,
+    /// No user has that name.
+    #[error("there is no user {0:?}")]
+    NoSuchUser(String),
+    /// A clinic name is empty, too long or has control characters.
+    #[error("{0:?} is not a clinic name: use 1-128 printable characters")]
+    BadClinic(String),
     /// Unknown user or wrong password; deliberately does not say which.
     #[error("Wrong user name or password.")]
     WrongCredentials,
@@ -122,18 +116,84 @@ impl Accounts {
         Self { store, sessions: Mutex::new(HashMap::new()) }
     }
 
-    /// Adds a user with a new password.
+    /// Adds a user with a new password and no clinics.
+    #[cfg(test)]
     pub fn add_user(
         &self,
         username: &str,
         role: Role,
         password: &str,
     ) -> Result<(), AccountsError> {
+        self.add_user_in(username, role, &[], password)
+    }
+
+    /// Adds a user with a new password, assigned to `clinics`.
+    pub fn add_user_in(
+        &self,
+        username: &str,
+        role: Role,
+        clinics: &[String],
+        password: &str,
+    ) -> Result<(), AccountsError> {
         check_username(username)?;
+        let clinics = check_clinics(clinics)?;
         let password_hash = hash_password(password)?;
         let record =
             UserRecord { username: username.into(), role: role.as_str().into(), password_hash };
-        Ok(self.store.write(|c| users::insert_user(c, &record))?)
+        Ok(self.store.write(|c| {
+            users::insert_user(c, &record)?;
+            users::set_clinics(c, username, &clinics).map_err(StoreError::from)
+        })?)
+    }
+
+    /// Changes a user's role; their open sessions take it at once.
+    pub fn set_role(&self, username: &str, role: Role) -> Result<User, AccountsError> {
+        let changed = self
+            .store
+            .write(|c| Ok::<_, StoreError>(users::set_role(c, username, role.as_str())?))?;
+        if !changed {
+            return Err(AccountsError::NoSuchUser(username.into()));
+        }
+        self.refresh(username)
+    }
+
+    /// Replaces the clinics assigned to a user; their open sessions take them at once.
+    pub fn set_clinics(&self, username: &str, clinics: &[String]) -> Result<User, AccountsError> {
+        let clinics = check_clinics(clinics)?;
+        let known = self.store.write(|c| {
+            if users::user(c, username)?.is_none() {
+                return Ok::<_, StoreError>(false);
+            }
+            users::set_clinics(c, username, &clinics)?;
+            Ok(true)
+        })?;
+        if !known {
+            return Err(AccountsError::NoSuchUser(username.into()));
+        }
+        self.refresh(username)
+    }
+
+    /// The user as stored now, with their clinics.
+    pub fn user(&self, username: &str) -> Result<User, AccountsError> {
+        let record = self.store.read(|c| users::user(c, username))?;
+        let record = record.ok_or_else(|| AccountsError::NoSuchUser(username.into()))?;
+        self.user_of(record)
+    }
+
+    fn user_of(&self, record: UserRecord) -> Result<User, AccountsError> {
+        let role = Role::parse(&record.role)
+            .ok_or_else(|| AccountsError::Hash(format!("unknown role {:?}", record.role)))?;
+        let clinics = self.store.read(|c| users::clinics(c, &record.username))?;
+        Ok(User { username: record.username, role, clinics })
+    }
+
+    /// Gives the live sessions of `username` their stored role and clinics.
+    fn refresh(&self, username: &str) -> Result<User, AccountsError> {
+        let user = self.user(username)?;
+        for session in self.sessions().values_mut().filter(|s| s.user.username == username) {
+            session.user = user.clone();
+        }
+        Ok(user)
     }
 
     /// Checks a user name and password and opens a session; returns its token. Slow on purpose
@@ -154,9 +214,7 @@ impl Accounts {
         let (Some(record), true) = (record, matches) else {
             return Err(AccountsError::WrongCredentials);
         };
-        let role = Role::parse(&record.role)
-            .ok_or_else(|| AccountsError::Hash(format!("unknown role {:?}", record.role)))?;
-        let user = User { username: record.username, role };
+        let user = self.user_of(record)?;
         let token = new_token()?;
         let idle_before = unix_now() - SESSION_IDLE.as_secs() as i64;
         let hash = token_hash(&token);
@@ -191,6 +249,13 @@ impl Accounts {
             return None;
         }
         session.last_seen = now;
+        // The role and clinics as stored now: a change made from the CLI (another process)
+        // applies to open sessions at their next request.
+        if let Ok(Some(record)) = self.store.read(|c| users::user(c, &session.user.username))
+            && let Ok(user) = self.user_of(record)
+        {
+            session.user = user;
+        }
         if now.saturating_duration_since(session.stored) >= TOUCH_EVERY {
             session.stored = now;
             if let Err(e) =
@@ -212,7 +277,7 @@ impl Accounts {
             return None;
         }
         let record = self.store.read(|c| users::user(c, &username)).ok()??;
-        let user = User { username: record.username, role: Role::parse(&record.role)? };
+        let user = self.user_of(record).ok()?;
         let last_seen = now.checked_sub(idle).unwrap_or(now);
         Some(Session { user, last_seen, stored: now })
     }
@@ -232,6 +297,27 @@ impl Accounts {
             tracing::warn!("cannot forget a session: {e}");
         }
     }
+}
+
+/// Longest clinic name, in bytes (the protocol's limit on place names).
+const MAX_CLINIC_BYTES: usize = 128;
+
+/// Clinic names without duplicates, each non-empty, printable and at most [`MAX_CLINIC_BYTES`].
+fn check_clinics(clinics: &[String]) -> Result<Vec<String>, AccountsError> {
+    let mut out: Vec<String> = Vec::new();
+    for clinic in clinics {
+        let clinic = clinic.trim();
+        let ok = !clinic.is_empty()
+            && clinic.len() <= MAX_CLINIC_BYTES
+            && !clinic.chars().any(char::is_control);
+        if !ok {
+            return Err(AccountsError::BadClinic(clinic.into()));
+        }
+        if !out.iter().any(|c| c == clinic) {
+            out.push(clinic.into());
+        }
+    }
+    Ok(out)
 }
 
 fn check_username(username: &str) -> Result<(), AccountsError> {
@@ -289,7 +375,7 @@ mod tests {
     fn a_password_shorter_than_eight_characters_is_refused() {
         assert!(matches!(hash_password("1234567"), Err(AccountsError::PasswordTooShort)));
         let accounts = Accounts::new(Store::in_memory());
-        let refused = accounts.add_user("bob", Role::Admin, "short");
+        let refused = accounts.add_user("bob", Role::FleetAdmin, "short");
         assert!(matches!(refused, Err(AccountsError::PasswordTooShort)));
         assert!(hash_password("12345678").is_ok());
     }
@@ -300,7 +386,7 @@ mod tests {
         let now = Instant::now();
         let (token, user) = accounts.sign_in("alice", "correct horse", now).unwrap();
         assert_eq!(token.len(), 64);
-        assert_eq!(user, User { username: "alice".into(), role: Role::Clinician });
+        assert_eq!(user, User { username: "alice".into(), role: Role::Clinician, clinics: vec![] });
         assert_eq!(accounts.session(&token, now), Some(user));
     }
 
@@ -341,6 +427,32 @@ mod tests {
         let again = Accounts::new(restarted.store);
         assert!(again.session(&other, now).is_none());
         assert!(again.session("not-a-token", now).is_none());
+    }
+
+    #[test]
+    fn a_role_or_clinic_change_made_by_another_process_applies_to_an_open_session() {
+        let accounts = accounts_with_alice();
+        let now = Instant::now();
+        let (token, _) = accounts.sign_in("alice", "correct horse", now).unwrap();
+        // What `fleetd user role` / `fleetd user clinics` write, behind the server's back.
+        accounts.store.read(|c| users::set_role(c, "alice", "auditor")).unwrap();
+        let clinics = ["South".to_string()];
+        accounts.store.read(|c| users::set_clinics(c, "alice", &clinics)).unwrap();
+        let user = accounts.session(&token, now).unwrap();
+        assert_eq!((user.role, user.clinics), (Role::Auditor, vec!["South".to_string()]));
+    }
+
+    #[test]
+    fn set_role_and_set_clinics_refuse_an_unknown_user_and_a_bad_clinic() {
+        let accounts = accounts_with_alice();
+        assert!(matches!(
+            accounts.set_role("bob", Role::Auditor),
+            Err(AccountsError::NoSuchUser(_))
+        ));
+        let bad = accounts.set_clinics("alice", &["No\nrth".to_string()]);
+        assert!(matches!(bad, Err(AccountsError::BadClinic(_))));
+        let user = accounts.set_clinics("alice", &[" North ".into(), "North".into()]).unwrap();
+        assert_eq!(user.clinics, ["North"]);
     }
 
     #[test]

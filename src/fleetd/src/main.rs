@@ -5,12 +5,14 @@
 //! - [`signalling`]: visit signalling (pure router + the hub task that runs it).
 //! - [`fleet`]: config layers, the rollout engine, commands and the driver that sends them.
 //! - [`registry`]: enrolment tokens, devices, revocation; [`pki`]: the CA, server certificate
-//!   and signing key; [`accounts`]: console users and sessions.
+//!   and signing key; [`accounts`]: console users and sessions; [`access`]: roles, the
+//!   permission table and clinic scope.
 //! - [`mqtt`]: fleetd's MQTT client; [`broker`]: the mosquitto it runs; [`turn`]: ICE servers.
 //! - [`store`]: the SQLite database; [`data_dir`]: every file of the data directory.
 //!
 //! This file only parses the command line, dispatches, and reports errors to the operator.
 
+mod access;
 mod accounts;
 mod broker;
 mod cli;

@@ -144,7 +144,10 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         secret.as_deref(),
         args.turn_relay_only,
     )?;
-    let (hub, _hub_task) = hub::spawn(outbox_tx, ice);
+    let places_of = registry.clone();
+    let places: hub::Places =
+        Arc::new(move |id| places_of.show(id).ok().map(|d| (d.clinic, d.room)));
+    let (hub, _hub_task) = hub::spawn(outbox_tx, ice, places);
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,

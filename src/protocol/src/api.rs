@@ -32,6 +32,10 @@ pub struct Me {
     pub username: String,
     /// `clinician`, `admin`, `auditor` or `technician`.
     pub role: String,
+    /// The clinics assigned to them: whose visits a clinician joins, whose kiosks a technician
+    /// tends. Empty for the fleet-wide roles (admin, auditor).
+    #[serde(default)]
+    pub clinics: Vec<String>,
 }
 
 /// Any refused request: `error` says what was wrong in plain words.

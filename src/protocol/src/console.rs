@@ -26,6 +26,9 @@ pub struct WaitingVisit {
 pub enum ConsoleToServer {
     /// The clinician pressed Join on a waiting visit.
     Join { visit_id: String },
+    /// Emergency access ("break glass"): join a visit of a clinic not assigned to this
+    /// clinician. `reason` (1–500 bytes, required) goes to the audit trail.
+    EmergencyJoin { visit_id: String, reason: String },
     /// The browser's SDP answer to the kiosk's offer.
     Answer { visit_id: String, sdp: String },
     /// A local ICE candidate of the browser.
@@ -72,6 +75,16 @@ impl Validate for ConsoleToServer {
             Self::Join { visit_id } | Self::End { visit_id } | Self::Resume { visit_id } => {
                 ident("visit_id", visit_id)
             }
+            Self::EmergencyJoin { visit_id, reason } => {
+                ident("visit_id", visit_id)?;
+                if reason.trim().is_empty() {
+                    return Err(crate::decode::invalid(
+                        "reason",
+                        "is empty: say why you need emergency access".into(),
+                    ));
+                }
+                text("reason", reason, MAX_REASON_BYTES)
+            }
             Self::Answer { visit_id, sdp } => {
                 ident("visit_id", visit_id)?;
                 check_sdp(sdp)
@@ -83,6 +96,9 @@ impl Validate for ConsoleToServer {
         }
     }
 }
+
+/// Longest reason for emergency access, in bytes.
+pub const MAX_REASON_BYTES: usize = 500;
 
 impl Validate for ServerToConsole {
     fn validate(&self) -> Result<(), DecodeError> {

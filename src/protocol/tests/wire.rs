@@ -82,6 +82,8 @@ fn every_server_to_kiosk_message_round_trips() {
 fn every_console_message_round_trips() {
     let id = "v-1".to_string();
     round_trip(ConsoleToServer::Join { visit_id: id.clone() });
+    let reason = "covering for the South clinic".to_string();
+    round_trip(ConsoleToServer::EmergencyJoin { visit_id: id.clone(), reason });
     round_trip(ConsoleToServer::Answer { visit_id: id.clone(), sdp: SDP.into() });
     round_trip(ConsoleToServer::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(ConsoleToServer::End { visit_id: id.clone() });

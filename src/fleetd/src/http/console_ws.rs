@@ -64,7 +64,8 @@ async fn run(mut socket: WebSocket, state: Arc<AppState>, user: User, token: Str
     let hub = state.hub.clone();
     let conn = hub.next_conn();
     let (tx, mut rx) = mpsc::channel(CONSOLE_QUEUE);
-    let attach = HubMsg::ConsoleAttached { conn, user: user.username.clone(), tx };
+    let (name, scope) = (user.username.clone(), user.scope());
+    let attach = HubMsg::ConsoleAttached { conn, user: name, scope, tx };
     if hub.send(attach).await.is_err() {
         return;
     }

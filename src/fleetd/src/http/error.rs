@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use telekiosk_protocol::api;
 
+use crate::access::Permission;
 use crate::accounts::AccountsError;
 use crate::fleet::FleetError;
 use crate::registry::{EnrolError, RegistryError};
@@ -21,8 +22,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 pub enum ApiError {
     /// No live session behind the request's cookie.
     NotSignedIn,
-    /// Signed in, but the route is for admins.
-    NotAdmin,
+    /// Signed in, but the user's role does not grant this.
+    NotAllowed(Permission),
+    /// Allowed in general, but the thing belongs to a clinic not assigned to the user.
+    OutsideClinics,
     /// Sign-in with a wrong user name or password.
     WrongCredentials,
     /// A console connection from a page of another origin.
@@ -65,7 +68,9 @@ impl ApiError {
             Self::NotSignedIn | Self::WrongCredentials | Self::Unauthorized(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::NotAdmin | Self::CrossOrigin | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotAllowed(_) | Self::OutsideClinics | Self::CrossOrigin | Self::Forbidden(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadBody { .. } | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -79,7 +84,8 @@ impl ApiError {
     pub fn message(&self) -> String {
         let text = match self {
             Self::NotSignedIn => "Not signed in.".to_string(),
-            Self::NotAdmin => "Only an admin can do that.".to_string(),
+            Self::NotAllowed(p) => format!("Your role may not {}.", p.describe()),
+            Self::OutsideClinics => "That kiosk is not in one of your clinics.".to_string(),
             Self::WrongCredentials => "Wrong user name or password.".to_string(),
             Self::CrossOrigin => "Cross-origin connections are not allowed.".to_string(),
             Self::NotJson(shape) => {

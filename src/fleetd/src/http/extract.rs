@@ -1,5 +1,5 @@
 //! What a handler asks of a request before it runs: [`SignedIn`] (a live session behind the
-//! cookie), [`AdminUser`] (the same, for an admin) and [`Valid`] (a JSON body read with
+//! cookie; the permission checks built on it are in [`super::allowed`]) and [`Valid`] (a JSON body read with
 //! `telekiosk_protocol::decode`: declared as JSON, then size, JSON and field limits). Each
 //! refuses with an [`ApiError`].
 
@@ -20,7 +20,7 @@ use telekiosk_protocol::api::{
 
 use super::error::ApiError;
 use super::{AppState, SESSION_COOKIE};
-use crate::accounts::{Role, User};
+use crate::accounts::User;
 
 /// The user of the request's live session, and the session token.
 #[derive(Debug, Clone)]
@@ -46,32 +46,6 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
             .await?
             .ok_or(ApiError::NotSignedIn)?;
         Ok(Self { user, token })
-    }
-}
-
-/// The signed-in admin. The admin routes check it once, as a layer; a handler that names the
-/// user takes it again and gets the checked one.
-#[derive(Debug, Clone)]
-pub struct AdminUser(pub User);
-
-impl FromRequestParts<Arc<AppState>> for AdminUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
-        if let Some(admin) = parts.extensions.get::<AdminUser>() {
-            return Ok(admin.clone());
-        }
-        let SignedIn { user, .. } = SignedIn::from_request_parts(parts, state).await?;
-        if user.role != Role::Admin {
-            tracing::warn!(target: "fleetd::audit", user = %user.username, path = %parts.uri.path(), "administration refused: not an admin");
-            return Err(ApiError::NotAdmin);
-        }
-        let admin = AdminUser(user);
-        parts.extensions.insert(admin.clone());
-        Ok(admin)
     }
 }
 

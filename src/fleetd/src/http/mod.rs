@@ -1,6 +1,7 @@
 //! The HTTPS front: the clinician console (`/`) and the fleet admin console (`/admin`), and the
 //! API, one file per resource: sign-in ([`session`]), kiosk enrolment ([`enrol`]),
-//! administration ([`admin`], every route under `/api/admin` behind one role check) and `/ws`
+//! administration ([`admin`], every route group under `/api/admin` behind one permission check
+//! from [`allowed`]) and `/ws`
 //! ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
 //! served from one table ([`ASSETS`]): HTML, CSS and plain JavaScript ES modules, no build step
 //! (`common.js` is what both consoles share; `wire.js` the JSDoc types of what they exchange with
@@ -11,6 +12,7 @@
 //! cookies or tokens.
 
 mod admin;
+mod allowed;
 mod console_ws;
 mod enrol;
 mod error;

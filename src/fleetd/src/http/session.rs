@@ -25,7 +25,9 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 fn me_body(user: &User) -> Json<Me> {
-    Json(Me { username: user.username.clone(), role: user.role.as_str().into() })
+    let (username, role, clinics) =
+        (user.username.clone(), user.role.as_str().into(), user.clinics.clone());
+    Json(Me { username, role, clinics })
 }
 
 fn cookie(value: String) -> Cookie<'static> {

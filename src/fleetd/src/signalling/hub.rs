@@ -1,6 +1,8 @@
 //! The hub: one task that owns the signalling [`Router`], feeds it what the MQTT and WebSocket
 //! adapters receive, and delivers its outputs (to kiosks via MQTT, to consoles via their
 //! WebSocket task, notes to the log). Nothing else touches the router, so it needs no lock.
+//! Before a kiosk's `Waiting` or `InVisit` reaches the router, the hub replaces its clinic and
+//! room by those of the device's enrolment record ([`Places`], read on the blocking pool).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +14,8 @@ use telekiosk_protocol::visit::ServerToKiosk;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::signalling::{ConnId, Input, Note, NoteLevel, Output, Router};
+use crate::access::Scope;
+use crate::signalling::{ConnId, Input, Note, NoteLevel, Output, Router, place_from_registry};
 use crate::store;
 use crate::turn::IceConfig;
 
@@ -27,8 +30,12 @@ pub enum HubMsg {
     /// Something for the router.
     Input(Input),
     /// A console connection opened: where to send its messages, then `ConsoleConnected`.
-    ConsoleAttached { conn: ConnId, user: String, tx: mpsc::Sender<ServerToConsole> },
+    ConsoleAttached { conn: ConnId, user: String, scope: Scope, tx: mpsc::Sender<ServerToConsole> },
 }
+
+/// Where a device is, by its enrolment record: `(clinic, room)`, or `None` if the registry does
+/// not know it. Blocking (SQLite): the hub calls it on the blocking pool.
+pub type Places = Arc<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>;
 
 /// The adapters' side of the hub: cheap to clone.
 #[derive(Debug, Clone)]
@@ -56,13 +63,22 @@ pub struct HubStopped;
 
 /// Starts the hub task. Messages for kiosks go to `to_kiosk`; the task ends when every
 /// [`HubHandle`] is dropped.
-pub fn spawn(to_kiosk: mpsc::Sender<KioskMessage>, ice: IceConfig) -> (HubHandle, JoinHandle<()>) {
+pub fn spawn(
+    to_kiosk: mpsc::Sender<KioskMessage>,
+    ice: IceConfig,
+    places: Places,
+) -> (HubHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let handle = HubHandle { tx, next_conn: Arc::new(AtomicU64::new(1)) };
-    (handle, tokio::spawn(run(rx, to_kiosk, ice)))
+    (handle, tokio::spawn(run(rx, to_kiosk, ice, places)))
 }
 
-async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage>, ice: IceConfig) {
+async fn run(
+    mut rx: mpsc::Receiver<HubMsg>,
+    to_kiosk: mpsc::Sender<KioskMessage>,
+    ice: IceConfig,
+    places: Places,
+) {
     let mut router = Router::new();
     let mut consoles: HashMap<ConnId, mpsc::Sender<ServerToConsole>> = HashMap::new();
     // Visits whose console or kiosk went away are ended when their grace runs out.
@@ -74,9 +90,13 @@ async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage
         };
         let Some(msg) = msg else { break };
         let input = match msg {
-            HubMsg::ConsoleAttached { conn, user, tx } => {
+            HubMsg::ConsoleAttached { conn, user, scope, tx } => {
                 consoles.insert(conn, tx);
-                Input::ConsoleConnected { conn, user }
+                Input::ConsoleConnected { conn, user, scope }
+            }
+            HubMsg::Input(Input::FromKiosk { device_id, msg: Ok(msg) }) => {
+                let msg = placed(&places, &device_id, msg).await;
+                Input::FromKiosk { device_id, msg }
             }
             HubMsg::Input(input) => input,
         };
@@ -91,6 +111,22 @@ async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage
             consoles.remove(&conn);
         }
     }
+}
+
+/// The kiosk's message with the clinic and room of its enrolment record (see
+/// [`place_from_registry`]); the registry is read only for the messages that name a place.
+async fn placed(
+    places: &Places,
+    device_id: &str,
+    msg: telekiosk_protocol::visit::KioskToServer,
+) -> Result<telekiosk_protocol::visit::KioskToServer, telekiosk_protocol::DecodeError> {
+    use telekiosk_protocol::visit::KioskToServer as K;
+    if !matches!(msg, K::Waiting { .. } | K::InVisit { .. }) {
+        return Ok(msg);
+    }
+    let (places, id) = (places.clone(), device_id.to_string());
+    let place = tokio::task::spawn_blocking(move || places(&id)).await.ok().flatten();
+    place_from_registry(msg, place)
 }
 
 /// Adds the ICE servers, with TURN credentials minted for this visit and side, to the messages

@@ -6,6 +6,13 @@
 //! [`Output`]s the adapters deliver (MQTT to kiosks, WebSocket to consoles, log lines). It never
 //! sends a message of one device's visit to another device, and never puts SDP or candidate
 //! contents into a [`Note`]: only ids and sizes.
+//!
+//! Scope ([`crate::access`]): a console only sees the waiting visits of its user's clinics and
+//! joins only those; a role that may not join visits (fleet admin, auditor) gets no queue.
+//! Emergency access (`EmergencyJoin`, with a reason) lets a clinician join a visit of another
+//! clinic, noted loudly in one place ([`emergency_note`]). The clinic and room of a visit are
+//! the device's enrolment record's ([`place_from_registry`], applied by the hub), never the
+//! kiosk's own words.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +20,8 @@ use telekiosk_protocol::DecodeError;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit};
 use telekiosk_protocol::device::{DeviceState, Presence};
 use telekiosk_protocol::visit::{EndReason, IceSettings, KioskToServer, ServerToKiosk};
+
+use crate::access::{Permission, Scope};
 
 pub mod hub;
 mod note;
@@ -31,8 +40,8 @@ pub enum Input {
     FromKiosk { device_id: String, msg: Result<KioskToServer, DecodeError> },
     /// A kiosk's retained state; `Offline` is its last will.
     KioskPresence { device_id: String, state: Result<DeviceState, DecodeError> },
-    /// A signed-in clinician opened a console connection.
-    ConsoleConnected { conn: ConnId, user: String },
+    /// A signed-in user opened a console connection; `scope`: their role and clinics.
+    ConsoleConnected { conn: ConnId, user: String, scope: Scope },
     /// A message from a console, already decoded (or refused by the decoder).
     FromConsole { conn: ConnId, msg: Result<ConsoleToServer, DecodeError> },
     /// A console connection closed.
@@ -59,6 +68,14 @@ pub const NO_LONGER_WAITING: &str = "That visit is no longer waiting.";
 pub const NOT_YOUR_VISIT: &str = "You are not in that visit.";
 /// Shown when a console already in a visit tries to join another one.
 pub const ALREADY_IN_A_VISIT: &str = "End your current visit before joining another.";
+/// Shown when a clinician asks to join a visit of a clinic not assigned to them.
+pub const NOT_YOUR_CLINIC: &str = "That visit is not in one of your clinics. To join it \
+    anyway, use emergency access and give a reason.";
+/// Shown to a console whose user's role does not join visits (fleet admin, auditor).
+pub const MAY_NOT_JOIN: &str = "Your role may not see the waiting queue or join visits.";
+/// Why the registry has no place for a kiosk that says it is waiting.
+pub const NOT_ENROLLED: &str = "the device is not in the registry";
+
 /// A visit whose clinician's console, or whose kiosk, lost its connection to fleetd is kept this
 /// long for it to come back (media is peer to peer and may well still flow); then it ends.
 pub const RESUME_GRACE: Duration = Duration::from_secs(60);
@@ -117,7 +134,7 @@ struct Claim {
 #[derive(Debug, Default)]
 pub struct Router {
     visits: Vec<Visit>,
-    consoles: Vec<(ConnId, String)>,
+    consoles: Vec<(ConnId, String, Scope)>,
     claims: Vec<Claim>,
 }
 
@@ -129,7 +146,8 @@ impl Router {
 
     /// Applies one input at time `now` and returns what to send and log, in order.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
-        let before = self.queue_shape();
+        let before: Vec<_> =
+            self.consoles.iter().map(|(c, _, scope)| (*c, self.queue_shape(scope))).collect();
         let mut out = Vec::new();
         match input {
             Input::FromKiosk { device_id, msg: Ok(msg) } => {
@@ -141,10 +159,16 @@ impl Router {
             Input::KioskPresence { device_id, state } => {
                 self.presence(&device_id, state, now, &mut out)
             }
-            Input::ConsoleConnected { conn, user } => {
-                out.push(note(NoteLevel::Audit, "console connected").user(&user).into());
-                self.consoles.push((conn, user));
-                out.push(Output::ToConsole { conn, msg: self.queue(now) });
+            Input::ConsoleConnected { conn, user, scope } => {
+                let what = format!("console connected ({})", scope.role.as_str());
+                out.push(note(NoteLevel::Audit, what).user(&user).into());
+                let msg = if scope.may(Permission::JoinVisits) {
+                    self.queue(&scope, now)
+                } else {
+                    ServerToConsole::Error { message: MAY_NOT_JOIN.into() }
+                };
+                self.consoles.push((conn, user, scope));
+                out.push(Output::ToConsole { conn, msg });
             }
             Input::FromConsole { conn, msg } => self.on_console(conn, msg, now, &mut out),
             Input::ConsoleDisconnected { conn } => {
@@ -159,14 +183,17 @@ impl Router {
                 }
                 self.claims.retain(|c| c.conn != conn);
                 out.push(note(NoteLevel::Audit, "console disconnected").user(&user).into());
-                self.consoles.retain(|(c, _)| *c != conn);
+                self.consoles.retain(|(c, ..)| *c != conn);
             }
             Input::Tick => self.expire(now, &mut out),
         }
-        if self.queue_shape() != before {
-            let queue = self.queue(now);
-            for (conn, _) in &self.consoles {
-                out.push(Output::ToConsole { conn: *conn, msg: queue.clone() });
+        // Each console that was connected before this input hears of a change to its own queue.
+        for (conn, shape) in before {
+            let Some((_, _, scope)) = self.consoles.iter().find(|(c, ..)| *c == conn) else {
+                continue;
+            };
+            if scope.may(Permission::JoinVisits) && self.queue_shape(scope) != shape {
+                out.push(Output::ToConsole { conn, msg: self.queue(scope, now) });
             }
         }
         out
@@ -367,7 +394,10 @@ impl Router {
             }
         };
         if let ConsoleToServer::Join { visit_id } = msg {
-            return self.join(conn, &user, owned, visit_id, out);
+            return self.join(conn, &user, owned, visit_id, None, out);
+        }
+        if let ConsoleToServer::EmergencyJoin { visit_id, reason } = msg {
+            return self.join(conn, &user, owned, visit_id, Some(reason), out);
         }
         if let ConsoleToServer::Resume { visit_id } = msg {
             return self.claim(conn, &user, visit_id, now, out);
@@ -399,7 +429,9 @@ impl Router {
                 let reason = EndReason::ClinicianEnded;
                 return self.end(i, Some(reason), Some(reason), out);
             }
-            ConsoleToServer::Join { .. } | ConsoleToServer::Resume { .. } => {
+            ConsoleToServer::Join { .. }
+            | ConsoleToServer::EmergencyJoin { .. }
+            | ConsoleToServer::Resume { .. } => {
                 unreachable!("handled above")
             }
         };
@@ -413,8 +445,17 @@ impl Router {
         user: &str,
         owned: Option<usize>,
         visit_id: String,
+        emergency: Option<String>,
         out: &mut Vec<Output>,
     ) {
+        let scope = self.scope(conn);
+        if !scope.may(Permission::JoinVisits) {
+            let what =
+                format!("join refused: the {} role does not join visits", scope.role.as_str());
+            out.push(note(NoteLevel::Warn, what).user(user).visit_id(&visit_id).into());
+            out.push(error_to(conn, MAY_NOT_JOIN));
+            return;
+        }
         let Some(i) = self.visits.iter().position(|v| v.visit_id == visit_id) else {
             out.push(
                 note(NoteLevel::Warn, "join refused: no such visit")
@@ -429,6 +470,14 @@ impl Router {
             // Their own visit, whose console went away (a reload, a new tab): resume.
             return self.resume(conn, i, out);
         }
+        let outside = !scope.reaches(&self.visits[i].clinic);
+        if outside && emergency.is_none() {
+            let what = "join refused: a visit outside the clinician's clinics";
+            out.push(note(NoteLevel::Warn, what).user(user).visit(&self.visits[i]).into());
+            out.push(error_to(conn, NOT_YOUR_CLINIC));
+            return;
+        }
+        let emergency = emergency.filter(|_| outside);
         let v = &mut self.visits[i];
         let taken = v.clinician.is_some() && v.owner != Some(conn);
         match (v.owner, owned) {
@@ -463,7 +512,12 @@ impl Router {
                 out.push(Output::ToConsole { conn, msg: joined });
                 if owner.is_none() {
                     (v.owner, v.clinician) = (Some(conn), Some(user.to_string()));
-                    out.push(note(NoteLevel::Audit, "clinician joined").user(user).visit(v).into());
+                    match &emergency {
+                        Some(reason) => out.push(emergency_note(user, v, reason).into()),
+                        None => out.push(
+                            note(NoteLevel::Audit, "clinician joined").user(user).visit(v).into(),
+                        ),
+                    }
                     let msg = ServerToKiosk::Accepted { visit_id, clinician: user.to_string() };
                     out.push(Output::ToKiosk { device_id: v.device_id.clone(), msg });
                 }
@@ -605,18 +659,29 @@ impl Router {
     }
 
     fn user(&self, conn: ConnId) -> String {
-        let found = self.consoles.iter().find(|(c, _)| *c == conn);
-        found.map_or_else(|| format!("unknown-console-{}", conn.0), |(_, u)| u.clone())
+        let found = self.consoles.iter().find(|(c, ..)| *c == conn);
+        found.map_or_else(|| format!("unknown-console-{}", conn.0), |(_, u, _)| u.clone())
     }
 
-    /// What the consoles see of the queue, to detect when it changed.
-    fn queue_shape(&self) -> Vec<(String, String, String)> {
-        let waiting = self.visits.iter().filter(|v| v.clinician.is_none());
+    /// The role and clinics of a console's user; none for an unknown console.
+    fn scope(&self, conn: ConnId) -> Scope {
+        let found = self.consoles.iter().find(|(c, ..)| *c == conn);
+        found.map_or_else(|| Scope::new(crate::access::Role::Auditor, [""; 0]), |(.., s)| s.clone())
+    }
+
+    /// The waiting visits a console of `scope` sees: those of its clinics.
+    fn waiting_for<'a>(&'a self, scope: &'a Scope) -> impl Iterator<Item = &'a Visit> + 'a {
+        self.visits.iter().filter(move |v| v.clinician.is_none() && scope.reaches(&v.clinic))
+    }
+
+    /// What a console of `scope` sees of the queue, to detect when it changed.
+    fn queue_shape(&self, scope: &Scope) -> Vec<(String, String, String)> {
+        let waiting = self.waiting_for(scope);
         waiting.map(|v| (v.visit_id.clone(), v.clinic.clone(), v.room.clone())).collect()
     }
 
-    fn queue(&self, now: Instant) -> ServerToConsole {
-        let waiting = self.visits.iter().filter(|v| v.clinician.is_none()).map(|v| WaitingVisit {
+    fn queue(&self, scope: &Scope, now: Instant) -> ServerToConsole {
+        let waiting = self.waiting_for(scope).map(|v| WaitingVisit {
             visit_id: v.visit_id.clone(),
             device_id: v.device_id.clone(),
             clinic: v.clinic.clone(),
@@ -634,6 +699,37 @@ fn queued(v: &Visit) -> Output {
     Output::ToKiosk { device_id: v.device_id.clone(), msg }
 }
 
+/// The one note of emergency access: a warning under `fleetd::audit`, with who, which visit
+/// and device, and the reason given (validated printable text, at most 500 bytes).
+fn emergency_note(user: &str, v: &Visit, reason: &str) -> Note {
+    let what = format!(
+        "EMERGENCY ACCESS: clinician joined a visit of {:?}, outside their clinics; reason: {:?}",
+        v.clinic, reason
+    );
+    note(NoteLevel::Warn, what).user(user).visit(v)
+}
+
+/// The kiosk's `Waiting` or `InVisit` with the clinic and room of its enrolment record
+/// (`place`, from the registry) in place of the ones it sent; other messages unchanged. A kiosk
+/// the registry does not know is refused.
+pub fn place_from_registry(
+    msg: KioskToServer,
+    place: Option<(String, String)>,
+) -> Result<KioskToServer, DecodeError> {
+    let needs_place = matches!(msg, KioskToServer::Waiting { .. } | KioskToServer::InVisit { .. });
+    match (msg, place) {
+        (msg, _) if !needs_place => Ok(msg),
+        (_, None) => Err(DecodeError::Malformed(NOT_ENROLLED.into())),
+        (KioskToServer::Waiting { visit_id, .. }, Some((clinic, room))) => {
+            Ok(KioskToServer::Waiting { visit_id, clinic, room })
+        }
+        (KioskToServer::InVisit { visit_id, clinician, .. }, Some((clinic, room))) => {
+            Ok(KioskToServer::InVisit { visit_id, clinic, room, clinician })
+        }
+        (msg, Some(_)) => Ok(msg),
+    }
+}
+
 fn error_to(conn: ConnId, message: &str) -> Output {
     Output::ToConsole { conn, msg: ServerToConsole::Error { message: message.to_string() } }
 }
@@ -641,6 +737,7 @@ fn error_to(conn: ConnId, message: &str) -> Output {
 fn visit_id_of(msg: &ConsoleToServer) -> &str {
     match msg {
         ConsoleToServer::Join { visit_id }
+        | ConsoleToServer::EmergencyJoin { visit_id, .. }
         | ConsoleToServer::Answer { visit_id, .. }
         | ConsoleToServer::Ice { visit_id, .. }
         | ConsoleToServer::End { visit_id }

@@ -11,6 +11,7 @@ use telekiosk_protocol::visit::{
 use telekiosk_protocol::{DecodeError, decode};
 
 use super::*;
+use crate::access::Role;
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=SECRET-SDP\r\n";
 const CANDIDATE: &str = "candidate:1 1 UDP 2122 192.0.2.7 5000 typ host SECRET";
@@ -58,8 +59,12 @@ fn kiosk_garbage(device_id: &str) -> Input {
 fn offline(device_id: &str) -> Input {
     Input::KioskPresence { device_id: device_id.into(), state: Ok(DeviceState::offline()) }
 }
+/// A clinician of "North", the clinic of [`waiting`]'s kiosks.
 fn connect(conn: u64, user: &str) -> Input {
-    Input::ConsoleConnected { conn: ConnId(conn), user: user.into() }
+    connect_as(conn, user, Scope::new(Role::Clinician, ["North"]))
+}
+fn connect_as(conn: u64, user: &str, scope: Scope) -> Input {
+    Input::ConsoleConnected { conn: ConnId(conn), user: user.into(), scope }
 }
 fn console(conn: u64, msg: C2S) -> Input {
     Input::FromConsole { conn: ConnId(conn), msg: Ok(msg) }
@@ -544,3 +549,6 @@ fn a_kiosk_that_waits_is_told_it_is_queued_each_time_it_says_so_but_not_when_ref
         true,
     );
 }
+
+/// Clinic scope, emergency access and the registry's place names.
+mod scope;

@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
         username     TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
         last_seen    INTEGER NOT NULL
     ) STRICT;",
+    users::ROLES_AND_CLINICS,
 ];
 
 /// Why a database operation failed.

@@ -53,10 +53,21 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Adds a user; a clinician or technician is assigned North Clinic (see [`enrol_token`]).
 pub async fn add_user(dir: &Path, name: &str, password: &str, role: &str) {
+    let clinics: &[&str] = match role {
+        "clinician" | "technician" => &["North Clinic"],
+        _ => &[],
+    };
+    add_user_in(dir, name, password, role, clinics).await;
+}
+
+/// Adds a user assigned to `clinics`.
+pub async fn add_user_in(dir: &Path, name: &str, password: &str, role: &str, clinics: &[&str]) {
     let mut child = Command::new(FLEETD)
         .args(["user", "add", name, "--role", role, "--password-stdin", "--data-dir"])
         .arg(dir)
+        .args(clinics.iter().flat_map(|c| ["--clinic", c]))
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();

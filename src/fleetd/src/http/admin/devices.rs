@@ -10,25 +10,33 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use telekiosk_protocol::api::{DeviceInfo, EnrolToken, NewEnrolToken};
 
+use crate::access::Permission;
 use crate::http::AppState;
+use crate::http::allowed::{Acting, in_clinic};
 use crate::http::error::ApiResult;
-use crate::http::extract::{AdminUser, Valid};
+use crate::http::extract::Valid;
 use crate::store::unix_now;
 
-/// The device administration routes, relative to `/api/admin`.
-pub fn routes() -> Router<Arc<AppState>> {
+/// The device list, approval and revocation, relative to `/api/admin`.
+pub fn manage() -> Router<Arc<AppState>> {
     Router::new()
         .route("/devices", get(list))
-        .route("/devices/tokens", post(create_token))
         .route("/devices/{id}/approve", post(approve))
         .route("/devices/{id}/revoke", post(revoke))
 }
 
+/// Enrolment codes, relative to `/api/admin`.
+pub fn enrol_codes() -> Router<Arc<AppState>> {
+    Router::new().route("/devices/tokens", post(create_token))
+}
+
+/// A technician issues codes for their own clinics only.
 async fn create_token(
     State(state): State<Arc<AppState>>,
-    AdminUser(user): AdminUser,
+    Acting(user): Acting,
     Valid(req): Valid<NewEnrolToken>,
 ) -> ApiResult<(StatusCode, Json<EnrolToken>)> {
+    in_clinic(&user, Permission::IssueEnrolCodes, &req.clinic)?;
     let token =
         state.blocking(move |s| s.registry.create_token(&req, &user.username, unix_now())).await?;
     Ok((StatusCode::CREATED, Json(token)))
@@ -40,7 +48,7 @@ async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<DeviceIn
 
 async fn approve(
     State(state): State<Arc<AppState>>,
-    AdminUser(user): AdminUser,
+    Acting(user): Acting,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeviceInfo>> {
     state.blocking(move |s| s.registry.approve(&id, &user.username, unix_now())).await.map(Json)
@@ -48,7 +56,7 @@ async fn approve(
 
 async fn revoke(
     State(state): State<Arc<AppState>>,
-    AdminUser(user): AdminUser,
+    Acting(user): Acting,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeviceInfo>> {
     let device =

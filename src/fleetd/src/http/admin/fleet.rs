@@ -14,24 +14,41 @@ use telekiosk_protocol::api::{
     NewCommand, NewRollout, RolloutInfo,
 };
 
+use crate::access::command_permission;
 use crate::fleet::FleetError;
 use crate::fleet::rollout::Control;
 use crate::http::AppState;
+use crate::http::allowed::{Acting, on_device};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{AdminUser, Valid};
+use crate::http::extract::Valid;
 use crate::store::unix_now;
 
-/// The fleet administration routes, relative to `/api/admin`.
-pub fn routes() -> Router<Arc<AppState>> {
+/// Fleet state and one device in full, relative to `/api/admin` (device management).
+pub fn devices() -> Router<Arc<AppState>> {
     Router::new()
         .route("/fleet", get(fleet))
         .route("/groups", get(groups))
         .route("/devices/{id}", get(device))
+}
+
+/// Commands and their results (identify and diagnostics; reboot and restart for an admin).
+pub fn commands() -> Router<Arc<AppState>> {
+    Router::new()
         .route("/devices/{id}/commands", post(new_command))
         .route("/commands/{id}", get(command))
+}
+
+/// Group config and device overrides.
+pub fn config() -> Router<Arc<AppState>> {
+    Router::new()
         .route("/config/groups/{group}", get(group_config).put(set_group_config))
         .route("/config/devices/{id}", get(device_config).put(set_device_config))
-        .route("/rollouts", get(rollouts).post(start_rollout))
+}
+
+/// Rollouts and rollbacks.
+pub fn rollouts() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/rollouts", get(rollouts_list).post(start_rollout))
         .route("/rollouts/{id}", get(rollout))
         .route("/rollouts/{id}/{action}", post(change_rollout))
         .route("/rollback", post(rollback))
@@ -51,20 +68,35 @@ async fn device(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceDet
     s.blocking(move |s| s.fleet.device_detail(&id)).await.map(Json)
 }
 
+/// A technician may send identify and diagnostics to the kiosks of their clinics; reboot and
+/// restart are an admin's.
 async fn new_command(
     State(s): S,
-    AdminUser(u): AdminUser,
+    Acting(u): Acting,
     Path(id): Path<String>,
     Valid(req): Valid<NewCommand>,
 ) -> ApiResult<(StatusCode, Json<CommandInfo>)> {
-    let res = s.blocking(move |s| s.fleet.new_command(&id, req.command, &u.username, unix_now()));
+    let res = s.blocking(move |s| {
+        on_device(s, &u, command_permission(&req.command), &id)?;
+        Ok::<_, ApiError>(s.fleet.new_command(&id, req.command, &u.username, unix_now())?)
+    });
     let res = res.await;
     s.driver.poke();
     Ok((StatusCode::CREATED, Json(res?)))
 }
 
-async fn command(State(s): S, Path(id): Path<String>) -> ApiResult<Json<CommandInfo>> {
-    s.blocking(move |s| s.fleet.command(&id)?.ok_or(FleetError::NoSuchCommand(id))).await.map(Json)
+async fn command(
+    State(s): S,
+    Acting(u): Acting,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CommandInfo>> {
+    s.blocking(move |s| {
+        let info = s.fleet.command(&id)?.ok_or(FleetError::NoSuchCommand(id))?;
+        on_device(s, &u, command_permission(&info.command), &info.device_id)?;
+        Ok::<_, ApiError>(info)
+    })
+    .await
+    .map(Json)
 }
 
 async fn group_config(State(s): S, Path(group): Path<String>) -> ApiResult<Json<GroupConfig>> {
@@ -73,7 +105,7 @@ async fn group_config(State(s): S, Path(group): Path<String>) -> ApiResult<Json<
 
 async fn set_group_config(
     State(s): S,
-    AdminUser(u): AdminUser,
+    Acting(u): Acting,
     Path(group): Path<String>,
     Valid(draft): Valid<ConfigDraft>,
 ) -> ApiResult<Json<GroupConfig>> {
@@ -88,7 +120,7 @@ async fn device_config(State(s): S, Path(id): Path<String>) -> ApiResult<Json<De
 
 async fn set_device_config(
     State(s): S,
-    AdminUser(u): AdminUser,
+    Acting(u): Acting,
     Path(id): Path<String>,
     Valid(draft): Valid<ConfigDraft>,
 ) -> ApiResult<Json<DeviceConfig>> {
@@ -97,7 +129,7 @@ async fn set_device_config(
         .map(Json)
 }
 
-async fn rollouts(State(s): S) -> ApiResult<Json<Vec<RolloutInfo>>> {
+async fn rollouts_list(State(s): S) -> ApiResult<Json<Vec<RolloutInfo>>> {
     s.blocking(|s| s.fleet.rollouts(None, 100)).await.map(Json)
 }
 
@@ -107,7 +139,7 @@ async fn rollout(State(s): S, Path(id): Path<i64>) -> ApiResult<Json<RolloutInfo
 
 async fn start_rollout(
     State(s): S,
-    AdminUser(u): AdminUser,
+    Acting(u): Acting,
     Valid(req): Valid<NewRollout>,
 ) -> ApiResult<(StatusCode, Json<RolloutInfo>)> {
     let res = s.blocking(move |s| s.fleet.start_rollout(&req, &u.username, unix_now())).await;
@@ -117,7 +149,7 @@ async fn start_rollout(
 
 async fn rollback(
     State(s): S,
-    AdminUser(u): AdminUser,
+    Acting(u): Acting,
     Valid(req): Valid<NewRollout>,
 ) -> ApiResult<(StatusCode, Json<RolloutInfo>)> {
     let res = s.blocking(move |s| s.fleet.rollback(&req, &u.username, unix_now())).await;
@@ -127,7 +159,7 @@ async fn rollback(
 
 async fn change_rollout(
     State(s): S,
-    AdminUser(u): AdminUser,
+    Acting(u): Acting,
     Path((id, action)): Path<(i64, String)>,
 ) -> ApiResult<Json<RolloutInfo>> {
     let action = match action.as_str() {

@@ -14,6 +14,18 @@ import { renderRollouts } from './admin-rollouts.js';
 /** @type {View[]} */
 const VIEWS = ['signin', 'denied', 'fleet', 'device', 'config', 'rollouts'];
 const REFRESH_MS = 3000;
+
+/**
+ * The views each role may open, after fleetd's permission table: only a fleet admin manages
+ * devices, config and rollouts; fleetd refuses the others' requests in any case.
+ * @type {Record<Me['role'], View[]>}
+ */
+const ROLE_VIEWS = {
+  admin: ['fleet', 'device', 'config', 'rollouts'],
+  clinician: [],
+  auditor: [],
+  technician: [],
+};
 /** @type {Me | null} */
 let me = null;
 /** @type {ReturnType<typeof setInterval> | undefined} */
@@ -45,8 +57,17 @@ function parseRoute() {
 
 async function route() {
   if (!me) return;
-  if (me.role !== 'admin') { show('denied'); return; }
+  const allowed = ROLE_VIEWS[me.role] || [];
+  for (const a of document.querySelectorAll('#tabs a')) {
+    const tab = /** @type {HTMLElement} */ (a);
+    tab.hidden = !allowed.includes(/** @type {View} */ (tab.dataset.tab));
+  }
   const { view, arg } = parseRoute();
+  if (!allowed.includes(view)) {
+    $('denied-role').textContent = `You are signed in as ${me.role === 'admin' ? 'an admin' : `a ${me.role}`}`;
+    show('denied');
+    return;
+  }
   show(view);
   clearInterval(timer);
   /** @type {Partial<Record<View, () => Promise<void>>>} */

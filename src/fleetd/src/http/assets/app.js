@@ -121,12 +121,29 @@ function joinVisit(visitId, button) {
   send({ type: 'join', visit_id: visitId });
 }
 
+/**
+ * Emergency access ("break glass"): a visit of another clinic, by id, with a reason.
+ * @param {SubmitEvent} e
+ */
+function emergencyJoin(e) {
+  e.preventDefault();
+  if (calls.current()) return;
+  const visitId = /** @type {HTMLInputElement} */ ($('emergency-visit')).value.trim();
+  const reason = /** @type {HTMLInputElement} */ ($('emergency-reason')).value.trim();
+  if (!visitId || !reason) { notice('Give the visit id and the reason for emergency access.'); return; }
+  notice('');
+  send({ type: 'emergency_join', visit_id: visitId, reason });
+}
+
 // ---------- session ----------
 
 /** @param {Me} user */
 function start(user) {
   me = user;
-  $('who').textContent = user.username;
+  const clinics = user.clinics && user.clinics.length ? ` · ${user.clinics.join(', ')}` : '';
+  $('who').textContent = `${user.username}${clinics}`;
+  // Only a clinician joins visits; fleetd refuses the others and says so.
+  $('emergency').hidden = user.role !== 'clinician';
   show('queue');
   connect();
 }
@@ -229,6 +246,7 @@ function onMessage(msg) {
 // ---------- wiring ----------
 
 wireSession({ signedIn: start, signedOut });
+$('emergency-form').addEventListener('submit', (e) => emergencyJoin(/** @type {SubmitEvent} */ (e)));
 calls.setUp({ send, notice, over: () => { if (me) show('queue'); } });
 
 // For end-to-end tests and support: the live peer connection, the current view, and Join by id

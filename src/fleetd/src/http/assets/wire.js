@@ -18,6 +18,7 @@
  * @typedef {object} Me
  * @property {string} username
  * @property {'clinician' | 'admin' | 'auditor' | 'technician'} role
+ * @property {string[]} clinics assigned clinics (a clinician's visits, a technician's kiosks); empty for admin and auditor
  */
 
 /**
@@ -68,8 +69,10 @@
  */
 
 /**
- * What the console sends to fleetd.
+ * What the console sends to fleetd. `emergency_join`: emergency access to a visit of a clinic
+ * not assigned to this clinician; `reason` (1–500 bytes) goes to the audit trail.
  * @typedef {{ type: 'join', visit_id: string }
+ *   | { type: 'emergency_join', visit_id: string, reason: string }
  *   | { type: 'answer', visit_id: string, sdp: string }
  *   | { type: 'ice', visit_id: string, ice: Ice }
  *   | { type: 'end', visit_id: string }
