@@ -70,4 +70,10 @@ impl DataDir {
     pub fn signing_key(&self) -> PathBuf {
         self.0.join("config-signing-key.pem")
     }
+
+    /// The audit chain head (`SEQ HASH`), written apart from the database so that a rewritten
+    /// database is caught by `fleetd audit verify`.
+    pub fn audit_head(&self) -> PathBuf {
+        self.0.join("audit-head")
+    }
 }

@@ -12,6 +12,7 @@
 //! This file only parses the command line, dispatches, and reports errors to the operator.
 
 mod accounts;
+mod audit;
 mod broker;
 mod cli;
 mod data_dir;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Command::User { command } => cli::user::run(command, &data_dir),
         Command::Device { command } => cli::device::run(command, &data_dir),
         Command::Config { command } => cli::config::run(command, &data_dir),
+        Command::Audit { command } => cli::audit::run(command, &data_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

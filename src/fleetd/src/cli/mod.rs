@@ -5,6 +5,7 @@
 //! the registry and the fleet of a data directory. `serve`'s own options are in
 //! [`crate::serve`].
 
+pub mod audit;
 pub mod config;
 pub mod device;
 pub mod user;
@@ -53,6 +54,11 @@ pub enum Command {
         #[command(subcommand)]
         command: config::ConfigCommand,
     },
+    /// Verify and export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 /// Options every `device` and `config` subcommand takes.
@@ -87,11 +93,12 @@ pub fn unix_user() -> String {
     nix::unistd::User::from_uid(uid).ok().flatten().map_or_else(|| format!("uid {uid}"), |u| u.name)
 }
 
-/// A duration such as `90s`, `15m`, `2h` or `7d`: a whole number and a unit, at least 1 s.
+/// A duration such as `90s`, `15m`, `2h`, `7d` or `6y` (365 days a year): a whole number and a
+/// unit, at least 1 s.
 /// Callers bound it further.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad =
-        || format!("{s:?} is not a duration: write a number and a unit (s, m, h or d), e.g. 15m");
+        || format!("{s:?} is not a duration: write a number and a unit (s, m, h, d or y), e.g. 15m");
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().map_err(|_| bad())?;
@@ -100,6 +107,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
+        "y" => 365 * 86_400,
         _ => return Err(bad()),
     };
     match n.checked_mul(unit_secs) {
@@ -137,6 +145,7 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("6y"), Ok(Duration::from_secs(6 * 365 * 86_400)));
         for bad in ["", "15", "m", "24x", "-1h", "1.5h", "0s", "99999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

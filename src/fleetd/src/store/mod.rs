@@ -22,6 +22,7 @@
 //! take every later request down with it. [`crate::accounts`]' session table follows the same
 //! rule.
 
+pub mod audit;
 pub mod devices;
 pub mod fleet;
 pub mod users;
@@ -53,6 +54,8 @@ const MIGRATIONS: &[&str] = &[
         username     TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
         last_seen    INTEGER NOT NULL
     ) STRICT;",
+    // The audit trail: append-only and hash-chained (see `audit.rs`).
+    audit::SCHEMA,
 ];
 
 /// Why a database operation failed.
