@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::accounts::Accounts;
+use crate::audit::{self, Audit};
 use crate::data_dir::DataDir;
 use crate::fleet::{Fleet, driver};
 use crate::pki::{self, ca, signing};
@@ -68,6 +69,9 @@ pub struct ServeArgs {
     /// else).
     #[arg(long)]
     turn_relay_only: bool,
+    /// How long audit records are kept (e.g. 6y, 2190d); older ones are pruned once a day.
+    #[arg(long, default_value = "6y", value_parser = crate::cli::parse_duration)]
+    audit_retention: Duration,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -94,6 +98,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let signing_key = signing::ensure(&data_dir.signing_key())?;
     let registry = Arc::new(Registry::new(Store::open(&db)?, pki.clone(), signing_key)?);
     let fleet = Arc::new(Fleet::new(Store::open(&db)?));
+    let trail = Audit::open(&data_dir)?;
     let signer = Arc::new(signing::Signer::load(&data_dir.signing_key())?);
     // The CRL before the broker: mosquitto refuses every client while it has none.
     let crl = data_dir.crl();
@@ -142,7 +147,9 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         secret.as_deref(),
         args.turn_relay_only,
     )?;
-    let (hub, _hub_task) = hub::spawn(outbox_tx, ice);
+    let upkeep = audit::spawn_upkeep(trail.clone(), args.audit_retention);
+    let (to_trail, trail_queue) = audit::spawn_queue(trail.clone());
+    let (hub, _hub_task) = hub::spawn(outbox_tx, ice, to_trail);
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,
@@ -157,7 +164,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         driver::spawn(fleet.clone(), signer, fleet_inbox, publish_tx, connections);
 
     let handle = axum_server::Handle::new();
-    let app = http::app(http::AppState::new(accounts, hub, registry, watcher, fleet, driver));
+    let app = http::app(http::AppState::new(accounts, hub, registry, watcher, fleet, driver, trail.clone()));
     let mut web_task =
         tokio::spawn(http::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
 
@@ -193,6 +200,12 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     watcher_task.abort();
     if let Some(broker) = broker {
         broker.stop().await;
+    }
+    upkeep.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(2), trail_queue).await;
+    match tokio::task::spawn_blocking(move || trail.write_head()).await {
+        Ok(Err(e)) => tracing::error!(target: "fleetd::audit", "cannot write the audit head: {e:#}"),
+        _ => {}
     }
     outcome
 }

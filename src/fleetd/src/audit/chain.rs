@@ -34,6 +34,7 @@ impl Outcome {
     }
 
     /// The stored text back.
+    #[cfg(test)]
     pub fn from_text(text: &str) -> Self {
         match text.strip_prefix("refused:") {
             Some(class) => Outcome::Refused(class.into()),

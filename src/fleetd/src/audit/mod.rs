@@ -16,8 +16,11 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::data_dir::DataDir;
 use crate::store::{self, Store, StoreError};
@@ -197,6 +200,51 @@ impl Audit {
         }
         Ok(pruned)
     }
+}
+
+/// How often the chain head is written to the head file and the log.
+pub const HEAD_EVERY: Duration = Duration::from_secs(5 * 60);
+/// How often records past retention are pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// The server's upkeep of the trail: the head written every [`HEAD_EVERY`], records older than
+/// `retention` pruned every [`PRUNE_EVERY`] (both on the blocking pool). The caller writes the
+/// head once more at shut-down.
+pub fn spawn_upkeep(audit: Audit, retention: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut head = tokio::time::interval(HEAD_EVERY);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            let a = audit.clone();
+            tokio::select! {
+                _ = head.tick() => {
+                    let done = tokio::task::spawn_blocking(move || a.write_head()).await;
+                    if let Ok(Err(e)) = done {
+                        tracing::error!(target: "fleetd::audit", "cannot write the audit head: {e:#}");
+                    }
+                }
+                _ = prune.tick() => {
+                    let before = now_ms().saturating_sub(retention.as_millis() as i64);
+                    let done = tokio::task::spawn_blocking(move || a.prune(before)).await;
+                    if let Ok(Err(e)) = done {
+                        tracing::error!(target: "fleetd::audit", "cannot prune the audit trail: {e}");
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// An ordered queue into the trail for code that must not wait (the signalling hub): one task
+/// appends what is queued, in order. A full queue drops the entry, and says so in the log.
+pub fn spawn_queue(audit: Audit) -> (mpsc::Sender<Entry>, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Entry>(4096);
+    let task = tokio::spawn(async move {
+        while let Some(entry) = rx.recv().await {
+            audit.record(entry).await;
+        }
+    });
+    (tx, task)
 }
 
 /// The head file's `SEQ HASH`, if there is one.

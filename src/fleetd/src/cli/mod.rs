@@ -135,6 +135,23 @@ pub fn open_registry(dir: &DataDir) -> anyhow::Result<Registry> {
     Registry::new(store, pki, signing_key).context("cannot read fleetd's CA")
 }
 
+/// Records in the data directory's audit trail what a CLI command did (or the class of why it
+/// was refused), by `cli:OSUSER` from `cli`, and writes the head file; `result` is returned
+/// as it was. A trail that cannot be written stops the command with an error.
+pub fn audited<T, E: std::fmt::Debug>(
+    dir: &DataDir,
+    action: &'static str,
+    object: &str,
+    result: Result<T, E>,
+) -> anyhow::Result<Result<T, E>> {
+    let trail = crate::audit::Audit::open(dir)?;
+    let actor = crate::audit::cli(&unix_user());
+    let entry = crate::audit::Entry::new(&actor, action, object, "cli");
+    trail.append(entry.outcome(&result, crate::audit::class_of))?;
+    trail.write_head()?;
+    Ok(result)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

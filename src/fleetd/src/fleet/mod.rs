@@ -158,7 +158,7 @@ impl Fleet {
             bump(c)?;
             Ok::<_, FleetError>(())
         })?;
-        tracing::info!(target: "fleetd::audit", by, group, "group config set");
+        tracing::info!(by, group, "group config set");
         self.group_config(group)
     }
 
@@ -187,7 +187,7 @@ impl Fleet {
         } else {
             "device config override set"
         };
-        tracing::info!(target: "fleetd::audit", by, device = id, group = %device.clinic, "{what}");
+        tracing::info!(by, device = id, group = %device.clinic, "{what}");
         self.device_config(id)
     }
 
@@ -262,7 +262,7 @@ impl Fleet {
             Control::Resume => "rollout resumed",
             Control::Abort => "rollout aborted",
         };
-        tracing::info!(target: "fleetd::audit", by, group = %row.group, rollout = id, version = row.version, "{what}");
+        tracing::info!(by, group = %row.group, rollout = id, version = row.version, "{what}");
         self.rollout(id)
     }
 }
@@ -350,7 +350,7 @@ fn new_rollout(
     let id = q::insert_rollout(c, &row)?;
     bump(c)?;
     let devices = engine.targets.len();
-    tracing::info!(target: "fleetd::audit", by, group, rollout = id, version, kind, devices, "rollout started");
+    tracing::info!(by, group, rollout = id, version, kind, devices, "rollout started");
     Ok(id)
 }
 

@@ -18,9 +18,11 @@ use telekiosk_protocol::api::{
     ConfigDraft, EnrolRequest, LoginRequest, NewCommand, NewEnrolToken, NewRollout,
 };
 
+use super::audit::Place;
 use super::error::ApiError;
 use super::{AppState, SESSION_COOKIE};
 use crate::accounts::{Role, User};
+use crate::audit::{self, Entry};
 
 /// The user of the request's live session, and the session token.
 #[derive(Debug, Clone)]
@@ -66,7 +68,10 @@ impl FromRequestParts<Arc<AppState>> for AdminUser {
         }
         let SignedIn { user, .. } = SignedIn::from_request_parts(parts, state).await?;
         if user.role != Role::Admin {
-            tracing::warn!(target: "fleetd::audit", user = %user.username, path = %parts.uri.path(), "administration refused: not an admin");
+            let Ok(Place(place)) = Place::from_request_parts(parts, state).await;
+            let (actor, path) = (audit::user(&user.username), parts.uri.path());
+            let entry = Entry::new(&actor, audit::ACCESS_REFUSED, path, &place).refused("not_admin");
+            state.audit.record(entry).await;
             return Err(ApiError::NotAdmin);
         }
         let admin = AdminUser(user);

@@ -11,6 +11,7 @@
 //! cookies or tokens.
 
 mod admin;
+mod audit;
 mod console_ws;
 mod enrol;
 mod error;
@@ -31,6 +32,7 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::sync::Semaphore;
 
 use crate::accounts::Accounts;
+use crate::audit::Audit;
 use crate::fleet::Fleet;
 use crate::fleet::driver::Driver;
 use crate::registry::Registry;
@@ -93,6 +95,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     /// Told after an admin change, so it is sent at once.
     pub driver: Driver,
+    /// The audit trail.
+    pub audit: Audit,
     sign_in_slots: Semaphore,
 }
 
@@ -105,9 +109,10 @@ impl AppState {
         revocation: Watcher,
         fleet: Arc<Fleet>,
         driver: Driver,
+        audit: Audit,
     ) -> Arc<Self> {
         let sign_in_slots = Semaphore::new(SIGN_IN_SLOTS);
-        Arc::new(Self { accounts, hub, registry, revocation, fleet, driver, sign_in_slots })
+        Arc::new(Self { accounts, hub, registry, revocation, fleet, driver, audit, sign_in_slots })
     }
 
     /// Runs `f` (SQLite, signing, password hashing: anything that blocks) on the blocking pool.
@@ -135,6 +140,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(session::routes())
         .merge(enrol::routes())
         .merge(admin::routes(state.clone()))
+        .merge(audit::routes())
         .route("/ws", get(console_ws::upgrade))
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .layer(DefaultBodyLimit::max(16 * 1024))
@@ -156,7 +162,7 @@ pub async fn serve(
     axum_server::from_tcp(listener)
         .acceptor(acceptor)
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await?;
     Ok(())
 }

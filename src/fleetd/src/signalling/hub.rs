@@ -1,6 +1,8 @@
 //! The hub: one task that owns the signalling [`Router`], feeds it what the MQTT and WebSocket
 //! adapters receive, and delivers its outputs (to kiosks via MQTT, to consoles via their
-//! WebSocket task, notes to the log). Nothing else touches the router, so it needs no lock.
+//! WebSocket task, notes to the log and the audit trail). Nothing else touches the router, so
+//! it needs no lock. The router only says what happened ([`Note`]); the hub records it, and
+//! rate-limits refusals per sender so a flood of bad messages cannot flood either.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +14,8 @@ use telekiosk_protocol::visit::ServerToKiosk;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::signalling::{ConnId, Input, Note, NoteLevel, Output, Router};
+use crate::audit::{self, Entry};
+use crate::signalling::{ConnId, Input, Note, NoteLevel, Output, RefusalLimit, Router, Verdict};
 use crate::store;
 use crate::turn::IceConfig;
 
@@ -56,13 +59,24 @@ pub struct HubStopped;
 
 /// Starts the hub task. Messages for kiosks go to `to_kiosk`; the task ends when every
 /// [`HubHandle`] is dropped.
-pub fn spawn(to_kiosk: mpsc::Sender<KioskMessage>, ice: IceConfig) -> (HubHandle, JoinHandle<()>) {
+/// Audit-worthy notes go to `to_trail`.
+pub fn spawn(
+    to_kiosk: mpsc::Sender<KioskMessage>,
+    ice: IceConfig,
+    to_trail: mpsc::Sender<Entry>,
+) -> (HubHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let handle = HubHandle { tx, next_conn: Arc::new(AtomicU64::new(1)) };
-    (handle, tokio::spawn(run(rx, to_kiosk, ice)))
+    let notes = Notes { trail: to_trail, refusals: RefusalLimit::default() };
+    (handle, tokio::spawn(run(rx, to_kiosk, ice, notes)))
 }
 
-async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage>, ice: IceConfig) {
+async fn run(
+    mut rx: mpsc::Receiver<HubMsg>,
+    to_kiosk: mpsc::Sender<KioskMessage>,
+    ice: IceConfig,
+    mut notes: Notes,
+) {
     let mut router = Router::new();
     let mut consoles: HashMap<ConnId, mpsc::Sender<ServerToConsole>> = HashMap::new();
     // Visits whose console or kiosk went away are ended when their grace runs out.
@@ -85,7 +99,7 @@ async fn run(mut rx: mpsc::Receiver<HubMsg>, to_kiosk: mpsc::Sender<KioskMessage
             _ => None,
         };
         for output in router.handle(input, Instant::now()) {
-            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk);
+            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk, &mut notes);
         }
         if let Some(conn) = gone {
             consoles.remove(&conn);
@@ -114,6 +128,7 @@ fn deliver(
     output: Output,
     consoles: &mut HashMap<ConnId, mpsc::Sender<ServerToConsole>>,
     to_kiosk: &mpsc::Sender<KioskMessage>,
+    notes: &mut Notes,
 ) {
     match output {
         Output::ToKiosk { device_id, msg } => {
@@ -130,7 +145,66 @@ fn deliver(
                 consoles.remove(&conn);
             }
         }
-        Output::Note(note) => log(&note),
+        Output::Note(note) => notes.take(&note, Instant::now()),
+    }
+}
+
+/// Where the router's notes go: the log, and the audit trail for the audit-worthy ones.
+struct Notes {
+    trail: mpsc::Sender<Entry>,
+    refusals: RefusalLimit,
+}
+
+impl Notes {
+    fn take(&mut self, n: &Note, now: Instant) {
+        if n.level == NoteLevel::Warn {
+            let sender = n.user.as_deref().map(audit::user).or(n.device_id.as_deref().map(audit::device));
+            match self.refusals.check(sender.as_deref().unwrap_or("-"), now) {
+                Verdict::Drop => return,
+                Verdict::Log { suppressed: 0 } => {}
+                Verdict::Log { suppressed } => {
+                    tracing::warn!(target: "fleetd::audit", sender = sender.as_deref().unwrap_or("-"), suppressed, "refusals not logged (over the limit)");
+                }
+            }
+        }
+        if n.level != NoteLevel::Debug {
+            if let Err(e) = self.trail.try_send(entry_of(n)) {
+                tracing::error!(target: "fleetd::audit", "AUDIT RECORD LOST: {e}");
+            }
+        }
+        if n.level == NoteLevel::Debug {
+            log(n);
+        }
+    }
+}
+
+/// The audit record of a router note: who (the clinician, else the kiosk), what, which visit.
+pub fn entry_of(n: &Note) -> Entry {
+    let actor = match (&n.user, &n.device_id) {
+        (Some(user), _) => audit::user(user),
+        (None, Some(device)) => audit::device(device),
+        (None, None) => "system".into(),
+    };
+    let place = match (&n.user, &n.device_id) {
+        (Some(_), _) => "console".to_string(),
+        (None, Some(device)) => device.clone(),
+        (None, None) => "fleetd".into(),
+    };
+    let action = match n.what.as_str() {
+        "kiosk is waiting" => audit::VISIT_QUEUED,
+        "clinician joined" => audit::VISIT_JOINED,
+        w if w.contains("ended") => audit::VISIT_ENDED,
+        _ => audit::VISIT_EVENT,
+    };
+    let object = n.visit_id.as_deref().map_or_else(|| "-".to_string(), |v| format!("visit {v}"));
+    let mut entry = Entry::new(&actor, action, &object, &place);
+    if let (Some(_), Some(device)) = (&n.user, &n.device_id) {
+        entry.object = audit::chain::escape(&format!("{object} kiosk {device}"), audit::chain::MAX_FIELD);
+    }
+    let entry = entry.detail(&n.what);
+    match n.level {
+        NoteLevel::Warn => entry.refused("refused"),
+        _ => entry,
     }
 }
 

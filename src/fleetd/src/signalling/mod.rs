@@ -18,7 +18,7 @@ pub mod hub;
 mod note;
 
 use note::note;
-pub use note::{Note, NoteLevel, redact};
+pub use note::{Note, NoteLevel, RefusalLimit, Verdict, redact};
 
 /// Identifies one console WebSocket connection for as long as it is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

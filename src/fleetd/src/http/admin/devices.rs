@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use telekiosk_protocol::api::{DeviceInfo, EnrolToken, NewEnrolToken};
 
+use crate::audit::{self, Entry, class_of};
 use crate::http::AppState;
+use crate::http::audit::Place;
 use crate::http::error::ApiResult;
 use crate::http::extract::{AdminUser, Valid};
 use crate::store::unix_now;
@@ -27,11 +29,15 @@ pub fn routes() -> Router<Arc<AppState>> {
 async fn create_token(
     State(state): State<Arc<AppState>>,
     AdminUser(user): AdminUser,
+    Place(place): Place,
     Valid(req): Valid<NewEnrolToken>,
 ) -> ApiResult<(StatusCode, Json<EnrolToken>)> {
-    let token =
-        state.blocking(move |s| s.registry.create_token(&req, &user.username, unix_now())).await?;
-    Ok((StatusCode::CREATED, Json(token)))
+    let object = format!("{} / {}", req.clinic, req.room);
+    let by = user.username.clone();
+    let token = state.blocking(move |s| s.registry.create_token(&req, &by, unix_now())).await;
+    let entry = Entry::new(&audit::user(&user.username), audit::ENROL_TOKEN, &object, &place);
+    state.audit.record(entry.outcome(&token, class_of)).await;
+    Ok((StatusCode::CREATED, Json(token?)))
 }
 
 async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<DeviceInfo>>> {
@@ -41,18 +47,26 @@ async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<DeviceIn
 async fn approve(
     State(state): State<Arc<AppState>>,
     AdminUser(user): AdminUser,
+    Place(place): Place,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeviceInfo>> {
-    state.blocking(move |s| s.registry.approve(&id, &user.username, unix_now())).await.map(Json)
+    let (by, object) = (user.username.clone(), id.clone());
+    let result = state.blocking(move |s| s.registry.approve(&id, &by, unix_now())).await;
+    let entry = Entry::new(&audit::user(&user.username), audit::APPROVE, &object, &place);
+    state.audit.record(entry.outcome(&result, class_of)).await;
+    result.map(Json)
 }
 
 async fn revoke(
     State(state): State<Arc<AppState>>,
     AdminUser(user): AdminUser,
+    Place(place): Place,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeviceInfo>> {
-    let device =
-        state.blocking(move |s| s.registry.revoke(&id, &user.username, unix_now())).await?;
+    let (by, object) = (user.username.clone(), id.clone());
+    let result = state.blocking(move |s| s.registry.revoke(&id, &by, unix_now())).await;
+    let entry = Entry::new(&audit::user(&user.username), audit::REVOKE, &object, &place);
+    state.audit.record(entry.outcome(&result, class_of)).await;
     state.revocation.poke();
-    Ok(Json(device))
+    Ok(Json(result?))
 }

@@ -14,9 +14,11 @@ use telekiosk_protocol::api::{
     NewCommand, NewRollout, RolloutInfo,
 };
 
-use crate::fleet::FleetError;
+use crate::audit::{self, Entry, class_of};
+use crate::fleet::{FleetError, command_name};
 use crate::fleet::rollout::Control;
 use crate::http::AppState;
+use crate::http::audit::Place;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminUser, Valid};
 use crate::store::unix_now;
@@ -54,11 +56,16 @@ async fn device(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceDet
 async fn new_command(
     State(s): S,
     AdminUser(u): AdminUser,
+    Place(place): Place,
     Path(id): Path<String>,
     Valid(req): Valid<NewCommand>,
 ) -> ApiResult<(StatusCode, Json<CommandInfo>)> {
-    let res = s.blocking(move |s| s.fleet.new_command(&id, req.command, &u.username, unix_now()));
+    let (by, object) = (u.username.clone(), id.clone());
+    let res = s.blocking(move |s| s.fleet.new_command(&id, req.command, &by, unix_now()));
     let res = res.await;
+    let detail = res.as_ref().map(|c| format!("{} {}", command_name(&c.command), c.command_id));
+    let entry = Entry::new(&audit::user(&u.username), audit::COMMAND, &object, &place);
+    s.audit.record(entry.detail(detail.as_deref().unwrap_or("")).outcome(&res, class_of)).await;
     s.driver.poke();
     Ok((StatusCode::CREATED, Json(res?)))
 }
@@ -74,12 +81,16 @@ async fn group_config(State(s): S, Path(group): Path<String>) -> ApiResult<Json<
 async fn set_group_config(
     State(s): S,
     AdminUser(u): AdminUser,
+    Place(place): Place,
     Path(group): Path<String>,
     Valid(draft): Valid<ConfigDraft>,
 ) -> ApiResult<Json<GroupConfig>> {
-    s.blocking(move |s| s.fleet.set_group_config(&group, draft.body, &u.username, unix_now()))
-        .await
-        .map(Json)
+    let (by, object) = (u.username.clone(), group.clone());
+    let res = s.blocking(move |s| s.fleet.set_group_config(&group, draft.body, &by, unix_now()));
+    let res = res.await;
+    let entry = Entry::new(&audit::user(&u.username), audit::CONFIG_GROUP, &object, &place);
+    s.audit.record(entry.outcome(&res, class_of)).await;
+    res.map(Json)
 }
 
 async fn device_config(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceConfig>> {
@@ -89,12 +100,16 @@ async fn device_config(State(s): S, Path(id): Path<String>) -> ApiResult<Json<De
 async fn set_device_config(
     State(s): S,
     AdminUser(u): AdminUser,
+    Place(place): Place,
     Path(id): Path<String>,
     Valid(draft): Valid<ConfigDraft>,
 ) -> ApiResult<Json<DeviceConfig>> {
-    s.blocking(move |s| s.fleet.set_device_override(&id, draft.body, &u.username, unix_now()))
-        .await
-        .map(Json)
+    let (by, object) = (u.username.clone(), id.clone());
+    let res = s.blocking(move |s| s.fleet.set_device_override(&id, draft.body, &by, unix_now()));
+    let res = res.await;
+    let entry = Entry::new(&audit::user(&u.username), audit::CONFIG_DEVICE, &object, &place);
+    s.audit.record(entry.outcome(&res, class_of)).await;
+    res.map(Json)
 }
 
 async fn rollouts(State(s): S) -> ApiResult<Json<Vec<RolloutInfo>>> {
@@ -108,9 +123,13 @@ async fn rollout(State(s): S, Path(id): Path<i64>) -> ApiResult<Json<RolloutInfo
 async fn start_rollout(
     State(s): S,
     AdminUser(u): AdminUser,
+    Place(place): Place,
     Valid(req): Valid<NewRollout>,
 ) -> ApiResult<(StatusCode, Json<RolloutInfo>)> {
-    let res = s.blocking(move |s| s.fleet.start_rollout(&req, &u.username, unix_now())).await;
+    let (by, group) = (u.username.clone(), req.group.clone());
+    let res = s.blocking(move |s| s.fleet.start_rollout(&req, &by, unix_now())).await;
+    let entry = Entry::new(&audit::user(&u.username), audit::ROLLOUT_START, &group, &place);
+    s.audit.record(entry.detail(&rollout_detail(&res)).outcome(&res, class_of)).await;
     s.driver.poke();
     Ok((StatusCode::CREATED, Json(res?)))
 }
@@ -118,9 +137,13 @@ async fn start_rollout(
 async fn rollback(
     State(s): S,
     AdminUser(u): AdminUser,
+    Place(place): Place,
     Valid(req): Valid<NewRollout>,
 ) -> ApiResult<(StatusCode, Json<RolloutInfo>)> {
-    let res = s.blocking(move |s| s.fleet.rollback(&req, &u.username, unix_now())).await;
+    let (by, group) = (u.username.clone(), req.group.clone());
+    let res = s.blocking(move |s| s.fleet.rollback(&req, &by, unix_now())).await;
+    let entry = Entry::new(&audit::user(&u.username), audit::ROLLBACK, &group, &place);
+    s.audit.record(entry.detail(&rollout_detail(&res)).outcome(&res, class_of)).await;
     s.driver.poke();
     Ok((StatusCode::CREATED, Json(res?)))
 }
@@ -128,16 +151,28 @@ async fn rollback(
 async fn change_rollout(
     State(s): S,
     AdminUser(u): AdminUser,
+    Place(place): Place,
     Path((id, action)): Path<(i64, String)>,
 ) -> ApiResult<Json<RolloutInfo>> {
-    let action = match action.as_str() {
-        "pause" => Control::Pause,
-        "resume" => Control::Resume,
-        "abort" => Control::Abort,
+    let (action, name) = match action.as_str() {
+        "pause" => (Control::Pause, audit::ROLLOUT_PAUSE),
+        "resume" => (Control::Resume, audit::ROLLOUT_RESUME),
+        "abort" => (Control::Abort, audit::ROLLOUT_ABORT),
         _ => return Err(ApiError::NotFound("Use pause, resume or abort.".into())),
     };
-    let res = s.blocking(move |s| s.fleet.change_rollout(id, action, &u.username, unix_now()));
+    let by = u.username.clone();
+    let res = s.blocking(move |s| s.fleet.change_rollout(id, action, &by, unix_now()));
     let res = res.await;
+    let entry = Entry::new(&audit::user(&u.username), name, &format!("rollout {id}"), &place);
+    s.audit.record(entry.outcome(&res, class_of)).await;
     s.driver.poke();
     res.map(Json)
+}
+
+/// What the trail keeps of a started rollout: its id, version and size.
+fn rollout_detail(res: &ApiResult<RolloutInfo>) -> String {
+    res.as_ref().map_or_else(
+        |_| String::new(),
+        |r| format!("rollout {} version {} devices {}", r.id, r.version, r.devices.len()),
+    )
 }
