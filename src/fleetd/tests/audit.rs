@@ -1,0 +1,174 @@
+//! The audit trail end to end: the real `fleetd serve` records sign-ins (ok and refused),
+//! enrolment, approval and a config change with who, what and where; `fleetd audit verify`
+//! names a record changed or removed directly in the SQLite file; exports (HTTPS and CLI, CSV
+//! and JSON) hold the records and no secret. Needs mosquitto installed.
+
+mod common;
+
+use std::path::Path;
+
+use common::{add_user, cli, enrol_token, enrolled_device, http, sign_in, start, stop};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+const WRONG: &str = "wrong-password-1234";
+const AGENT: &str = "AuditTest/1.0 (kiosk console)";
+const ALL_TIME: &str = "from=2000-01-01&to=2100-01-01";
+
+fn find<'a>(records: &'a [Value], action: &str, outcome: &str) -> &'a Value {
+    records
+        .iter()
+        .find(|r| r["action"] == action && r["outcome"] == outcome)
+        .unwrap_or_else(|| panic!("no {action} {outcome} record in {records:#?}"))
+}
+
+/// Runs SQL on the data directory's database with the append-only triggers dropped (as
+/// someone with the file would), inside a transaction that puts them back.
+fn tamper(dir: &Path, sql: &str) {
+    let db = rusqlite::Connection::open(dir.join("fleetd.db")).unwrap();
+    let triggers: Vec<String> = db
+        .prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    db.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;").unwrap();
+    db.execute_batch(sql).unwrap();
+    for t in triggers {
+        db.execute_batch(&t).unwrap();
+    }
+}
+
+async fn verify(dir: &Path) -> (bool, String) {
+    let (ok, out, err) = cli(dir, &["audit", "verify"]).await;
+    (ok, format!("{out}{err}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_records_who_what_where_and_verify_names_a_tampered_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    add_user(&dir, "admin", PASSWORD, "admin").await;
+    let f = start(&dir).await;
+    let client = http(&f);
+
+    // A refused sign-in, then a good one, from a browser with a user agent.
+    let login = |password: &str| {
+        let body = json!({ "username": "admin", "password": password });
+        client.post(f.url("/api/login")).header("user-agent", AGENT).json(&body).send()
+    };
+    assert_eq!(login(WRONG).await.unwrap().status().as_u16(), 401);
+    assert_eq!(login(PASSWORD).await.unwrap().status().as_u16(), 200);
+
+    // A kiosk enrolled (code from the CLI, request over HTTPS) and approved (CLI).
+    let device = enrolled_device(&f, "1").await;
+    let unused = enrol_token(&dir, "2", "1h").await.token;
+
+    // A config change over HTTPS.
+    let cookie = sign_in(&f, "admin", PASSWORD).await;
+    let res = client
+        .put(f.url("/api/admin/config/groups/North%20Clinic"))
+        .header("cookie", &cookie)
+        .header("user-agent", AGENT)
+        .json(&json!({ "body": { "max_visit_secs": 1800 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+
+    // The auditor's export (an admin's, until roles land).
+    let export = |format: &str| {
+        let url = f.url(&format!("/api/audit/export?{ALL_TIME}&format={format}"));
+        client.get(url).header("cookie", &cookie).send()
+    };
+    let res = export("json").await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let text = res.text().await.unwrap();
+    let records: Vec<Value> = serde_json::from_str(&text).unwrap();
+
+    let refused = find(&records, "session.sign_in", "refused:wrong_credentials");
+    assert_eq!(refused["actor"], "user:admin");
+    let ok = find(&records, "session.sign_in", "ok");
+    let place = ok["where"].as_str().unwrap();
+    assert!(place.starts_with("127.0.0.1:") && place.ends_with(AGENT), "{place}");
+    let enrolled = find(&records, "device.enrol", "ok");
+    assert_eq!(enrolled["actor"], format!("device:{}", device.id));
+    assert!(enrolled["where"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let approved = find(&records, "device.approve", "ok");
+    assert!(approved["actor"].as_str().unwrap().starts_with("cli:"), "{approved}");
+    assert_eq!((&approved["object"], &approved["where"]), (&json!(device.id), &json!("cli")));
+    let config = find(&records, "config.group_set", "ok");
+    assert_eq!((&config["actor"], &config["object"]), (&json!("user:admin"), &json!("North Clinic")));
+    assert!(config["where"].as_str().unwrap().ends_with(AGENT));
+    for r in &records {
+        assert!(r["at"].as_str().unwrap().starts_with("20"), "{r}");
+    }
+    let csv = export("csv").await.unwrap().text().await.unwrap();
+    assert!(csv.starts_with("seq,at,actor,action,object,where,outcome,detail,hash\n"), "{csv}");
+    assert!(csv.contains(",config.group_set,North Clinic,"), "{csv}");
+    let session = cookie.split_once('=').unwrap().1;
+    for secret in [PASSWORD, WRONG, unused.as_str(), session, "BEGIN"] {
+        assert!(!text.contains(secret) && !csv.contains(secret), "{secret} exported");
+    }
+    // Every record has a log line rendered from it.
+    assert!(f.logged().contains("audit seq=1 action=session.sign_in"), "{}", f.logged());
+    stop(f).await;
+
+    // The export was itself recorded; the CLI's export too, and both formats parse.
+    let (ok, out, err) = cli(&dir, &["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "json"]).await;
+    assert!(ok, "{err}");
+    let all: Vec<Value> = serde_json::from_str(&out).unwrap();
+    find(&all, "audit.export", "ok");
+    let (ok, csv, err) = cli(&dir, &["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "csv"]).await;
+    assert!(ok && csv.lines().count() == all.len() + 2, "{err}{csv}");
+    assert!(dir.join("audit-head").exists());
+
+    let (ok, said) = verify(&dir).await;
+    assert!(ok && said.starts_with("audit trail intact:"), "{said}");
+
+    // One field changed in the file: named.
+    let victim = find(&all, "device.approve", "ok")["seq"].as_i64().unwrap();
+    tamper(&dir, &format!("UPDATE audit SET actor = 'cli:nobody' WHERE seq = {victim}"));
+    let (ok, said) = verify(&dir).await;
+    assert!(!ok && said.contains(&format!("audit record {victim} was changed")), "{said}");
+    let actor = find(&all, "device.approve", "ok")["actor"].as_str().unwrap().to_string();
+    tamper(&dir, &format!("UPDATE audit SET actor = '{actor}' WHERE seq = {victim}"));
+    assert!(verify(&dir).await.0, "put back, it verifies again");
+
+    // One record deleted: named.
+    let gone = find(&all, "session.sign_in", "refused:wrong_credentials")["seq"].as_i64().unwrap();
+    tamper(&dir, &format!("DELETE FROM audit WHERE seq = {gone}"));
+    let (ok, said) = verify(&dir).await;
+    assert!(!ok && said.contains(&format!("audit record {gone} was removed")), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_route_is_for_admins_and_refuses_bad_dates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    add_user(&dir, "admin", PASSWORD, "admin").await;
+    add_user(&dir, "carol", PASSWORD, "clinician").await;
+    let f = start(&dir).await;
+    let client = http(&f);
+    let get = |cookie: Option<String>, query: &str| {
+        let req = client.get(f.url(&format!("/api/audit/export?{query}")));
+        match cookie {
+            Some(c) => req.header("cookie", c).send(),
+            None => req.send(),
+        }
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(status(get(None, ALL_TIME).await.unwrap()), 401);
+    let carol = sign_in(&f, "carol", PASSWORD).await;
+    assert_eq!(status(get(Some(carol), ALL_TIME).await.unwrap()), 403);
+    let admin = sign_in(&f, "admin", PASSWORD).await;
+    assert_eq!(status(get(Some(admin.clone()), "from=2026-13-01&to=2026-12-01").await.unwrap()), 400);
+    assert_eq!(status(get(Some(admin.clone()), "from=2026-12-02&to=2026-12-01").await.unwrap()), 400);
+    assert_eq!(status(get(Some(admin.clone()), ALL_TIME).await.unwrap()), 200);
+    let records: Vec<Value> =
+        get(Some(admin), &format!("{ALL_TIME}&format=json")).await.unwrap().json().await.unwrap();
+    let refused = find(&records, "access.refused", "refused:not_admin");
+    assert_eq!((&refused["actor"], &refused["object"]), (&json!("user:carol"), &json!("/api/audit/export")));
+    stop(f).await;
+}
