@@ -164,7 +164,15 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         driver::spawn(fleet.clone(), signer, fleet_inbox, publish_tx, connections);
 
     let handle = axum_server::Handle::new();
-    let app = http::app(http::AppState::new(accounts, hub, registry, watcher, fleet, driver, trail.clone()));
+    let app = http::app(http::AppState::new(
+        accounts,
+        hub,
+        registry,
+        watcher,
+        fleet,
+        driver,
+        trail.clone(),
+    ));
     let mut web_task =
         tokio::spawn(http::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
 
@@ -203,9 +211,8 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     }
     upkeep.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), trail_queue).await;
-    match tokio::task::spawn_blocking(move || trail.write_head()).await {
-        Ok(Err(e)) => tracing::error!(target: "fleetd::audit", "cannot write the audit head: {e:#}"),
-        _ => {}
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || trail.write_head()).await {
+        tracing::error!(target: "fleetd::audit", "cannot write the audit head: {e:#}");
     }
     outcome
 }

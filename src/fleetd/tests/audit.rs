@@ -99,7 +99,10 @@ async fn the_trail_records_who_what_where_and_verify_names_a_tampered_record() {
     assert!(approved["actor"].as_str().unwrap().starts_with("cli:"), "{approved}");
     assert_eq!((&approved["object"], &approved["where"]), (&json!(device.id), &json!("cli")));
     let config = find(&records, "config.group_set", "ok");
-    assert_eq!((&config["actor"], &config["object"]), (&json!("user:admin"), &json!("North Clinic")));
+    assert_eq!(
+        (&config["actor"], &config["object"]),
+        (&json!("user:admin"), &json!("North Clinic"))
+    );
     assert!(config["where"].as_str().unwrap().ends_with(AGENT));
     for r in &records {
         assert!(r["at"].as_str().unwrap().starts_with("20"), "{r}");
@@ -116,11 +119,19 @@ async fn the_trail_records_who_what_where_and_verify_names_a_tampered_record() {
     stop(f).await;
 
     // The export was itself recorded; the CLI's export too, and both formats parse.
-    let (ok, out, err) = cli(&dir, &["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "json"]).await;
+    let (ok, out, err) = cli(
+        &dir,
+        &["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "json"],
+    )
+    .await;
     assert!(ok, "{err}");
     let all: Vec<Value> = serde_json::from_str(&out).unwrap();
     find(&all, "audit.export", "ok");
-    let (ok, csv, err) = cli(&dir, &["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "csv"]).await;
+    let (ok, csv, err) = cli(
+        &dir,
+        &["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "csv"],
+    )
+    .await;
     assert!(ok && csv.lines().count() == all.len() + 2, "{err}{csv}");
     assert!(dir.join("audit-head").exists());
 
@@ -163,12 +174,21 @@ async fn the_export_route_is_for_admins_and_refuses_bad_dates() {
     let carol = sign_in(&f, "carol", PASSWORD).await;
     assert_eq!(status(get(Some(carol), ALL_TIME).await.unwrap()), 403);
     let admin = sign_in(&f, "admin", PASSWORD).await;
-    assert_eq!(status(get(Some(admin.clone()), "from=2026-13-01&to=2026-12-01").await.unwrap()), 400);
-    assert_eq!(status(get(Some(admin.clone()), "from=2026-12-02&to=2026-12-01").await.unwrap()), 400);
+    assert_eq!(
+        status(get(Some(admin.clone()), "from=2026-13-01&to=2026-12-01").await.unwrap()),
+        400
+    );
+    assert_eq!(
+        status(get(Some(admin.clone()), "from=2026-12-02&to=2026-12-01").await.unwrap()),
+        400
+    );
     assert_eq!(status(get(Some(admin.clone()), ALL_TIME).await.unwrap()), 200);
     let records: Vec<Value> =
         get(Some(admin), &format!("{ALL_TIME}&format=json")).await.unwrap().json().await.unwrap();
     let refused = find(&records, "access.refused", "refused:not_admin");
-    assert_eq!((&refused["actor"], &refused["object"]), (&json!("user:carol"), &json!("/api/audit/export")));
+    assert_eq!(
+        (&refused["actor"], &refused["object"]),
+        (&json!("user:carol"), &json!("/api/audit/export"))
+    );
     stop(f).await;
 }

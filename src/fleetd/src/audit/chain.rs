@@ -186,7 +186,9 @@ fn hex(bytes: &[u8]) -> String {
 pub fn is_action(name: &str) -> bool {
     let parts: Vec<&str> = name.split('.').collect();
     parts.len() >= 2
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
 }
 
 /// Text an outsider may have chosen (a user name, a user agent, a serde message) made safe for
@@ -284,11 +286,7 @@ pub fn verify(anchor: &Anchor, records: &[Record]) -> Result<Head, Broken> {
 
 /// Checks a chain's head against one written down earlier (the head file): that record must
 /// still be there with the same hash, unless retention pruned it (`anchor` past it).
-pub fn check_against(
-    anchor: &Anchor,
-    records: &[Record],
-    written: &Head,
-) -> Result<(), Broken> {
+pub fn check_against(anchor: &Anchor, records: &[Record], written: &Head) -> Result<(), Broken> {
     if written.seq < anchor.next_seq {
         let at_anchor = written.seq == anchor.next_seq - 1;
         return match at_anchor && written.hash != anchor.prev_hash {

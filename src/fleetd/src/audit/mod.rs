@@ -347,9 +347,10 @@ mod tests {
         assert!(update.unwrap_err().to_string().contains("append-only"));
         let delete = audit.0.store.read(|c| c.execute("DELETE FROM audit", []));
         assert!(delete.unwrap_err().to_string().contains("append-only"));
-        let anchor = audit.0.store.read(|c| {
-            c.execute("UPDATE audit_anchor SET next_seq = 5, prev_hash = 'x'", [])
-        });
+        let anchor = audit
+            .0
+            .store
+            .read(|c| c.execute("UPDATE audit_anchor SET next_seq = 5, prev_hash = 'x'", []));
         assert!(anchor.is_err());
     }
 

@@ -37,7 +37,10 @@ pub fn run(command: AuditCommand, data_dir: &std::path::Path) -> anyhow::Result<
     match command {
         AuditCommand::Verify => match trail.verify() {
             Ok(v) => {
-                println!("audit trail intact: {} records, head {} {}", v.records, v.head.seq, v.head.hash);
+                println!(
+                    "audit trail intact: {} records, head {} {}",
+                    v.records, v.head.seq, v.head.hash
+                );
                 Ok(())
             }
             Err(VerifyError::Broken(b)) => bail!("audit trail broken: {b}"),
@@ -51,9 +54,15 @@ pub fn run(command: AuditCommand, data_dir: &std::path::Path) -> anyhow::Result<
             let mut out = std::io::stdout().lock();
             out.write_all(render(&records, format).as_bytes())?;
             out.flush()?;
-            let range = format!("{}..{}", audit::export::rfc3339_ms(from), audit::export::rfc3339_ms(to + DAY_MS));
+            let range = format!(
+                "{}..{}",
+                audit::export::rfc3339_ms(from),
+                audit::export::rfc3339_ms(to + DAY_MS)
+            );
             let detail = format!("{} records as {}", records.len(), format.as_str());
-            trail.append(Entry::new(&audit::cli(&unix_user()), audit::EXPORT, &range, "cli").detail(&detail))?;
+            trail.append(
+                Entry::new(&audit::cli(&unix_user()), audit::EXPORT, &range, "cli").detail(&detail),
+            )?;
             trail.write_head()?;
             Ok(())
         }

@@ -97,8 +97,9 @@ pub fn unix_user() -> String {
 /// unit, at least 1 s.
 /// Callers bound it further.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad =
-        || format!("{s:?} is not a duration: write a number and a unit (s, m, h, d or y), e.g. 15m");
+    let bad = || {
+        format!("{s:?} is not a duration: write a number and a unit (s, m, h, d or y), e.g. 15m")
+    };
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().map_err(|_| bad())?;

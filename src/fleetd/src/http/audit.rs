@@ -6,12 +6,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Fault};
@@ -37,7 +37,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Place {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         let addr = addr.map_or_else(|| "-".to_string(), |c| c.0.to_string());
-        let agent = parts.headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let agent =
+            parts.headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()));
         let agent: String = agent.unwrap_or_default().chars().take(MAX_USER_AGENT).collect();
         Ok(Place(format!("{addr} {agent}").trim_end().to_string()))
     }

@@ -33,7 +33,12 @@ async fn enrol(
             state.audit.record(entry.detail("waiting for approval")).await;
         }
         Ok((_, false)) => {}
-        Err(e) => state.audit.record(Entry::new("kiosk", audit::ENROL, "-", &place).refused(&class_of(e))).await,
+        Err(e) => {
+            state
+                .audit
+                .record(Entry::new("kiosk", audit::ENROL, "-", &place).refused(&class_of(e)))
+                .await
+        }
     }
     result.map(|(r, _)| Json(r))
 }

@@ -70,7 +70,8 @@ impl FromRequestParts<Arc<AppState>> for AdminUser {
         if user.role != Role::Admin {
             let Ok(Place(place)) = Place::from_request_parts(parts, state).await;
             let (actor, path) = (audit::user(&user.username), parts.uri.path());
-            let entry = Entry::new(&actor, audit::ACCESS_REFUSED, path, &place).refused("not_admin");
+            let entry =
+                Entry::new(&actor, audit::ACCESS_REFUSED, path, &place).refused("not_admin");
             state.audit.record(entry).await;
             return Err(ApiError::NotAdmin);
         }

@@ -158,7 +158,8 @@ struct Notes {
 impl Notes {
     fn take(&mut self, n: &Note, now: Instant) {
         if n.level == NoteLevel::Warn {
-            let sender = n.user.as_deref().map(audit::user).or(n.device_id.as_deref().map(audit::device));
+            let sender =
+                n.user.as_deref().map(audit::user).or(n.device_id.as_deref().map(audit::device));
             match self.refusals.check(sender.as_deref().unwrap_or("-"), now) {
                 Verdict::Drop => return,
                 Verdict::Log { suppressed: 0 } => {}
@@ -167,13 +168,12 @@ impl Notes {
                 }
             }
         }
-        if n.level != NoteLevel::Debug {
-            if let Err(e) = self.trail.try_send(entry_of(n)) {
-                tracing::error!(target: "fleetd::audit", "AUDIT RECORD LOST: {e}");
-            }
-        }
         if n.level == NoteLevel::Debug {
-            log(n);
+            return log(n);
+        }
+        // The trail logs a line per record, rendered from it.
+        if let Err(e) = self.trail.try_send(entry_of(n)) {
+            tracing::error!(target: "fleetd::audit", "AUDIT RECORD LOST: {e}");
         }
     }
 }
@@ -193,13 +193,14 @@ pub fn entry_of(n: &Note) -> Entry {
     let action = match n.what.as_str() {
         "kiosk is waiting" => audit::VISIT_QUEUED,
         "clinician joined" => audit::VISIT_JOINED,
-        w if w.contains("ended") => audit::VISIT_ENDED,
+        w if w.starts_with("visit over:") => audit::VISIT_ENDED,
         _ => audit::VISIT_EVENT,
     };
     let object = n.visit_id.as_deref().map_or_else(|| "-".to_string(), |v| format!("visit {v}"));
     let mut entry = Entry::new(&actor, action, &object, &place);
     if let (Some(_), Some(device)) = (&n.user, &n.device_id) {
-        entry.object = audit::chain::escape(&format!("{object} kiosk {device}"), audit::chain::MAX_FIELD);
+        entry.object =
+            audit::chain::escape(&format!("{object} kiosk {device}"), audit::chain::MAX_FIELD);
     }
     let entry = entry.detail(&n.what);
     match n.level {
@@ -208,18 +209,53 @@ pub fn entry_of(n: &Note) -> Entry {
     }
 }
 
+/// Per-candidate chatter: debug lines only (not audit records).
 fn log(n: &Note) {
     let field = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
     let (user, visit, device) = (field(&n.user), field(&n.visit_id), field(&n.device_id));
-    match n.level {
-        NoteLevel::Debug => {
-            tracing::debug!(target: "fleetd::audit", %user, %visit, %device, "{}", n.what)
+    tracing::debug!(target: "fleetd::signalling", %user, %visit, %device, "{}", n.what);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signalling::Note;
+
+    fn note(level: NoteLevel, what: &str, user: Option<&str>, device: Option<&str>) -> Note {
+        Note {
+            level,
+            what: what.into(),
+            user: user.map(Into::into),
+            visit_id: Some("v1".into()),
+            device_id: device.map(Into::into),
         }
-        NoteLevel::Audit => {
-            tracing::info!(target: "fleetd::audit", %user, %visit, %device, "{}", n.what)
-        }
-        NoteLevel::Warn => {
-            tracing::warn!(target: "fleetd::audit", %user, %visit, %device, "{}", n.what)
-        }
+    }
+
+    #[test]
+    fn a_visit_note_becomes_a_record_of_who_what_and_which_visit() {
+        let joined =
+            entry_of(&note(NoteLevel::Audit, "clinician joined", Some("alice"), Some("dev-a")));
+        assert_eq!((joined.actor.as_str(), joined.action), ("user:alice", audit::VISIT_JOINED));
+        assert_eq!(joined.object, "visit v1 kiosk dev-a");
+        let queued = entry_of(&note(NoteLevel::Audit, "kiosk is waiting", None, Some("dev-a")));
+        assert_eq!((queued.actor.as_str(), queued.place.as_str()), ("device:dev-a", "dev-a"));
+        assert_eq!(queued.action, audit::VISIT_QUEUED);
+        let over = entry_of(&note(
+            NoteLevel::Audit,
+            "visit over: 42 s since it was queued",
+            Some("alice"),
+            Some("dev-a"),
+        ));
+        assert_eq!(
+            (over.action, over.detail.as_str()),
+            (audit::VISIT_ENDED, "visit over: 42 s since it was queued")
+        );
+        let refused = entry_of(&note(
+            NoteLevel::Warn,
+            "refused kiosk message: wrong type",
+            None,
+            Some("dev-a"),
+        ));
+        assert_eq!(refused.outcome, audit::chain::Outcome::Refused("refused".into()));
     }
 }

@@ -119,6 +119,8 @@ pub struct Router {
     visits: Vec<Visit>,
     consoles: Vec<(ConnId, String)>,
     claims: Vec<Claim>,
+    /// The time of the input being handled (how long an ending visit lasted).
+    now: Option<Instant>,
 }
 
 impl Router {
@@ -129,6 +131,7 @@ impl Router {
 
     /// Applies one input at time `now` and returns what to send and log, in order.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
+        self.now = Some(now);
         let before = self.queue_shape();
         let mut out = Vec::new();
         match input {
@@ -562,6 +565,14 @@ impl Router {
         to_console: Option<EndReason>,
         out: &mut Vec<Output>,
     ) {
+        let v = &self.visits[i];
+        let secs = self.now.map_or(0, |now| now.saturating_duration_since(v.since).as_secs());
+        let over = note(NoteLevel::Audit, format!("visit over: {secs} s since it was queued"));
+        let over = over.visit(v);
+        out.push(match &v.clinician {
+            Some(clinician) => over.user(clinician).into(),
+            None => over.into(),
+        });
         if let Some(reason) = to_kiosk {
             let v = &self.visits[i];
             let msg = ServerToKiosk::End { visit_id: v.visit_id.clone(), reason };

@@ -38,7 +38,9 @@ pub struct Note {
 /// is, never serde's message (which quotes what was sent, backticks and newlines included).
 pub fn redact(e: &DecodeError) -> String {
     match e {
-        DecodeError::TooLarge { len, max } => format!("message too large ({len} bytes, limit {max})"),
+        DecodeError::TooLarge { len, max } => {
+            format!("message too large ({len} bytes, limit {max})")
+        }
         DecodeError::Invalid { field, .. } => format!("field `{field}` out of its limits"),
         DecodeError::Malformed(text) => {
             let class = [

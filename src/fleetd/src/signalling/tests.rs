@@ -584,3 +584,25 @@ fn a_kiosk_that_waits_is_told_it_is_queued_each_time_it_says_so_but_not_when_ref
         true,
     );
 }
+
+/// Issue 11: a visit's end is recorded with who was in it and how long it lasted.
+#[test]
+fn an_ended_visit_is_noted_with_its_clinician_and_duration() {
+    let steps = then(
+        in_call(),
+        vec![(
+            90,
+            console(1, C2S::End { visit_id: "v1".into() }),
+            vec![
+                end_kiosk("kiosk-a", "v1", EndReason::ClinicianEnded),
+                ended(1, "v1", EndReason::ClinicianEnded),
+            ],
+        )],
+    );
+    let notes = run(steps);
+    let over = notes.iter().find(|n| n.what.starts_with("visit over:")).expect("end is noted");
+    assert_eq!(over.what, "visit over: 89 s since it was queued");
+    assert_eq!(over.level, NoteLevel::Audit);
+    let who = (over.user.as_deref(), over.visit_id.as_deref(), over.device_id.as_deref());
+    assert_eq!(who, (Some("alice"), Some("v1"), Some("kiosk-a")));
+}

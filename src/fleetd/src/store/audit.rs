@@ -104,11 +104,10 @@ pub fn between(c: &Connection, from_ms: i64, to_ms: i64) -> rusqlite::Result<Vec
 /// new first sequence number, or `None` if nothing was old enough.
 pub fn prune(c: &Connection, before_ms: i64) -> rusqlite::Result<Option<i64>> {
     let last = head(c)?.seq;
-    let first_kept: Option<i64> = c.query_row(
-        "SELECT MIN(seq) FROM audit WHERE at_ms >= ?1",
-        params![before_ms],
-        |r| r.get(0),
-    )?;
+    let first_kept: Option<i64> =
+        c.query_row("SELECT MIN(seq) FROM audit WHERE at_ms >= ?1", params![before_ms], |r| {
+            r.get(0)
+        })?;
     let next = first_kept.unwrap_or(last).min(last);
     if next <= anchor(c)?.next_seq {
         return Ok(None);

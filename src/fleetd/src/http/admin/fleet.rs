@@ -15,8 +15,8 @@ use telekiosk_protocol::api::{
 };
 
 use crate::audit::{self, Entry, class_of};
-use crate::fleet::{FleetError, command_name};
 use crate::fleet::rollout::Control;
+use crate::fleet::{FleetError, command_name};
 use crate::http::AppState;
 use crate::http::audit::Place;
 use crate::http::error::{ApiError, ApiResult};
