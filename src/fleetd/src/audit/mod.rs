@@ -64,6 +64,12 @@ pub const VISIT_JOINED: &str = "visit.joined";
 pub const VISIT_ENDED: &str = "visit.ended";
 /// Anything else the signalling router reports about a visit or a console.
 pub const VISIT_EVENT: &str = "visit.event";
+/// fleetd signed and sent a queued command, or expired unanswered ones.
+pub const COMMAND_SENT: &str = "device.command_sent";
+/// A kiosk answered a command (or could not read it).
+pub const COMMAND_ANSWERED: &str = "device.command_answered";
+/// A rollout sent a wave, timed out, halted or completed; or a late joiner got its config.
+pub const ROLLOUT_STEP: &str = "rollout.step";
 /// Records were exported.
 pub const EXPORT: &str = "audit.export";
 /// Records past retention were pruned.
@@ -111,18 +117,7 @@ impl Audit {
 
     /// Appends `entry` now; blocks (SQLite). One log line per record, rendered from it.
     pub fn append(&self, entry: Entry) -> Result<Record, StoreError> {
-        let at_ms = now_ms();
-        let record = self.0.store.write(|c| {
-            let head = store::audit::head(c)?;
-            let record = Record::seal(entry, head.seq + 1, at_ms, &head.hash);
-            store::audit::insert(c, &record)?;
-            Ok::<_, StoreError>(record)
-        })?;
-        match record.outcome.as_str() {
-            "ok" => tracing::info!(target: "fleetd::audit", "{record}"),
-            _ => tracing::warn!(target: "fleetd::audit", "{record}"),
-        }
-        Ok(record)
+        self.0.store.write(|c| Ok::<_, StoreError>(append_in(c, entry)?))
     }
 
     /// Appends `entry` from blocking code (the CLI, the blocking pool); a failure is logged.
@@ -200,6 +195,25 @@ impl Audit {
         }
         Ok(pruned)
     }
+}
+
+/// Appends `entry` inside the caller's write transaction (`c`), so the record commits or rolls
+/// back with the change it records: how fleetd's own steps (rollout waves, commands sent)
+/// are recorded. One log line per record, rendered from it.
+pub fn append_in(c: &rusqlite::Connection, entry: Entry) -> rusqlite::Result<Record> {
+    let head = store::audit::head(c)?;
+    let record = Record::seal(entry, head.seq + 1, now_ms(), &head.hash);
+    store::audit::insert(c, &record)?;
+    match record.outcome.as_str() {
+        "ok" => tracing::info!(target: "fleetd::audit", "{record}"),
+        _ => tracing::warn!(target: "fleetd::audit", "{record}"),
+    }
+    Ok(record)
+}
+
+/// The entry for something fleetd did by itself (`system`, from `fleetd`).
+pub fn system(action: &'static str, object: &str, detail: &str) -> Entry {
+    Entry::new("system", action, object, "fleetd").detail(detail)
 }
 
 /// How often the chain head is written to the head file and the log.

@@ -222,10 +222,21 @@ impl Fleet {
                 .ok_or_else(|| FleetError::NoPrevious(group.into()))?;
             if matches!(latest.status.as_str(), "running" | "paused") {
                 change_rollout(c, &latest, Control::Abort, now)?;
-                tracing::info!(target: "fleetd::audit", by, group, rollout = latest.id, version = latest.version, "rollout aborted for a rollback");
+                tracing::info!(
+                    by,
+                    group,
+                    rollout = latest.id,
+                    version = latest.version,
+                    "rollout aborted for a rollback"
+                );
             }
             q::set_group_body(c, group, &previous.body, by, now)?;
-            tracing::info!(target: "fleetd::audit", by, group, to_version = previous.version, "group config set back for a rollback");
+            tracing::info!(
+                by,
+                group,
+                to_version = previous.version,
+                "group config set back for a rollback"
+            );
             new_rollout(c, group, &previous.body, "rollback", plan, by, now)
         })
     }
