@@ -1,5 +1,6 @@
 //! The audit trail end to end: the real `fleetd serve` records sign-ins (ok and refused),
-//! enrolment, approval and a config change with who, what and where; `fleetd audit verify`
+//! enrolment, approval, a config change, reads and a command with who, what and where;
+//! `fleetd audit verify`
 //! names a record changed or removed directly in the SQLite file; exports (HTTPS and CLI, CSV
 //! and JSON) hold the records and no secret. Needs mosquitto installed.
 
@@ -77,6 +78,16 @@ async fn the_trail_records_who_what_where_and_verify_names_a_tampered_record() {
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
 
+    // Reads: a console polling a device is recorded once, not per poll.
+    for _ in 0..3 {
+        let url = f.url(&format!("/api/admin/devices/{}", device.id));
+        let res = client.get(url).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+    }
+    // A command from the CLI.
+    let (ok, _, err) = cli(&dir, &["device", "cmd", &device.id, "identify"]).await;
+    assert!(ok, "{err}");
+
     // The auditor's export (an admin's, until roles land).
     let export = |format: &str| {
         let url = f.url(&format!("/api/audit/export?{ALL_TIME}&format={format}"));
@@ -104,6 +115,11 @@ async fn the_trail_records_who_what_where_and_verify_names_a_tampered_record() {
         (&json!("user:admin"), &json!("North Clinic"))
     );
     assert!(config["where"].as_str().unwrap().ends_with(AGENT));
+    let reads =
+        records.iter().filter(|r| r["action"] == "data.read" && r["object"] == json!(device.id));
+    assert_eq!(reads.count(), 1, "{records:#?}");
+    let command = find(&records, "device.command", "ok");
+    assert_eq!((&command["object"], &command["where"]), (&json!(device.id), &json!("cli")));
     for r in &records {
         assert!(r["at"].as_str().unwrap().starts_with("20"), "{r}");
     }

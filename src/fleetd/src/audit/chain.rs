@@ -165,8 +165,15 @@ impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "audit seq={} action={} actor={:?} object={:?} where={:?} outcome={} detail={:?}",
-            self.seq, self.action, self.actor, self.object, self.place, self.outcome, self.detail
+            "audit seq={} action={} actor={:?} object={:?} where={:?} outcome={} at={} detail={:?}",
+            self.seq,
+            self.action,
+            self.actor,
+            self.object,
+            self.place,
+            self.outcome,
+            super::export::rfc3339_ms(self.at_ms),
+            self.detail
         )
     }
 }
@@ -412,6 +419,24 @@ mod tests {
         assert_eq!(escape(&"a".repeat(300), 10), format!("{}…", "a".repeat(10)));
         let line = Record::seal(Entry::new(forged, "session.sign_in", "-", "-"), 1, 1, GENESIS);
         assert!(!line.to_string().contains('\n'));
+    }
+
+    /// Review, not tested item 8: every audit line says who, what, on what, when and where.
+    #[test]
+    fn a_log_line_names_who_what_when_and_where() {
+        let entry = Entry::new("user:alice", "device.approve", "dev-1", "10.0.0.9:5123 Firefox");
+        let line = Record::seal(entry, 7, 1_500, GENESIS).to_string();
+        for part in [
+            "seq=7",
+            "actor=\"user:alice\"",
+            "action=device.approve",
+            "object=\"dev-1\"",
+            "where=\"10.0.0.9:5123 Firefox\"",
+            "at=1970-01-01T00:00:01.5Z",
+            "outcome=ok",
+        ] {
+            assert!(line.contains(part), "{part} not in {line}");
+        }
     }
 
     #[test]

@@ -12,11 +12,12 @@
 pub mod chain;
 pub mod export;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::sync::mpsc;
@@ -70,6 +71,8 @@ pub const COMMAND_SENT: &str = "device.command_sent";
 pub const COMMAND_ANSWERED: &str = "device.command_answered";
 /// A rollout sent a wave, timed out, halted or completed; or a late joiner got its config.
 pub const ROLLOUT_STEP: &str = "rollout.step";
+/// An admin read fleet, device or config data (once per [`READ_EVERY`] per thing).
+pub const READ: &str = "data.read";
 /// Records were exported.
 pub const EXPORT: &str = "audit.export";
 /// Records past retention were pruned.
@@ -106,13 +109,40 @@ pub struct Audit(Arc<Inner>);
 struct Inner {
     store: Store,
     head_file: PathBuf,
+    reads: Mutex<ReadLog>,
+}
+
+/// The same read by the same actor is recorded at most once in this long (consoles poll).
+pub const READ_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// When each (actor, action, object) read was last recorded.
+#[derive(Debug, Default)]
+struct ReadLog {
+    last: HashMap<String, Instant>,
+}
+
+impl ReadLog {
+    /// Whether a read of `key` at `now` is recorded; if so, remembers it.
+    fn due(&mut self, key: String, now: Instant) -> bool {
+        if self.last.len() > 10_000 {
+            self.last.retain(|_, t| now.saturating_duration_since(*t) < READ_EVERY);
+        }
+        match self.last.get(&key) {
+            Some(t) if now.saturating_duration_since(*t) < READ_EVERY => false,
+            _ => {
+                self.last.insert(key, now);
+                true
+            }
+        }
+    }
 }
 
 impl Audit {
     /// The trail of a data directory (its own connection to the database).
     pub fn open(dir: &DataDir) -> Result<Self, StoreError> {
         let store = Store::open(&dir.db())?;
-        Ok(Self(Arc::new(Inner { store, head_file: dir.audit_head() })))
+        let reads = Mutex::default();
+        Ok(Self(Arc::new(Inner { store, head_file: dir.audit_head(), reads })))
     }
 
     /// Appends `entry` now; blocks (SQLite). One log line per record, rendered from it.
@@ -133,6 +163,17 @@ impl Audit {
         let audit = self.clone();
         if tokio::task::spawn_blocking(move || audit.record_blocking(entry)).await.is_err() {
             tracing::error!(target: "fleetd::audit", "AUDIT RECORD LOST: the writer panicked");
+        }
+    }
+
+    /// Records a read, unless the same actor's same read was recorded in the last
+    /// [`READ_EVERY`] (a console that polls is one reader, not hundreds).
+    pub async fn record_read(&self, entry: Entry) {
+        let key = format!("{}|{}|{}", entry.actor, entry.action, entry.object);
+        let due =
+            self.0.reads.lock().unwrap_or_else(PoisonError::into_inner).due(key, Instant::now());
+        if due {
+            self.record(entry).await;
         }
     }
 
@@ -381,6 +422,17 @@ mod tests {
         let last = audit.between(0, i64::MAX).unwrap().pop().unwrap();
         assert_eq!(last.action, PRUNE);
         assert_eq!(audit.prune(0).unwrap(), None);
+    }
+
+    #[test]
+    fn a_polled_read_is_recorded_once_per_window_per_reader_and_thing() {
+        let mut log = ReadLog::default();
+        let t0 = Instant::now();
+        assert!(log.due("user:a|data.read|fleet".into(), t0));
+        assert!(!log.due("user:a|data.read|fleet".into(), t0 + READ_EVERY / 2));
+        assert!(log.due("user:b|data.read|fleet".into(), t0));
+        assert!(log.due("user:a|data.read|dev-1".into(), t0));
+        assert!(log.due("user:a|data.read|fleet".into(), t0 + READ_EVERY));
     }
 
     #[test]

@@ -40,7 +40,13 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(token?)))
 }
 
-async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<DeviceInfo>>> {
+async fn list(
+    State(state): State<Arc<AppState>>,
+    AdminUser(user): AdminUser,
+    Place(place): Place,
+) -> ApiResult<Json<Vec<DeviceInfo>>> {
+    let entry = Entry::new(&audit::user(&user.username), audit::READ, "devices", &place);
+    state.audit.record_read(entry).await;
     state.blocking(|s| s.registry.list()).await.map(Json)
 }
 

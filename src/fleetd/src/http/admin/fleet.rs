@@ -41,7 +41,12 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 type S = State<Arc<AppState>>;
 
-async fn fleet(State(s): S) -> ApiResult<Json<Vec<FleetDevice>>> {
+async fn fleet(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Place(p): Place,
+) -> ApiResult<Json<Vec<FleetDevice>>> {
+    s.audit.record_read(Entry::new(&audit::user(&u.username), audit::READ, "fleet", &p)).await;
     s.blocking(|s| s.fleet.fleet()).await.map(Json)
 }
 
@@ -49,7 +54,13 @@ async fn groups(State(s): S) -> ApiResult<Json<Vec<GroupInfo>>> {
     s.blocking(|s| s.fleet.groups()).await.map(Json)
 }
 
-async fn device(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceDetail>> {
+async fn device(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Place(p): Place,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceDetail>> {
+    s.audit.record_read(Entry::new(&audit::user(&u.username), audit::READ, &id, &p)).await;
     s.blocking(move |s| s.fleet.device_detail(&id)).await.map(Json)
 }
 
@@ -74,7 +85,14 @@ async fn command(State(s): S, Path(id): Path<String>) -> ApiResult<Json<CommandI
     s.blocking(move |s| s.fleet.command(&id)?.ok_or(FleetError::NoSuchCommand(id))).await.map(Json)
 }
 
-async fn group_config(State(s): S, Path(group): Path<String>) -> ApiResult<Json<GroupConfig>> {
+async fn group_config(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Place(p): Place,
+    Path(group): Path<String>,
+) -> ApiResult<Json<GroupConfig>> {
+    let object = format!("config of {group}");
+    s.audit.record_read(Entry::new(&audit::user(&u.username), audit::READ, &object, &p)).await;
     s.blocking(move |s| s.fleet.group_config(&group)).await.map(Json)
 }
 
@@ -93,7 +111,14 @@ async fn set_group_config(
     res.map(Json)
 }
 
-async fn device_config(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceConfig>> {
+async fn device_config(
+    State(s): S,
+    AdminUser(u): AdminUser,
+    Place(p): Place,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceConfig>> {
+    let object = format!("config of {id}");
+    s.audit.record_read(Entry::new(&audit::user(&u.username), audit::READ, &object, &p)).await;
     s.blocking(move |s| s.fleet.device_config(&id)).await.map(Json)
 }
 
