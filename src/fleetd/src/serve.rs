@@ -345,6 +345,16 @@ mod tests {
     }
 
     #[test]
+    fn audit_retention_defaults_to_six_years_and_takes_a_unit() {
+        let parse = |args: &[&str]| Serve::try_parse_from([&["serve"][..], args].concat());
+        let six_years = Duration::from_secs(6 * 365 * 86_400);
+        assert_eq!(parse(&[]).unwrap().args.audit_retention, six_years);
+        let ten = parse(&["--audit-retention", "10y"]).unwrap().args.audit_retention;
+        assert_eq!(ten, 10 * six_years / 6);
+        assert!(parse(&["--audit-retention", "6"]).is_err());
+    }
+
+    #[test]
     fn a_bad_public_name_is_refused_with_the_name_in_the_error() {
         for bad in ["fleet example", "*.example.com", "0.0.0.0", "fleet..example", "-x.example", ""]
         {

@@ -1,8 +1,8 @@
 //! The audit trail end to end: the real `fleetd serve` records sign-ins (ok and refused),
 //! enrolment, approval, a config change, reads and a command with who, what and where;
-//! `fleetd audit verify`
-//! names a record changed or removed directly in the SQLite file; exports (HTTPS and CLI, CSV
-//! and JSON) hold the records and no secret. Needs mosquitto installed.
+//! `fleetd audit verify` names a record changed, removed or moved directly in the SQLite file,
+//! and the head file catches a cut-off tail; exports (HTTPS and CLI, CSV and JSON) hold the
+//! records and no secret. Needs mosquitto installed.
 
 mod common;
 
@@ -163,11 +163,32 @@ async fn the_trail_records_who_what_where_and_verify_names_a_tampered_record() {
     tamper(&dir, &format!("UPDATE audit SET actor = '{actor}' WHERE seq = {victim}"));
     assert!(verify(&dir).await.0, "put back, it verifies again");
 
+    // The newest record cut off: the chain alone still links, the head file catches it.
+    // `all` holds neither its own export's record nor the CSV export's after it.
+    let last = all.len() as i64 + 2;
+    tamper(
+        &dir,
+        &format!(
+            "CREATE TABLE keep AS SELECT * FROM audit WHERE seq = {last}; DELETE FROM audit WHERE seq = {last};"
+        ),
+    );
+    let (ok, said) = verify(&dir).await;
+    assert!(!ok && said.contains(&format!("audit record {last} was removed")), "{said}");
+    tamper(&dir, "INSERT INTO audit SELECT * FROM keep; DROP TABLE keep;");
+    let (ok, said) = verify(&dir).await;
+    assert!(ok, "put back, it verifies again: {said}");
+
     // One record deleted: named.
     let gone = find(&all, "session.sign_in", "refused:wrong_credentials")["seq"].as_i64().unwrap();
-    tamper(&dir, &format!("DELETE FROM audit WHERE seq = {gone}"));
+    let keep = format!("CREATE TABLE keep AS SELECT * FROM audit WHERE seq = {gone};");
+    tamper(&dir, &format!("{keep} DELETE FROM audit WHERE seq = {gone}"));
     let (ok, said) = verify(&dir).await;
     assert!(!ok && said.contains(&format!("audit record {gone} was removed")), "{said}");
+
+    // Put back, but after the others: named as out of order.
+    tamper(&dir, "INSERT INTO audit SELECT * FROM keep; DROP TABLE keep;");
+    let (ok, said) = verify(&dir).await;
+    assert!(!ok && said.contains(&format!("audit record {gone} was moved out of order")), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
