@@ -1,6 +1,6 @@
 //! The data directory and every file fleetd keeps in it: the database, the CA and server
 //! certificate ([`crate::pki`]), the revocation list, the signing key, and the configuration of
-//! the broker fleetd runs. Each file name is spelt here and nowhere else; `serve`, `user`,
+//! the broker fleetd runs, and the audit chain head. Each file name is spelt here and nowhere else; `serve`, `user`,
 //! `device` and `config` (and the tests) reach the files through [`DataDir`].
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

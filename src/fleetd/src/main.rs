@@ -8,6 +8,7 @@
 //!   and signing key; [`accounts`]: console users and sessions.
 //! - [`mqtt`]: fleetd's MQTT client; [`broker`]: the mosquitto it runs; [`turn`]: ICE servers.
 //! - [`store`]: the SQLite database; [`data_dir`]: every file of the data directory.
+//! - [`audit`]: the hash-chained audit trail every part records through.
 //!
 //! This file only parses the command line, dispatches, and reports errors to the operator.
 

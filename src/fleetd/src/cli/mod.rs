@@ -1,6 +1,7 @@
 //! The command line: [`Cli`], and the subcommands that work on the data directory directly,
 //! whether or not `fleetd serve` is running: `fleetd user` ([`user`]), `fleetd device`
-//! ([`device`]) and `fleetd config` ([`config`]). Holds what they share: the global
+//! ([`device`]), `fleetd config` ([`config`]) and `fleetd audit` ([`audit`]); the changes they
+//! make are recorded in the audit trail ([`audited`]). Holds what they share: the global
 //! `--data-dir`, `--json`, printing, times, who runs them, the one duration parser, and opening
 //! the registry and the fleet of a data directory. `serve`'s own options are in
 //! [`crate::serve`].

@@ -1,7 +1,7 @@
 //! The HTTPS front: the clinician console (`/`) and the fleet admin console (`/admin`), and the
 //! API, one file per resource: sign-in ([`session`]), kiosk enrolment ([`enrol`]),
-//! administration ([`admin`], every route under `/api/admin` behind one role check) and `/ws`
-//! ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
+//! administration ([`admin`], every route under `/api/admin` behind one role check), the audit
+//! export and the "where" of each audit record ([`audit`]) and `/ws` ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
 //! served from one table ([`ASSETS`]): HTML, CSS and plain JavaScript ES modules, no build step
 //! (`common.js` is what both consoles share; `wire.js` the JSDoc types of what they exchange with
 //! fleetd; `app.js`/`call.js` the clinician's, `admin*.js` the admin's). Requests are read by

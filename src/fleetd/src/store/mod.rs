@@ -5,7 +5,7 @@
 //!
 //! One file per group of tables: `users.rs` (users, sessions), `devices.rs` (enrolment tokens,
 //! devices, the registry generation), `fleet.rs` (config, rollouts, what was published,
-//! commands and reports). One query style throughout: each query is a free function over a
+//! commands and reports), `audit.rs` (the append-only audit trail). One query style throughout: each query is a free function over a
 //! `&Connection`, run inside [`Store::read`] (reads, single statements) or [`Store::write`]
 //! (an IMMEDIATE transaction), the only two places that take the connection's lock; several
 //! compose in one transaction, e.g. `store.write(|c| { devices::approve(c, ..)?; .. })`.
