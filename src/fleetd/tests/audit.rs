@@ -7,9 +7,25 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
-use common::{add_user, cli, enrol_token, enrolled_device, http, sign_in, start, stop};
+use common::{
+    Device, Fleetd, WAIT, add_user, cli, device_tls, enrol_token, enrolled_device, http, sign_in,
+    start, stop, tls,
+};
+use futures_util::{SinkExt, StreamExt};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde_json::{Value, json};
+use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole};
+use telekiosk_protocol::visit::KioskToServer;
+use telekiosk_protocol::{decode, encode, topics};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const PASSWORD: &str = "correct horse battery staple";
 const WRONG: &str = "wrong-password-1234";
@@ -228,4 +244,118 @@ async fn the_export_route_is_for_admins_and_refuses_bad_dates() {
         (&json!("user:carol"), &json!("/api/audit/export"))
     );
     stop(f).await;
+}
+
+/// A kiosk's MQTT client, connected (it only publishes here).
+async fn kiosk(f: &Fleetd, device: &Device) -> AsyncClient {
+    let mut options = MqttOptions::new(format!("test-{}", device.id), "127.0.0.1", f.mqtt_port);
+    let config = Arc::new(device_tls(f, device));
+    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    client.subscribe(topics::visit_in(&device.id), QoS::AtLeastOnce).await.unwrap();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut subscribed_tx = Some(subscribed_tx);
+        while let Ok(event) = eventloop.poll().await {
+            if let Event::Incoming(Packet::SubAck(_)) = event {
+                subscribed_tx.take().map(|s| s.send(()));
+            }
+        }
+    });
+    timeout(WAIT, subscribed).await.expect("kiosk subscribed in time").unwrap();
+    client
+}
+
+async fn console(f: &Fleetd, cookie: &str) -> Ws {
+    let mut req = format!("wss://127.0.0.1:{}/ws", f.web_port).into_client_request().unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let connector = Connector::Rustls(Arc::new(tls(&f.ca, None)));
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
+            .await
+            .expect("console connects");
+    ws
+}
+
+async fn until(ws: &mut Ws, want: impl Fn(&ServerToConsole) -> bool) -> ServerToConsole {
+    timeout(WAIT, async {
+        loop {
+            if let Message::Text(text) = ws.next().await.expect("open").expect("healthy") {
+                let msg = decode::<ServerToConsole>(text.as_bytes()).unwrap();
+                if want(&msg) {
+                    return msg;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the expected console message arrived in time")
+}
+
+/// A visit queued, joined and ended is recorded with who and how long; a console message
+/// with backticks and a newline (review M7) is recorded as refused, its text nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_is_recorded_queued_joined_and_ended_and_forged_text_goes_nowhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    add_user(&dir, "alice", PASSWORD, "clinician").await;
+    let f = start(&dir).await;
+    let device = enrolled_device(&f, "3").await;
+    let kiosk = kiosk(&f, &device).await;
+    let waiting = KioskToServer::Waiting {
+        visit_id: "visit-9".into(),
+        clinic: "North Clinic".into(),
+        room: "3".into(),
+    };
+    let topic = topics::visit_out(&device.id);
+    kiosk.publish(&topic, QoS::AtLeastOnce, false, encode(&waiting)).await.unwrap();
+
+    let mut alice = console(&f, &sign_in(&f, "alice", PASSWORD).await).await;
+    let queued = |m: &ServerToConsole| matches!(m, ServerToConsole::Queue { waiting } if waiting.iter().any(|w| w.visit_id == "visit-9"));
+    until(&mut alice, queued).await;
+    let forged = r#"{"type":"x`\nINFO fleetd::audit: FORGED signed in`","visit_id":"visit-9"}"#;
+    alice.send(Message::text(forged)).await.unwrap();
+    until(&mut alice, |m| matches!(m, ServerToConsole::Error { .. })).await;
+    alice
+        .send(Message::text(
+            String::from_utf8(encode(&ConsoleToServer::Join { visit_id: "visit-9".into() }))
+                .unwrap(),
+        ))
+        .await
+        .unwrap();
+    until(&mut alice, |m| matches!(m, ServerToConsole::Joined { .. })).await;
+    alice
+        .send(Message::text(
+            String::from_utf8(encode(&ConsoleToServer::End { visit_id: "visit-9".into() }))
+                .unwrap(),
+        ))
+        .await
+        .unwrap();
+    until(&mut alice, |m| matches!(m, ServerToConsole::Ended { .. })).await;
+    let log = f.log.clone();
+    stop(f).await;
+
+    let (ok, out, err) = cli(
+        &dir,
+        &["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "json"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let records: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let kiosk_actor = json!(format!("device:{}", device.id));
+    let queued = find(&records, "visit.queued", "ok");
+    assert_eq!((&queued["actor"], &queued["where"]), (&kiosk_actor, &json!(device.id)));
+    let joined = find(&records, "visit.joined", "ok");
+    assert_eq!(joined["actor"], "user:alice");
+    assert_eq!(joined["object"], format!("visit visit-9 kiosk {}", device.id));
+    let ended = find(&records, "visit.ended", "ok");
+    assert_eq!(ended["actor"], "user:alice");
+    assert!(ended["detail"].as_str().unwrap().starts_with("visit over: "), "{ended}");
+    let refused = find(&records, "visit.event", "refused:refused");
+    assert_eq!(refused["actor"], "user:alice");
+    assert!(refused["detail"].as_str().unwrap().contains("unknown message type"), "{refused}");
+    assert!(!out.contains("FORGED"), "attacker text in the trail");
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("action=visit.event") && !log.contains("FORGED"), "{log}");
+    assert!(verify(&dir).await.0);
 }
