@@ -1,7 +1,8 @@
 //! The data directory and every file fleetd keeps in it: the database, the CA and server
-//! certificate ([`crate::pki`]), the revocation list, the signing key, and the configuration of
-//! the broker fleetd runs. Each file name is spelt here and nowhere else; `serve`, `user`,
-//! `device` and `config` (and the tests) reach the files through [`DataDir`].
+//! certificate ([`crate::pki`]), the revocation list, the signing key, the configuration of
+//! the broker fleetd runs, and the audit chain head. Each file name is spelt here and nowhere
+//! else; `serve`, `user`, `device`, `config` and `audit` (and the tests) reach the files
+//! through [`DataDir`].
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -69,5 +70,11 @@ impl DataDir {
     /// The Ed25519 key that signs config and commands.
     pub fn signing_key(&self) -> PathBuf {
         self.0.join("config-signing-key.pem")
+    }
+
+    /// The audit chain head (`SEQ HASH`), written apart from the database so that a rewritten
+    /// database is caught by `fleetd audit verify`.
+    pub fn audit_head(&self) -> PathBuf {
+        self.0.join("audit-head")
     }
 }

@@ -9,11 +9,13 @@
 //!   permission table and clinic scope.
 //! - [`mqtt`]: fleetd's MQTT client; [`broker`]: the mosquitto it runs; [`turn`]: ICE servers.
 //! - [`store`]: the SQLite database; [`data_dir`]: every file of the data directory.
+//! - [`audit`]: the hash-chained audit trail every part records through.
 //!
 //! This file only parses the command line, dispatches, and reports errors to the operator.
 
 mod access;
 mod accounts;
+mod audit;
 mod broker;
 mod cli;
 mod data_dir;
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::User { command } => cli::user::run(command, &data_dir),
         Command::Device { command } => cli::device::run(command, &data_dir),
         Command::Config { command } => cli::config::run(command, &data_dir),
+        Command::Audit { command } => cli::audit::run(command, &data_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

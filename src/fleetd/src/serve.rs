@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::accounts::Accounts;
+use crate::audit::{self, Audit};
 use crate::data_dir::DataDir;
 use crate::fleet::{Fleet, driver};
 use crate::pki::{self, ca, signing};
@@ -70,6 +71,9 @@ pub struct ServeArgs {
     /// else).
     #[arg(long)]
     turn_relay_only: bool,
+    /// How long audit records are kept (e.g. 6y, 2190d); older ones are pruned once a day.
+    #[arg(long, default_value = "6y", value_parser = crate::cli::parse_duration)]
+    audit_retention: Duration,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -96,6 +100,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let signing_key = signing::ensure(&data_dir.signing_key())?;
     let registry = Arc::new(Registry::new(Store::open(&db)?, pki.clone(), signing_key)?);
     let fleet = Arc::new(Fleet::new(Store::open(&db)?));
+    let trail = Audit::open(&data_dir)?;
     let signer = Arc::new(signing::Signer::load(&data_dir.signing_key())?);
     // The CRL before the broker: mosquitto refuses every client while it has none.
     let crl = data_dir.crl();
@@ -147,7 +152,9 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let places_of = registry.clone();
     let places: hub::Places =
         Arc::new(move |id| places_of.show(id).ok().map(|d| (d.clinic, d.room)));
-    let (hub, _hub_task) = hub::spawn(outbox_tx, ice, places);
+    let upkeep = audit::spawn_upkeep(trail.clone(), args.audit_retention);
+    let (to_trail, trail_queue) = audit::spawn_queue(trail.clone());
+    let (hub, _hub_task) = hub::spawn(outbox_tx, ice, places, to_trail);
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,
@@ -162,7 +169,15 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         driver::spawn(fleet.clone(), signer, fleet_inbox, publish_tx, connections);
 
     let handle = axum_server::Handle::new();
-    let app = http::app(http::AppState::new(accounts, hub, registry, watcher, fleet, driver));
+    let app = http::app(http::AppState::new(
+        accounts,
+        hub,
+        registry,
+        watcher,
+        fleet,
+        driver,
+        trail.clone(),
+    ));
     let mut web_task =
         tokio::spawn(http::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
 
@@ -198,6 +213,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     watcher_task.abort();
     if let Some(broker) = broker {
         broker.stop().await;
+    }
+    upkeep.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(2), trail_queue).await;
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || trail.write_head()).await {
+        tracing::error!(target: "fleetd::audit", "cannot write the audit head: {e:#}");
     }
     outcome
 }
@@ -327,6 +347,16 @@ mod tests {
         let external = serve(&["--mqtt-url", "mqtts://broker.example:8883"]);
         assert!(external.iter().any(|n| n == "10.0.0.5"), "{external:?}");
         assert!(!external.iter().any(|n| n == "10.0.0.6"), "{external:?}");
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_six_years_and_takes_a_unit() {
+        let parse = |args: &[&str]| Serve::try_parse_from([&["serve"][..], args].concat());
+        let six_years = Duration::from_secs(6 * 365 * 86_400);
+        assert_eq!(parse(&[]).unwrap().args.audit_retention, six_years);
+        let ten = parse(&["--audit-retention", "10y"]).unwrap().args.audit_retention;
+        assert_eq!(ten, 10 * six_years / 6);
+        assert!(parse(&["--audit-retention", "6"]).is_err());
     }
 
     #[test]

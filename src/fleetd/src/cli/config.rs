@@ -11,7 +11,8 @@ use anyhow::Context;
 use telekiosk_protocol::api::{DeviceConfig, FleetStatus, GroupConfig, NewRollout, RolloutInfo};
 
 use super::device::presence;
-use super::{Common, open_fleet, parse_duration, print, unix_user, when};
+use super::{Common, audited, open_fleet, parse_duration, print, unix_user, when};
+use crate::audit;
 use crate::data_dir::DataDir;
 use crate::fleet::rollout::Control;
 use crate::store::unix_now;
@@ -186,7 +187,8 @@ pub fn run(command: ConfigCommand, data_dir: &Path) -> anyhow::Result<()> {
             let body = read_document(&file)?;
             match target {
                 ConfigTarget::Group(group) => {
-                    let stored = fleet.set_group_config(&group, body, &by, now)?;
+                    let stored = fleet.set_group_config(&group, body, &by, now);
+                    let stored = audited(&dir, audit::CONFIG_GROUP, &group, stored)??;
                     print(common.json, &stored, |g| {
                         print_group(g);
                         println!(
@@ -196,7 +198,8 @@ pub fn run(command: ConfigCommand, data_dir: &Path) -> anyhow::Result<()> {
                     })
                 }
                 ConfigTarget::Device(id) => {
-                    let stored = fleet.set_device_override(&id, body, &by, now)?;
+                    let stored = fleet.set_device_override(&id, body, &by, now);
+                    let stored = audited(&dir, audit::CONFIG_DEVICE, &id, stored)??;
                     print(common.json, &stored, |d| {
                         print_device_config(d);
                         println!(
@@ -219,14 +222,18 @@ pub fn run(command: ConfigCommand, data_dir: &Path) -> anyhow::Result<()> {
             }
         }
         ConfigCommand::Rollout { plan, common } => {
-            let started = open_fleet(&dir)?.start_rollout(&plan.request(), &by, now)?;
+            let req = plan.request();
+            let started = open_fleet(&dir)?.start_rollout(&req, &by, now);
+            let started = audited(&dir, audit::ROLLOUT_START, &req.group, started)??;
             print(common.json, &started, |r| {
                 print_rollout(r);
                 println!("A running fleetd sends the first wave within a second.");
             })
         }
         ConfigCommand::Rollback { plan, common } => {
-            let started = open_fleet(&dir)?.rollback(&plan.request(), &by, now)?;
+            let req = plan.request();
+            let started = open_fleet(&dir)?.rollback(&req, &by, now);
+            let started = audited(&dir, audit::ROLLBACK, &req.group, started)??;
             print(common.json, &started, print_rollout)
         }
         ConfigCommand::Status { common } => {
@@ -245,7 +252,13 @@ pub fn run(command: ConfigCommand, data_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn change(dir: &DataDir, id: i64, action: Control, by: &str, common: Common) -> anyhow::Result<()> {
-    let changed = open_fleet(dir)?.change_rollout(id, action, by, unix_now())?;
+    let name = match action {
+        Control::Pause => audit::ROLLOUT_PAUSE,
+        Control::Resume => audit::ROLLOUT_RESUME,
+        Control::Abort => audit::ROLLOUT_ABORT,
+    };
+    let changed = open_fleet(dir)?.change_rollout(id, action, by, unix_now());
+    let changed = audited(dir, name, &format!("rollout {id}"), changed)??;
     print(common.json, &changed, print_rollout)
 }
 

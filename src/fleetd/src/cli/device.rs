@@ -15,7 +15,8 @@ use telekiosk_protocol::device::{Health, PartStatus, Presence};
 
 use telekiosk_protocol::api::MAX_TOKEN_TTL_SECS;
 
-use super::{Common, open_fleet, open_registry, parse_duration, print, unix_user, when};
+use super::{Common, audited, open_fleet, open_registry, parse_duration, print, unix_user, when};
+use crate::audit;
 use crate::data_dir::DataDir;
 use crate::store::unix_now;
 
@@ -100,19 +101,23 @@ pub fn run(command: DeviceCommand, data_dir: &Path) -> anyhow::Result<()> {
     let now = unix_now();
     match command {
         DeviceCommand::EnrolToken { clinic, room, ttl, common } => {
+            let object = format!("{clinic} / {room}");
             let req = NewEnrolToken { clinic, room, ttl_secs: Some(ttl.as_secs()) };
-            let token = open_registry(&dir)?.create_token(&req, &by, now)?;
+            let token = open_registry(&dir)?.create_token(&req, &by, now);
+            let token = audited(&dir, audit::ENROL_TOKEN, &object, token)??;
             print(common.json, &token, print_token)
         }
         DeviceCommand::Approve { id, common } => {
-            let device = open_registry(&dir)?.approve(&id, &by, now)?;
+            let device = open_registry(&dir)?.approve(&id, &by, now);
+            let device = audited(&dir, audit::APPROVE, &id, device)??;
             print(common.json, &device, |d| {
                 print_device(d);
                 println!("The kiosk receives its certificate the next time it asks.");
             })
         }
         DeviceCommand::Revoke { id, common } => {
-            let device = open_registry(&dir)?.revoke(&id, &by, now)?;
+            let device = open_registry(&dir)?.revoke(&id, &by, now);
+            let device = audited(&dir, audit::REVOKE, &id, device)??;
             print(common.json, &device, |d| {
                 print_device(d);
                 println!("A running fleetd closes its connection within seconds.");
@@ -149,7 +154,8 @@ pub fn run(command: DeviceCommand, data_dir: &Path) -> anyhow::Result<()> {
                 CmdKind::Diagnostics => Command::CollectDiagnostics,
             };
             let fleet = open_fleet(&dir)?;
-            let mut info = fleet.new_command(&id, command, &by, now)?;
+            let info = fleet.new_command(&id, command, &by, now);
+            let mut info = audited(&dir, audit::COMMAND, &id, info)??;
             if let Some(secs) = wait {
                 let deadline = std::time::Instant::now() + Duration::from_secs(secs);
                 while info.status != CommandStatus::Answered && std::time::Instant::now() < deadline

@@ -1,10 +1,12 @@
 //! The command line: [`Cli`], and the subcommands that work on the data directory directly,
 //! whether or not `fleetd serve` is running: `fleetd user` ([`user`]), `fleetd device`
-//! ([`device`]) and `fleetd config` ([`config`]). Holds what they share: the global
+//! ([`device`]), `fleetd config` ([`config`]) and `fleetd audit` ([`audit`]); the changes they
+//! make are recorded in the audit trail ([`audited`]). Holds what they share: the global
 //! `--data-dir`, `--json`, printing, times, who runs them, the one duration parser, and opening
 //! the registry and the fleet of a data directory. `serve`'s own options are in
 //! [`crate::serve`].
 
+pub mod audit;
 pub mod config;
 pub mod device;
 pub mod user;
@@ -53,6 +55,11 @@ pub enum Command {
         #[command(subcommand)]
         command: config::ConfigCommand,
     },
+    /// Verify and export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 /// Options every `device` and `config` subcommand takes.
@@ -87,11 +94,13 @@ pub fn unix_user() -> String {
     nix::unistd::User::from_uid(uid).ok().flatten().map_or_else(|| format!("uid {uid}"), |u| u.name)
 }
 
-/// A duration such as `90s`, `15m`, `2h` or `7d`: a whole number and a unit, at least 1 s.
+/// A duration such as `90s`, `15m`, `2h`, `7d` or `6y` (365 days a year): a whole number and a
+/// unit, at least 1 s.
 /// Callers bound it further.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad =
-        || format!("{s:?} is not a duration: write a number and a unit (s, m, h or d), e.g. 15m");
+    let bad = || {
+        format!("{s:?} is not a duration: write a number and a unit (s, m, h, d or y), e.g. 15m")
+    };
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().map_err(|_| bad())?;
@@ -100,6 +109,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
+        "y" => 365 * 86_400,
         _ => return Err(bad()),
     };
     match n.checked_mul(unit_secs) {
@@ -127,6 +137,23 @@ pub fn open_registry(dir: &DataDir) -> anyhow::Result<Registry> {
     Registry::new(store, pki, signing_key).context("cannot read fleetd's CA")
 }
 
+/// Records in the data directory's audit trail what a CLI command did (or the class of why it
+/// was refused), by `cli:OSUSER` from `cli`, and writes the head file; `result` is returned
+/// as it was. A trail that cannot be written stops the command with an error.
+pub fn audited<T, E: std::fmt::Debug>(
+    dir: &DataDir,
+    action: &'static str,
+    object: &str,
+    result: Result<T, E>,
+) -> anyhow::Result<Result<T, E>> {
+    let trail = crate::audit::Audit::open(dir)?;
+    let actor = crate::audit::cli(&unix_user());
+    let entry = crate::audit::Entry::new(&actor, action, object, "cli");
+    trail.append(entry.outcome(&result, crate::audit::class_of))?;
+    trail.write_head()?;
+    Ok(result)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +164,7 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("6y"), Ok(Duration::from_secs(6 * 365 * 86_400)));
         for bad in ["", "15", "m", "24x", "-1h", "1.5h", "0s", "99999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -99,7 +99,7 @@ impl Fleet {
             Ok::<_, FleetError>(())
         })?;
         let name = command_name(&command);
-        tracing::info!(target: "fleetd::audit", by, device = id, group = %device.clinic, command = name, command_id = %row.command_id, "command queued");
+        tracing::info!(by, device = id, group = %device.clinic, command = name, command_id = %row.command_id, "command queued");
         command_info(&row)
     }
 

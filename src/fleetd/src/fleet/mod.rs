@@ -158,7 +158,7 @@ impl Fleet {
             bump(c)?;
             Ok::<_, FleetError>(())
         })?;
-        tracing::info!(target: "fleetd::audit", by, group, "group config set");
+        tracing::info!(by, group, "group config set");
         self.group_config(group)
     }
 
@@ -187,7 +187,7 @@ impl Fleet {
         } else {
             "device config override set"
         };
-        tracing::info!(target: "fleetd::audit", by, device = id, group = %device.clinic, "{what}");
+        tracing::info!(by, device = id, group = %device.clinic, "{what}");
         self.device_config(id)
     }
 
@@ -222,10 +222,21 @@ impl Fleet {
                 .ok_or_else(|| FleetError::NoPrevious(group.into()))?;
             if matches!(latest.status.as_str(), "running" | "paused") {
                 change_rollout(c, &latest, Control::Abort, now)?;
-                tracing::info!(target: "fleetd::audit", by, group, rollout = latest.id, version = latest.version, "rollout aborted for a rollback");
+                tracing::info!(
+                    by,
+                    group,
+                    rollout = latest.id,
+                    version = latest.version,
+                    "rollout aborted for a rollback"
+                );
             }
             q::set_group_body(c, group, &previous.body, by, now)?;
-            tracing::info!(target: "fleetd::audit", by, group, to_version = previous.version, "group config set back for a rollback");
+            tracing::info!(
+                by,
+                group,
+                to_version = previous.version,
+                "group config set back for a rollback"
+            );
             new_rollout(c, group, &previous.body, "rollback", plan, by, now)
         })
     }
@@ -262,7 +273,7 @@ impl Fleet {
             Control::Resume => "rollout resumed",
             Control::Abort => "rollout aborted",
         };
-        tracing::info!(target: "fleetd::audit", by, group = %row.group, rollout = id, version = row.version, "{what}");
+        tracing::info!(by, group = %row.group, rollout = id, version = row.version, "{what}");
         self.rollout(id)
     }
 }
@@ -350,7 +361,7 @@ fn new_rollout(
     let id = q::insert_rollout(c, &row)?;
     bump(c)?;
     let devices = engine.targets.len();
-    tracing::info!(target: "fleetd::audit", by, group, rollout = id, version, kind, devices, "rollout started");
+    tracing::info!(by, group, rollout = id, version, kind, devices, "rollout started");
     Ok(id)
 }
 

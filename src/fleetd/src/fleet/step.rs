@@ -16,6 +16,7 @@ use telekiosk_protocol::{encode, topics};
 use super::commands::{COMMAND_TTL_SECS, command_name};
 use super::view::{merge_state, parse_state};
 use super::{Fleet, FleetError, FromKiosk, Publish, engine_of, parse_stored};
+use crate::audit::{self, Entry};
 use crate::fleet::layers::{self, Place};
 use crate::fleet::rollout::{Effect, Outcome, Rollout, Seen};
 use crate::pki::signing::Signer;
@@ -60,7 +61,8 @@ impl Fleet {
         self.store.write(|c| {
             let expired = q::expire_commands(c, now - COMMAND_TTL_SECS, now)?;
             if expired > 0 {
-                tracing::warn!(target: "fleetd::audit", by = "fleetd", expired, "commands expired unanswered");
+                let detail = format!("{expired} commands expired unanswered");
+                audit::append_in(c, audit::system(audit::COMMAND_SENT, "-", &detail))?;
             }
             let mut out = Vec::new();
             for row in q::commands_in(c, "queued")? {
@@ -68,7 +70,8 @@ impl Fleet {
                 let (publish, command) = signed_command(&row, now, expires_at, signer)?;
                 q::command_sent(c, &row.command_id, now, expires_at)?;
                 let device = &row.device_id;
-                tracing::info!(target: "fleetd::audit", by = "fleetd", device, command, command_id = %row.command_id, "command signed and sent");
+                let detail = format!("{command} {} signed and sent", row.command_id);
+                audit::append_in(c, audit::system(audit::COMMAND_SENT, device, &detail))?;
                 out.push(publish);
             }
             Ok(out)
@@ -150,6 +153,7 @@ impl Fleet {
                         record(c, &device_id, &r, now)?
                     }
                     FromKiosk::Result { device_id, result: Err(e) } => {
+                        let e = crate::signalling::redact(&e);
                         tracing::warn!(device = %device_id, "refused a command result: {e}");
                     }
                 }
@@ -184,13 +188,15 @@ fn signed_command(
 fn record(c: &Connection, device: &str, r: &CommandResult, now: i64) -> Result<(), FleetError> {
     let outcome = format!("{:?}", r.outcome).to_lowercase();
     if r.command_id.is_empty() {
-        tracing::warn!(target: "fleetd::audit", device, outcome, "kiosk could not read a command");
+        let entry = Entry::new(&audit::device(device), audit::COMMAND_ANSWERED, device, device);
+        audit::append_in(c, entry.refused("unreadable_command").detail(&outcome))?;
         return Ok(());
     }
     let json = serde_json::to_string(r).expect("results serialise");
     let is_final = r.outcome != CommandOutcome::Deferred;
     if q::record_result(c, device, &r.command_id, &json, is_final, now)? {
-        tracing::info!(target: "fleetd::audit", device, command_id = %r.command_id, outcome, "command answered");
+        let entry = Entry::new(&audit::device(device), audit::COMMAND_ANSWERED, device, device);
+        audit::append_in(c, entry.detail(&format!("{} {outcome}", r.command_id)))?;
         return Ok(());
     }
     let command_id = &r.command_id;
@@ -239,17 +245,27 @@ fn step_one(
             Effect::Publish { wave, devices } => {
                 out.extend(render(c, &row, devices, signer, now)?);
                 let n = devices.len();
-                tracing::info!(target: "fleetd::audit", by = "fleetd", group, rollout, version, wave, devices = n, "rollout wave sent");
+                let detail =
+                    format!("rollout {rollout} version {version} wave {wave} sent to {n} devices");
+                audit::append_in(c, audit::system(audit::ROLLOUT_STEP, group, &detail))?;
             }
             Effect::TimedOut { wave, devices } => {
-                let devices = devices.join(",");
-                tracing::warn!(target: "fleetd::audit", by = "fleetd", group, rollout, version, wave, devices, "devices did not acknowledge in time");
+                let detail = format!(
+                    "rollout {rollout} version {version} wave {wave}: devices did not acknowledge in time: {}",
+                    devices.join(",")
+                );
+                audit::append_in(c, audit::system(audit::ROLLOUT_STEP, group, &detail))?;
             }
             Effect::Halted { reason } => {
-                tracing::warn!(target: "fleetd::audit", by = "fleetd", group, rollout, version, "rollout halted: {reason}");
+                let detail =
+                    format!("rollout {rollout} version {version}: rollout halted: {reason}");
+                audit::append_in(c, audit::system(audit::ROLLOUT_STEP, group, &detail))?;
             }
             Effect::Completed { acked, failed } => {
-                tracing::info!(target: "fleetd::audit", by = "fleetd", group, rollout, version, acked, failed, "rollout completed");
+                let detail = format!(
+                    "rollout {rollout} version {version}: rollout completed, {acked} acknowledged, {failed} failed"
+                );
+                audit::append_in(c, audit::system(audit::ROLLOUT_STEP, group, &detail))?;
             }
         }
     }
@@ -335,7 +351,10 @@ fn catch_up(c: &Connection, signer: &Signer, now: i64) -> Result<Vec<Publish>, F
             .transpose()?;
         if let Some(p) = render_one(c, &row, &body, &place, over.as_ref(), signer, now)? {
             let (device, group, version) = (&place.id, &row.group, row.version);
-            tracing::info!(target: "fleetd::audit", by = "fleetd", device, group, rollout, version, "config sent to a device that joined after the group's rollout");
+            let detail = format!(
+                "rollout {rollout} version {version} of {group}: config sent to a device that joined after the group's rollout"
+            );
+            audit::append_in(c, audit::system(audit::ROLLOUT_STEP, device, &detail))?;
             out.push(p);
         }
     }

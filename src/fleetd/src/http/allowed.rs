@@ -14,10 +14,12 @@ use axum::http::request::Parts;
 use axum::middleware::{self, FromExtractorLayer};
 
 use super::AppState;
+use super::audit::Place;
 use super::error::ApiError;
 use super::extract::SignedIn;
 use crate::access::Permission;
 use crate::accounts::User;
+use crate::audit::{self, Entry};
 
 /// A permission, as a type, for [`Allowed`].
 pub trait Need: Send + Sync + 'static {
@@ -67,7 +69,11 @@ impl<N: Need> FromRequestParts<Arc<AppState>> for Allowed<N> {
         let SignedIn { user, .. } = SignedIn::from_request_parts(parts, state).await?;
         let permission = N::PERMISSION;
         if !user.scope().may(permission) {
-            tracing::warn!(target: "fleetd::audit", user = %user.username, role = user.role.as_str(), path = %parts.uri.path(), "refused: the role may not {}", permission.describe());
+            let Ok(Place(place)) = Place::from_request_parts(parts, state).await;
+            let (actor, path) = (audit::user(&user.username), parts.uri.path());
+            let entry = Entry::new(&actor, audit::ACCESS_REFUSED, path, &place)
+                .refused(&format!("not_allowed_{}", user.role.as_str()));
+            state.audit.record(entry).await;
             return Err(ApiError::NotAllowed(permission));
         }
         parts.extensions.insert(Acting(user));

@@ -17,9 +17,11 @@ use telekiosk_protocol::{DecodeError, decode, encode};
 use tokio::sync::mpsc;
 
 use super::AppState;
+use super::audit::Place;
 use super::error::{ApiError, ApiResult};
 use super::extract::SignedIn;
 use crate::accounts::User;
+use crate::audit::{self, Entry};
 use crate::signalling::Input;
 use crate::signalling::hub::{CONSOLE_QUEUE, HubMsg};
 
@@ -32,12 +34,14 @@ const SESSION_ENDED: u16 = 4401;
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     SignedIn { user, token }: SignedIn,
+    Place(place): Place,
     headers: HeaderMap,
     uri: Uri,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     if !same_origin(&headers, &uri) {
-        tracing::warn!(target: "fleetd::audit", user = %user.username, "console connection from another origin refused");
+        let entry = Entry::new(&audit::user(&user.username), audit::ACCESS_REFUSED, "/ws", &place);
+        state.audit.record(entry.refused("cross_origin")).await;
         return Err(ApiError::CrossOrigin);
     }
     Ok(match ws {

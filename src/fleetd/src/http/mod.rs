@@ -1,8 +1,8 @@
 //! The HTTPS front: the clinician console (`/`) and the fleet admin console (`/admin`), and the
 //! API, one file per resource: sign-in ([`session`]), kiosk enrolment ([`enrol`]),
 //! administration ([`admin`], every route group under `/api/admin` behind one permission check
-//! from [`allowed`]) and `/ws`
-//! ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
+//! from [`allowed`]), the audit export and the "where" of each audit record ([`audit`]) and
+//! `/ws` ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
 //! served from one table ([`ASSETS`]): HTML, CSS and plain JavaScript ES modules, no build step
 //! (`common.js` is what both consoles share; `wire.js` the JSDoc types of what they exchange with
 //! fleetd; `app.js`/`call.js` the clinician's, `admin*.js` the admin's). Requests are read by
@@ -13,6 +13,7 @@
 
 mod admin;
 mod allowed;
+mod audit;
 mod console_ws;
 mod enrol;
 mod error;
@@ -33,6 +34,7 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::sync::Semaphore;
 
 use crate::accounts::Accounts;
+use crate::audit::Audit;
 use crate::fleet::Fleet;
 use crate::fleet::driver::Driver;
 use crate::registry::Registry;
@@ -95,6 +97,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     /// Told after an admin change, so it is sent at once.
     pub driver: Driver,
+    /// The audit trail.
+    pub audit: Audit,
     sign_in_slots: Semaphore,
 }
 
@@ -107,9 +111,10 @@ impl AppState {
         revocation: Watcher,
         fleet: Arc<Fleet>,
         driver: Driver,
+        audit: Audit,
     ) -> Arc<Self> {
         let sign_in_slots = Semaphore::new(SIGN_IN_SLOTS);
-        Arc::new(Self { accounts, hub, registry, revocation, fleet, driver, sign_in_slots })
+        Arc::new(Self { accounts, hub, registry, revocation, fleet, driver, audit, sign_in_slots })
     }
 
     /// Runs `f` (SQLite, signing, password hashing: anything that blocks) on the blocking pool.
@@ -137,6 +142,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(session::routes())
         .merge(enrol::routes())
         .merge(admin::routes(state.clone()))
+        .merge(audit::routes(state.clone()))
         .route("/ws", get(console_ws::upgrade))
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .layer(DefaultBodyLimit::max(16 * 1024))
@@ -158,7 +164,7 @@ pub async fn serve(
     axum_server::from_tcp(listener)
         .acceptor(acceptor)
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await?;
     Ok(())
 }

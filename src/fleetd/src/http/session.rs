@@ -11,10 +11,12 @@ use axum::{Json, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use telekiosk_protocol::api::{LoginRequest, Me};
 
+use super::audit::Place;
 use super::error::{ApiError, ApiResult};
 use super::extract::{SignedIn, Valid};
 use super::{AppState, SESSION_COOKIE};
 use crate::accounts::User;
+use crate::audit::{self, Entry, class_of};
 
 /// The session routes.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -42,34 +44,26 @@ fn cookie(value: String) -> Cookie<'static> {
 async fn login(
     State(state): State<Arc<AppState>>,
     jar: CookieJar,
+    Place(place): Place,
     Valid(req): Valid<LoginRequest>,
 ) -> ApiResult<(CookieJar, Json<Me>)> {
-    let shown: String = req.username.chars().filter(|c| !c.is_control()).take(64).collect();
+    let shown: String = req.username.chars().take(64).collect();
     let Ok(_slot) = state.sign_in_slots.acquire().await else {
         return Err(ApiError::ShuttingDown);
     };
     let result = state
         .blocking(move |s| s.accounts.sign_in(&req.username, &req.password, Instant::now()))
         .await;
-    match result {
-        Ok((token, user)) => {
-            tracing::info!(target: "fleetd::audit", user = %user.username, "signed in");
-            Ok((jar.add(cookie(token)), me_body(&user)))
-        }
-        Err(ApiError::WrongCredentials) => {
-            tracing::warn!(target: "fleetd::audit", user = %shown, "sign-in refused: wrong user name or password");
-            Err(ApiError::WrongCredentials)
-        }
-        Err(e) => {
-            tracing::error!(user = %shown, "sign-in failed");
-            Err(e)
-        }
-    }
+    let entry = Entry::new(&audit::user(&shown), audit::SIGN_IN, "console", &place);
+    state.audit.record(entry.outcome(&result, class_of)).await;
+    let (token, user) = result?;
+    Ok((jar.add(cookie(token)), me_body(&user)))
 }
 
 async fn logout(
     State(state): State<Arc<AppState>>,
     signed_in: Result<SignedIn, ApiError>,
+    Place(place): Place,
     jar: CookieJar,
 ) -> ApiResult<(CookieJar, StatusCode)> {
     if let Ok(SignedIn { user, token }) = signed_in {
@@ -79,7 +73,8 @@ async fn logout(
                 Ok::<_, ApiError>(())
             })
             .await?;
-        tracing::info!(target: "fleetd::audit", user = %user.username, "signed out");
+        let entry = Entry::new(&audit::user(&user.username), audit::SIGN_OUT, "console", &place);
+        state.audit.record(entry).await;
     }
     Ok((jar.remove(cookie(String::new())), StatusCode::NO_CONTENT))
 }

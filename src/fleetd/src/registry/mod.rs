@@ -110,7 +110,6 @@ impl Registry {
         self.store.write(|c| {
             devices::insert_token(c, &hash, &record, now, by).map_err(StoreError::from)
         })?;
-        tracing::info!(target: "fleetd::audit", by, expires_at = record.expires_at, "enrolment token created");
         Ok(EnrolToken {
             token: token.shown(),
             clinic: record.clinic,
@@ -120,19 +119,30 @@ impl Registry {
     }
 
     /// A kiosk's enrolment request: records a pending device, or answers how it stands.
+    #[cfg(test)]
     pub fn enrol(&self, req: &EnrolRequest, now: i64) -> Result<EnrolResponse, EnrolError> {
+        self.enrol_new(req, now).map(|(response, _)| response)
+    }
+
+    /// [`Registry::enrol`], and whether this request created the device (what the audit trail
+    /// records; a kiosk asking again how it stands is not news).
+    pub fn enrol_new(
+        &self,
+        req: &EnrolRequest,
+        now: i64,
+    ) -> Result<(EnrolResponse, bool), EnrolError> {
         let result = self.enrol_inner(req, now);
-        match &result {
-            Ok(_) => {}
-            Err(EnrolError::Store(e)) => tracing::error!("enrolment failed: {e}"),
-            Err(e) => {
-                tracing::warn!(target: "fleetd::audit", reason = %e, "enrolment refused");
-            }
+        if let Err(EnrolError::Store(e)) = &result {
+            tracing::error!("enrolment failed: {e}");
         }
         result
     }
 
-    fn enrol_inner(&self, req: &EnrolRequest, now: i64) -> Result<EnrolResponse, EnrolError> {
+    fn enrol_inner(
+        &self,
+        req: &EnrolRequest,
+        now: i64,
+    ) -> Result<(EnrolResponse, bool), EnrolError> {
         let token = Token::parse(&req.token).ok_or(EnrolError::UnknownToken)?;
         let key = ca::check_csr(&req.csr_pem)?;
         let new_id = token::new_device_id().map_err(EnrolError::Random)?;
@@ -144,9 +154,6 @@ impl Registry {
                 Ok::<_, EnrolError>(decision)
             })
         })?;
-        if created {
-            tracing::info!(target: "fleetd::audit", by = "kiosk", device = %device.id, "device enrolled, waiting for approval");
-        }
         let status = match (device.status.as_str(), device.cert_pem) {
             ("active", Some(certificate_pem)) => EnrolStatus::Approved {
                 certificate_pem,
@@ -155,7 +162,7 @@ impl Registry {
             },
             _ => EnrolStatus::Pending,
         };
-        Ok(EnrolResponse { device_id: device.id, status })
+        Ok((EnrolResponse { device_id: device.id, status }, created))
     }
 
     /// Approves a pending device: the CA issues its certificate.
@@ -179,7 +186,7 @@ impl Registry {
             let status = status_of(&self.device(id)?);
             return Err(RegistryError::NotPending { id: id.into(), status: status.as_str() });
         }
-        tracing::info!(target: "fleetd::audit", by, device = id, serial = %cert.serial, "device approved");
+        tracing::info!(device = id, serial = %cert.serial, "device certificate issued");
         self.show(id)
     }
 
@@ -189,7 +196,6 @@ impl Registry {
         if !self.store.write(|c| devices::revoke(c, id, now, by).map_err(StoreError::from))? {
             return Err(RegistryError::AlreadyRevoked(id.into()));
         }
-        tracing::info!(target: "fleetd::audit", by, device = id, "device revoked");
         self.show(id)
     }
 

@@ -1,6 +1,8 @@
 //! The hub: one task that owns the signalling [`Router`], feeds it what the MQTT and WebSocket
 //! adapters receive, and delivers its outputs (to kiosks via MQTT, to consoles via their
-//! WebSocket task, notes to the log). Nothing else touches the router, so it needs no lock.
+//! WebSocket task, notes to the log and the audit trail). Nothing else touches the router, so
+//! it needs no lock. The router only says what happened ([`Note`]); the hub records it, and
+//! rate-limits refusals per sender so a flood of bad messages cannot flood either.
 //! Before a kiosk's `Waiting` or `InVisit` reaches the router, the hub replaces its clinic and
 //! room by those of the device's enrolment record ([`Places`], read on the blocking pool).
 
@@ -15,7 +17,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::access::Scope;
-use crate::signalling::{ConnId, Input, Note, NoteLevel, Output, Router, place_from_registry};
+use crate::audit::{self, Entry};
+use crate::signalling::{
+    ConnId, Input, Note, NoteLevel, Output, RefusalLimit, Router, Verdict, place_from_registry,
+};
 use crate::store;
 use crate::turn::IceConfig;
 
@@ -63,14 +68,17 @@ pub struct HubStopped;
 
 /// Starts the hub task. Messages for kiosks go to `to_kiosk`; the task ends when every
 /// [`HubHandle`] is dropped.
+/// Audit-worthy notes go to `to_trail`.
 pub fn spawn(
     to_kiosk: mpsc::Sender<KioskMessage>,
     ice: IceConfig,
     places: Places,
+    to_trail: mpsc::Sender<Entry>,
 ) -> (HubHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let handle = HubHandle { tx, next_conn: Arc::new(AtomicU64::new(1)) };
-    (handle, tokio::spawn(run(rx, to_kiosk, ice, places)))
+    let notes = Notes { trail: to_trail, refusals: RefusalLimit::default() };
+    (handle, tokio::spawn(run(rx, to_kiosk, ice, places, notes)))
 }
 
 async fn run(
@@ -78,6 +86,7 @@ async fn run(
     to_kiosk: mpsc::Sender<KioskMessage>,
     ice: IceConfig,
     places: Places,
+    mut notes: Notes,
 ) {
     let mut router = Router::new();
     let mut consoles: HashMap<ConnId, mpsc::Sender<ServerToConsole>> = HashMap::new();
@@ -105,7 +114,7 @@ async fn run(
             _ => None,
         };
         for output in router.handle(input, Instant::now()) {
-            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk);
+            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk, &mut notes);
         }
         if let Some(conn) = gone {
             consoles.remove(&conn);
@@ -150,6 +159,7 @@ fn deliver(
     output: Output,
     consoles: &mut HashMap<ConnId, mpsc::Sender<ServerToConsole>>,
     to_kiosk: &mpsc::Sender<KioskMessage>,
+    notes: &mut Notes,
 ) {
     match output {
         Output::ToKiosk { device_id, msg } => {
@@ -166,22 +176,117 @@ fn deliver(
                 consoles.remove(&conn);
             }
         }
-        Output::Note(note) => log(&note),
+        Output::Note(note) => notes.take(&note, Instant::now()),
     }
 }
 
+/// Where the router's notes go: the log, and the audit trail for the audit-worthy ones.
+struct Notes {
+    trail: mpsc::Sender<Entry>,
+    refusals: RefusalLimit,
+}
+
+impl Notes {
+    fn take(&mut self, n: &Note, now: Instant) {
+        if n.level == NoteLevel::Warn {
+            let sender =
+                n.user.as_deref().map(audit::user).or(n.device_id.as_deref().map(audit::device));
+            match self.refusals.check(sender.as_deref().unwrap_or("-"), now) {
+                Verdict::Drop => return,
+                Verdict::Log { suppressed: 0 } => {}
+                Verdict::Log { suppressed } => {
+                    tracing::warn!(target: "fleetd::audit", sender = sender.as_deref().unwrap_or("-"), suppressed, "refusals not logged (over the limit)");
+                }
+            }
+        }
+        if n.level == NoteLevel::Debug {
+            return log(n);
+        }
+        // The trail logs a line per record, rendered from it.
+        if let Err(e) = self.trail.try_send(entry_of(n)) {
+            tracing::error!(target: "fleetd::audit", "AUDIT RECORD LOST: {e}");
+        }
+    }
+}
+
+/// The audit record of a router note: who (the clinician, else the kiosk), what, which visit.
+pub fn entry_of(n: &Note) -> Entry {
+    let actor = match (&n.user, &n.device_id) {
+        (Some(user), _) => audit::user(user),
+        (None, Some(device)) => audit::device(device),
+        (None, None) => "system".into(),
+    };
+    let place = match (&n.user, &n.device_id) {
+        (Some(_), _) => "console".to_string(),
+        (None, Some(device)) => device.clone(),
+        (None, None) => "fleetd".into(),
+    };
+    let action = match n.what.as_str() {
+        "kiosk is waiting" => audit::VISIT_QUEUED,
+        "clinician joined" => audit::VISIT_JOINED,
+        w if w.starts_with("visit over:") => audit::VISIT_ENDED,
+        _ => audit::VISIT_EVENT,
+    };
+    let object = n.visit_id.as_deref().map_or_else(|| "-".to_string(), |v| format!("visit {v}"));
+    let mut entry = Entry::new(&actor, action, &object, &place);
+    if let (Some(_), Some(device)) = (&n.user, &n.device_id) {
+        entry.object =
+            audit::chain::escape(&format!("{object} kiosk {device}"), audit::chain::MAX_FIELD);
+    }
+    let entry = entry.detail(&n.what);
+    match n.level {
+        NoteLevel::Warn => entry.refused("refused"),
+        _ => entry,
+    }
+}
+
+/// Per-candidate chatter: debug lines only (not audit records).
 fn log(n: &Note) {
     let field = |f: &Option<String>| f.clone().unwrap_or_else(|| "-".into());
     let (user, visit, device) = (field(&n.user), field(&n.visit_id), field(&n.device_id));
-    match n.level {
-        NoteLevel::Debug => {
-            tracing::debug!(target: "fleetd::audit", %user, %visit, %device, "{}", n.what)
+    tracing::debug!(target: "fleetd::signalling", %user, %visit, %device, "{}", n.what);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signalling::Note;
+
+    fn note(level: NoteLevel, what: &str, user: Option<&str>, device: Option<&str>) -> Note {
+        Note {
+            level,
+            what: what.into(),
+            user: user.map(Into::into),
+            visit_id: Some("v1".into()),
+            device_id: device.map(Into::into),
         }
-        NoteLevel::Audit => {
-            tracing::info!(target: "fleetd::audit", %user, %visit, %device, "{}", n.what)
-        }
-        NoteLevel::Warn => {
-            tracing::warn!(target: "fleetd::audit", %user, %visit, %device, "{}", n.what)
-        }
+    }
+
+    #[test]
+    fn a_visit_note_becomes_a_record_of_who_what_and_which_visit() {
+        let joined =
+            entry_of(&note(NoteLevel::Audit, "clinician joined", Some("alice"), Some("dev-a")));
+        assert_eq!((joined.actor.as_str(), joined.action), ("user:alice", audit::VISIT_JOINED));
+        assert_eq!(joined.object, "visit v1 kiosk dev-a");
+        let queued = entry_of(&note(NoteLevel::Audit, "kiosk is waiting", None, Some("dev-a")));
+        assert_eq!((queued.actor.as_str(), queued.place.as_str()), ("device:dev-a", "dev-a"));
+        assert_eq!(queued.action, audit::VISIT_QUEUED);
+        let over = entry_of(&note(
+            NoteLevel::Audit,
+            "visit over: 42 s since it was queued",
+            Some("alice"),
+            Some("dev-a"),
+        ));
+        assert_eq!(
+            (over.action, over.detail.as_str()),
+            (audit::VISIT_ENDED, "visit over: 42 s since it was queued")
+        );
+        let refused = entry_of(&note(
+            NoteLevel::Warn,
+            "refused kiosk message: wrong type",
+            None,
+            Some("dev-a"),
+        ));
+        assert_eq!(refused.outcome, audit::chain::Outcome::Refused("refused".into()));
     }
 }

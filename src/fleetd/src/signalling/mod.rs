@@ -27,7 +27,7 @@ pub mod hub;
 mod note;
 
 use note::note;
-pub use note::{Note, NoteLevel, redact};
+pub use note::{Note, NoteLevel, RefusalLimit, Verdict, redact};
 
 /// Identifies one console WebSocket connection for as long as it is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -136,6 +136,8 @@ pub struct Router {
     visits: Vec<Visit>,
     consoles: Vec<(ConnId, String, Scope)>,
     claims: Vec<Claim>,
+    /// The time of the input being handled (how long an ending visit lasted).
+    now: Option<Instant>,
 }
 
 impl Router {
@@ -146,6 +148,7 @@ impl Router {
 
     /// Applies one input at time `now` and returns what to send and log, in order.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
+        self.now = Some(now);
         let before: Vec<_> =
             self.consoles.iter().map(|(c, _, scope)| (*c, self.queue_shape(scope))).collect();
         let mut out = Vec::new();
@@ -616,6 +619,14 @@ impl Router {
         to_console: Option<EndReason>,
         out: &mut Vec<Output>,
     ) {
+        let v = &self.visits[i];
+        let secs = self.now.map_or(0, |now| now.saturating_duration_since(v.since).as_secs());
+        let over = note(NoteLevel::Audit, format!("visit over: {secs} s since it was queued"));
+        let over = over.visit(v);
+        out.push(match &v.clinician {
+            Some(clinician) => over.user(clinician).into(),
+            None => over.into(),
+        });
         if let Some(reason) = to_kiosk {
             let v = &self.visits[i];
             let msg = ServerToKiosk::End { visit_id: v.visit_id.clone(), reason };

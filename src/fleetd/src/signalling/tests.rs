@@ -527,8 +527,48 @@ fn notes_name_who_and_which_visit_but_never_carry_sdp_or_candidates() {
 fn redacted_decode_errors_keep_the_reason_but_not_quoted_values() {
     let e = decode::<C2S>(b"{\"type\":\"ice\",\"visit_id\":\"v1\",\"ice\":{\"mline\":\"SECRET\",\"candidate\":\"x\"}}").unwrap_err();
     let line = redact(&e);
-    assert!(line.starts_with("malformed message: invalid type: string"), "{line}");
+    assert!(line.starts_with("wrong type"), "{line}");
     assert!(!line.contains("SECRET"), "{line}");
+}
+
+/// serde quotes unknown variants and fields in backticks, newlines and all (review M7): none
+/// of it reaches the log line or the audit record, only the class (and the position, when
+/// serde gives one: it does not for tagged messages).
+#[test]
+fn backticked_attacker_text_with_a_newline_never_reaches_a_note() {
+    let forged = r"x`\nINFO fleetd::audit: user=admin signed in\n`";
+    for body in [
+        format!("{{\"type\":\"{forged}\",\"visit_id\":\"v1\"}}"),
+        format!("{{\"type\":\"end\",\"visit_id\":\"v1\",\"{forged}\":1}}"),
+    ] {
+        let e = decode::<C2S>(body.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("signed in"), "serde quotes it: {e}");
+        let line = redact(&e);
+        assert!(!line.contains("signed in") && !line.contains(['`', '\n']), "{line}");
+        let class = line.split(" at line ").next().unwrap();
+        assert!(class == "unknown message type" || class == "unknown field", "{line}");
+    }
+    let e = decode::<C2S>(format!("{{\"type\":\"{forged}\"}}").as_bytes()).unwrap_err();
+    assert_eq!(redact(&e).split(" at ").next(), Some("unknown message type"));
+}
+
+#[test]
+fn refusal_notes_are_limited_per_sender_and_the_dropped_ones_counted() {
+    let mut limit = RefusalLimit::default();
+    let t0 = Instant::now();
+    let mut logged = 0;
+    for _ in 0..50 {
+        if limit.check("device:dev-a", t0) != Verdict::Drop {
+            logged += 1;
+        }
+    }
+    assert_eq!(logged, note::REFUSALS_PER_WINDOW);
+    // Another sender keeps its own budget.
+    assert_eq!(limit.check("user:bob", t0), Verdict::Log { suppressed: 0 });
+    let later = t0 + note::REFUSAL_WINDOW;
+    let expected = 50 - note::REFUSALS_PER_WINDOW;
+    assert_eq!(limit.check("device:dev-a", later), Verdict::Log { suppressed: expected });
+    assert_eq!(limit.check("device:dev-a", later), Verdict::Log { suppressed: 0 });
 }
 
 #[test]
@@ -552,3 +592,24 @@ fn a_kiosk_that_waits_is_told_it_is_queued_each_time_it_says_so_but_not_when_ref
 
 /// Clinic scope, emergency access and the registry's place names.
 mod scope;
+/// Issue 11: a visit's end is recorded with who was in it and how long it lasted.
+#[test]
+fn an_ended_visit_is_noted_with_its_clinician_and_duration() {
+    let steps = then(
+        in_call(),
+        vec![(
+            90,
+            console(1, C2S::End { visit_id: "v1".into() }),
+            vec![
+                end_kiosk("kiosk-a", "v1", EndReason::ClinicianEnded),
+                ended(1, "v1", EndReason::ClinicianEnded),
+            ],
+        )],
+    );
+    let notes = run(steps);
+    let over = notes.iter().find(|n| n.what.starts_with("visit over:")).expect("end is noted");
+    assert_eq!(over.what, "visit over: 89 s since it was queued");
+    assert_eq!(over.level, NoteLevel::Audit);
+    let who = (over.user.as_deref(), over.visit_id.as_deref(), over.device_id.as_deref());
+    assert_eq!(who, (Some("alice"), Some("v1"), Some("kiosk-a")));
+}

@@ -5,7 +5,7 @@
 //!
 //! One file per group of tables: `users.rs` (users, sessions), `devices.rs` (enrolment tokens,
 //! devices, the registry generation), `fleet.rs` (config, rollouts, what was published,
-//! commands and reports). One query style throughout: each query is a free function over a
+//! commands and reports), `audit.rs` (the append-only audit trail). One query style throughout: each query is a free function over a
 //! `&Connection`, run inside [`Store::read`] (reads, single statements) or [`Store::write`]
 //! (an IMMEDIATE transaction), the only two places that take the connection's lock; several
 //! compose in one transaction, e.g. `store.write(|c| { devices::approve(c, ..)?; .. })`.
@@ -22,6 +22,7 @@
 //! take every later request down with it. [`crate::accounts`]' session table follows the same
 //! rule.
 
+pub mod audit;
 pub mod devices;
 pub mod fleet;
 pub mod users;
@@ -54,6 +55,8 @@ const MIGRATIONS: &[&str] = &[
         last_seen    INTEGER NOT NULL
     ) STRICT;",
     users::ROLES_AND_CLINICS,
+    // The audit trail: append-only and hash-chained (see `audit.rs`).
+    audit::SCHEMA,
 ];
 
 /// Why a database operation failed.

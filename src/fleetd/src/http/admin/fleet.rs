@@ -15,10 +15,12 @@ use telekiosk_protocol::api::{
 };
 
 use crate::access::command_permission;
-use crate::fleet::FleetError;
+use crate::audit::{self, Entry, class_of};
 use crate::fleet::rollout::Control;
+use crate::fleet::{FleetError, command_name};
 use crate::http::AppState;
 use crate::http::allowed::{Acting, on_device};
+use crate::http::audit::Place;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Valid;
 use crate::store::unix_now;
@@ -56,7 +58,12 @@ pub fn rollouts() -> Router<Arc<AppState>> {
 
 type S = State<Arc<AppState>>;
 
-async fn fleet(State(s): S) -> ApiResult<Json<Vec<FleetDevice>>> {
+async fn fleet(
+    State(s): S,
+    Acting(u): Acting,
+    Place(p): Place,
+) -> ApiResult<Json<Vec<FleetDevice>>> {
+    s.audit.record_read(Entry::new(&audit::user(&u.username), audit::READ, "fleet", &p)).await;
     s.blocking(|s| s.fleet.fleet()).await.map(Json)
 }
 
@@ -64,7 +71,13 @@ async fn groups(State(s): S) -> ApiResult<Json<Vec<GroupInfo>>> {
     s.blocking(|s| s.fleet.groups()).await.map(Json)
 }
 
-async fn device(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceDetail>> {
+async fn device(
+    State(s): S,
+    Acting(u): Acting,
+    Place(p): Place,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceDetail>> {
+    s.audit.record_read(Entry::new(&audit::user(&u.username), audit::READ, &id, &p)).await;
     s.blocking(move |s| s.fleet.device_detail(&id)).await.map(Json)
 }
 
@@ -73,14 +86,19 @@ async fn device(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceDet
 async fn new_command(
     State(s): S,
     Acting(u): Acting,
+    Place(place): Place,
     Path(id): Path<String>,
     Valid(req): Valid<NewCommand>,
 ) -> ApiResult<(StatusCode, Json<CommandInfo>)> {
+    let (acting, object) = (u.clone(), id.clone());
     let res = s.blocking(move |s| {
-        on_device(s, &u, command_permission(&req.command), &id)?;
-        Ok::<_, ApiError>(s.fleet.new_command(&id, req.command, &u.username, unix_now())?)
+        on_device(s, &acting, command_permission(&req.command), &id)?;
+        Ok::<_, ApiError>(s.fleet.new_command(&id, req.command, &acting.username, unix_now())?)
     });
     let res = res.await;
+    let detail = res.as_ref().map(|c| format!("{} {}", command_name(&c.command), c.command_id));
+    let entry = Entry::new(&audit::user(&u.username), audit::COMMAND, &object, &place);
+    s.audit.record(entry.detail(detail.as_deref().unwrap_or("")).outcome(&res, class_of)).await;
     s.driver.poke();
     Ok((StatusCode::CREATED, Json(res?)))
 }
@@ -99,34 +117,56 @@ async fn command(
     .map(Json)
 }
 
-async fn group_config(State(s): S, Path(group): Path<String>) -> ApiResult<Json<GroupConfig>> {
+async fn group_config(
+    State(s): S,
+    Acting(u): Acting,
+    Place(p): Place,
+    Path(group): Path<String>,
+) -> ApiResult<Json<GroupConfig>> {
+    let object = format!("config of {group}");
+    s.audit.record_read(Entry::new(&audit::user(&u.username), audit::READ, &object, &p)).await;
     s.blocking(move |s| s.fleet.group_config(&group)).await.map(Json)
 }
 
 async fn set_group_config(
     State(s): S,
     Acting(u): Acting,
+    Place(place): Place,
     Path(group): Path<String>,
     Valid(draft): Valid<ConfigDraft>,
 ) -> ApiResult<Json<GroupConfig>> {
-    s.blocking(move |s| s.fleet.set_group_config(&group, draft.body, &u.username, unix_now()))
-        .await
-        .map(Json)
+    let (by, object) = (u.username.clone(), group.clone());
+    let res = s.blocking(move |s| s.fleet.set_group_config(&group, draft.body, &by, unix_now()));
+    let res = res.await;
+    let entry = Entry::new(&audit::user(&u.username), audit::CONFIG_GROUP, &object, &place);
+    s.audit.record(entry.outcome(&res, class_of)).await;
+    res.map(Json)
 }
 
-async fn device_config(State(s): S, Path(id): Path<String>) -> ApiResult<Json<DeviceConfig>> {
+async fn device_config(
+    State(s): S,
+    Acting(u): Acting,
+    Place(p): Place,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceConfig>> {
+    let object = format!("config of {id}");
+    s.audit.record_read(Entry::new(&audit::user(&u.username), audit::READ, &object, &p)).await;
     s.blocking(move |s| s.fleet.device_config(&id)).await.map(Json)
 }
 
 async fn set_device_config(
     State(s): S,
     Acting(u): Acting,
+    Place(place): Place,
     Path(id): Path<String>,
     Valid(draft): Valid<ConfigDraft>,
 ) -> ApiResult<Json<DeviceConfig>> {
-    s.blocking(move |s| s.fleet.set_device_override(&id, draft.body, &u.username, unix_now()))
-        .await
-        .map(Json)
+    let (by, object) = (u.username.clone(), id.clone());
+    let res = s.blocking(move |s| s.fleet.set_device_override(&id, draft.body, &by, unix_now()));
+    let res = res.await;
+    let entry = Entry::new(&audit::user(&u.username), audit::CONFIG_DEVICE, &object, &place);
+    s.audit.record(entry.outcome(&res, class_of)).await;
+    res.map(Json)
 }
 
 async fn rollouts_list(State(s): S) -> ApiResult<Json<Vec<RolloutInfo>>> {
@@ -140,9 +180,13 @@ async fn rollout(State(s): S, Path(id): Path<i64>) -> ApiResult<Json<RolloutInfo
 async fn start_rollout(
     State(s): S,
     Acting(u): Acting,
+    Place(place): Place,
     Valid(req): Valid<NewRollout>,
 ) -> ApiResult<(StatusCode, Json<RolloutInfo>)> {
-    let res = s.blocking(move |s| s.fleet.start_rollout(&req, &u.username, unix_now())).await;
+    let (by, group) = (u.username.clone(), req.group.clone());
+    let res = s.blocking(move |s| s.fleet.start_rollout(&req, &by, unix_now())).await;
+    let entry = Entry::new(&audit::user(&u.username), audit::ROLLOUT_START, &group, &place);
+    s.audit.record(entry.detail(&rollout_detail(&res)).outcome(&res, class_of)).await;
     s.driver.poke();
     Ok((StatusCode::CREATED, Json(res?)))
 }
@@ -150,9 +194,13 @@ async fn start_rollout(
 async fn rollback(
     State(s): S,
     Acting(u): Acting,
+    Place(place): Place,
     Valid(req): Valid<NewRollout>,
 ) -> ApiResult<(StatusCode, Json<RolloutInfo>)> {
-    let res = s.blocking(move |s| s.fleet.rollback(&req, &u.username, unix_now())).await;
+    let (by, group) = (u.username.clone(), req.group.clone());
+    let res = s.blocking(move |s| s.fleet.rollback(&req, &by, unix_now())).await;
+    let entry = Entry::new(&audit::user(&u.username), audit::ROLLBACK, &group, &place);
+    s.audit.record(entry.detail(&rollout_detail(&res)).outcome(&res, class_of)).await;
     s.driver.poke();
     Ok((StatusCode::CREATED, Json(res?)))
 }
@@ -160,16 +208,28 @@ async fn rollback(
 async fn change_rollout(
     State(s): S,
     Acting(u): Acting,
+    Place(place): Place,
     Path((id, action)): Path<(i64, String)>,
 ) -> ApiResult<Json<RolloutInfo>> {
-    let action = match action.as_str() {
-        "pause" => Control::Pause,
-        "resume" => Control::Resume,
-        "abort" => Control::Abort,
+    let (action, name) = match action.as_str() {
+        "pause" => (Control::Pause, audit::ROLLOUT_PAUSE),
+        "resume" => (Control::Resume, audit::ROLLOUT_RESUME),
+        "abort" => (Control::Abort, audit::ROLLOUT_ABORT),
         _ => return Err(ApiError::NotFound("Use pause, resume or abort.".into())),
     };
-    let res = s.blocking(move |s| s.fleet.change_rollout(id, action, &u.username, unix_now()));
+    let by = u.username.clone();
+    let res = s.blocking(move |s| s.fleet.change_rollout(id, action, &by, unix_now()));
     let res = res.await;
+    let entry = Entry::new(&audit::user(&u.username), name, &format!("rollout {id}"), &place);
+    s.audit.record(entry.outcome(&res, class_of)).await;
     s.driver.poke();
     res.map(Json)
+}
+
+/// What the trail keeps of a started rollout: its id, version and size.
+fn rollout_detail(res: &ApiResult<RolloutInfo>) -> String {
+    res.as_ref().map_or_else(
+        |_| String::new(),
+        |r| format!("rollout {} version {} devices {}", r.id, r.version, r.devices.len()),
+    )
 }
