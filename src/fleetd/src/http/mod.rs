@@ -38,8 +38,12 @@ use crate::registry::revocation::Watcher;
 use crate::signalling::hub::HubHandle;
 use error::ApiError;
 
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "tk_session";
+/// Name of the session cookie. `__Host-`: the browser keeps it only if it is Secure, has no
+/// Domain and has Path=/, so no other host (a sibling subdomain) can set or shadow it.
+pub const SESSION_COOKIE: &str = "__Host-tk_session";
+/// Browsers must only ever reach fleetd over HTTPS (two years; no subdomains: fleetd does not
+/// own its parent domain).
+const HSTS: &str = "max-age=63072000";
 /// Argon2 verifications allowed at once: each takes ~19 MiB and tens of milliseconds, so an
 /// unbounded number would let a flood of sign-ins exhaust memory.
 const SIGN_IN_SLOTS: usize = 4;
@@ -138,6 +142,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ws", get(console_ws::upgrade))
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(middleware::from_fn(same_site_only))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -156,7 +161,7 @@ pub async fn serve(
     axum_server::from_tcp(listener)
         .acceptor(acceptor)
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await?;
     Ok(())
 }
@@ -173,6 +178,7 @@ async fn security_headers(mut res: Response) -> Response {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
+        (header::STRICT_TRANSPORT_SECURITY, HSTS),
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }
@@ -180,6 +186,36 @@ async fn security_headers(mut res: Response) -> Response {
     let permissions = "camera=(self), microphone=(self), geolocation=()";
     h.insert("permissions-policy", HeaderValue::from_static(permissions));
     res
+}
+
+/// Refuses a state-changing request (POST, PUT, PATCH, DELETE) from another site: one that
+/// carries the session cookie must say it comes from fleetd's own pages (`Origin` equal to
+/// fleetd's origin, or `Sec-Fetch-Site: same-origin`); any other must not say it comes from
+/// elsewhere. Browsers send at least one of the two on every such request, so a page of
+/// another site (a sibling subdomain too, which `SameSite` lets through) is refused, while
+/// kiosks and scripts that are not browsers, and carry no cookie, are not.
+async fn same_site_only(req: axum::extract::Request, next: middleware::Next) -> Response {
+    use axum::http::Method;
+    let changes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    if changes && !same_site(req.headers()) {
+        tracing::warn!(target: "fleetd::audit", path = %req.uri().path(), "state-changing request from another site refused");
+        return ApiError::CrossSiteRequest.into_response();
+    }
+    next.run(req).await
+}
+
+/// See [`same_site_only`].
+fn same_site(headers: &axum::http::HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = text(header::HOST.as_str());
+    let origin_ok = text(header::ORIGIN.as_str()).map(|o| host.is_some_and(|h| o == format!("https://{h}")));
+    let fetch_ok = text("sec-fetch-site").map(|s| s == "same-origin");
+    let has_cookie = text(header::COOKIE.as_str()).is_some_and(|c| c.contains(SESSION_COOKIE));
+    match (origin_ok, fetch_ok) {
+        (Some(false), _) | (_, Some(false)) => false,
+        (Some(true), _) | (_, Some(true)) => true,
+        (None, None) => !has_cookie,
+    }
 }
 
 #[cfg(test)]
@@ -210,5 +246,38 @@ mod tests {
                 assert!(served(module), "{path} imports ./{module}, which is not served");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod same_site_tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::same_site;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("fleet.example:8443"));
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_request_from_another_site_is_refused_and_one_from_fleetds_pages_is_not() {
+        let cookie = ("cookie", "__Host-tk_session=abc");
+        assert!(same_site(&headers(&[("origin", "https://fleet.example:8443"), cookie])));
+        assert!(same_site(&headers(&[("sec-fetch-site", "same-origin"), cookie])));
+        assert!(!same_site(&headers(&[("origin", "https://evil.example"), cookie])));
+        assert!(!same_site(&headers(&[("origin", "https://sub.fleet.example:8443")])));
+        assert!(!same_site(&headers(&[("sec-fetch-site", "same-site"), cookie])));
+        assert!(!same_site(&headers(&[
+            ("origin", "https://fleet.example:8443"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        // With a session cookie, saying nothing is not enough; without one (a kiosk) it is.
+        assert!(!same_site(&headers(&[cookie])));
+        assert!(same_site(&headers(&[])));
     }
 }

@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
         username     TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
         last_seen    INTEGER NOT NULL
     ) STRICT;",
+    users::ACCOUNT_SCHEMA,
 ];
 
 /// Why a database operation failed.
@@ -64,6 +65,9 @@ pub enum StoreError {
     /// A user of that name already exists.
     #[error("a user named {0:?} already exists")]
     UserExists(String),
+    /// No user has that name.
+    #[error("there is no user {0:?} (see `fleetd user list`)")]
+    NoSuchUser(String),
     /// No device has that id.
     #[error("there is no device {0:?} (see `fleetd device list`)")]
     NoSuchDevice(String),
