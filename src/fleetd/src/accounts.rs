@@ -27,7 +27,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use tokio::sync::watch;
 
-pub use policy::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PolicyError};
+pub use policy::{MAX_PASSWORD_BYTES, PolicyError};
 use throttle::{Attempts, ByAddress, Decision, Policy};
 
 use crate::store::users::{self, AccountState};
