@@ -58,7 +58,7 @@ const CSS: &str = "text/css; charset=utf-8";
 /// The consoles' files, embedded in the binary: the path each is served at, its type, its
 /// content. The scripts are ES modules that import one another by these paths; `wire.js` holds
 /// only JSDoc types, served so that editors and `@ts-check` can follow the imports.
-const ASSETS: [(&str, &str, &str); 13] = [
+const ASSETS: [(&str, &str, &str); 14] = [
     ("/", HTML, include_str!("assets/index.html")),
     ("/app.css", CSS, include_str!("assets/app.css")),
     ("/app.js", JS, include_str!("assets/app.js")),
@@ -72,6 +72,7 @@ const ASSETS: [(&str, &str, &str); 13] = [
     ("/admin-fleet.js", JS, include_str!("assets/admin-fleet.js")),
     ("/admin-config.js", JS, include_str!("assets/admin-config.js")),
     ("/admin-rollouts.js", JS, include_str!("assets/admin-rollouts.js")),
+    ("/admin-users.js", JS, include_str!("assets/admin-users.js")),
 ];
 
 /// Why the web server stopped.
