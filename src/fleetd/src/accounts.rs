@@ -164,7 +164,9 @@ pub enum AccountsError {
     #[error("That code was used already. Wait for the next one: codes change every 30 seconds.")]
     UsedCode,
     /// The code step came too late, or after too many wrong codes.
-    #[error("that sign-in took too long or had too many wrong codes: enter your user name and password again")]
+    #[error(
+        "that sign-in took too long or had too many wrong codes: enter your user name and password again"
+    )]
     PendingExpired,
     /// Two-step sign-in is already set up for this account.
     #[error("two-step sign-in is already set up for this account; an admin can reset it")]
@@ -321,8 +323,7 @@ impl Accounts {
         let role = parse_role(&state.role)?;
         if state.totp_secret.is_some() {
             let pending = new_token()?;
-            let entry =
-                Pending { username: state.username, expires: now + PENDING_FOR, tries: 0 };
+            let entry = Pending { username: state.username, expires: now + PENDING_FOR, tries: 0 };
             let mut all = lock(&self.pending);
             all.retain(|_, p| p.expires > now);
             all.insert(pending.clone(), entry);
@@ -366,10 +367,12 @@ impl Accounts {
         let digits = code.chars().filter(|c| !c.is_whitespace()).count();
         let checked = if digits == 6 {
             match totp::verify(secret, code, unix as u64, state.totp_last_step) {
-                Ok(step) => match self.store.read(|c| users::advance_totp_step(c, &username, step))? {
-                    true => Ok(()),
-                    false => Err(AccountsError::UsedCode),
-                },
+                Ok(step) => {
+                    match self.store.read(|c| users::advance_totp_step(c, &username, step))? {
+                        true => Ok(()),
+                        false => Err(AccountsError::UsedCode),
+                    }
+                }
                 Err(totp::CodeError::Wrong) => Err(AccountsError::WrongCode),
                 Err(totp::CodeError::Used) => Err(AccountsError::UsedCode),
             }
@@ -444,7 +447,12 @@ impl Accounts {
         Ok(())
     }
 
-    fn open_session(&self, user: &User, scope: Scope, now: Instant) -> Result<String, AccountsError> {
+    fn open_session(
+        &self,
+        user: &User,
+        scope: Scope,
+        now: Instant,
+    ) -> Result<String, AccountsError> {
         let token = new_token()?;
         let idle_before = unix_now() - self.settings.idle.as_secs() as i64;
         let hash = token_hash(&token);
@@ -492,7 +500,13 @@ impl Accounts {
             let at = |t: i64| now.checked_sub(ago(t)).unwrap_or(now);
             let scope = if stored.enrol_only { Scope::EnrolOnly } else { Scope::Full };
             let user = User { username: stored.username.clone(), role };
-            Session { user, scope, created: at(stored.created_at), last_seen: at(stored.last_seen), stored: now }
+            Session {
+                user,
+                scope,
+                created: at(stored.created_at),
+                last_seen: at(stored.last_seen),
+                stored: now,
+            }
         });
         if self.expired(session, now) {
             sessions.remove(token);

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    Fleetd, WAIT, add_user, cli, free_port, http, next_code, session_cookie, sign_in, start, stop, tls, totp_code, totp_step_now, try_sign_in, wait_ready,
+    Fleetd, WAIT, add_user, cli, free_port, http, next_code, session_cookie, sign_in, start, stop,
+    tls, totp_code, totp_step_now, try_sign_in, wait_ready,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -25,7 +26,8 @@ type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 async fn start_with(dir: &std::path::Path, args: &[&str]) -> Fleetd {
     let (web, mqtt) = (free_port(), free_port());
     let mqtt_listen = format!("127.0.0.1:{mqtt}");
-    let child = common::spawn_fleetd(dir, web, &[&["--mqtt-listen", &mqtt_listen][..], args].concat());
+    let child =
+        common::spawn_fleetd(dir, web, &[&["--mqtt-listen", &mqtt_listen][..], args].concat());
     wait_ready(child, dir, web, mqtt).await
 }
 
@@ -177,7 +179,11 @@ async fn a_user_who_must_enrol_can_only_enrol_and_then_signs_in_with_a_code() {
     let cookie = session_cookie(&res);
     let reply: serde_json::Value = res.json().await.unwrap();
     assert_eq!(reply["step"], "enrol", "{reply}");
-    assert_eq!(get_status(&f, "/api/me", &cookie).await, 403, "an enrol-only session reaches nothing");
+    assert_eq!(
+        get_status(&f, "/api/me", &cookie).await,
+        403,
+        "an enrol-only session reaches nothing"
+    );
 
     let enrol = |path: &'static str, body: Option<serde_json::Value>| {
         let req = http(&f).post(f.url(path)).header("cookie", &cookie);
@@ -195,11 +201,13 @@ async fn a_user_who_must_enrol_can_only_enrol_and_then_signs_in_with_a_code() {
     assert!(enrolment["qr_svg"].as_str().unwrap().contains("<svg"));
     let secret = enrolment["secret"].as_str().unwrap().to_string();
     assert!(enrolment["uri"].as_str().unwrap().contains(&secret));
-    let (status, _) = enrol("/api/mfa/confirm", Some(serde_json::json!({ "code": "000000" }))).await;
+    let (status, _) =
+        enrol("/api/mfa/confirm", Some(serde_json::json!({ "code": "000000" }))).await;
     assert_eq!(status, 401);
     let step = totp_step_now();
     let code = totp_code(&secret, step);
-    let (status, codes) = enrol("/api/mfa/confirm", Some(serde_json::json!({ "code": code }))).await;
+    let (status, codes) =
+        enrol("/api/mfa/confirm", Some(serde_json::json!({ "code": code }))).await;
     assert_eq!(status, 200, "{codes}");
     assert_eq!(codes["recovery_codes"].as_array().unwrap().len(), 10);
     assert_eq!(get_status(&f, "/api/me", &cookie).await, 200, "the session became a full one");
@@ -294,7 +302,10 @@ async fn a_flood_of_bad_sign_ins_is_answered_429_while_a_real_user_still_signs_i
         assert!(matches!(status, 401 | 429), "{status}");
         if status == 429 {
             too_many += 1;
-            assert!(retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1), "429 without Retry-After");
+            assert!(
+                retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1),
+                "429 without Retry-After"
+            );
         }
     }
     assert!(signed_in, "the real user could not sign in during the flood");
@@ -339,7 +350,12 @@ async fn disabling_or_removing_a_user_ends_their_sessions_and_console_sockets_at
 
     // A clinician cannot administer users.
     let alice_again = {
-        http(&f).post(f.url("/api/admin/users/alice/enable")).header("cookie", &admin).send().await.unwrap();
+        http(&f)
+            .post(f.url("/api/admin/users/alice/enable"))
+            .header("cookie", &admin)
+            .send()
+            .await
+            .unwrap();
         sign_in(&f, "alice", "alice-password").await
     };
     assert_eq!(get_status(&f, "/api/admin/users", &alice_again).await, 403);
@@ -438,7 +454,8 @@ async fn every_response_carries_hsts_and_the_cookie_is_host_only() {
     assert!(cookie.starts_with("__Host-tk_session="), "{cookie}");
     for path in ["/", "/admin", "/app.js", "/api/me", "/nowhere"] {
         let res = http(&f).get(f.url(path)).send().await.unwrap();
-        let hsts = res.headers().get("strict-transport-security").map(|v| v.to_str().unwrap().to_string());
+        let hsts =
+            res.headers().get("strict-transport-security").map(|v| v.to_str().unwrap().to_string());
         assert!(hsts.is_some_and(|h| h.starts_with("max-age=")), "{path}");
     }
     stop(f).await;
@@ -449,7 +466,9 @@ async fn the_cli_enforces_the_password_policy_and_manages_accounts() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     let add = ["user", "add", "eve", "--role", "admin", "--password-stdin"];
-    for (bad, why) in [("short-one", "at least 12"), ("password1234", "common"), ("eve.admin.01", "")] {
+    for (bad, why) in
+        [("short-one", "at least 12"), ("password1234", "common"), ("eve.admin.01", "")]
+    {
         let (ok, _, err) = cli_stdin(&dir, &add, &format!("{bad}\n")).await;
         if why.is_empty() {
             assert!(ok, "{err}");
@@ -457,10 +476,15 @@ async fn the_cli_enforces_the_password_policy_and_manages_accounts() {
             assert!(!ok && err.contains(why), "{bad}: {err}");
         }
     }
-    let (ok, _, err) = cli_stdin(&dir, &["user", "passwd", "eve", "--password-stdin"], "eve\n").await;
+    let (ok, _, err) =
+        cli_stdin(&dir, &["user", "passwd", "eve", "--password-stdin"], "eve\n").await;
     assert!(!ok && err.contains("at least 12"), "{err}");
-    let (ok, out, err) =
-        cli_stdin(&dir, &["user", "passwd", "eve", "--password-stdin", "--json"], "plum kettle orbit\n").await;
+    let (ok, out, err) = cli_stdin(
+        &dir,
+        &["user", "passwd", "eve", "--password-stdin", "--json"],
+        "plum kettle orbit\n",
+    )
+    .await;
     assert!(ok, "{err}");
     assert!(out.contains("new password"), "{out}");
     for cmd in ["disable", "enable", "signout", "unlock", "reset-mfa"] {

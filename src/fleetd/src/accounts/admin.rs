@@ -5,10 +5,12 @@
 //! fleetd sees a change made by the CLI at its next lookup) and tells open WebSockets.
 //! Never logs a secret, code or password.
 
-use super::{Accounts, AccountsError, Role, Scope, check_username, hash_password, lock, token_hash, totp};
+use super::{
+    Accounts, AccountsError, Role, Scope, check_username, hash_password, lock, token_hash, totp,
+};
 use crate::store::StoreError;
-use crate::store::users::{self, AccountState};
 use crate::store::UserRecord;
+use crate::store::users::{self, AccountState};
 
 /// A secret to set up two-step sign-in with: as text, as an `otpauth://` URI, and as a QR code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +59,12 @@ impl Accounts {
         Ok(codes)
     }
 
-    fn set_totp(&self, username: &str, secret: &str, step: i64) -> Result<Vec<String>, AccountsError> {
+    fn set_totp(
+        &self,
+        username: &str,
+        secret: &str,
+        step: i64,
+    ) -> Result<Vec<String>, AccountsError> {
         let codes = totp::new_recovery_codes().map_err(|e| AccountsError::Hash(e.to_string()))?;
         let hashes: Vec<String> = codes.iter().map(|c| totp::recovery_hash(c)).collect();
         self.store.write(|c| users::set_totp(c, username, secret, step, &hashes))?;
@@ -119,7 +126,9 @@ impl Accounts {
     /// Ends every session of a user.
     pub fn sign_out_everywhere(&self, username: &str) -> Result<usize, AccountsError> {
         self.account(username)?;
-        let n = self.store.write(|c| users::delete_sessions_of(c, username).map_err(StoreError::from))?;
+        let n = self
+            .store
+            .write(|c| users::delete_sessions_of(c, username).map_err(StoreError::from))?;
         self.forget_sessions_of(username);
         Ok(n)
     }
@@ -142,5 +151,4 @@ impl Accounts {
         lock(&self.pending).retain(|_, p| p.username != username);
         self.revoked.send_modify(|n| *n += 1);
     }
-
 }

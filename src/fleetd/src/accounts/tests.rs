@@ -22,7 +22,12 @@ fn session_token(signed: SignIn) -> String {
     }
 }
 
-fn sign_in(accounts: &Accounts, user: &str, password: &str, now: Instant) -> Result<SignIn, AccountsError> {
+fn sign_in(
+    accounts: &Accounts,
+    user: &str,
+    password: &str,
+    now: Instant,
+) -> Result<SignIn, AccountsError> {
     accounts.sign_in(user, password, None, now)
 }
 
@@ -174,7 +179,10 @@ fn with_totp_the_password_alone_opens_no_session_and_a_code_is_used_once() {
     let (token, user) = accounts.sign_in_code(&p, &code, None, now).unwrap();
     assert_eq!(user.role, Role::Admin);
     assert!(accounts.session(&token, now).is_some());
-    assert!(matches!(accounts.sign_in_code(&p, &code, None, now), Err(AccountsError::PendingExpired)));
+    assert!(matches!(
+        accounts.sign_in_code(&p, &code, None, now),
+        Err(AccountsError::PendingExpired)
+    ));
     let replay = accounts.sign_in_code(&pending(), &code, None, now);
     assert!(matches!(replay, Err(AccountsError::UsedCode)), "{replay:?}");
 }
@@ -197,12 +205,18 @@ fn a_recovery_code_works_once() {
 fn ten_failures_lock_an_account_without_checking_the_password_and_unlock_lifts_it() {
     let accounts = Accounts::with_settings(
         Store::in_memory(),
-        Settings { account: Policy::ACCOUNT.with_base(Duration::ZERO), ..settings(RequireMfa::Admins) },
+        Settings {
+            account: Policy::ACCOUNT.with_base(Duration::ZERO),
+            ..settings(RequireMfa::Admins)
+        },
     );
     accounts.add_user("alice", Role::Clinician, PW).unwrap();
     let now = Instant::now();
     for _ in 0..10 {
-        assert!(matches!(sign_in(&accounts, "alice", "wrong password", now), Err(AccountsError::WrongCredentials)));
+        assert!(matches!(
+            sign_in(&accounts, "alice", "wrong password", now),
+            Err(AccountsError::WrongCredentials)
+        ));
     }
     let locked = sign_in(&accounts, "alice", PW, now);
     assert!(matches!(locked, Err(AccountsError::Locked { secs }) if secs > 800), "{locked:?}");

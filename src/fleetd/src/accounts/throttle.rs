@@ -67,7 +67,11 @@ impl Policy {
             return Decision::Go;
         }
         let secs = (until - now) as u64;
-        if a.failures >= self.lock_after { Decision::Locked { secs } } else { Decision::Wait { secs } }
+        if a.failures >= self.lock_after {
+            Decision::Locked { secs }
+        } else {
+            Decision::Wait { secs }
+        }
     }
 
     /// `a` after a failure at `now`; the second value says whether this failure locked the key.

@@ -181,7 +181,9 @@ impl From<AccountsError> for ApiError {
             AccountsError::MfaAlreadySet | AccountsError::NoEnrolment => Self::Conflict(m),
             AccountsError::Store(StoreError::NoSuchUser(_)) => Self::NotFound(m),
             AccountsError::Store(StoreError::UserExists(_)) => Self::Conflict(m),
-            e @ (AccountsError::Store(_) | AccountsError::Hash(_)) => Self::fault(Fault::SignIn, &e),
+            e @ (AccountsError::Store(_) | AccountsError::Hash(_)) => {
+                Self::fault(Fault::SignIn, &e)
+            }
         }
     }
 }

@@ -45,8 +45,7 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let Enrolling { user, token, scope } =
-            Enrolling::from_request_parts(parts, state).await?;
+        let Enrolling { user, token, scope } = Enrolling::from_request_parts(parts, state).await?;
         match scope {
             Scope::Full => Ok(Self { user, token }),
             Scope::EnrolOnly => Err(ApiError::MfaSetupNeeded),

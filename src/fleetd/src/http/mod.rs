@@ -197,7 +197,8 @@ async fn security_headers(mut res: Response) -> Response {
 /// kiosks and scripts that are not browsers, and carry no cookie, are not.
 async fn same_site_only(req: axum::extract::Request, next: middleware::Next) -> Response {
     use axum::http::Method;
-    let changes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let changes =
+        matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
     if changes && !same_site(req.headers()) {
         tracing::warn!(target: "fleetd::audit", path = %req.uri().path(), "state-changing request from another site refused");
         return ApiError::CrossSiteRequest.into_response();
@@ -209,7 +210,8 @@ async fn same_site_only(req: axum::extract::Request, next: middleware::Next) -> 
 fn same_site(headers: &axum::http::HeaderMap) -> bool {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let host = text(header::HOST.as_str());
-    let origin_ok = text(header::ORIGIN.as_str()).map(|o| host.is_some_and(|h| o == format!("https://{h}")));
+    let origin_ok =
+        text(header::ORIGIN.as_str()).map(|o| host.is_some_and(|h| o == format!("https://{h}")));
     let fetch_ok = text("sec-fetch-site").map(|s| s == "same-origin");
     let has_cookie = text(header::COOKIE.as_str()).is_some_and(|c| c.contains(SESSION_COOKIE));
     match (origin_ok, fetch_ok) {

@@ -285,11 +285,9 @@ pub fn use_recovery_code(c: &Connection, username: &str, hash: &str) -> rusqlite
 
 /// Recovery codes a user has left.
 pub fn recovery_codes_left(c: &Connection, username: &str) -> rusqlite::Result<u32> {
-    c.query_row(
-        "SELECT count(*) FROM recovery_codes WHERE username = ?1",
-        params![username],
-        |r| r.get(0),
-    )
+    c.query_row("SELECT count(*) FROM recovery_codes WHERE username = ?1", params![username], |r| {
+        r.get(0)
+    })
 }
 
 /// Removes a user's two-step sign-in (secret, recovery codes) and their sessions: they set it

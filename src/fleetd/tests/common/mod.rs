@@ -71,15 +71,19 @@ pub async fn add_user(dir: &Path, name: &str, password: &str, role: &str) -> (St
     let secret = codes["totp_secret"].as_str().unwrap().to_string();
     let recovery = codes["recovery_codes"].as_array().unwrap();
     let recovery = recovery.iter().map(|c| c.as_str().unwrap().to_string()).collect();
-    totp_users().lock().unwrap().insert((dir.to_path_buf(), name.to_string()), (secret.clone(), -1));
+    totp_users()
+        .lock()
+        .unwrap()
+        .insert((dir.to_path_buf(), name.to_string()), (secret.clone(), -1));
     (secret, recovery)
 }
 
-/// The TOTP secret of each user [`add_user`] made, and the last time step a code was sent for.
-fn totp_users() -> &'static std::sync::Mutex<std::collections::HashMap<(PathBuf, String), (String, i64)>> {
-    static USERS: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<(PathBuf, String), (String, i64)>>,
-    > = std::sync::OnceLock::new();
+/// Per (data dir, user): the TOTP secret [`add_user`] got, and the last time step a code was
+/// sent for.
+type TotpUsers = std::sync::Mutex<std::collections::HashMap<(PathBuf, String), (String, i64)>>;
+
+fn totp_users() -> &'static TotpUsers {
+    static USERS: std::sync::OnceLock<TotpUsers> = std::sync::OnceLock::new();
     USERS.get_or_init(Default::default)
 }
 
@@ -110,8 +114,9 @@ pub async fn next_code(f: &Fleetd, user: &str) -> Option<String> {
                 *last = step;
                 return Some(totp_code(secret, step));
             }
-            Duration::from_secs(((step - 1) * 30) as u64 + 1)
-                .saturating_sub(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap())
+            Duration::from_secs(((step - 1) * 30) as u64 + 1).saturating_sub(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap(),
+            )
         };
         tokio::time::sleep(wait).await;
     }

@@ -12,7 +12,6 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use telekiosk_protocol::api::{NewPassword, UserInfo};
 
-use crate::accounts::AccountsError;
 use crate::cli::user::user_info;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
@@ -92,9 +91,7 @@ async fn password(
     Valid(req): Valid<NewPassword>,
 ) -> ApiResult<StatusCode> {
     let target = name.clone();
-    state
-        .blocking(move |s| Ok::<_, AccountsError>(s.accounts.set_password(&target, &req.password)?))
-        .await?;
+    state.blocking(move |s| s.accounts.set_password(&target, &req.password)).await?;
     tracing::info!(target: "fleetd::audit", user = %name, by = %admin.username, "user given a new password");
     Ok(StatusCode::NO_CONTENT)
 }
