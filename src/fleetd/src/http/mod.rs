@@ -199,7 +199,9 @@ async fn same_site_only(req: axum::extract::Request, next: middleware::Next) -> 
     use axum::http::Method;
     let changes =
         matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
-    if changes && !same_site(req.headers()) {
+    // HTTP/2 carries the host as the `:authority` pseudo-header, which is the URI's authority.
+    let authority = req.uri().authority().map(|a| a.as_str().to_string());
+    if changes && !same_site(req.headers(), authority.as_deref()) {
         tracing::warn!(target: "fleetd::audit", path = %req.uri().path(), "state-changing request from another site refused");
         return ApiError::CrossSiteRequest.into_response();
     }
@@ -207,9 +209,9 @@ async fn same_site_only(req: axum::extract::Request, next: middleware::Next) -> 
 }
 
 /// See [`same_site_only`].
-fn same_site(headers: &axum::http::HeaderMap) -> bool {
+fn same_site(headers: &axum::http::HeaderMap, authority: Option<&str>) -> bool {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let host = text(header::HOST.as_str());
+    let host = text(header::HOST.as_str()).or(authority);
     let origin_ok =
         text(header::ORIGIN.as_str()).map(|o| host.is_some_and(|h| o == format!("https://{h}")));
     let fetch_ok = text("sec-fetch-site").map(|s| s == "same-origin");
@@ -256,7 +258,11 @@ mod tests {
 mod same_site_tests {
     use axum::http::{HeaderMap, HeaderValue, header};
 
-    use super::same_site;
+    use super::same_site as same_site_of;
+
+    fn same_site(h: &HeaderMap) -> bool {
+        same_site_of(h, None)
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -282,5 +288,14 @@ mod same_site_tests {
         // With a session cookie, saying nothing is not enough; without one (a kiosk) it is.
         assert!(!same_site(&headers(&[cookie])));
         assert!(same_site(&headers(&[])));
+    }
+
+    #[test]
+    fn over_http2_the_host_is_the_authority() {
+        let mut h = HeaderMap::new();
+        h.insert("origin", HeaderValue::from_static("https://fleet.example:8443"));
+        assert!(same_site_of(&h, Some("fleet.example:8443")));
+        assert!(!same_site_of(&h, Some("other.example:8443")));
+        assert!(!same_site_of(&h, None));
     }
 }
