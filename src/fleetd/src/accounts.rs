@@ -348,6 +348,9 @@ impl Accounts {
         now: Instant,
     ) -> Result<(String, User), AccountsError> {
         let unix = unix_now();
+        if let Some(secs) = self.address_decision(ip).retry_after() {
+            return Err(AccountsError::Throttled { secs });
+        }
         let username = {
             let mut all = lock(&self.pending);
             let entry = all.get_mut(pending).filter(|p| p.expires > now);
@@ -397,6 +400,11 @@ impl Accounts {
         let user = User { username: state.username, role: parse_role(&state.role)? };
         let token = self.open_session(&user, Scope::Full, now)?;
         Ok((token, user))
+    }
+
+    /// Whose pending sign-in `pending` is, for the audit line of its code step.
+    pub fn pending_user(&self, pending: &str) -> Option<String> {
+        lock(&self.pending).get(pending).map(|p| p.username.clone())
     }
 
     fn account_decision(&self, state: &AccountState, unix: i64) -> Result<(), AccountsError> {

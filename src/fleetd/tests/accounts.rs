@@ -374,13 +374,14 @@ async fn disabling_or_removing_a_user_ends_their_sessions_and_console_sockets_at
 }
 
 #[tokio::test]
-async fn background_polls_do_not_keep_a_session_alive_but_use_does() {
+async fn background_polls_and_an_open_console_do_not_keep_a_session_alive_but_use_does() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     add_user(&dir, "ada", "admin-password", "admin").await;
     let f = start_with(&dir, &["--session-idle", "3s"]).await;
     let polled = sign_in(&f, "ada", "admin-password").await;
     let used = sign_in(&f, "ada", "admin-password").await;
+    let mut idle_ws = console(&f, &polled).await;
     let poll = |cookie: &str| {
         http(&f)
             .get(f.url("/api/admin/fleet"))
@@ -400,7 +401,12 @@ async fn background_polls_do_not_keep_a_session_alive_but_use_does() {
     })
     .await;
     assert!(ended.is_ok(), "background polling kept the session alive");
+    assert_eq!(closed_with(&mut idle_ws).await, Some(4401), "the idle console is told");
     assert_eq!(get_status(&f, "/api/me", &used).await, 200, "a session in use ended");
+    // Signing out ends the session on the server, not just in the browser.
+    let res = http(&f).post(f.url("/api/logout")).header("cookie", &used).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(get_status(&f, "/api/me", &used).await, 401);
     stop(f).await;
 }
 

@@ -120,6 +120,7 @@ async fn login_code(
     Valid(req): Valid<CodeRequest>,
 ) -> ApiResult<(CookieJar, Json<LoginReply>)> {
     let ip = source.0;
+    let name = state.accounts.pending_user(&req.pending);
     let result = state
         .blocking(move |s| s.accounts.sign_in_code(&req.pending, &req.code, ip, Instant::now()))
         .await;
@@ -130,7 +131,8 @@ async fn login_code(
             Ok((jar.add(cookie(token)), Json(LoginReply::SignedIn { me: me_of(&user) })))
         }
         Err(e) => {
-            audit_refusal("(code step)", &source, &e);
+            let name = name.unwrap_or_else(|| "(unknown pending sign-in)".into());
+            audit_refusal(&name, &source, &e);
             Err(e)
         }
     }
