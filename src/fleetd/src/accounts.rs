@@ -15,11 +15,12 @@
 
 mod admin;
 mod policy;
+mod sessions;
+mod sign_in;
 pub mod throttle;
 pub mod totp;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,10 +29,10 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use tokio::sync::watch;
 
 pub use policy::{MAX_PASSWORD_BYTES, PolicyError};
-use throttle::{Attempts, ByAddress, Decision, Policy};
+use throttle::{ByAddress, Policy};
 
-use crate::store::users::{self, AccountState};
-use crate::store::{Store, StoreError, UserRecord, unix_now};
+use crate::store::users;
+use crate::store::{Store, StoreError, UserRecord};
 
 /// A session unused for this long is gone (unless configured otherwise).
 pub const SESSION_IDLE: Duration = Duration::from_secs(15 * 60);
@@ -274,277 +275,6 @@ impl Accounts {
         let record =
             UserRecord { username: username.into(), role: role.as_str().into(), password_hash };
         Ok(self.store.write(|c| users::insert_user(c, &record))?)
-    }
-
-    /// Whether an attempt from `ip` would be heard now, without checking anything (cheap: call
-    /// it before queueing for argon2).
-    pub fn address_decision(&self, ip: Option<IpAddr>) -> Decision {
-        ip.map_or(Decision::Go, |ip| lock(&self.by_address).decide(ip, unix_now()))
-    }
-
-    /// Checks a user name and password (first step). Refuses a throttled address or account
-    /// without hashing anything. Slow on purpose (argon2): call it off the async runtime.
-    pub fn sign_in(
-        &self,
-        username: &str,
-        password: &str,
-        ip: Option<IpAddr>,
-        now: Instant,
-    ) -> Result<SignIn, AccountsError> {
-        let unix = unix_now();
-        match self.address_decision(ip) {
-            Decision::Go => {}
-            Decision::Wait { secs } | Decision::Locked { secs } => {
-                return Err(AccountsError::Throttled { secs });
-            }
-        }
-        if password.len() > MAX_PASSWORD_BYTES || check_username(username).is_err() {
-            self.address_failed(ip, unix);
-            return Err(AccountsError::WrongCredentials);
-        }
-        let state = self.store.read(|c| users::state(c, username))?;
-        if let Some(state) = &state {
-            self.account_decision(state, unix)?;
-        }
-        let hash = self.store.read(|c| users::user(c, username))?.map(|r| r.password_hash);
-        // An unknown user costs the same hashing work as a known one, so timing tells nothing.
-        let matches = verify_password(hash.as_deref().unwrap_or_else(|| dummy_hash()), password);
-        let (Some(state), true) = (&state, matches) else {
-            self.address_failed(ip, unix);
-            if let Some(state) = &state {
-                self.account_failed(&state.username, unix)?;
-            }
-            return Err(AccountsError::WrongCredentials);
-        };
-        let state = state.clone();
-        if state.disabled {
-            return Err(AccountsError::Disabled);
-        }
-        let role = parse_role(&state.role)?;
-        if state.totp_secret.is_some() {
-            let pending = new_token()?;
-            let entry = Pending { username: state.username, expires: now + PENDING_FOR, tries: 0 };
-            let mut all = lock(&self.pending);
-            all.retain(|_, p| p.expires > now);
-            all.insert(pending.clone(), entry);
-            return Ok(SignIn::Code { pending });
-        }
-        self.succeeded(ip, &state)?;
-        let user = User { username: state.username, role };
-        let scope = match self.settings.require_mfa.applies_to(role) {
-            true => Scope::EnrolOnly,
-            false => Scope::Full,
-        };
-        let token = self.open_session(&user, scope, now)?;
-        Ok(SignIn::Session { token, user, scope })
-    }
-
-    /// The second step: a TOTP code (6 digits) or a recovery code for a pending sign-in.
-    pub fn sign_in_code(
-        &self,
-        pending: &str,
-        code: &str,
-        ip: Option<IpAddr>,
-        now: Instant,
-    ) -> Result<(String, User), AccountsError> {
-        let unix = unix_now();
-        if let Some(secs) = self.address_decision(ip).retry_after() {
-            return Err(AccountsError::Throttled { secs });
-        }
-        let username = {
-            let mut all = lock(&self.pending);
-            let entry = all.get_mut(pending).filter(|p| p.expires > now);
-            let Some(entry) = entry.filter(|p| p.tries < PENDING_TRIES) else {
-                all.remove(pending);
-                return Err(AccountsError::PendingExpired);
-            };
-            entry.tries += 1;
-            entry.username.clone()
-        };
-        let state = self.store.read(|c| users::state(c, &username))?;
-        let Some(state) = state.filter(|s| !s.disabled) else {
-            return Err(AccountsError::PendingExpired);
-        };
-        self.account_decision(&state, unix)?;
-        let Some(secret) = &state.totp_secret else { return Err(AccountsError::PendingExpired) };
-        let digits = code.chars().filter(|c| !c.is_whitespace()).count();
-        let checked = if digits == 6 {
-            match totp::verify(secret, code, unix as u64, state.totp_last_step) {
-                Ok(step) => {
-                    match self.store.read(|c| users::advance_totp_step(c, &username, step))? {
-                        true => Ok(()),
-                        false => Err(AccountsError::UsedCode),
-                    }
-                }
-                Err(totp::CodeError::Wrong) => Err(AccountsError::WrongCode),
-                Err(totp::CodeError::Used) => Err(AccountsError::UsedCode),
-            }
-        } else {
-            let hash = totp::recovery_hash(code);
-            match self.store.read(|c| users::use_recovery_code(c, &username, &hash))? {
-                true => {
-                    let left = self.store.read(|c| users::recovery_codes_left(c, &username))?;
-                    tracing::info!(target: "fleetd::audit", user = %username, left, "recovery code used");
-                    Ok(())
-                }
-                false => Err(AccountsError::WrongCode),
-            }
-        };
-        if let Err(e) = checked {
-            self.account_failed(&state.username, unix)?;
-            self.address_failed(ip, unix);
-            return Err(e);
-        }
-        lock(&self.pending).remove(pending);
-        self.succeeded(ip, &state)?;
-        let user = User { username: state.username, role: parse_role(&state.role)? };
-        let token = self.open_session(&user, Scope::Full, now)?;
-        Ok((token, user))
-    }
-
-    /// Whose pending sign-in `pending` is, for the audit line of its code step.
-    pub fn pending_user(&self, pending: &str) -> Option<String> {
-        lock(&self.pending).get(pending).map(|p| p.username.clone())
-    }
-
-    fn account_decision(&self, state: &AccountState, unix: i64) -> Result<(), AccountsError> {
-        let attempts = Attempts { failures: state.failures, last_failure: state.last_failure };
-        match self.settings.account.decide(&attempts, unix) {
-            Decision::Go => Ok(()),
-            Decision::Wait { secs } => Err(AccountsError::Throttled { secs }),
-            Decision::Locked { secs } => Err(AccountsError::Locked { secs }),
-        }
-    }
-
-    /// A wrong password or code for an existing account: counts it (read and written in one
-    /// transaction, so racing failures all count), and says so once when it locks the account.
-    fn account_failed(&self, name: &str, unix: i64) -> Result<(), AccountsError> {
-        let policy = self.settings.account;
-        let (after, locked) = self.store.write(|c| {
-            let state = users::state(c, name).map_err(StoreError::from)?;
-            let before = state.map_or(Attempts::default(), |s| Attempts {
-                failures: s.failures,
-                last_failure: s.last_failure,
-            });
-            let (after, locked) = policy.failed(before, unix);
-            users::set_failures(c, name, after.failures, after.last_failure)?;
-            Ok::<_, StoreError>((after, locked))
-        })?;
-        if locked {
-            let minutes = policy.lock_for.as_secs() / 60;
-            tracing::warn!(target: "fleetd::audit", user = %name, failures = after.failures, "account locked for {minutes} min after failed sign-ins");
-        }
-        Ok(())
-    }
-
-    fn address_failed(&self, ip: Option<IpAddr>, unix: i64) {
-        if let Some(ip) = ip
-            && lock(&self.by_address).failed(ip, unix)
-        {
-            tracing::warn!(target: "fleetd::audit", source = %ip, "source address locked after failed sign-ins");
-        }
-    }
-
-    fn succeeded(&self, ip: Option<IpAddr>, state: &AccountState) -> Result<(), AccountsError> {
-        if let Some(ip) = ip {
-            lock(&self.by_address).succeeded(ip);
-        }
-        if state.failures > 0 {
-            self.store.write(|c| users::set_failures(c, &state.username, 0, 0))?;
-        }
-        Ok(())
-    }
-
-    fn open_session(
-        &self,
-        user: &User,
-        scope: Scope,
-        now: Instant,
-    ) -> Result<String, AccountsError> {
-        let token = new_token()?;
-        let idle_before = unix_now() - self.settings.idle.as_secs() as i64;
-        let hash = token_hash(&token);
-        let enrol_only = scope == Scope::EnrolOnly;
-        self.store.write(|c| {
-            users::insert_session(c, &hash, &user.username, unix_now(), idle_before, enrol_only)
-                .map_err(StoreError::from)
-        })?;
-        let mut sessions = lock(&self.sessions);
-        sessions.retain(|_, s| !self.expired(s, now));
-        let session =
-            Session { user: user.clone(), scope, created: now, last_seen: now, stored: now };
-        sessions.insert(token.clone(), session);
-        Ok(token)
-    }
-
-    fn expired(&self, s: &Session, now: Instant) -> bool {
-        now.saturating_duration_since(s.last_seen) >= self.settings.idle
-            || now.saturating_duration_since(s.created) >= self.settings.lifetime
-    }
-
-    /// The user of a live full session, marking it as used at `now`; `None` if unknown, idle
-    /// too long, too old, enrol-only, or its account is disabled or gone.
-    pub fn session(&self, token: &str, now: Instant) -> Option<User> {
-        self.lookup(token, now, true).filter(|(_, scope)| *scope == Scope::Full).map(|(u, _)| u)
-    }
-
-    /// The user and scope of a live session; `touch`: count this as use (not for background
-    /// polls). Checks the store each time, so a change made by the CLI counts at once.
-    pub fn lookup(&self, token: &str, now: Instant, touch: bool) -> Option<(User, Scope)> {
-        let hash = token_hash(token);
-        let stored = self.store.read(|c| users::session(c, &hash)).ok().flatten();
-        let account = stored
-            .as_ref()
-            .and_then(|s| self.store.read(|c| users::state(c, &s.username)).ok().flatten());
-        let mut sessions = lock(&self.sessions);
-        let (Some(stored), Some(account)) = (stored, account.filter(|a| !a.disabled)) else {
-            sessions.remove(token);
-            return None;
-        };
-        let role = parse_role(&account.role).ok()?;
-        let session = sessions.entry(token.to_string()).or_insert_with(|| {
-            // fleetd restarted since the session began.
-            let ago = |t: i64| Duration::from_secs(unix_now().saturating_sub(t).max(0) as u64);
-            let at = |t: i64| now.checked_sub(ago(t)).unwrap_or(now);
-            let scope = if stored.enrol_only { Scope::EnrolOnly } else { Scope::Full };
-            let user = User { username: stored.username.clone(), role };
-            Session {
-                user,
-                scope,
-                created: at(stored.created_at),
-                last_seen: at(stored.last_seen),
-                stored: now,
-            }
-        });
-        if self.expired(session, now) {
-            sessions.remove(token);
-            let _ = self.store.read(|c| users::delete_session(c, &hash));
-            return None;
-        }
-        session.user.role = role;
-        if touch {
-            session.last_seen = now;
-            if now.saturating_duration_since(session.stored) >= TOUCH_EVERY {
-                session.stored = now;
-                if let Err(e) = self.store.read(|c| users::touch_session(c, &hash, unix_now())) {
-                    tracing::warn!("cannot record a session's use: {e}");
-                }
-            }
-        }
-        Some((session.user.clone(), session.scope))
-    }
-
-    /// Whether a session is live at `now`, without counting this as use.
-    pub fn is_live(&self, token: &str, now: Instant) -> bool {
-        self.lookup(token, now, false).is_some()
-    }
-
-    /// Ends a session (sign-out). Unknown tokens are ignored.
-    pub fn sign_out(&self, token: &str) {
-        lock(&self.sessions).remove(token);
-        if let Err(e) = self.store.read(|c| users::delete_session(c, &token_hash(token))) {
-            tracing::warn!("cannot forget a session: {e}");
-        }
     }
 }
 

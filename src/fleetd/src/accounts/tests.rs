@@ -1,6 +1,7 @@
 use std::net::IpAddr;
 
 use super::*;
+use crate::store::unix_now;
 
 const PW: &str = "correct horse";
 
