@@ -4,6 +4,7 @@
 // Nothing here is mocked: a missing binary, broker or browser is an error, never a skip.
 
 import { spawn, execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -125,11 +126,51 @@ export class Child {
 export async function startFleetd(user, password, { listen = '127.0.0.1', host = '127.0.0.1', args = [] } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-fleetd-'));
   const fleetd = path.join(BIN, 'fleetd');
-  execFileSync(fleetd, ['user', 'add', user, '--role', 'clinician', '--clinic', 'Maple Valley Clinic',
-    '--password-stdin', '--data-dir', dataDir],
+  const added = execFileSync(fleetd, ['user', 'add', user, '--role', 'clinician',
+    '--clinic', 'Maple Valley Clinic', '--password-stdin', '--with-totp', '--json', '--data-dir', dataDir],
     { input: `${password}\n` });
+  TOTP_USERS.set(`${dataDir}\n${user}`, { secret: JSON.parse(added.toString()).totp_secret, last: -1 });
   const [web, mqtt] = [await freePort(), await freePort()];
   return serveFleetd('fleetd', { dataDir, web, mqtt, listen, host, args });
+}
+
+/** Per data dir and user: the TOTP secret `fleetd user add --with-totp` gave, and the last step used. */
+const TOTP_USERS = new Map();
+
+/**
+ * The RFC 6238 code (HMAC-SHA1, 6 digits, 30 s steps) of a base32 `secret` for time step `step`,
+ * as an authenticator app computes it.
+ * @param {string} secret
+ * @param {number} step
+ */
+export function totpCode(secret, step) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from((bits.match(/.{8}/g) || []).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = crypto.createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1000000).padStart(6, '0');
+}
+
+/**
+ * A code for `user` of `fleetd` that fleetd has not accepted yet (each step's code works once):
+ * the step after the last one used, within a step of now; waits for the next step if need be.
+ */
+export async function nextTotp(fleetd, user) {
+  const entry = TOTP_USERS.get(`${fleetd.dataDir}\n${user}`);
+  if (!entry) throw new Error(`${user} was not added with --with-totp by startFleetd`);
+  for (;;) {
+    const now = Math.floor(Date.now() / 30000);
+    const step = Math.max(entry.last + 1, now - 1);
+    if (step <= now + 1) {
+      entry.last = step;
+      return totpCode(entry.secret, step);
+    }
+    await new Promise((r) => setTimeout(r, (step - 1) * 30000 - Date.now() + 500));
+  }
 }
 
 /** `fleetd serve` on a data dir and ports; resolves once it says it is ready. */
@@ -328,6 +369,10 @@ export async function signIn(browser, fleetd, user, password, { initScript } = {
   await page.fill('#username', user);
   await page.fill('#password', password);
   await page.click('#signin');
+  // Two-step sign-in: the code an authenticator app would show.
+  await page.waitForSelector('#code-form', { state: 'visible' });
+  await page.fill('#code', await nextTotp(fleetd, user));
+  await page.click('#code-submit');
   await page.waitForSelector('#queue-view', { state: 'visible' });
   return page;
 }
@@ -378,6 +423,9 @@ export async function signInFirefox(browser, fleetd, user, password, { initScrip
     await page.type('#username', user);
     await page.type('#password', password);
     await page.click('#signin');
+    await page.waitForSelector('#code-form', { visible: true });
+    await page.type('#code', await nextTotp(fleetd, user));
+    await page.click('#code-submit');
   }
   await page.waitForSelector('#queue-view', { visible: true });
   return page;

@@ -15,7 +15,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::accounts::Accounts;
+use crate::accounts::throttle::Policy;
+use crate::accounts::{Accounts, RequireMfa, Settings};
 use crate::audit::{self, Audit};
 use crate::data_dir::DataDir;
 use crate::fleet::{Fleet, driver};
@@ -74,6 +75,29 @@ pub struct ServeArgs {
     /// How long audit records are kept (e.g. 6y, 2190d); older ones are pruned once a day.
     #[arg(long, default_value = "6y", value_parser = crate::cli::parse_duration)]
     audit_retention: Duration,
+    /// Who must use two-step sign-in (TOTP): every account, or admins only. Admins always must.
+    #[arg(long, value_enum, default_value = "all")]
+    require_mfa: RequireMfa,
+    /// Idle time-out of console sessions (for tests).
+    #[arg(long, hide = true, value_parser = crate::cli::parse_duration, default_value = "15m")]
+    session_idle: Duration,
+    /// First back-off wait after failed sign-ins, in milliseconds; 0 keeps only the lock-outs
+    /// (for tests).
+    #[arg(long, hide = true, default_value_t = 1000)]
+    sign_in_backoff_ms: u64,
+}
+
+impl ServeArgs {
+    fn account_settings(&self) -> Settings {
+        let base = Duration::from_millis(self.sign_in_backoff_ms);
+        Settings {
+            idle: self.session_idle,
+            require_mfa: self.require_mfa,
+            account: Policy::ACCOUNT.with_base(base),
+            address: Policy::ADDRESS.with_base(base),
+            ..Settings::default()
+        }
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -96,7 +120,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     // store's lock, so a slow rollout write does not stall a sign-in (SQLite's WAL lets them
     // read and write side by side).
     let db = data_dir.db();
-    let accounts = Arc::new(Accounts::new(Store::open(&db)?));
+    let accounts = Arc::new(Accounts::with_settings(Store::open(&db)?, args.account_settings()));
     let signing_key = signing::ensure(&data_dir.signing_key())?;
     let registry = Arc::new(Registry::new(Store::open(&db)?, pki.clone(), signing_key)?);
     let fleet = Arc::new(Fleet::new(Store::open(&db)?));

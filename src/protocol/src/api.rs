@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::{DecodeError, Validate, ident, invalid, text};
 
+mod accounts;
 mod admin;
+pub use accounts::*;
 pub use admin::*;
 
 /// Largest PEM document (CSR or certificate) accepted, in bytes.

@@ -56,6 +56,16 @@ struct Args {
 
 const ADMIN: (&str, &str) = ("bench-admin", "bench-admin-password");
 
+/// The admin's current TOTP code, as an authenticator app shows it.
+fn totp_now(secret: &str) -> anyhow::Result<String> {
+    use totp_rs::{Algorithm, Secret, TOTP};
+    let bytes =
+        Secret::Encoded(secret.to_string()).to_bytes().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let totp = TOTP::new(Algorithm::SHA1, 6, 0, 30, bytes)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    Ok(totp.generate(now))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -71,26 +81,40 @@ async fn main() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().join("data");
     let mut add = Command::new(&exe)
-        .args(["user", "add", ADMIN.0, "--role", "admin", "--password-stdin", "--data-dir"])
+        .args(["user", "add", ADMIN.0, "--role", "admin", "--password-stdin", "--with-totp"])
+        .args(["--json", "--data-dir"])
         .arg(&dir)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {}", exe.display()))?;
     add.stdin.take().context("stdin")?.write_all(format!("{}\n", ADMIN.1).as_bytes()).await?;
-    if !add.wait().await?.success() {
+    let added = add.wait_with_output().await?;
+    if !added.status.success() {
         bail!("fleetd user add failed");
     }
+    let added: serde_json::Value = serde_json::from_slice(&added.stdout)?;
+    let secret = added["totp_secret"].as_str().context("no TOTP secret")?.to_string();
     let (web, mqtt) = (free_port()?, free_port()?);
     let log = tmp.path().join("fleetd.log");
     let mut fleetd = start(&exe, &dir, web, mqtt, &log).await?;
     let base = format!("https://127.0.0.1:{web}");
     let ca = dir.join("ca.pem");
     let tls = client_tls(&ca, None)?;
-    let http = reqwest::Client::builder().use_preconfigured_tls(tls).build()?;
+    // As the admin console's pages: fleetd refuses state-changing requests from other sites.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("origin", base.parse()?);
+    let http =
+        reqwest::Client::builder().use_preconfigured_tls(tls).default_headers(headers).build()?;
     let res = http
         .post(format!("{base}/api/login"))
         .json(&json!({"username": ADMIN.0, "password": ADMIN.1}))
+        .send()
+        .await?;
+    let pending: serde_json::Value = res.json().await?;
+    let res = http
+        .post(format!("{base}/api/login/code"))
+        .json(&json!({"pending": pending["pending"], "code": totp_now(&secret)?}))
         .send()
         .await?;
     let cookie = res

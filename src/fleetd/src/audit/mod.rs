@@ -31,6 +31,11 @@ pub use chain::{Broken, Entry, Head, Record};
 pub const SIGN_IN: &str = "session.sign_in";
 /// A console user signed out.
 pub const SIGN_OUT: &str = "session.sign_out";
+/// A console account was added or changed (role, clinics, disabled, password, sessions, lock,
+/// two-step sign-in).
+pub const ACCOUNT: &str = "account.change";
+/// Two-step sign-in set up (started, confirmed or refused).
+pub const MFA_ENROL: &str = "session.mfa_enrol";
 /// A signed-in user asked for something their role does not allow.
 pub const ACCESS_REFUSED: &str = "access.refused";
 /// An enrolment code was made.

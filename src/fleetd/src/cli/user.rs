@@ -1,16 +1,24 @@
-//! `fleetd user`: console users, added from the command line (the password from standard
-//! input), their role and the clinics assigned to them.
+//! `fleetd user`: console accounts from the command line: add (the password from standard
+//! input, optionally with two-step sign-in already set up), list, disable, enable, remove,
+//! passwd (from standard input), signout, unlock, reset-mfa, role and clinics (the clinics a
+//! clinician's visits or a technician's kiosks belong to), each with `--json`. Works on
+//! the database directly; a running fleetd sees each change at the next use of a session.
+//! Never prints a password; prints a TOTP secret and recovery codes only when asked to set
+//! them up (`add --with-totp`).
 
 use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::Context;
-use telekiosk_protocol::api::Me;
+use telekiosk_protocol::api::{Me, RecoveryCodes, UserInfo};
 
-use super::{Common, print, unix_user};
+use super::{Common, audited, print, when};
+use crate::accounts::throttle::{Attempts, Decision, Policy};
 use crate::accounts::{Accounts, Role, User};
+use crate::audit;
 use crate::data_dir::DataDir;
-use crate::store::Store;
+use crate::store::users::AccountState;
+use crate::store::{Store, unix_now};
 
 /// `fleetd user` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -19,19 +27,48 @@ pub enum UserCommand {
     Add {
         /// Sign-in name: letters, digits, '.', '_', '-' or '@'.
         name: String,
-        /// What the user may do: admin, clinician, auditor or technician.
+        /// What the user may do.
         #[arg(long, value_enum, default_value = "clinician")]
         role: Role,
-        /// A clinic assigned to the user (repeat for several): a clinician sees its visits, a
-        /// technician tends its kiosks. Spelt as in the kiosks' enrolment codes.
-        #[arg(long = "clinic", value_name = "CLINIC")]
+        /// A clinic assigned to the user (repeat for more): a clinician sees and joins the
+        /// visits of their clinics only, a technician works on their clinics' kiosks only.
+        #[arg(long = "clinic")]
         clinics: Vec<String>,
         /// Read the password from standard input (the only way to give it).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Set up two-step sign-in now and print its secret and recovery codes (to hand to the
+        /// user, or for provisioning scripts); otherwise the user sets it up at first sign-in.
+        #[arg(long)]
+        with_totp: bool,
         #[command(flatten)]
         common: Common,
     },
+    /// List console users.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Disable an account: its sessions end at once and it cannot sign in.
+    Disable(Named),
+    /// Enable a disabled account.
+    Enable(Named),
+    /// Remove an account; its sessions end at once.
+    Remove(Named),
+    /// Set a new password, read from standard input; the user's sessions end.
+    Passwd {
+        #[command(flatten)]
+        named: Named,
+        /// Read the password from standard input (the only way to give it).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// End every session of a user.
+    Signout(Named),
+    /// Lift the lock (and back-off) after failed sign-ins.
+    Unlock(Named),
+    /// Remove a user's two-step sign-in; they set it up again at their next sign-in.
+    ResetMfa(Named),
     /// Change a user's role; their open sessions take it at their next request.
     Role {
         /// Sign-in name.
@@ -55,82 +92,177 @@ pub enum UserCommand {
     },
 }
 
-/// Runs one `fleetd user` subcommand.
-pub fn run(command: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
-    match command {
-        UserCommand::Add { name, role, clinics, common, .. } => {
-            add(data_dir, &name, role, &clinics, common.json)
-        }
-        UserCommand::Role { name, role, common } => set_role(data_dir, &name, role, common.json),
-        UserCommand::Clinics { name, clinics, common } => {
-            set_clinics(data_dir, &name, &clinics, common.json)
-        }
+/// A subcommand on one named user.
+#[derive(Debug, clap::Args)]
+pub struct Named {
+    /// The user's sign-in name.
+    name: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// What a lifecycle subcommand prints with `--json`.
+#[derive(Debug, serde::Serialize)]
+struct Done<'a> {
+    user: &'a str,
+    done: &'a str,
+}
+
+/// The API's view of an account.
+pub fn user_info(a: &AccountState) -> UserInfo {
+    let attempts = Attempts { failures: a.failures, last_failure: a.last_failure };
+    let now = unix_now();
+    let locked_until = match Policy::ACCOUNT.decide(&attempts, now) {
+        Decision::Go => None,
+        Decision::Wait { secs } | Decision::Locked { secs } => Some(now + secs as i64),
+    };
+    UserInfo {
+        username: a.username.clone(),
+        role: a.role.clone(),
+        created_at: a.created_at,
+        disabled: a.disabled,
+        mfa: a.totp_secret.is_some(),
+        failures: a.failures,
+        locked_until,
     }
 }
 
-fn accounts(data_dir: &Path) -> anyhow::Result<Accounts> {
-    let dir = DataDir::prepare(data_dir)?;
-    Ok(Accounts::new(Store::open(&dir.db())?))
-}
-
-fn add(
-    data_dir: &Path,
-    name: &str,
-    role: Role,
-    clinics: &[String],
-    json: bool,
-) -> anyhow::Result<()> {
+fn read_password() -> anyhow::Result<String> {
     let mut password = String::new();
     std::io::stdin().lock().read_line(&mut password).context("cannot read the password")?;
     let password = password.strip_suffix('\n').unwrap_or(&password);
-    let password = password.strip_suffix('\r').unwrap_or(password);
-    let accounts = accounts(data_dir)?;
-    accounts
-        .add_user_in(name, role, clinics, password)
-        .with_context(|| format!("cannot add user {name:?}"))?;
-    let user = accounts.user(name)?;
-    audit(&user, "user added");
-    show(json, &user, "Added")
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_string())
 }
 
-fn set_role(data_dir: &Path, name: &str, role: Role, json: bool) -> anyhow::Result<()> {
-    let user = accounts(data_dir)?
-        .set_role(name, role)
-        .with_context(|| format!("cannot change the role of {name:?}"))?;
-    audit(&user, "user role changed");
-    show(json, &user, "Changed")
-}
-
-fn set_clinics(data_dir: &Path, name: &str, clinics: &[String], json: bool) -> anyhow::Result<()> {
-    let user = accounts(data_dir)?
-        .set_clinics(name, clinics)
-        .with_context(|| format!("cannot change the clinics of {name:?}"))?;
-    audit(&user, "user clinics changed");
-    show(json, &user, "Changed")
-}
-
-/// The one audit line of an account change made from the command line.
-fn audit(user: &User, what: &str) {
-    let by = format!("cli:{}", unix_user());
-    let (role, clinics) = (user.role.as_str(), user.clinics.join(", "));
-    tracing::info!(target: "fleetd::audit", %by, user = %user.username, role, %clinics, "{what}");
-}
-
-fn show(json: bool, user: &User, verb: &str) -> anyhow::Result<()> {
-    let me = Me {
-        username: user.username.clone(),
-        role: user.role.as_str().into(),
-        clinics: user.clinics.clone(),
+/// Runs one `fleetd user` subcommand.
+pub fn run(command: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
+    let password = match &command {
+        UserCommand::Add { .. } | UserCommand::Passwd { .. } => read_password()?,
+        _ => String::new(),
     };
-    print(json, &me, |me| {
+    let dir = DataDir::prepare(data_dir)?;
+    let accounts = Accounts::new(Store::open(&dir.db())?);
+    let (name, json, done) = match command {
+        UserCommand::Add { name, role, clinics, with_totp, common, .. } => {
+            let cannot = || format!("cannot add user {name:?}");
+            let object = format!("{name} added as {}", role.as_str());
+            if with_totp {
+                let added = accounts.add_user_with_totp(&name, role, &clinics, &password);
+                let (secret, codes) =
+                    audited(&dir, audit::ACCOUNT, &object, added)?.with_context(cannot)?;
+                let out = RecoveryCodes { totp_secret: Some(secret), recovery_codes: codes };
+                return print(common.json, &out, |o| {
+                    println!("Added {} {name} with two-step sign-in.", role.as_str());
+                    println!("TOTP secret: {}", o.totp_secret.as_deref().unwrap_or(""));
+                    println!("Recovery codes (each works once): {}", o.recovery_codes.join(" "));
+                });
+            }
+            let added = accounts.add_user_in(&name, role, &clinics, &password);
+            audited(&dir, audit::ACCOUNT, &object, added)?.with_context(cannot)?;
+            let done = Done { user: &name, done: "added" };
+            let clinics = if clinics.is_empty() { "no clinic".into() } else { clinics.join(", ") };
+            return print(common.json, &done, |_| {
+                println!("Added {} {name} ({clinics}).", role.as_str())
+            });
+        }
+        UserCommand::List { common } => {
+            let users: Vec<UserInfo> = accounts.list()?.iter().map(user_info).collect();
+            return print(common.json, &users, |users| {
+                for u in users {
+                    let mut flags = vec![];
+                    if u.disabled {
+                        flags.push("disabled".to_string());
+                    }
+                    if !u.mfa {
+                        flags.push("no two-step sign-in yet".to_string());
+                    }
+                    if let Some(t) = u.locked_until {
+                        flags.push(format!("locked until {}", when(t)));
+                    }
+                    println!("{:<24} {:<10} {}", u.username, u.role, flags.join(", "));
+                }
+            });
+        }
+        UserCommand::Disable(Named { name, common }) => {
+            audited(
+                &dir,
+                audit::ACCOUNT,
+                &format!("{name} disabled"),
+                accounts.set_disabled(&name, true),
+            )??;
+            (name, common.json, "disabled")
+        }
+        UserCommand::Enable(Named { name, common }) => {
+            audited(
+                &dir,
+                audit::ACCOUNT,
+                &format!("{name} enabled"),
+                accounts.set_disabled(&name, false),
+            )??;
+            (name, common.json, "enabled")
+        }
+        UserCommand::Remove(Named { name, common }) => {
+            audited(&dir, audit::ACCOUNT, &format!("{name} removed"), accounts.remove(&name))??;
+            (name, common.json, "removed")
+        }
+        UserCommand::Passwd { named: Named { name, common }, .. } => {
+            audited(
+                &dir,
+                audit::ACCOUNT,
+                &format!("{name} given a new password"),
+                accounts.set_password(&name, &password),
+            )??;
+            (name, common.json, "given a new password")
+        }
+        UserCommand::Signout(Named { name, common }) => {
+            audited(
+                &dir,
+                audit::ACCOUNT,
+                &format!("{name} signed out everywhere"),
+                accounts.sign_out_everywhere(&name),
+            )??;
+            (name, common.json, "signed out everywhere")
+        }
+        UserCommand::Unlock(Named { name, common }) => {
+            audited(&dir, audit::ACCOUNT, &format!("{name} unlocked"), accounts.unlock(&name))??;
+            (name, common.json, "unlocked")
+        }
+        UserCommand::ResetMfa(Named { name, common }) => {
+            let reset = accounts.reset_mfa(&name);
+            audited(&dir, audit::ACCOUNT, &format!("{name} two-step sign-in reset"), reset)??;
+            let done = "reset: two-step sign-in is set up again at the next sign-in";
+            (name, common.json, done)
+        }
+        UserCommand::Role { name, role, common } => {
+            let changed = accounts.set_role(&name, role);
+            let object = format!("{name} role {}", role.as_str());
+            let user = audited(&dir, audit::ACCOUNT, &object, changed)?
+                .with_context(|| format!("cannot change the role of {name:?}"))?;
+            return show(common.json, &user);
+        }
+        UserCommand::Clinics { name, clinics, common } => {
+            let changed = accounts.set_clinics(&name, &clinics);
+            let object = format!("{name} clinics {}", clinics.join(", "));
+            let user = audited(&dir, audit::ACCOUNT, &object, changed)?
+                .with_context(|| format!("cannot change the clinics of {name:?}"))?;
+            return show(common.json, &user);
+        }
+    };
+    print(json, &Done { user: &name, done }, |d| println!("User {} {}.", d.user, d.done))
+}
+
+/// A user's role and clinics, as `/api/me` shows them.
+fn show(json: bool, user: &User) -> anyhow::Result<()> {
+    let (username, role, clinics) =
+        (user.username.clone(), user.role.as_str().into(), user.clinics.clone());
+    print(json, &Me { username, role, clinics }, |me| {
         let clinics = match me.clinics.as_slice() {
             [] => "no clinic".to_string(),
             c => c.join(", "),
         };
-        println!("{verb} {} {} ({clinics}).", me.role, me.username);
+        println!("Changed: {} is {} ({clinics}).", me.username, me.role);
     })
 }
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -1,7 +1,8 @@
 //! The console WebSocket adapter: authenticates the upgrade of `/ws` by session cookie, then
 //! decodes each text frame with `telekiosk_protocol::decode` for the hub and sends the hub's
 //! messages back as JSON. Keeps the session alive while its clinician is in a call and closes
-//! the socket when the session has ended. Logs sizes and ids, never message contents.
+//! the socket when the session has ended (checked every few seconds, and at once when an
+//! account change ends sessions). Logs sizes and ids, never message contents.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,8 +26,11 @@ use crate::audit::{self, Entry};
 use crate::signalling::Input;
 use crate::signalling::hub::{CONSOLE_QUEUE, HubMsg};
 
-/// How often the socket is pinged and its session checked.
+/// How often the socket is pinged, and its session counted as used while in a call.
 const TICK: Duration = Duration::from_secs(20);
+/// How often the session is checked without being used (an account change made with the CLI,
+/// which cannot tell this process, is seen this soon; one made over the API at once).
+const CHECK: Duration = Duration::from_secs(2);
 /// Close code telling the console its session is over (an application code, 4000-4999).
 const SESSION_ENDED: u16 = 4401;
 
@@ -76,6 +80,8 @@ async fn run(mut socket: WebSocket, state: Arc<AppState>, user: User, token: Str
     tracing::debug!(user = %user.username, conn = conn.0, "console socket open");
     let mut in_call = false;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+    let mut check = tokio::time::interval_at(tokio::time::Instant::now() + CHECK, CHECK);
+    let mut revoked = state.accounts.revocations();
     let why = loop {
         tokio::select! {
             frame = socket.recv() => {
@@ -113,14 +119,25 @@ async fn run(mut socket: WebSocket, state: Arc<AppState>, user: User, token: Str
                     break "send failed";
                 }
             }
+            _ = check.tick() => {
+                if !still_live(&state, &token).await {
+                    close(&mut socket).await;
+                    break "session ended";
+                }
+            }
+            changed = revoked.changed() => {
+                if changed.is_err() || !still_live(&state, &token).await {
+                    close(&mut socket).await;
+                    break "session ended by an account change";
+                }
+            }
             _ = tick.tick() => {
                 // A call in progress is activity even when nobody clicks; otherwise the idle
                 // time-out applies and an expired session closes the console.
-                let now = Instant::now();
                 let live = if in_call {
                     in_session(&state, &token).await
                 } else {
-                    state.accounts.is_live(&token, now)
+                    still_live(&state, &token).await
                 };
                 if !live {
                     close(&mut socket).await;
@@ -143,6 +160,14 @@ async fn in_session(state: &Arc<AppState>, token: &str) -> bool {
     let live =
         state.blocking(move |s| Ok::<_, ApiError>(s.accounts.session(&token, Instant::now())));
     live.await.is_ok_and(|user| user.is_some())
+}
+
+/// Whether `token`'s session is live, not counting this as use.
+async fn still_live(state: &Arc<AppState>, token: &str) -> bool {
+    let token = token.to_string();
+    let live =
+        state.blocking(move |s| Ok::<_, ApiError>(s.accounts.is_live(&token, Instant::now())));
+    live.await.unwrap_or(false)
 }
 
 async fn close(socket: &mut WebSocket) {

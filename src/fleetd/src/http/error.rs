@@ -4,7 +4,7 @@
 //! plain "not possible right now" that shows nothing of it.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use telekiosk_protocol::api;
 
@@ -44,8 +44,12 @@ pub enum ApiError {
     NotFound(String),
     /// Not in the present state: the domain's words.
     Conflict(String),
-    /// fleetd is stopping.
-    ShuttingDown,
+    /// Too many requests: try again after `retry_after` seconds (sent as `Retry-After`).
+    TooMany { retry_after: u64, message: String },
+    /// The session may only set up two-step sign-in.
+    MfaSetupNeeded,
+    /// A state-changing request from a page of another origin.
+    CrossSiteRequest,
     /// A server fault, already logged: what was not possible (shown without the fault).
     Fault(Fault),
 }
@@ -68,14 +72,17 @@ impl ApiError {
             Self::NotSignedIn | Self::WrongCredentials | Self::Unauthorized(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            Self::NotAllowed(_) | Self::OutsideClinics | Self::CrossOrigin | Self::Forbidden(_) => {
-                StatusCode::FORBIDDEN
-            }
+            Self::NotAllowed(_)
+            | Self::OutsideClinics
+            | Self::CrossOrigin
+            | Self::Forbidden(_)
+            | Self::MfaSetupNeeded
+            | Self::CrossSiteRequest => StatusCode::FORBIDDEN,
+            Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotJson(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadBody { .. } | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Fault(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,7 +104,13 @@ impl ApiError {
             | Self::Forbidden(m)
             | Self::NotFound(m)
             | Self::Conflict(m) => m.clone(),
-            Self::ShuttingDown => "fleetd is shutting down.".to_string(),
+            Self::TooMany { message, .. } => message.clone(),
+            Self::MfaSetupNeeded => {
+                "Set up two-step sign-in first: sign in again to see how.".to_string()
+            }
+            Self::CrossSiteRequest => {
+                "Refused: this request came from another site. Use fleetd's own pages.".to_string()
+            }
             Self::Fault(Fault::SignIn) => "Signing in is not possible right now.".to_string(),
             Self::Fault(Fault::Enrolment) => {
                 "Enrolment is not possible right now; try again in a few minutes.".to_string()
@@ -142,7 +155,12 @@ fn sentence(mut text: String) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(api::ApiError { error: self.message() })).into_response()
+        let body = Json(api::ApiError { error: self.message() });
+        let mut res = (self.status(), body).into_response();
+        if let Self::TooMany { retry_after, .. } = self {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        res
     }
 }
 
@@ -154,9 +172,26 @@ impl From<tokio::task::JoinError> for ApiError {
 
 impl From<AccountsError> for ApiError {
     fn from(e: AccountsError) -> Self {
+        let m = e.to_string();
         match e {
             AccountsError::WrongCredentials => Self::WrongCredentials,
-            e => Self::fault(Fault::SignIn, &e),
+            AccountsError::Throttled { secs } | AccountsError::Locked { secs } => {
+                Self::TooMany { retry_after: secs, message: m }
+            }
+            AccountsError::WrongCode | AccountsError::UsedCode | AccountsError::PendingExpired => {
+                Self::Unauthorized(m)
+            }
+            AccountsError::Disabled => Self::Forbidden(m),
+            AccountsError::Policy(_) | AccountsError::BadUsername | AccountsError::BadClinic(_) => {
+                Self::Invalid(m)
+            }
+            AccountsError::NoSuchUser(_) => Self::NotFound(m),
+            AccountsError::MfaAlreadySet | AccountsError::NoEnrolment => Self::Conflict(m),
+            AccountsError::Store(StoreError::NoSuchUser(_)) => Self::NotFound(m),
+            AccountsError::Store(StoreError::UserExists(_)) => Self::Conflict(m),
+            e @ (AccountsError::Store(_) | AccountsError::Hash(_)) => {
+                Self::fault(Fault::SignIn, &e)
+            }
         }
     }
 }

@@ -1,13 +1,15 @@
 //! What a handler asks of a request before it runs: [`SignedIn`] (a live session behind the
-//! cookie; the permission checks built on it are in [`super::allowed`]) and [`Valid`] (a JSON body read with
+//! cookie; [`Enrolling`] also takes a session that may only set up two-step sign-in; the
+//! permission checks built on it are in [`super::allowed`]), [`Source`] (the peer address) and [`Valid`] (a JSON body read with
 //! `telekiosk_protocol::decode`: declared as JSON, then size, JSON and field limits). Each
 //! refuses with an [`ApiError`].
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -15,12 +17,13 @@ use axum_extra::extract::cookie::CookieJar;
 use serde::de::DeserializeOwned;
 use telekiosk_protocol::Validate;
 use telekiosk_protocol::api::{
-    ConfigDraft, EnrolRequest, LoginRequest, NewCommand, NewEnrolToken, NewRollout,
+    CodeRequest, ConfigDraft, ConfirmMfa, EnrolRequest, LoginRequest, NewCommand, NewEnrolToken,
+    NewPassword, NewRollout,
 };
 
 use super::error::ApiError;
 use super::{AppState, SESSION_COOKIE};
-use crate::accounts::User;
+use crate::accounts::{Reach, User};
 
 /// The user of the request's live session, and the session token.
 #[derive(Debug, Clone)]
@@ -31,7 +34,37 @@ pub struct SignedIn {
     pub token: String,
 }
 
+/// The header the consoles send on background polls: such a request does not count as use,
+/// so an unattended console still times out (automatic logoff).
+pub const BACKGROUND: &str = "x-telekiosk-background";
+
 impl FromRequestParts<Arc<AppState>> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let Enrolling { user, token, reach } = Enrolling::from_request_parts(parts, state).await?;
+        match reach {
+            Reach::Full => Ok(Self { user, token }),
+            Reach::EnrolOnly => Err(ApiError::MfaSetupNeeded),
+        }
+    }
+}
+
+/// The user of the request's live session, full or only for setting up two-step sign-in.
+#[derive(Debug, Clone)]
+pub struct Enrolling {
+    /// Who is signed in.
+    pub user: User,
+    /// The session token (from the cookie).
+    pub token: String,
+    /// What the session may reach.
+    pub reach: Reach,
+}
+
+impl FromRequestParts<Arc<AppState>> for Enrolling {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -40,12 +73,26 @@ impl FromRequestParts<Arc<AppState>> for SignedIn {
     ) -> Result<Self, ApiError> {
         let jar = CookieJar::from_headers(&parts.headers);
         let token = jar.get(SESSION_COOKIE).ok_or(ApiError::NotSignedIn)?.value().to_string();
+        let touch = !parts.headers.contains_key(BACKGROUND);
         let t = token.clone();
-        let user = state
-            .blocking(move |s| Ok::<_, ApiError>(s.accounts.session(&t, Instant::now())))
+        let (user, reach) = state
+            .blocking(move |s| Ok::<_, ApiError>(s.accounts.lookup(&t, Instant::now(), touch)))
             .await?
             .ok_or(ApiError::NotSignedIn)?;
-        Ok(Self { user, token })
+        Ok(Self { user, token, reach })
+    }
+}
+
+/// The address a request came from (`None` where the server was built without it).
+#[derive(Debug, Clone, Copy)]
+pub struct Source(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let info = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Source(info.map(|ConnectInfo(addr)| addr.ip().to_canonical())))
     }
 }
 
@@ -57,6 +104,15 @@ pub trait Body: DeserializeOwned + Validate {
 
 impl Body for LoginRequest {
     const SHAPE: &'static str = "{\"username\", \"password\"}";
+}
+impl Body for CodeRequest {
+    const SHAPE: &'static str = "{\"pending\", \"code\"}";
+}
+impl Body for ConfirmMfa {
+    const SHAPE: &'static str = "{\"code\"}";
+}
+impl Body for NewPassword {
+    const SHAPE: &'static str = "{\"password\"}";
 }
 impl Body for EnrolRequest {
     const SHAPE: &'static str = "{\"token\", \"csr_pem\"}";

@@ -42,8 +42,12 @@ use crate::registry::revocation::Watcher;
 use crate::signalling::hub::HubHandle;
 use error::ApiError;
 
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "tk_session";
+/// Name of the session cookie. `__Host-`: the browser keeps it only if it is Secure, has no
+/// Domain and has Path=/, so no other host (a sibling subdomain) can set or shadow it.
+pub const SESSION_COOKIE: &str = "__Host-tk_session";
+/// Browsers must only ever reach fleetd over HTTPS (two years; no subdomains: fleetd does not
+/// own its parent domain).
+const HSTS: &str = "max-age=63072000";
 /// Argon2 verifications allowed at once: each takes ~19 MiB and tens of milliseconds, so an
 /// unbounded number would let a flood of sign-ins exhaust memory.
 const SIGN_IN_SLOTS: usize = 4;
@@ -58,7 +62,7 @@ const CSS: &str = "text/css; charset=utf-8";
 /// The consoles' files, embedded in the binary: the path each is served at, its type, its
 /// content. The scripts are ES modules that import one another by these paths; `wire.js` holds
 /// only JSDoc types, served so that editors and `@ts-check` can follow the imports.
-const ASSETS: [(&str, &str, &str); 13] = [
+const ASSETS: [(&str, &str, &str); 14] = [
     ("/", HTML, include_str!("assets/index.html")),
     ("/app.css", CSS, include_str!("assets/app.css")),
     ("/app.js", JS, include_str!("assets/app.js")),
@@ -72,6 +76,7 @@ const ASSETS: [(&str, &str, &str); 13] = [
     ("/admin-fleet.js", JS, include_str!("assets/admin-fleet.js")),
     ("/admin-config.js", JS, include_str!("assets/admin-config.js")),
     ("/admin-rollouts.js", JS, include_str!("assets/admin-rollouts.js")),
+    ("/admin-users.js", JS, include_str!("assets/admin-users.js")),
 ];
 
 /// Why the web server stopped.
@@ -146,6 +151,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ws", get(console_ws::upgrade))
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(middleware::from_fn(same_site_only))
         .layer(middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -181,6 +187,7 @@ async fn security_headers(mut res: Response) -> Response {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
+        (header::STRICT_TRANSPORT_SECURITY, HSTS),
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }
@@ -188,6 +195,40 @@ async fn security_headers(mut res: Response) -> Response {
     let permissions = "camera=(self), microphone=(self), geolocation=()";
     h.insert("permissions-policy", HeaderValue::from_static(permissions));
     res
+}
+
+/// Refuses a state-changing request (POST, PUT, PATCH, DELETE) from another site: one that
+/// carries the session cookie must say it comes from fleetd's own pages (`Origin` equal to
+/// fleetd's origin, or `Sec-Fetch-Site: same-origin`); any other must not say it comes from
+/// elsewhere. Browsers send at least one of the two on every such request, so a page of
+/// another site (a sibling subdomain too, which `SameSite` lets through) is refused, while
+/// kiosks and scripts that are not browsers, and carry no cookie, are not.
+async fn same_site_only(req: axum::extract::Request, next: middleware::Next) -> Response {
+    use axum::http::Method;
+    let changes =
+        matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    // HTTP/2 carries the host as the `:authority` pseudo-header, which is the URI's authority.
+    let authority = req.uri().authority().map(|a| a.as_str().to_string());
+    if changes && !same_site(req.headers(), authority.as_deref()) {
+        tracing::warn!(target: "fleetd::audit", path = %req.uri().path(), "state-changing request from another site refused");
+        return ApiError::CrossSiteRequest.into_response();
+    }
+    next.run(req).await
+}
+
+/// See [`same_site_only`].
+fn same_site(headers: &axum::http::HeaderMap, authority: Option<&str>) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = text(header::HOST.as_str()).or(authority);
+    let origin_ok =
+        text(header::ORIGIN.as_str()).map(|o| host.is_some_and(|h| o == format!("https://{h}")));
+    let fetch_ok = text("sec-fetch-site").map(|s| s == "same-origin");
+    let has_cookie = text(header::COOKIE.as_str()).is_some_and(|c| c.contains(SESSION_COOKIE));
+    match (origin_ok, fetch_ok) {
+        (Some(false), _) | (_, Some(false)) => false,
+        (Some(true), _) | (_, Some(true)) => true,
+        (None, None) => !has_cookie,
+    }
 }
 
 #[cfg(test)]
@@ -218,5 +259,51 @@ mod tests {
                 assert!(served(module), "{path} imports ./{module}, which is not served");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod same_site_tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::same_site as same_site_of;
+
+    fn same_site(h: &HeaderMap) -> bool {
+        same_site_of(h, None)
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("fleet.example:8443"));
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_request_from_another_site_is_refused_and_one_from_fleetds_pages_is_not() {
+        let cookie = ("cookie", "__Host-tk_session=abc");
+        assert!(same_site(&headers(&[("origin", "https://fleet.example:8443"), cookie])));
+        assert!(same_site(&headers(&[("sec-fetch-site", "same-origin"), cookie])));
+        assert!(!same_site(&headers(&[("origin", "https://evil.example"), cookie])));
+        assert!(!same_site(&headers(&[("origin", "https://sub.fleet.example:8443")])));
+        assert!(!same_site(&headers(&[("sec-fetch-site", "same-site"), cookie])));
+        assert!(!same_site(&headers(&[
+            ("origin", "https://fleet.example:8443"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        // With a session cookie, saying nothing is not enough; without one (a kiosk) it is.
+        assert!(!same_site(&headers(&[cookie])));
+        assert!(same_site(&headers(&[])));
+    }
+
+    #[test]
+    fn over_http2_the_host_is_the_authority() {
+        let mut h = HeaderMap::new();
+        h.insert("origin", HeaderValue::from_static("https://fleet.example:8443"));
+        assert!(same_site_of(&h, Some("fleet.example:8443")));
+        assert!(!same_site_of(&h, Some("other.example:8443")));
+        assert!(!same_site_of(&h, None));
     }
 }

@@ -57,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     users::ROLES_AND_CLINICS,
     // The audit trail: append-only and hash-chained (see `audit.rs`).
     audit::SCHEMA,
+    users::ACCOUNT_SCHEMA,
 ];
 
 /// Why a database operation failed.
@@ -68,6 +69,9 @@ pub enum StoreError {
     /// A user of that name already exists.
     #[error("a user named {0:?} already exists")]
     UserExists(String),
+    /// No user has that name.
+    #[error("there is no user {0:?} (see `fleetd user list`)")]
+    NoSuchUser(String),
     /// No device has that id.
     #[error("there is no device {0:?} (see `fleetd device list`)")]
     NoSuchDevice(String),

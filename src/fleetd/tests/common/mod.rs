@@ -53,26 +53,90 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Adds a user; a clinician or technician is assigned North Clinic (see [`enrol_token`]).
-pub async fn add_user(dir: &Path, name: &str, password: &str, role: &str) {
+/// Adds a user with two-step sign-in set up (`--with-totp`); a clinician or technician is
+/// assigned North Clinic (see [`enrol_token`]). [`sign_in`] computes their codes. Returns the
+/// TOTP secret and the recovery codes.
+pub async fn add_user(dir: &Path, name: &str, password: &str, role: &str) -> (String, Vec<String>) {
     let clinics: &[&str] = match role {
         "clinician" | "technician" => &["North Clinic"],
         _ => &[],
     };
-    add_user_in(dir, name, password, role, clinics).await;
+    add_user_in(dir, name, password, role, clinics).await
 }
 
-/// Adds a user assigned to `clinics`.
-pub async fn add_user_in(dir: &Path, name: &str, password: &str, role: &str, clinics: &[&str]) {
+/// [`add_user`], assigned to `clinics`.
+pub async fn add_user_in(
+    dir: &Path,
+    name: &str,
+    password: &str,
+    role: &str,
+    clinics: &[&str],
+) -> (String, Vec<String>) {
     let mut child = Command::new(FLEETD)
-        .args(["user", "add", name, "--role", role, "--password-stdin", "--data-dir"])
+        .args(["user", "add", name, "--role", role, "--password-stdin", "--with-totp", "--json"])
+        .arg("--data-dir")
         .arg(dir)
         .args(clinics.iter().flat_map(|c| ["--clinic", c]))
         .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).await.unwrap();
-    assert!(child.wait().await.unwrap().success(), "fleetd user add {name} failed");
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "fleetd user add {name} failed");
+    let codes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secret = codes["totp_secret"].as_str().unwrap().to_string();
+    let recovery = codes["recovery_codes"].as_array().unwrap();
+    let recovery = recovery.iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    totp_users()
+        .lock()
+        .unwrap()
+        .insert((dir.to_path_buf(), name.to_string()), (secret.clone(), -1));
+    (secret, recovery)
+}
+
+/// Per (data dir, user): the TOTP secret [`add_user`] got, and the last time step a code was
+/// sent for.
+type TotpUsers = std::sync::Mutex<std::collections::HashMap<(PathBuf, String), (String, i64)>>;
+
+fn totp_users() -> &'static TotpUsers {
+    static USERS: std::sync::OnceLock<TotpUsers> = std::sync::OnceLock::new();
+    USERS.get_or_init(Default::default)
+}
+
+/// The TOTP code of `secret` for Unix time step `step` (RFC 6238, as an authenticator app).
+pub fn totp_code(secret: &str, step: i64) -> String {
+    use totp_rs::{Algorithm, Secret, TOTP};
+    let bytes = Secret::Encoded(secret.to_string()).to_bytes().unwrap();
+    TOTP::new(Algorithm::SHA1, 6, 0, 30, bytes).unwrap().generate(step as u64 * 30)
+}
+
+/// The current time step (30 s).
+pub fn totp_step_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    (now.as_secs() / 30) as i64
+}
+
+/// A code for `user` of `f` that fleetd has not seen yet: a step after the last one used, within
+/// the step either side of now that fleetd accepts (waiting for the next step if all are used).
+pub async fn next_code(f: &Fleetd, user: &str) -> Option<String> {
+    loop {
+        let key = (f.dir.clone(), user.to_string());
+        let wait = {
+            let mut users = totp_users().lock().unwrap();
+            let (secret, last) = users.get_mut(&key)?;
+            let now = totp_step_now();
+            let step = (*last + 1).max(now - 1);
+            if step <= now + 1 {
+                *last = step;
+                return Some(totp_code(secret, step));
+            }
+            Duration::from_secs(((step - 1) * 30) as u64 + 1).saturating_sub(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap(),
+            )
+        };
+        tokio::time::sleep(wait).await;
+    }
 }
 
 pub async fn start(dir: &Path) -> Fleetd {
@@ -184,9 +248,15 @@ pub fn sim(f: &Fleetd, device: &Device, answer: Answer) -> Kiosk {
     telekiosk_sim::start(device, tls, f.mqtt_port, Behaviour::quick(answer), Default::default())
 }
 
-/// An HTTPS client trusting fleetd's CA.
+/// An HTTPS client trusting fleetd's CA, sending fleetd's own `Origin` as a console page does.
 pub fn http(f: &Fleetd) -> reqwest::Client {
-    reqwest::Client::builder().use_preconfigured_tls(tls(&f.ca, None)).build().unwrap()
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("origin", f.url("").parse().unwrap());
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls(&f.ca, None))
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Runs `fleetd ARGS --data-dir DIR`; returns (success, stdout, stderr).
@@ -308,23 +378,45 @@ pub async fn mqtt(f: &Fleetd, tls: rustls::ClientConfig, client_id: &str) -> Res
     Ok(Mqtt { client, seen })
 }
 
-/// Signs in over HTTPS and returns the `tk_session=…` cookie pair, checking the cookie's
-/// attributes; or the refusal's status and body.
+/// Signs in over HTTPS in two steps (the password, then a TOTP code computed here) and returns
+/// the `__Host-tk_session=…` cookie pair, checking the cookie's attributes; or the refusal's
+/// status and body.
 pub async fn try_sign_in(f: &Fleetd, user: &str, password: &str) -> Result<String, (u16, String)> {
     let body = serde_json::json!({ "username": user, "password": password });
     let res = http(f).post(f.url("/api/login")).json(&body).send().await.unwrap();
-    let status = res.status().as_u16();
-    if status != 200 {
-        return Err((status, res.text().await.unwrap()));
+    let mut res = refused(res).await?;
+    let reply: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    if reply["step"] == "code" {
+        let code = next_code(f, user).await.expect("a user made by add_user");
+        let body = serde_json::json!({ "pending": reply["pending"], "code": code });
+        let sent = http(f).post(f.url("/api/login/code")).json(&body).send().await.unwrap();
+        res = refused(sent).await?;
+    } else {
+        panic!("{user} signed in without a code (add_user sets up two-step sign-in): {reply}");
     }
+    Ok(session_cookie(&res))
+}
+
+async fn refused(res: reqwest::Response) -> Result<reqwest::Response, (u16, String)> {
+    let status = res.status().as_u16();
+    match status {
+        200 => Ok(res),
+        _ => Err((status, res.text().await.unwrap())),
+    }
+}
+
+/// The session cookie a sign-in set, checked: `__Host-` prefix and its attributes.
+pub fn session_cookie(res: &reqwest::Response) -> String {
     let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("__Host-tk_session="), "{cookie}");
     for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(cookie.split("; ").any(|a| a == attribute), "{attribute} missing in {cookie}");
     }
-    Ok(cookie.split(';').next().unwrap().to_string())
+    assert!(!cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
+    cookie.split(';').next().unwrap().to_string()
 }
 
-/// Signs in over HTTPS and returns the `tk_session=…` cookie pair; panics if refused.
+/// Signs in over HTTPS and returns the session cookie pair; panics if refused.
 pub async fn sign_in(f: &Fleetd, user: &str, password: &str) -> String {
     match try_sign_in(f, user, password).await {
         Ok(cookie) => cookie,

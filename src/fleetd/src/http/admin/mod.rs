@@ -1,11 +1,13 @@
 //! The administration API, every route under `/api/admin`: devices and enrolment codes
-//! ([`devices`]), and fleet state, commands, config and rollouts ([`fleet`]). Each group of
-//! routes is behind one permission check ([`require`], from [`crate::access`]'s table), applied
-//! to the group as a layer, so no handler repeats it and a new route cannot skip it. Routes that
-//! act on one kiosk (enrolment codes, commands) also check its clinic for a technician.
+//! ([`devices`]), fleet state, commands, config and rollouts ([`fleet`]), and console accounts
+//! ([`users`]). Each group of routes is behind one permission check ([`require`], from
+//! [`crate::access`]'s table), applied to the group as a layer, so no handler repeats it and a
+//! new route cannot skip it. Routes that act on one kiosk (enrolment codes, commands) also
+//! check its clinic for a technician.
 
 mod devices;
 mod fleet;
+mod users;
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(devices::enrol_codes().route_layer(require::<need::IssueEnrolCodes>(s())))
         .merge(fleet::commands().route_layer(require::<need::DiagnoseKiosks>(s())))
         .merge(fleet::config().route_layer(require::<need::ManageConfig>(s())))
-        .merge(fleet::rollouts().route_layer(require::<need::ManageRollouts>(s())));
+        .merge(fleet::rollouts().route_layer(require::<need::ManageRollouts>(s())))
+        .merge(users::routes().route_layer(require::<need::ManageUsers>(s())));
     Router::new().nest(PREFIX, admin)
 }

@@ -1,18 +1,19 @@
 // @ts-check
 // telekiosk fleet admin console. ES modules, no build step, no external resources.
-// Hash routes: #fleet, #device/ID, #config, #config/GROUP, #rollouts. Polls the admin API
-// (/api/admin/…); each tab is a module: admin-fleet.js, admin-config.js, admin-rollouts.js.
+// Hash routes: #fleet, #device/ID, #config, #config/GROUP, #rollouts, #users. Polls the admin API
+// (/api/admin/…); each tab is a module: admin-fleet.js, admin-config.js, admin-rollouts.js, admin-users.js.
 
-import { $, currentUser, onUnauthorized, wireSession } from './common.js';
+import { $, currentUser, inBackground, onUnauthorized, wireSession } from './common.js';
 import { renderDevice, renderFleet, sendCommand } from './admin-fleet.js';
 import { renderConfig, wireConfig } from './admin-config.js';
 import { renderRollouts } from './admin-rollouts.js';
+import { renderUsers } from './admin-users.js';
 
 /** @typedef {import('./wire.js').Me} Me */
-/** @typedef {'signin' | 'denied' | 'fleet' | 'device' | 'config' | 'rollouts'} View */
+/** @typedef {'signin' | 'denied' | 'fleet' | 'device' | 'config' | 'rollouts' | 'users'} View */
 
 /** @type {View[]} */
-const VIEWS = ['signin', 'denied', 'fleet', 'device', 'config', 'rollouts'];
+const VIEWS = ['signin', 'denied', 'fleet', 'device', 'config', 'rollouts', 'users'];
 const REFRESH_MS = 3000;
 
 /**
@@ -71,12 +72,13 @@ async function route() {
   show(view);
   clearInterval(timer);
   /** @type {Partial<Record<View, () => Promise<void>>>} */
-  const refreshers = { fleet: renderFleet, device: () => renderDevice(arg || ''), rollouts: renderRollouts };
+  const refreshers = { fleet: renderFleet, device: () => renderDevice(arg || ''), rollouts: renderRollouts,
+    users: renderUsers };
   const refresh = refreshers[view];
   if (view === 'config') await renderConfig(arg);
   if (refresh) {
     await refresh();
-    timer = setInterval(refresh, REFRESH_MS);
+    timer = setInterval(() => inBackground(refresh), REFRESH_MS);
   }
 }
 

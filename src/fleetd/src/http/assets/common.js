@@ -51,6 +51,25 @@ const UNREACHABLE = 'The server cannot be reached. Check the network and try aga
 /** @type {((message: string) => void) | null} */
 let unauthorized = null;
 
+/** Background calls in progress (polls): these do not count as activity for the idle time-out. */
+let background = 0;
+
+/**
+ * Runs `poll` as a background refresh: its requests carry `X-Telekiosk-Background`, so an
+ * unattended console still signs out after the idle time-out.
+ * @template T
+ * @param {() => Promise<T>} poll
+ * @returns {Promise<T>}
+ */
+export async function inBackground(poll) {
+  background += 1;
+  try {
+    return await poll();
+  } finally {
+    background -= 1;
+  }
+}
+
 /**
  * Has `handler` called when a request other than sign-in is refused for want of a session
  * (the session timed out, or was signed out elsewhere).
@@ -70,16 +89,19 @@ export function onUnauthorized(handler) {
 /**
  * One API call: JSON in, JSON out, with the session cookie. Never throws: a network failure is
  * status 0 with an `error` in plain words.
- * @param {'GET' | 'POST' | 'PUT'} method
+ * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
  * @param {string} path
  * @param {unknown} [body]
  * @returns {Promise<Answer>}
  */
 export async function request(method, path, body) {
   /** @type {RequestInit} */
-  const init = { method, credentials: 'same-origin', cache: 'no-store' };
+  /** @type {Record<string, string>} */
+  const headers = {};
+  if (background > 0) headers['X-Telekiosk-Background'] = '1';
+  const init = { method, credentials: 'same-origin', cache: 'no-store', headers };
   if (body !== undefined) {
-    init.headers = { 'Content-Type': 'application/json' };
+    headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
   let res;
@@ -89,7 +111,9 @@ export async function request(method, path, body) {
     return { ok: false, status: 0, data: { error: UNREACHABLE } };
   }
   const data = res.status === 204 ? null : await res.json().catch(() => null);
-  if (res.status === 401 && path !== '/api/login' && unauthorized) {
+  // A wrong code while signing in is a 401 too, but no session has ended.
+  const signingIn = path.startsWith('/api/login') || path.startsWith('/api/mfa/');
+  if (res.status === 401 && !signingIn && unauthorized) {
     unauthorized('Your session has ended. Please sign in again.');
   }
   return { ok: res.ok, status: res.status, data };
@@ -106,32 +130,92 @@ export async function currentUser() {
   return status === 200 ? data : null;
 }
 
+/** The cards of the sign-in view, one shown at a time. */
+const CARDS = ['signin-form', 'code-form', 'enrol-form', 'recovery-card'];
+
+/** @param {string} name */
+function card(name) {
+  for (const c of CARDS) $(c).hidden = c !== name;
+  const focus = { 'signin-form': 'username', 'code-form': 'code', 'enrol-form': 'enrol-code' }[name];
+  if (focus) $(focus).focus();
+}
+
 /**
- * Wires the sign-in form (`#signin-form`: `#username`, `#password`, `#signin`, `#signin-error`)
- * and the Sign out button (`#signout`), the same on both consoles.
+ * Wires the sign-in view, the same on both consoles: the password form (`#signin-form`), the
+ * code step (`#code-form`), setting up two-step sign-in (`#enrol-form`: QR code, key as text,
+ * a code to confirm) and the recovery codes shown once (`#recovery-card`); and the Sign out
+ * button (`#signout`).
  * @param {{ signedIn: (me: Me) => void, signedOut: (message: string) => void }} on
  */
 export function wireSession(on) {
+  let pending = '';
+  /** @param {Me} me */
+  const done = (me) => { card('signin-form'); on.signedIn(me); };
+  /**
+   * Sends a form's request with its button disabled; shows a refusal in `errorId`.
+   * @param {string} buttonId @param {string} errorId @param {string} path @param {unknown} body
+   */
+  const submit = async (buttonId, errorId, path, body) => {
+    const button = /** @type {HTMLButtonElement} */ ($(buttonId));
+    $(errorId).textContent = '';
+    button.disabled = true;
+    const answer = await request('POST', path, body);
+    button.disabled = false;
+    if (!answer.ok) {
+      $(errorId).textContent = (answer.data && answer.data.error) || 'That did not work. Please try again.';
+    }
+    return answer;
+  };
+  /** @param {any} reply a `LoginReply` */
+  const next = async (reply) => {
+    if (reply.step === 'signed_in') done(reply.me);
+    else if (reply.step === 'code') { pending = reply.pending; input('code').value = ''; card('code-form'); }
+    else if (reply.step === 'enrol') await startEnrolment();
+  };
+  const startEnrolment = async () => {
+    card('enrol-form');
+    const { ok, data } = await submit('enrol-confirm', 'enrol-error', '/api/mfa/enrol', undefined);
+    if (!ok) return;
+    const qr = /** @type {HTMLImageElement} */ ($('enrol-qr'));
+    qr.src = `data:image/svg+xml;base64,${btoa(data.qr_svg)}`;
+    $('enrol-secret').textContent = data.secret;
+    $('enrol-secret').dataset.uri = data.uri;
+    input('enrol-code').value = '';
+  };
   $('signin-form').addEventListener('submit', async (event) => {
     event.preventDefault();
-    const button = /** @type {HTMLButtonElement} */ ($('signin'));
     const password = input('password');
-    $('signin-error').textContent = '';
-    button.disabled = true;
-    const { status, data } = await request('POST', '/api/login', {
+    const { ok, data } = await submit('signin', 'signin-error', '/api/login', {
       username: input('username').value.trim(), password: password.value,
     });
-    button.disabled = false;
-    if (status === 200) {
-      password.value = '';
-      on.signedIn(data);
-    } else {
-      $('signin-error').textContent = (data && data.error) || 'Signing in failed. Please try again.';
-      password.select();
-    }
+    if (ok) { password.value = ''; await next(data); } else password.select();
+  });
+  $('code-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const { ok, data } = await submit('code-submit', 'code-error', '/api/login/code', {
+      pending, code: input('code').value.trim(),
+    });
+    if (ok) await next(data); else input('code').select();
+  });
+  $('code-back').addEventListener('click', () => card('signin-form'));
+  $('enrol-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const { ok, data } = await submit('enrol-confirm', 'enrol-error', '/api/mfa/confirm', {
+      code: input('enrol-code').value.trim(),
+    });
+    if (!ok) { input('enrol-code').select(); return; }
+    const list = $('recovery-codes');
+    list.replaceChildren(...data.recovery_codes.map((/** @type {string} */ c) => el('li', null, c)));
+    card('recovery-card');
+  });
+  $('recovery-done').addEventListener('click', async () => {
+    $('recovery-codes').replaceChildren();
+    const me = await currentUser();
+    if (me) done(me); else { card('signin-form'); on.signedOut('Please sign in again.'); }
   });
   $('signout').addEventListener('click', async () => {
     await request('POST', '/api/logout'); // signing out here whatever the answer
+    card('signin-form');
     on.signedOut('');
   });
 }

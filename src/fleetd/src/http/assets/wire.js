@@ -308,3 +308,15 @@
  */
 
 export {};
+
+/**
+ * One console account as an admin sees it (`GET /api/admin/users`).
+ * @typedef {object} UserInfo
+ * @property {string} username
+ * @property {string} role
+ * @property {number} created_at
+ * @property {boolean} disabled
+ * @property {boolean} mfa whether two-step sign-in is set up
+ * @property {number} failures failed sign-ins since the last success or unlock
+ * @property {number} [locked_until] Unix seconds until which sign-in is refused
+ */
