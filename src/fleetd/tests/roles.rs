@@ -31,6 +31,8 @@ const PASSWORD: &str = "role-test-password";
 enum Who {
     /// Anyone, signed in or not.
     Public,
+    /// Anyone: the request carries its own credentials, so a wrong one is 401 for everyone.
+    Credentials,
     /// Any signed-in user.
     SignedIn,
     /// Only these roles; the others get 403.
@@ -44,6 +46,9 @@ const AUDITOR: Who = Who::Roles(&["auditor"]);
 /// Every route: method, path (`{id}` and friends filled in by [`fill`]), body, who.
 const TABLE: &[(&str, &str, &str, Who)] = &[
     ("POST", "/api/login", "", Who::Public),
+    ("POST", "/api/login/code", r#"{"pending":"x","code":"000000"}"#, Who::Credentials),
+    ("POST", "/api/mfa/enrol", "", Who::SignedIn),
+    ("POST", "/api/mfa/confirm", r#"{"code":"000000"}"#, Who::SignedIn),
     ("POST", "/api/logout", "", Who::Public),
     ("GET", "/api/me", "", Who::SignedIn),
     ("POST", "/api/enrol", "", Who::Public),
@@ -76,6 +81,10 @@ const TABLE: &[(&str, &str, &str, Who)] = &[
     ("GET", "/api/admin/rollouts/{id}", "", ADMIN),
     ("POST", "/api/admin/rollouts/{id}/{action}", "", ADMIN),
     ("POST", "/api/admin/rollback", r#"{"group":"North Clinic"}"#, ADMIN),
+    ("GET", "/api/admin/users", "", ADMIN),
+    ("DELETE", "/api/admin/users/{name}", "", ADMIN),
+    ("POST", "/api/admin/users/{name}/{action}", "", ADMIN),
+    ("PUT", "/api/admin/users/{name}/password", r#"{"password":"a new long password 1"}"#, ADMIN),
     ("GET", "/api/audit/export?from=2000-01-01&to=2100-01-01", "", AUDITOR),
 ];
 
@@ -152,6 +161,8 @@ fn fill(path: &str, device: &str, command: &str) -> String {
     path.replace("/devices/{id}", &format!("/devices/{device}"))
         .replace("/commands/{id}", &format!("/commands/{command}"))
         .replace("{group}", "North%20Clinic")
+        .replace("/users/{name}/{action}", "/users/ghost/unlock")
+        .replace("{name}", "ghost")
         .replace("/rollouts/{id}/{action}", "/rollouts/1/pause")
         .replace("/rollouts/{id}", "/rollouts/1")
 }
@@ -217,7 +228,7 @@ async fn every_route_refuses_anonymous_and_wrong_roles_and_lets_the_right_role_t
         }
         let path = fill(path, &north.id, &command_id);
         let anonymous = call(&f, method, &path, body, None).await;
-        let expect_anonymous = matches!(who, Who::Public);
+        let expect_anonymous = matches!(who, Who::Public | Who::Credentials);
         if !expect_anonymous && anonymous != 401 {
             report.push(format!("{method} {path} anonymous: {anonymous}, not 401"));
         }
@@ -226,8 +237,15 @@ async fn every_route_refuses_anonymous_and_wrong_roles_and_lets_the_right_role_t
                 continue; // Signing out would end the session the next rows use.
             }
             let status = call(&f, method, &path, body, Some(cookie)).await;
+            if matches!(who, Who::Credentials) {
+                if status == 403 {
+                    report
+                        .push(format!("{method} {path} as {role}: 403, not for a role to refuse"));
+                }
+                continue;
+            }
             let allowed = match who {
-                Who::Public | Who::SignedIn => true,
+                Who::Public | Who::SignedIn | Who::Credentials => true,
                 Who::Roles(roles) => roles.contains(role),
             };
             if allowed && (status == 401 || status == 403) {
