@@ -495,7 +495,7 @@ export function publishRaw(fleetd, topic, payload) {
   const [key, csr, cert] = ['key.pem', 'req.pem', 'cert.pem'].map((f) => path.join(dir, f));
   const openssl = (...args) => execFileSync('openssl', args, { stdio: 'pipe' });
   openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', key, '-out', csr, '-subj', '/CN=fleetd');
+    '-keyout', key, '-out', csr, '-subj', '/CN=fleetd-operator');
   openssl('x509', '-req', '-in', csr, '-CA', fleetd.ca, '-CAkey', path.join(fleetd.dataDir, 'ca-key.pem'),
     '-CAcreateserial', '-out', cert, '-days', '1');
   execFileSync('/usr/bin/mosquitto_pub', ['-h', '127.0.0.1', '-p', String(fleetd.mqtt),

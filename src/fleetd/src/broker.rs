@@ -74,6 +74,11 @@ pub const ACL: &str = "# Written by fleetd at every start: edits are lost.\n\
     user fleetd\n\
     topic readwrite telekiosk/#\n\
     \n\
+    # An operator's tool (a certificate the CA holder made with CN fleetd-operator): fleetd's\n\
+    # rights without taking fleetd's client id (the client id is the user name).\n\
+    user fleetd-operator\n\
+    topic readwrite telekiosk/#\n\
+    \n\
     # A device (%u = its id) reads what fleetd sends it and writes what fleetd reads; nothing else.\n\
     pattern read telekiosk/v1/dev/%u/config\n\
     pattern read telekiosk/v1/dev/%u/cmd\n\
@@ -413,6 +418,8 @@ mod tests {
             rules,
             [
                 "user fleetd".to_string(),
+                "topic readwrite telekiosk/#".to_string(),
+                "user fleetd-operator".to_string(),
                 "topic readwrite telekiosk/#".to_string(),
                 pattern("read", topics::config("%u")),
                 pattern("read", topics::cmd("%u")),
