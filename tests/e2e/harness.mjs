@@ -502,3 +502,29 @@ export function publishRaw(fleetd, topic, payload) {
     '--cafile', fleetd.ca, '--cert', cert, '--key', key, '-t', topic, '-q', '1', '-m', payload]);
   fs.rmSync(dir, { recursive: true });
 }
+
+/** Counter `read()` must rise by at least `by` within the wait: media is flowing, not stalled. */
+export async function rising(what, read, by = 10, ms = 15000) {
+  const start = await read();
+  return waitFor(`${what} to rise by ${by} from ${start}`, async () => {
+    const now = await read();
+    return now - start >= by ? now : false;
+  }, ms, 250);
+}
+
+/**
+ * Adds `user` to a running fleetd's data dir with the CLI (`role`, `clinics`); with `totp` the
+ * secret fleetd gives is kept for [nextTotp]. Returns the CLI's `--json` answer.
+ */
+export function addUser(fleetd, user, password, { role = 'clinician', clinics = [], totp = false } = {}) {
+  const args = ['user', 'add', user, '--role', role, ...clinics.flatMap((c) => ['--clinic', c]),
+    '--password-stdin', ...(totp ? ['--with-totp'] : []), '--json', '--data-dir', fleetd.dataDir];
+  const added = JSON.parse(execFileSync(path.join(BIN, 'fleetd'), args, { input: `${password}\n` }).toString());
+  if (totp) TOTP_USERS.set(`${fleetd.dataDir}\n${user}`, { secret: added.totp_secret, last: -1 });
+  return added;
+}
+
+/** Keeps a TOTP `secret` enrolled in the console for [nextTotp]; `lastStep` is the step already used. */
+export function rememberTotp(fleetd, user, secret, lastStep) {
+  TOTP_USERS.set(`${fleetd.dataDir}\n${user}`, { secret, last: lastStep });
+}
