@@ -326,11 +326,13 @@ export class Kiosk extends Child {
  * Enrols a new kiosk as a technician and an admin would: the admin makes a one-time code, the
  * kiosk starts with it (its key made in the TPM), the admin approves the pending device.
  * Returns the running kiosk (online, over mutual TLS) and its device id. `options` go to
- * [Kiosk] (`profile`, `prefix`, `name`).
+ * [Kiosk] (`profile`, `prefix`, `name`), but `registryRoom`: the room fleetd registers the kiosk
+ * in (default the kiosk's own "Exam Room 2").
  */
 export async function enrolKiosk(fleetd, tpm, stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-kiosk-')), options = {}) {
-  const { token } = fleetdJson(fleetd, 'device', 'enrol-token', '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2');
-  const kiosk = new Kiosk(fleetd, { ...options, tpm, stateDir, token });
+  const { registryRoom = 'Exam Room 2', ...kioskOptions } = options;
+  const { token } = fleetdJson(fleetd, 'device', 'enrol-token', '--clinic', 'Maple Valley Clinic', '--room', registryRoom);
+  const kiosk = new Kiosk(fleetd, { ...kioskOptions, tpm, stateDir, token });
   const pending = await waitFor('a pending device in fleetd', () => {
     if (kiosk.exitedNow()) return { exited: true };
     return fleetdJson(fleetd, 'device', 'list').find((d) => d.status === 'pending');

@@ -13,6 +13,7 @@ import {
 } from './harness.mjs';
 
 const CLINIC = 'Maple Valley Clinic';
+const REGISTRY_ROOM = 'Exam Room 5';
 const NEW_USER = 'dr-new';
 const NEW_PASSWORD = 'maple valley evening rounds 7';
 const OTHER_USER = 'dr-other';
@@ -35,7 +36,9 @@ describe('two-step sign-in, clinic scope and the audit trail, in Chromium', () =
     addUser(fleetd, OTHER_USER, OTHER_PASSWORD, { clinics: ['Other Clinic'], totp: true });
     addUser(fleetd, AUDITOR, AUDITOR_PASSWORD, { role: 'auditor', totp: true });
     tpm = await startSwtpm();
-    ({ kiosk } = await enrolKiosk(fleetd, tpm));
+    // fleetd's registry names the room differently from what the kiosk says of itself: the
+    // console must show the registry's name.
+    ({ kiosk } = await enrolKiosk(fleetd, tpm, undefined, { registryRoom: REGISTRY_ROOM }));
     browser = await startBrowser();
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 },
       permissions: ['camera', 'microphone'] });
@@ -129,7 +132,8 @@ describe('two-step sign-in, clinic scope and the audit trail, in Chromium', () =
     await join.waitFor({ state: 'visible', timeout: 15000 });
     const row = await page.locator('#queue').innerText();
     assert.match(row, /Maple Valley Clinic/);
-    assert.match(row, /Exam Room 2/);
+    assert.match(row, /Exam Room 5/, 'the room is the registry\'s');
+    assert.doesNotMatch(row, /Exam Room 2/, 'the room is the kiosk\'s own claim');
     await page.screenshot({ path: path.join(ARTIFACTS, 'mfa-queue.png') });
 
     // The other clinic's console has had the same time to list it, and then some.
