@@ -136,8 +136,11 @@ describe('two-step sign-in, clinic scope and the audit trail, in Chromium', () =
     assert.doesNotMatch(row, /Exam Room 2/, 'the room is the kiosk\'s own claim');
     await page.screenshot({ path: path.join(ARTIFACTS, 'mfa-queue.png') });
 
-    // The other clinic's console has had the same time to list it, and then some.
+    // The other clinic's console is live (its queue updates arrive) and has had the same time to
+    // list the kiosk, and then some.
+    await other.locator('#link-state[data-state="live"]').waitFor({ timeout: 10000 });
     await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(await other.locator('#link-state').getAttribute('data-state'), 'live');
     assert.equal(await other.locator('button.join').count(), 0, 'another clinic\'s clinician sees the kiosk');
     assert.doesNotMatch(await other.locator('#queue').innerText(), /Maple Valley|Exam Room/);
     assert.ok(await other.locator('#queue-empty').isVisible());
