@@ -326,11 +326,13 @@ export class Kiosk extends Child {
  * Enrols a new kiosk as a technician and an admin would: the admin makes a one-time code, the
  * kiosk starts with it (its key made in the TPM), the admin approves the pending device.
  * Returns the running kiosk (online, over mutual TLS) and its device id. `options` go to
- * [Kiosk] (`profile`, `prefix`, `name`).
+ * [Kiosk] (`profile`, `prefix`, `name`), but `registryRoom`: the room fleetd registers the kiosk
+ * in (default the kiosk's own "Exam Room 2").
  */
 export async function enrolKiosk(fleetd, tpm, stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-kiosk-')), options = {}) {
-  const { token } = fleetdJson(fleetd, 'device', 'enrol-token', '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2');
-  const kiosk = new Kiosk(fleetd, { ...options, tpm, stateDir, token });
+  const { registryRoom = 'Exam Room 2', ...kioskOptions } = options;
+  const { token } = fleetdJson(fleetd, 'device', 'enrol-token', '--clinic', 'Maple Valley Clinic', '--room', registryRoom);
+  const kiosk = new Kiosk(fleetd, { ...kioskOptions, tpm, stateDir, token });
   const pending = await waitFor('a pending device in fleetd', () => {
     if (kiosk.exitedNow()) return { exited: true };
     return fleetdJson(fleetd, 'device', 'list').find((d) => d.status === 'pending');
@@ -501,4 +503,30 @@ export function publishRaw(fleetd, topic, payload) {
   execFileSync('/usr/bin/mosquitto_pub', ['-h', '127.0.0.1', '-p', String(fleetd.mqtt),
     '--cafile', fleetd.ca, '--cert', cert, '--key', key, '-t', topic, '-q', '1', '-m', payload]);
   fs.rmSync(dir, { recursive: true });
+}
+
+/** Counter `read()` must rise by at least `by` within the wait: media is flowing, not stalled. */
+export async function rising(what, read, by = 10, ms = 15000) {
+  const start = await read();
+  return waitFor(`${what} to rise by ${by} from ${start}`, async () => {
+    const now = await read();
+    return now - start >= by ? now : false;
+  }, ms, 250);
+}
+
+/**
+ * Adds `user` to a running fleetd's data dir with the CLI (`role`, `clinics`); with `totp` the
+ * secret fleetd gives is kept for [nextTotp]. Returns the CLI's `--json` answer.
+ */
+export function addUser(fleetd, user, password, { role = 'clinician', clinics = [], totp = false } = {}) {
+  const args = ['user', 'add', user, '--role', role, ...clinics.flatMap((c) => ['--clinic', c]),
+    '--password-stdin', ...(totp ? ['--with-totp'] : []), '--json', '--data-dir', fleetd.dataDir];
+  const added = JSON.parse(execFileSync(path.join(BIN, 'fleetd'), args, { input: `${password}\n` }).toString());
+  if (totp) TOTP_USERS.set(`${fleetd.dataDir}\n${user}`, { secret: added.totp_secret, last: -1 });
+  return added;
+}
+
+/** Keeps a TOTP `secret` enrolled in the console for [nextTotp]; `lastStep` is the step already used. */
+export function rememberTotp(fleetd, user, secret, lastStep) {
+  TOTP_USERS.set(`${fleetd.dataDir}\n${user}`, { secret, last: lastStep });
 }

@@ -7,21 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ARTIFACTS, BUTTONS, consoleCodecs, consoleInbound, enrolKiosk, publishRaw, requireParts, signIn, startBrowser,
+  ARTIFACTS, BUTTONS, consoleCodecs, consoleInbound, enrolKiosk, publishRaw, requireParts, rising, signIn, startBrowser,
   startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
 const USER = 'dr-e2e';
 const PASSWORD = 'correct horse battery staple';
-
-/** Counter `read()` must rise by at least `by` within the wait: media is flowing, not stalled. */
-async function rising(what, read, by = 10, ms = 15000) {
-  const start = await read();
-  return waitFor(`${what} to rise by ${by} from ${start}`, async () => {
-    const now = await read();
-    return now - start >= by ? now : false;
-  }, ms, 250);
-}
 
 describe('walking skeleton: a visit from Join to End', () => {
   let fleetd; let tpm; let kiosk; let deviceId; let browser; let page;
