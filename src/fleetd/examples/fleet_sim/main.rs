@@ -9,6 +9,7 @@
 //! (`--hold` keeps the fleet running afterwards, e.g. to look at the admin console.)
 
 mod procs;
+mod sign_in;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -49,6 +50,12 @@ struct Args {
     /// The fleetd binary (default: next to this example's directory).
     #[arg(long)]
     fleetd: Option<PathBuf>,
+    /// Console users for the sign-in figures (0: none); the last five sign in during the flood.
+    #[arg(long, default_value_t = 40)]
+    sign_in_users: usize,
+    /// Wrong passwords sent from one address while the last five users sign in.
+    #[arg(long, default_value_t = 2000)]
+    sign_in_flood: usize,
     /// Keep everything running after the figures (Ctrl-C ends it).
     #[arg(long)]
     hold: bool,
@@ -95,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let added: serde_json::Value = serde_json::from_slice(&added.stdout)?;
     let secret = added["totp_secret"].as_str().context("no TOTP secret")?.to_string();
+    let bench_users = sign_in::add_users(&exe, &dir, args.sign_in_users).await?;
     let (web, mqtt) = (free_port()?, free_port()?);
     let log = tmp.path().join("fleetd.log");
     let mut fleetd = start(&exe, &dir, web, mqtt, &log).await?;
@@ -273,6 +281,18 @@ async fn main() -> anyhow::Result<()> {
             (u.ticks - b.ticks) as f64 / ticks_per_sec(),
             idle
         );
+    }
+    if args.sign_in_users > 5 {
+        let client = |ip: std::net::IpAddr| -> anyhow::Result<reqwest::Client> {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert("origin", base.parse()?);
+            Ok(reqwest::Client::builder()
+                .use_preconfigured_tls(client_tls(&ca, None)?)
+                .default_headers(headers)
+                .local_address(ip)
+                .build()?)
+        };
+        sign_in::bench(&base, client, &bench_users, args.sign_in_flood).await?;
     }
     if args.hold {
         println!(
