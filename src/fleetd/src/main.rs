@@ -27,6 +27,7 @@ mod registry;
 mod serve;
 mod signalling;
 mod store;
+mod supervise;
 mod turn;
 
 use std::process::ExitCode;

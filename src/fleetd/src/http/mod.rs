@@ -18,6 +18,7 @@ mod console_ws;
 mod enrol;
 mod error;
 mod extract;
+pub mod health;
 mod session;
 
 use std::net::TcpListener;
