@@ -112,6 +112,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("another TLS crypto provider is already installed"))?;
     let mut stop = Stop::new()?;
     let data_dir = DataDir::prepare(data_dir)?;
+    data_dir.require_private()?;
     let hostname = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
     let names = certificate_names(&args, &hostname);
     tracing::info!(?names, "the server certificate covers these names");
