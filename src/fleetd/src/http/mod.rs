@@ -19,6 +19,7 @@ mod enrol;
 mod error;
 mod extract;
 pub mod health;
+mod limits;
 mod session;
 
 use std::net::TcpListener;
@@ -30,7 +31,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Router, middleware};
-use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::sync::Semaphore;
 
@@ -167,8 +167,10 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
         .handshake_timeout(Duration::from_secs(10))
-        .acceptor(NoDelayAcceptor::new());
-    axum_server::from_tcp(listener)
+        .acceptor(limits::CappedAcceptor::new(limits::MAX_CONNECTIONS));
+    let mut server = axum_server::from_tcp(listener);
+    limits::configure(server.http_builder());
+    server
         .acceptor(acceptor)
         .handle(handle)
         .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
