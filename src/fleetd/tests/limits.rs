@@ -1,5 +1,6 @@
 //! Connection limits of the HTTPS server (review M6): a client that never finishes its request
-//! head is closed by the header-read timeout instead of holding its connection forever.
+//! head is closed by the header-read timeout instead of holding its connection forever, and one
+//! session may hold only a few console WebSockets.
 
 mod common;
 
@@ -7,8 +8,57 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{start, stop, tls};
+use common::{add_user, sign_in, start, stop, tls};
 use rustls::pki_types::ServerName;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn console(f: &common::Fleetd, cookie: &str) -> Result<Ws, WsError> {
+    let mut req = format!("wss://127.0.0.1:{}/ws", f.web_port).into_client_request().unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let connector = Connector::Rustls(Arc::new(tls(&f.ca, None)));
+    let connected =
+        tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector)).await;
+    connected.map(|(ws, _)| ws)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fifth_console_socket_of_one_session_is_refused_and_another_session_still_connects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    add_user(&dir, "alice", "alice-password", "clinician").await;
+    let f = start(&dir).await;
+    let cookie = sign_in(&f, "alice", "alice-password").await;
+    let mut open = vec![];
+    for n in 1..=4 {
+        open.push(console(&f, &cookie).await.unwrap_or_else(|e| panic!("socket {n}: {e}")));
+    }
+    match console(&f, &cookie).await {
+        Err(WsError::Http(res)) => assert_eq!(res.status(), 429),
+        Err(e) => panic!("the fifth socket failed otherwise: {e}"),
+        Ok(_) => panic!("a fifth console socket of one session was accepted"),
+    }
+    let other = sign_in(&f, "alice", "alice-password").await;
+    let _sixth = console(&f, &other).await.expect("another session is not limited by the first");
+    // Closing one frees its slot.
+    let mut first = open.remove(0);
+    let _ = futures_util::SinkExt::send(&mut first, Message::Close(None)).await;
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(ws) = console(&f, &cookie).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "a closed socket never gave its slot back");
+    drop((open, again, _sixth));
+    stop(f).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_sends_half_a_request_line_is_closed_by_the_server() {

@@ -21,6 +21,7 @@ mod extract;
 pub mod health;
 mod limits;
 mod session;
+mod ws_slots;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -106,6 +107,7 @@ pub struct AppState {
     /// The audit trail.
     pub audit: Audit,
     sign_in_slots: Semaphore,
+    ws_slots: Arc<ws_slots::WsSlots>,
 }
 
 impl AppState {
@@ -120,7 +122,18 @@ impl AppState {
         audit: Audit,
     ) -> Arc<Self> {
         let sign_in_slots = Semaphore::new(SIGN_IN_SLOTS);
-        Arc::new(Self { accounts, hub, registry, revocation, fleet, driver, audit, sign_in_slots })
+        let ws_slots = ws_slots::WsSlots::new(ws_slots::PER_SESSION);
+        Arc::new(Self {
+            accounts,
+            hub,
+            registry,
+            revocation,
+            fleet,
+            driver,
+            audit,
+            sign_in_slots,
+            ws_slots,
+        })
     }
 
     /// Runs `f` (SQLite, signing, password hashing: anything that blocks) on the blocking pool.
