@@ -95,3 +95,47 @@ async fn a_client_that_sends_half_a_request_line_is_closed_by_the_server() {
     assert_eq!(outcome, "closed");
     stop(f).await;
 }
+
+/// `POST /api/enrol` from the loopback address `from`: the status, the Retry-After header.
+async fn enrol_from(
+    f: &common::Fleetd,
+    from: [u8; 4],
+    token: &str,
+    csr: &str,
+) -> (u16, Option<String>) {
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls(&f.ca, None))
+        .local_address(std::net::IpAddr::from(from))
+        .build()
+        .unwrap();
+    let body = serde_json::json!({ "token": token, "csr_pem": csr });
+    let res = client.post(f.url("/api/enrol")).json(&body).send().await.unwrap();
+    let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    (res.status().as_u16(), retry)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_enrolment_codes_is_throttled_and_another_address_still_enrols() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let f = start(&dir).await;
+    let csr = common::device_key().1;
+    let mut statuses = vec![];
+    for _ in 0..50 {
+        let (status, retry) = enrol_from(&f, [127, 0, 0, 1], "2345-6789", &csr).await;
+        if status == 429 {
+            assert!(
+                retry.is_some_and(|r| r.parse::<u64>().unwrap() >= 1),
+                "429 without Retry-After"
+            );
+        }
+        statuses.push(status);
+    }
+    let throttled = statuses.iter().filter(|&&s| s == 429).count();
+    assert!(throttled >= 40, "only {throttled} of 50 bad codes were throttled: {statuses:?}");
+    assert!(statuses[..5].iter().all(|&s| s == 401), "the first few are heard: {statuses:?}");
+    let token = common::enrol_token(&dir, "1", "1h").await.token;
+    let (status, _) = enrol_from(&f, [127, 0, 0, 2], &token, &common::device_key().1).await;
+    assert_eq!(status, 200, "a kiosk at another address was refused");
+    stop(f).await;
+}

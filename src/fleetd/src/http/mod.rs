@@ -108,6 +108,7 @@ pub struct AppState {
     pub audit: Audit,
     sign_in_slots: Semaphore,
     ws_slots: Arc<ws_slots::WsSlots>,
+    enrol_throttle: std::sync::Mutex<crate::accounts::throttle::ByAddress>,
 }
 
 impl AppState {
@@ -133,7 +134,15 @@ impl AppState {
             audit,
             sign_in_slots,
             ws_slots,
+            enrol_throttle: std::sync::Mutex::new(crate::accounts::throttle::ByAddress::new(
+                crate::accounts::throttle::Policy::ENROL,
+            )),
         })
+    }
+
+    /// Failed enrolment attempts per source address (see `enrol`).
+    fn enrol_throttle(&self) -> std::sync::MutexGuard<'_, crate::accounts::throttle::ByAddress> {
+        self.enrol_throttle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` (SQLite, signing, password hashing: anything that blocks) on the blocking pool.
