@@ -229,7 +229,15 @@ impl Broker {
     /// Stops mosquitto (SIGTERM, then SIGKILL after two seconds) and its supervisor.
     pub async fn stop(self) {
         self.stop.send_replace(true);
-        let _ = self.task.await;
+        // A finished task may already have been awaited by the supervisor: never poll it again.
+        if !self.task.is_finished() {
+            let _ = self.task.await;
+        }
+    }
+
+    /// The supervisor task, for fleetd's own supervisor to watch (see `supervise`).
+    pub fn task_mut(&mut self) -> &mut JoinHandle<()> {
+        &mut self.task
     }
 }
 

@@ -25,10 +25,25 @@ impl DataDir {
             .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
         let dir = dir.canonicalize().with_context(|| format!("cannot open {}", dir.display()))?;
         let mode = std::fs::metadata(&dir)?.permissions().mode();
-        if mode & 0o077 != 0 {
+        if open_to_others(mode) {
             tracing::warn!(dir = %dir.display(), "data directory is open to others: chmod 700 it");
         }
         Ok(Self(dir))
+    }
+
+    /// Refuses a data directory that its group or others may enter (`serve` calls this: the
+    /// database holds password hashes and token hashes).
+    pub fn require_private(&self) -> anyhow::Result<()> {
+        let mode = std::fs::metadata(&self.0)?.permissions().mode();
+        if open_to_others(mode) {
+            anyhow::bail!(
+                "the data directory {dir} is open to its group or others (mode {mode:o}); \
+                 fleetd keeps password and token hashes there. Run `chmod 700 {dir}` and start again",
+                dir = self.0.display(),
+                mode = mode & 0o777,
+            );
+        }
+        Ok(())
     }
 
     /// A directory made with `tempfile` (already owner-only), for tests.
@@ -77,4 +92,9 @@ impl DataDir {
     pub fn audit_head(&self) -> PathBuf {
         self.0.join("audit-head")
     }
+}
+
+/// True if a file mode lets the group or others read, write or enter.
+pub fn open_to_others(mode: u32) -> bool {
+    mode & 0o077 != 0
 }

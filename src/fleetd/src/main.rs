@@ -27,6 +27,7 @@ mod registry;
 mod serve;
 mod signalling;
 mod store;
+mod supervise;
 mod turn;
 
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // Everything fleetd creates (database, WAL, keys, broker files) is owner-only.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let Cli { data_dir, command } = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

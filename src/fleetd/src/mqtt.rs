@@ -132,12 +132,19 @@ impl Mqtt {
         self.subscribed.wait_for(|s| *s).await.map(|_| ()).map_err(|_| MqttError::Stopped)
     }
 
+    /// The three tasks by name, for the supervisor to watch (see `supervise`).
+    pub fn tasks_mut(&mut self) -> [(&'static str, &mut JoinHandle<()>); 3] {
+        let [receive, publish, fleet] = &mut self.tasks;
+        [("mqtt receive", receive), ("mqtt publish", publish), ("mqtt fleet publish", fleet)]
+    }
+
     /// Disconnects cleanly (waiting at most a second), then stops the tasks.
     pub async fn stop(self) {
         let [mut receive, publish, fleet] = self.tasks;
         publish.abort();
         fleet.abort();
-        if self.client.try_disconnect().is_ok() {
+        // A finished task may already have been awaited by the supervisor: never poll it again.
+        if !receive.is_finished() && self.client.try_disconnect().is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(1), &mut receive).await;
         }
         receive.abort();

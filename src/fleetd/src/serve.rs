@@ -24,6 +24,7 @@ use crate::pki::{self, ca, signing};
 use crate::registry::{Registry, revocation};
 use crate::signalling::hub;
 use crate::store::Store;
+use crate::supervise::{self, Health};
 use crate::{broker, http, mqtt, turn};
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +112,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("another TLS crypto provider is already installed"))?;
     let mut stop = Stop::new()?;
     let data_dir = DataDir::prepare(data_dir)?;
+    data_dir.require_private()?;
     let hostname = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
     let names = certificate_names(&args, &hostname);
     tracing::info!(?names, "the server certificate covers these names");
@@ -135,7 +137,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} for HTTPS (pick --listen)", args.listen))?;
     let web_addr = listener.local_addr()?;
     // Then the broker: fleetd's own client needs it to be ready.
-    let (mqtt_host, mqtt_port, mut trusted, broker) = match &args.mqtt_url {
+    let (mqtt_host, mqtt_port, mut trusted, mut broker) = match &args.mqtt_url {
         Some(url) => {
             let (host, port) = parse_mqtt_url(url)?;
             (host, port, args.mqtt_ca.iter().cloned().collect(), None)
@@ -155,7 +157,8 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     };
     trusted.insert(0, pki.ca_cert.clone());
     let broker_control = broker.as_ref().map(broker::Broker::control);
-    let (watcher, watcher_task) = revocation::spawn(registry.clone(), crl, revoked, broker_control);
+    let (watcher, mut watcher_task) =
+        revocation::spawn(registry.clone(), crl, revoked, broker_control);
     let identity =
         ca::fleetd_client_identity(&pki::ca_issuer(&pki)?, time::OffsetDateTime::now_utc())?;
 
@@ -176,9 +179,9 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let places_of = registry.clone();
     let places: hub::Places =
         Arc::new(move |id| places_of.show(id).ok().map(|d| (d.clinic, d.room)));
-    let upkeep = audit::spawn_upkeep(trail.clone(), args.audit_retention);
-    let (to_trail, trail_queue) = audit::spawn_queue(trail.clone());
-    let (hub, _hub_task) = hub::spawn(outbox_tx, ice, places, to_trail);
+    let mut upkeep = audit::spawn_upkeep(trail.clone(), args.audit_retention);
+    let (to_trail, mut trail_queue) = audit::spawn_queue(trail.clone());
+    let (hub, mut hub_task) = hub::spawn(outbox_tx, ice, places, to_trail);
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,
@@ -189,10 +192,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let (connected, connections) = watch::channel(0);
     let wiring = mqtt::Wiring { to_fleet, publishes, connected };
     let mut mqtt = mqtt::Mqtt::start(settings, hub.clone(), outbox_rx, wiring);
-    let (driver, driver_tasks) =
+    let (driver, mut driver_tasks) =
         driver::spawn(fleet.clone(), signer, fleet_inbox, publish_tx, connections);
 
     let handle = axum_server::Handle::new();
+    let health = Health::default();
     let app = http::app(http::AppState::new(
         accounts,
         hub,
@@ -201,7 +205,8 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         fleet,
         driver,
         trail.clone(),
-    ));
+    ))
+    .merge(http::health::routes(health.clone()));
     let mut web_task =
         tokio::spawn(http::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
 
@@ -216,8 +221,26 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         Ok(true) => {
             let mqtt_addr = host_port(&mqtt_host, mqtt_port);
             say(&format!("fleetd ready: console https://{web_addr}/ mqtt mqtts://{mqtt_addr}"));
+            let [driver_a, driver_b] = &mut driver_tasks;
+            let mut watched = vec![
+                ("signalling hub", &mut hub_task),
+                ("fleet driver", driver_a),
+                ("fleet driver resend", driver_b),
+                ("revocation watcher", &mut watcher_task),
+                ("audit upkeep", &mut upkeep),
+                ("audit queue", &mut trail_queue),
+            ];
+            watched.extend(mqtt.tasks_mut());
+            if let Some(broker) = broker.as_mut() {
+                watched.push(("broker supervisor", broker.task_mut()));
+            }
             tokio::select! {
                 _ = stop.wait() => Ok(()),
+                ended = supervise::first_to_end(watched) => {
+                    health.down(ended.name);
+                    tracing::error!("{}; exiting so the service manager restarts fleetd", ended.describe());
+                    Err(anyhow::anyhow!("{}", ended.describe()))
+                }
                 res = &mut web_task => match res {
                     Ok(Ok(())) => Err(anyhow::anyhow!("the HTTPS server stopped")),
                     Ok(Err(e)) => Err(e.into()),
@@ -239,7 +262,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         broker.stop().await;
     }
     upkeep.abort();
-    let _ = tokio::time::timeout(Duration::from_secs(2), trail_queue).await;
+    hub_task.abort();
+    // A finished task may already have been awaited by the supervisor: never poll it again.
+    if !trail_queue.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut trail_queue).await;
+    }
     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || trail.write_head()).await {
         tracing::error!(target: "fleetd::audit", "cannot write the audit head: {e:#}");
     }

@@ -52,6 +52,7 @@ const TABLE: &[(&str, &str, &str, Who)] = &[
     ("POST", "/api/logout", "", Who::Public),
     ("GET", "/api/me", "", Who::SignedIn),
     ("POST", "/api/enrol", "", Who::Public),
+    ("GET", "/api/health", "", Who::Public),
     ("GET", "/ws", "", Who::SignedIn),
     ("GET", "/api/admin/devices", "", ADMIN),
     ("POST", "/api/admin/devices/{id}/approve", "", ADMIN),

@@ -43,6 +43,16 @@ impl Policy {
         lock_for: Duration::from_secs(15 * 60),
     };
 
+    /// Per source address for kiosk enrolment (a kiosk retries a failed code rarely): 5 free
+    /// failures, then 1 s, 2 s, … up to 60 s; 30 failures lock it 15 min.
+    pub const ENROL: Policy = Policy {
+        free: 5,
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        lock_after: 30,
+        lock_for: Duration::from_secs(15 * 60),
+    };
+
     /// This policy with another first back-off wait (0: lockouts only; tests use it).
     pub fn with_base(self, base: Duration) -> Self {
         Self { base, ..self }

@@ -48,13 +48,27 @@ pub async fn upgrade(
         state.audit.record(entry.refused("cross_origin")).await;
         return Err(ApiError::CrossOrigin);
     }
+    let Some(slot) = state.ws_slots.take(&token) else {
+        tracing::warn!(user = %user.username, "console socket refused: too many for one session");
+        return Err(ApiError::TooMany {
+            retry_after: 5,
+            message: format!(
+                "This session already has {} console connections open. Close another tab or \
+                 window of the console and try again.",
+                super::ws_slots::PER_SESSION
+            ),
+        });
+    };
     Ok(match ws {
         // Room above the protocol limit so the decoder, not the socket, refuses oversized
         // messages, with an error the console can show.
         Ok(ws) => ws
             .max_message_size(2 * MAX_MESSAGE_BYTES)
             .max_frame_size(2 * MAX_MESSAGE_BYTES)
-            .on_upgrade(move |socket| run(socket, state, user, token)),
+            .on_upgrade(move |socket| async move {
+                run(socket, state, user, token).await;
+                drop(slot);
+            }),
         Err(rejection) => rejection.into_response(),
     })
 }

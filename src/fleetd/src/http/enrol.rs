@@ -1,5 +1,7 @@
 //! Kiosk enrolment, `POST /api/enrol`: no session, the one-time code in the body is the
-//! credential. Never logs a token, a CSR or a certificate.
+//! credential. Failed attempts are throttled per source address (review M5): past a few, the
+//! sender gets 429 with Retry-After before its code is even looked at. Never logs a token, a CSR
+//! or a certificate.
 
 use std::sync::Arc;
 
@@ -10,8 +12,8 @@ use telekiosk_protocol::api::{EnrolRequest, EnrolResponse};
 
 use super::AppState;
 use super::audit::Place;
-use super::error::ApiResult;
-use super::extract::Valid;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Source, Valid};
 use crate::audit::{self, Entry, class_of};
 use crate::store::unix_now;
 
@@ -23,9 +25,29 @@ pub fn routes() -> Router<Arc<AppState>> {
 async fn enrol(
     State(state): State<Arc<AppState>>,
     Place(place): Place,
+    Source(source): Source,
     Valid(req): Valid<EnrolRequest>,
 ) -> ApiResult<Json<EnrolResponse>> {
+    let now = unix_now();
+    let wait = source.and_then(|ip| state.enrol_throttle().decide(ip, now).retry_after());
+    if let Some(secs) = wait {
+        tracing::warn!(source = ?source, "enrolment refused: too many failures from this address");
+        return Err(ApiError::TooMany {
+            retry_after: secs,
+            message: format!(
+                "Too many failed enrolment attempts from this address. Try again in {secs} s."
+            ),
+        });
+    }
     let result = state.blocking(move |s| s.registry.enrol_new(&req, unix_now())).await;
+    if let Some(ip) = source {
+        match &result {
+            Ok(_) => state.enrol_throttle().succeeded(ip),
+            Err(_) => {
+                state.enrol_throttle().failed(ip, unix_now());
+            }
+        }
+    }
     match &result {
         Ok((r, true)) => {
             let device = audit::device(&r.device_id);

@@ -18,7 +18,10 @@ mod console_ws;
 mod enrol;
 mod error;
 mod extract;
+pub mod health;
+mod limits;
 mod session;
+mod ws_slots;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -29,7 +32,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Router, middleware};
-use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::sync::Semaphore;
 
@@ -105,6 +107,8 @@ pub struct AppState {
     /// The audit trail.
     pub audit: Audit,
     sign_in_slots: Semaphore,
+    ws_slots: Arc<ws_slots::WsSlots>,
+    enrol_throttle: std::sync::Mutex<crate::accounts::throttle::ByAddress>,
 }
 
 impl AppState {
@@ -119,7 +123,26 @@ impl AppState {
         audit: Audit,
     ) -> Arc<Self> {
         let sign_in_slots = Semaphore::new(SIGN_IN_SLOTS);
-        Arc::new(Self { accounts, hub, registry, revocation, fleet, driver, audit, sign_in_slots })
+        let ws_slots = ws_slots::WsSlots::new(ws_slots::PER_SESSION);
+        Arc::new(Self {
+            accounts,
+            hub,
+            registry,
+            revocation,
+            fleet,
+            driver,
+            audit,
+            sign_in_slots,
+            ws_slots,
+            enrol_throttle: std::sync::Mutex::new(crate::accounts::throttle::ByAddress::new(
+                crate::accounts::throttle::Policy::ENROL,
+            )),
+        })
+    }
+
+    /// Failed enrolment attempts per source address (see `enrol`).
+    fn enrol_throttle(&self) -> std::sync::MutexGuard<'_, crate::accounts::throttle::ByAddress> {
+        self.enrol_throttle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` (SQLite, signing, password hashing: anything that blocks) on the blocking pool.
@@ -166,8 +189,10 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
         .handshake_timeout(Duration::from_secs(10))
-        .acceptor(NoDelayAcceptor::new());
-    axum_server::from_tcp(listener)
+        .acceptor(limits::CappedAcceptor::new(limits::MAX_CONNECTIONS));
+    let mut server = axum_server::from_tcp(listener);
+    limits::configure(server.http_builder());
+    server
         .acceptor(acceptor)
         .handle(handle)
         .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())

@@ -347,7 +347,18 @@ pub(crate) fn write(path: &Path, contents: &str, mode: u32) -> Result<(), PkiErr
         fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(io)?;
     file.write_all(contents.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
-    fs::rename(&tmp, path).map_err(io)
+    fs::rename(&tmp, path).map_err(io)?;
+    sync_parent(path).map_err(io)
+}
+
+/// Fsyncs the directory holding `path`, so a rename into it survives a power cut (without it a
+/// just-created CA or signing key can vanish while kiosks already pinned it).
+pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::File::open(parent)?.sync_all()
 }
 
 fn warn_if_readable_by_others(path: &Path) {
@@ -373,6 +384,20 @@ mod tests {
     use rustls::client::WebPkiServerVerifier;
     use rustls::client::danger::ServerCertVerifier;
     use rustls::pki_types::{ServerName, UnixTime};
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_leaves_no_temporary_and_syncs_its_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("key.pem");
+        write(&path, "one", 0o600).unwrap();
+        write(&path, "two", 0o600).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "two");
+        assert!(!path.with_extension("tmp").exists());
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let missing = tmp.path().join("gone").join("key.pem");
+        assert!(sync_parent(&missing).is_err(), "a missing directory cannot be synced");
+        sync_parent(&path).unwrap();
+    }
 
     fn provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,0 +1,22 @@
+//! `GET /api/health`: `{"ok":true}` while every supervised part runs, else 503 naming the part
+//! that is down. No sign-in. It must never say more than that: no counts of devices or users,
+//! no addresses, no versions, no secrets.
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::supervise::Health;
+
+/// The health route, with its own state so the shared `AppState` stays as it is.
+pub fn routes(health: Health) -> Router {
+    Router::new().route("/api/health", get(move || answer(health.clone())))
+}
+
+async fn answer(health: Health) -> (StatusCode, Json<serde_json::Value>) {
+    match health.first_down() {
+        None => (StatusCode::OK, Json(json!({ "ok": true }))),
+        Some(part) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ok": false, "down": part }))),
+    }
+}

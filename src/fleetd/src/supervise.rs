@@ -1,0 +1,112 @@
+//! Watches fleetd's background tasks while it serves: the first one to end or panic is named,
+//! so `serve` can log it and exit non-zero for systemd to restart fleetd, and the health route
+//! answers 503 naming that part.
+//!
+//! It owns nothing but the "which part is down" flag; it must never abort, restart or await a
+//! task to completion itself (shutdown stays in `serve`), and never report anything but a part's
+//! name (no counts, no addresses, no secrets).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::task::{JoinError, JoinHandle};
+
+/// How a watched task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The task's name, as given to [`first_to_end`].
+    pub name: &'static str,
+    /// True if it panicked (or was cancelled), false if it returned.
+    pub panicked: bool,
+}
+
+impl Ended {
+    fn from(name: &'static str, res: &Result<(), JoinError>) -> Self {
+        Self { name, panicked: res.is_err() }
+    }
+
+    /// One line for the log and the exit error.
+    pub fn describe(&self) -> String {
+        let how = if self.panicked { "panicked" } else { "stopped" };
+        format!("the background task `{}` {how} while fleetd was serving", self.name)
+    }
+}
+
+/// Waits until the first of `tasks` ends. Never resolves for an empty list. The handles are
+/// borrowed: the one that ended must not be awaited again (check `is_finished` first).
+pub fn first_to_end<'a>(
+    tasks: Vec<(&'static str, &'a mut JoinHandle<()>)>,
+) -> impl Future<Output = Ended> + 'a {
+    FirstToEnd { tasks }
+}
+
+struct FirstToEnd<'a> {
+    tasks: Vec<(&'static str, &'a mut JoinHandle<()>)>,
+}
+
+impl Future for FirstToEnd<'_> {
+    type Output = Ended;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
+        for (name, handle) in self.tasks.iter_mut() {
+            if let Poll::Ready(res) = Pin::new(&mut **handle).poll(cx) {
+                return Poll::Ready(Ended::from(name, &res));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// Which part is down, shared by the supervisor and the health route.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<Mutex<Option<&'static str>>>);
+
+impl Health {
+    /// Marks `part` as down (the first one named stays).
+    pub fn down(&self, part: &'static str) {
+        let mut down = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        down.get_or_insert(part);
+    }
+
+    /// `None` while every part runs, else the first part that went down.
+    pub fn first_down(&self) -> Option<&'static str> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_is_named_and_reported_as_a_panic() {
+        let mut hub = tokio::spawn(async { panic!("router bug") });
+        let mut watcher = tokio::spawn(std::future::pending::<()>());
+        let ended = first_to_end(vec![("hub", &mut hub), ("watcher", &mut watcher)]).await;
+        assert_eq!(ended, Ended { name: "hub", panicked: true });
+        assert!(ended.describe().contains("`hub` panicked"));
+        assert!(!watcher.is_finished());
+        watcher.abort();
+    }
+
+    #[tokio::test]
+    async fn a_task_that_returns_is_named_and_not_called_a_panic() {
+        let mut hub = tokio::spawn(std::future::pending::<()>());
+        let mut receive = tokio::spawn(async {});
+        let ended = first_to_end(vec![("hub", &mut hub), ("mqtt receive", &mut receive)]).await;
+        assert_eq!(ended, Ended { name: "mqtt receive", panicked: false });
+        assert!(ended.describe().contains("`mqtt receive` stopped"));
+        hub.abort();
+    }
+
+    #[test]
+    fn health_keeps_the_first_part_that_went_down() {
+        let health = Health::default();
+        assert_eq!(health.first_down(), None);
+        health.down("hub");
+        health.down("audit queue");
+        assert_eq!(health.first_down(), Some("hub"));
+    }
+}
