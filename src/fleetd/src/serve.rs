@@ -74,13 +74,13 @@ pub struct ServeArgs {
     #[arg(long)]
     turn_relay_only: bool,
     /// How long audit records are kept (e.g. 6y, 2190d); older ones are pruned once a day.
-    #[arg(long, default_value = "6y", value_parser = crate::cli::parse_duration)]
+    #[arg(long, default_value = "6y", value_parser = crate::cli::duration::parse_duration)]
     audit_retention: Duration,
     /// Who must use two-step sign-in (TOTP): every account, or admins only. Admins always must.
     #[arg(long, value_enum, default_value = "all")]
     require_mfa: RequireMfa,
     /// Idle time-out of console sessions (for tests).
-    #[arg(long, hide = true, value_parser = crate::cli::parse_duration, default_value = "15m")]
+    #[arg(long, hide = true, value_parser = crate::cli::duration::parse_duration, default_value = "15m")]
     session_idle: Duration,
     /// First back-off wait after failed sign-ins, in milliseconds; 0 keeps only the lock-outs
     /// (for tests).

@@ -172,7 +172,7 @@ impl fmt::Display for Record {
             self.object,
             self.place,
             self.outcome,
-            super::export::rfc3339_ms(self.at_ms),
+            rfc3339_ms(self.at_ms),
             self.detail
         )
     }
@@ -309,6 +309,14 @@ pub fn check_against(anchor: &Anchor, records: &[Record], written: &Head) -> Res
             Err(Broken { seq: last + 1, what: Damage::Removed })
         }
     }
+}
+
+/// A record's time as RFC 3339 with milliseconds.
+pub fn rfc3339_ms(at_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| at_ms.to_string())
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 //! never adds anything the records do not hold, and defuses cells a spreadsheet would run as
 //! a formula.
 
-use time::{Date, Month, OffsetDateTime};
+use time::{Date, Month};
 
 use super::chain::Record;
+pub use super::chain::rfc3339_ms;
 
 /// How an export is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -55,14 +56,6 @@ pub fn parse_date(s: &str) -> Result<i64, String> {
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
-
-/// A record's time as RFC 3339 with milliseconds.
-pub fn rfc3339_ms(at_ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| at_ms.to_string())
-}
 
 /// `records` as `format`.
 pub fn render(records: &[Record], format: Format) -> String {

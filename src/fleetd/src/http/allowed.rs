@@ -14,8 +14,8 @@ use axum::http::request::Parts;
 use axum::middleware::{self, FromExtractorLayer};
 
 use super::AppState;
-use super::audit::Place;
 use super::error::ApiError;
+use super::extract::Place;
 use super::extract::SignedIn;
 use crate::access::Permission;
 use crate::accounts::User;

@@ -1,49 +1,27 @@
 //! The audit trail over HTTPS: `GET /api/audit/export?from=YYYY-MM-DD&to=YYYY-MM-DD&format=csv|json`
-//! (the export is itself recorded), and [`Place`], the "where" of every record a request
-//! makes: the peer address and the user agent (cut short; the trail escapes it). Never serves
-//! anything but records, and never records a cookie or a body.
+//! (the export is itself recorded). Never serves anything but records. The "where" of each
+//! record a request makes is [`super::extract::Place`].
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
 use super::allowed::{Acting, need, require};
 use super::error::{ApiError, ApiResult, Fault};
+use super::extract::Place;
 use crate::audit::export::{DAY_MS, Format, parse_date, render, rfc3339_ms};
 use crate::audit::{self, Entry};
-
-/// Longest user agent kept, in characters.
-const MAX_USER_AGENT: usize = 120;
 
 /// The audit routes, for those who may read the trail (auditors).
 pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/audit/export", get(export))
         .route_layer(require::<need::ReadAudit>(state))
-}
-
-/// Where a request came from: `ADDRESS USER-AGENT`.
-#[derive(Debug, Clone)]
-pub struct Place(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Place {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-        let addr = addr.map_or_else(|| "-".to_string(), |c| c.0.to_string());
-        let agent =
-            parts.headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()));
-        let agent: String = agent.unwrap_or_default().chars().take(MAX_USER_AGENT).collect();
-        Ok(Place(format!("{addr} {agent}").trim_end().to_string()))
-    }
 }
 
 #[derive(Debug, serde::Deserialize)]

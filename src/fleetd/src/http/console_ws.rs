@@ -18,8 +18,8 @@ use telekiosk_protocol::{DecodeError, decode, encode};
 use tokio::sync::mpsc;
 
 use super::AppState;
-use super::audit::Place;
 use super::error::{ApiError, ApiResult};
+use super::extract::Place;
 use super::extract::SignedIn;
 use crate::accounts::User;
 use crate::audit::{self, Entry};

@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use telekiosk_protocol::api::{EnrolRequest, EnrolResponse};
 
 use super::AppState;
-use super::audit::Place;
 use super::error::{ApiError, ApiResult};
+use super::extract::Place;
 use super::extract::{Source, Valid};
 use crate::audit::{self, Entry, class_of};
 use crate::store::unix_now;

@@ -1,8 +1,9 @@
 //! What a handler asks of a request before it runs: [`SignedIn`] (a live session behind the
 //! cookie; [`Enrolling`] also takes a session that may only set up two-step sign-in; the
-//! permission checks built on it are in [`super::allowed`]), [`Source`] (the peer address) and [`Valid`] (a JSON body read with
-//! `telekiosk_protocol::decode`: declared as JSON, then size, JSON and field limits). Each
-//! refuses with an [`ApiError`].
+//! permission checks built on it are in [`super::allowed`]), [`Source`] (the peer address),
+//! [`Place`] (the "where" of an audit record: the peer address and the user agent, cut short)
+//! and [`Valid`] (a JSON body read with `telekiosk_protocol::decode`: declared as JSON, then
+//! size, JSON and field limits). Each refuses with an [`ApiError`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -148,5 +149,24 @@ impl<T: Body, S: Send + Sync> FromRequest<S> for Valid<T> {
         telekiosk_protocol::decode(&body).map(Valid).map_err(|e| {
             ApiError::BadBody { shape: T::SHAPE, reason: e.to_string() }.into_response()
         })
+    }
+}
+/// Longest user agent kept, in characters.
+const MAX_USER_AGENT: usize = 120;
+
+/// Where a request came from, for its audit records (never a cookie or a body): `ADDRESS USER-AGENT`.
+#[derive(Debug, Clone)]
+pub struct Place(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Place {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        let addr = addr.map_or_else(|| "-".to_string(), |c| c.0.to_string());
+        let agent =
+            parts.headers.get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let agent: String = agent.unwrap_or_default().chars().take(MAX_USER_AGENT).collect();
+        Ok(Place(format!("{addr} {agent}").trim_end().to_string()))
     }
 }

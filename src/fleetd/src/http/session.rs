@@ -18,8 +18,8 @@ use telekiosk_protocol::api::{
     CodeRequest, ConfirmMfa, LoginReply, LoginRequest, Me, MfaEnrolment, RecoveryCodes,
 };
 
-use super::audit::Place;
 use super::error::{ApiError, ApiResult};
+use super::extract::Place;
 use super::extract::{Enrolling, SignedIn, Source, Valid};
 use super::{AppState, SESSION_COOKIE};
 use crate::accounts::{Reach, SignIn, User};

@@ -14,8 +14,8 @@ use crate::access::Permission;
 use crate::audit::{self, Entry, class_of};
 use crate::http::AppState;
 use crate::http::allowed::{Acting, in_clinic};
-use crate::http::audit::Place;
 use crate::http::error::ApiResult;
+use crate::http::extract::Place;
 use crate::http::extract::Valid;
 use crate::store::unix_now;
 

@@ -20,8 +20,8 @@ use crate::fleet::rollout::Control;
 use crate::fleet::{FleetError, command_name};
 use crate::http::AppState;
 use crate::http::allowed::{Acting, on_device};
-use crate::http::audit::Place;
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::Place;
 use crate::http::extract::Valid;
 use crate::store::unix_now;
 
