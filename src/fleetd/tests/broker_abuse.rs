@@ -6,64 +6,23 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Device, Fleetd, Seen, WAIT, cli, device_tls, enrolled_device, start, stop};
-use rumqttc::{
-    AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::QoS;
 use telekiosk_protocol::api::{CommandInfo, CommandStatus, DeviceDetail, RolloutInfo};
 use telekiosk_protocol::command::{CommandOutcome, CommandPayload, CommandResult, SignedCommand};
 use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
 use telekiosk_protocol::device::{DeviceState, Presence};
 use telekiosk_protocol::{decode, encode, topics};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 
 /// Connects as `device` with client id `client_id`, able to send packets of any size (the
 /// broker decides), and reports what it sees; `Err` if the broker refuses.
 async fn connect(f: &Fleetd, device: &Device, client_id: &str) -> Result<common::Mqtt, String> {
-    let mut options = MqttOptions::new(client_id, "127.0.0.1", f.mqtt_port);
-    options.set_keep_alive(Duration::from_secs(5));
+    let mut options = common::mqtt_options(f, device_tls(f, device), client_id);
     options.set_max_packet_size(1 << 20, 1 << 20);
-    let tls = TlsConfiguration::Rustls(Arc::new(device_tls(f, device)));
-    options.set_transport(Transport::tls_with_config(tls));
-    let (client, mut eventloop) = AsyncClient::new(options, 64);
-    let connected = timeout(WAIT, async {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    })
-    .await
-    .map_err(|_| "no ConnAck in time".to_string())?;
-    connected?;
-    let (tx, seen) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let seen = match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(a))) => Seen::SubAck(a.return_codes),
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    Seen::Publish { topic: p.topic, payload: p.payload.to_vec() }
-                }
-                Ok(Event::Incoming(Packet::PubAck(a))) => Seen::PubAck(a.pkid),
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
-                Ok(_) => continue,
-                Err(e) => {
-                    let _ = tx.send(Seen::Closed(e.to_string()));
-                    break;
-                }
-            };
-            if tx.send(seen).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(common::Mqtt { client, seen })
+    common::mqtt_with(options, 64).await
 }
 
 async fn subscribe(m: &mut common::Mqtt, filter: &str) {

@@ -338,10 +338,20 @@ impl Mqtt {
 
 /// Connects to fleetd's broker with `tls`; `Err` names why the broker or TLS refused.
 pub async fn mqtt(f: &Fleetd, tls: rustls::ClientConfig, client_id: &str) -> Result<Mqtt, String> {
+    mqtt_with(mqtt_options(f, tls, client_id), 16).await
+}
+
+/// What [`mqtt`] connects with, for a test that changes some of it before [`mqtt_with`].
+pub fn mqtt_options(f: &Fleetd, tls: rustls::ClientConfig, client_id: &str) -> MqttOptions {
     let mut options = MqttOptions::new(client_id, "127.0.0.1", f.mqtt_port);
     options.set_keep_alive(Duration::from_secs(5));
     options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls))));
-    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    options
+}
+
+/// Connects with `options` (a request queue of `cap`) and reports what it sees.
+pub async fn mqtt_with(options: MqttOptions, cap: usize) -> Result<Mqtt, String> {
+    let (client, mut eventloop) = AsyncClient::new(options, cap);
     let (tx, seen) = mpsc::unbounded_channel();
     let connected = timeout(WAIT, async {
         loop {
