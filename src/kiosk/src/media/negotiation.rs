@@ -115,14 +115,26 @@ fn create_offer(webrtc: &gst::Element, shared: Arc<Shared>, gate: Arc<Mutex<Offe
             Ok(sdp) => sdp,
             Err(e) => return shared.fail(format!("webrtcbin made an unprintable offer: {e}")),
         };
-        webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "offer created");
-        let mut gate = gate.lock().unwrap_or_else(|e| e.into_inner());
-        shared.send(MediaEvent::LocalOffer { sdp });
-        gate.offer_sent = true;
-        for ice in gate.pending.drain(..) {
-            shared.send(MediaEvent::LocalIce(ice));
-        }
+        // The offer goes out only once webrtcbin holds it as its local description: an answer
+        // arriving earlier would find no offer to match (seen in a slow VM, where setting it
+        // took longer than the clinician's browser took to answer).
+        let (shared, gate) = (Arc::clone(&shared), Arc::clone(&gate));
+        let set = gst::Promise::with_change_func(move |reply| {
+            if let Ok(Some(reply)) = reply
+                && let Ok(e) = reply.get::<gst::glib::Error>("error")
+            {
+                return shared.fail(format!("webrtcbin refused its own offer: {e}"));
+            }
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "offer set");
+            let mut gate = gate.lock().unwrap_or_else(|e| e.into_inner());
+            shared.send(MediaEvent::LocalOffer { sdp });
+            gate.offer_sent = true;
+            for ice in gate.pending.drain(..) {
+                shared.send(MediaEvent::LocalIce(ice));
+            }
+        });
+        webrtc.emit_by_name::<()>("set-local-description", &[&offer, &set]);
     });
     webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
 }
