@@ -13,8 +13,6 @@ pub mod chain;
 pub mod export;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -201,17 +199,10 @@ impl Audit {
         if written.as_ref().is_some_and(|w| w.seq > head.seq) {
             return Ok(head);
         }
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        writeln!(file, "{} {}", head.seq, head.hash)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        // Atomic and durable (fsync of the file and of the directory after the rename), as the
+        // PKI's files are: a power cut leaves the old head or the new one, never neither.
+        crate::pki::write(path, &format!("{} {}\n", head.seq, head.hash), 0o600)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         tracing::info!(target: "fleetd::audit", seq = head.seq, hash = %head.hash, "audit chain head");
         Ok(head)
     }

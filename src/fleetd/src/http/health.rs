@@ -11,7 +11,10 @@ use crate::supervise::Health;
 
 /// The health route, with its own state so the shared `AppState` stays as it is.
 pub fn routes(health: Health) -> Router {
-    Router::new().route("/api/health", get(move || answer(health.clone())))
+    // The same response headers as every other route (HSTS, nosniff, no caching, …).
+    Router::new()
+        .route("/api/health", get(move || answer(health.clone())))
+        .layer(axum::middleware::map_response(super::security_headers))
 }
 
 async fn answer(health: Health) -> (StatusCode, Json<serde_json::Value>) {

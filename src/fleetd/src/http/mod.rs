@@ -204,7 +204,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-async fn security_headers(mut res: Response) -> Response {
+pub(crate) async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     for (name, value) in [
         (header::CACHE_CONTROL, "no-store"),

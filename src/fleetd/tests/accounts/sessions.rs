@@ -152,7 +152,7 @@ async fn every_response_carries_hsts_and_the_cookie_is_host_only() {
     let f = start(&dir).await;
     let cookie = sign_in(&f, "ada", "admin-password").await;
     assert!(cookie.starts_with("__Host-tk_session="), "{cookie}");
-    for path in ["/", "/admin", "/app.js", "/api/me", "/nowhere"] {
+    for path in ["/", "/admin", "/app.js", "/api/me", "/api/health", "/nowhere"] {
         let res = http(&f).get(f.url(path)).send().await.unwrap();
         let hsts =
             res.headers().get("strict-transport-security").map(|v| v.to_str().unwrap().to_string());

@@ -92,9 +92,10 @@ export function onUnauthorized(handler) {
  * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
  * @param {string} path
  * @param {unknown} [body]
+ * @param {boolean} [retried] this is the one retry after a 429
  * @returns {Promise<Answer>}
  */
-export async function request(method, path, body) {
+export async function request(method, path, body, retried = false) {
   /** @type {RequestInit} */
   /** @type {Record<string, string>} */
   const headers = {};
@@ -109,6 +110,14 @@ export async function request(method, path, body) {
     res = await fetch(path, init);
   } catch {
     return { ok: false, status: 0, data: { error: UNREACHABLE } };
+  }
+  // fleetd is shedding load (a sign-in flood, a busy moment): a read waits as long as it asks,
+  // if that is short, and tries once more. A change is never repeated behind the user's back;
+  // its 429 comes back with fleetd's message ("try again in N seconds").
+  const wait = Number(res.headers.get('Retry-After'));
+  if (res.status === 429 && method === 'GET' && wait > 0 && wait <= 10 && !retried) {
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    return request(method, path, body, true);
   }
   const data = res.status === 204 ? null : await res.json().catch(() => null);
   // A wrong code while signing in is a 401 too, but no session has ended.
