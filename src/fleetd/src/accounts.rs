@@ -14,6 +14,8 @@
 //! Never logs or stores a password, a TOTP secret in a log, a code, or a session token.
 
 mod admin;
+pub mod idp;
+pub mod oidc_claims;
 mod policy;
 mod sessions;
 mod sign_in;

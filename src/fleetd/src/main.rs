@@ -22,6 +22,7 @@ mod data_dir;
 mod fleet;
 mod http;
 mod mqtt;
+mod oidc;
 mod pki;
 mod registry;
 mod serve;

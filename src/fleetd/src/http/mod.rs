@@ -20,6 +20,7 @@ mod error;
 mod extract;
 pub mod health;
 mod limits;
+mod oidc;
 mod session;
 mod ws_slots;
 
@@ -109,6 +110,8 @@ pub struct AppState {
     sign_in_slots: Semaphore,
     ws_slots: Arc<ws_slots::WsSlots>,
     enrol_throttle: std::sync::Mutex<crate::accounts::throttle::ByAddress>,
+    /// Sign-in through an identity provider, when configured ([`AppState::set_oidc`]).
+    oidc: std::sync::OnceLock<Arc<crate::oidc::provider::Provider>>,
 }
 
 impl AppState {
@@ -137,7 +140,18 @@ impl AppState {
             enrol_throttle: std::sync::Mutex::new(crate::accounts::throttle::ByAddress::new(
                 crate::accounts::throttle::Policy::ENROL,
             )),
+            oidc: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Offers sign-in through `provider` (set once, at start-up).
+    pub fn set_oidc(&self, provider: Arc<crate::oidc::provider::Provider>) {
+        let _ = self.oidc.set(provider);
+    }
+
+    /// The identity provider, if sign-in through one is offered.
+    fn oidc(&self) -> Option<&Arc<crate::oidc::provider::Provider>> {
+        self.oidc.get()
     }
 
     /// Failed enrolment attempts per source address (see `enrol`).
@@ -168,6 +182,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     });
     assets
         .merge(session::routes())
+        .merge(oidc::routes())
         .merge(enrol::routes())
         .merge(admin::routes(state.clone()))
         .merge(audit::routes(state.clone()))
