@@ -204,8 +204,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
     let handle = axum_server::Handle::new();
     let health = Health::default();
-    let state =
-        http::AppState::new(accounts, hub, registry, watcher, fleet, driver, trail.clone());
+    let state = http::AppState::new(accounts, hub, registry, watcher, fleet, driver, trail.clone());
     if let Some(provider) = oidc {
         state.set_oidc(Arc::new(provider));
     }

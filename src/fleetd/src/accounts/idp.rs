@@ -43,7 +43,8 @@ impl Accounts {
                     return Err(AccountsError::Store(taken));
                 }
                 idp::insert(c, &mapped.username, role, issuer, &mapped.subject)?;
-                users::set_clinics(c, &mapped.username, &mapped.clinics).map_err(StoreError::from)?;
+                users::set_clinics(c, &mapped.username, &mapped.clinics)
+                    .map_err(StoreError::from)?;
                 return Ok((mapped.username.clone(), true, vec![]));
             };
             let state = users::state(c, &username).map_err(StoreError::from)?;

@@ -43,11 +43,15 @@ pub struct Mapped {
 pub enum Refusal {
     #[error("your identity provider gives you no telekiosk role: ask your administrator for one")]
     NoRole,
-    #[error("your identity provider gives you more than one telekiosk role: ask your administrator to leave one")]
+    #[error(
+        "your identity provider gives you more than one telekiosk role: ask your administrator to leave one"
+    )]
     SeveralRoles,
     #[error("the clinics your identity provider lists are not in a form telekiosk understands")]
     BadClinics,
-    #[error("your identity provider did not record a second factor for this sign-in, which telekiosk requires")]
+    #[error(
+        "your identity provider did not record a second factor for this sign-in, which telekiosk requires"
+    )]
     NoMfa,
     #[error("your identity provider gave no user name telekiosk can use")]
     NoUsername,
@@ -188,10 +192,10 @@ mod tests {
 
     #[test]
     fn clinics_are_optional_but_must_be_names() {
-        let base = |clinics: Value| {
-            json!({"sub": "s", "telekiosk_roles": ["technician"], "telekiosk_clinics": clinics})
-        };
-        assert!(map(json!({"sub": "s", "telekiosk_roles": ["auditor"]})).unwrap().clinics.is_empty());
+        let base = |clinics: Value| json!({"sub": "s", "telekiosk_roles": ["technician"], "telekiosk_clinics": clinics});
+        assert!(
+            map(json!({"sub": "s", "telekiosk_roles": ["auditor"]})).unwrap().clinics.is_empty()
+        );
         assert_eq!(map(base(json!("North"))).unwrap().clinics, ["North"]);
         assert_eq!(map(base(json!([" North ", "North"]))).unwrap().clinics, ["North"]);
         assert_eq!(map(base(json!({"a": 1}))), Err(Refusal::BadClinics));
@@ -230,7 +234,10 @@ mod tests {
     fn without_a_second_factor_a_sign_in_is_refused_when_one_is_required() {
         let claims = |amr: Value| json!({"sub": "s", "telekiosk_roles": ["admin"], "amr": amr});
         assert_eq!(map_with(claims(json!(["pwd"])), true), Err(Refusal::NoMfa));
-        assert_eq!(map_with(json!({"sub": "s", "telekiosk_roles": ["admin"]}), true), Err(Refusal::NoMfa));
+        assert_eq!(
+            map_with(json!({"sub": "s", "telekiosk_roles": ["admin"]}), true),
+            Err(Refusal::NoMfa)
+        );
         assert!(map_with(claims(json!(["pwd", "otp"])), true).unwrap().mfa);
         assert!(map_with(claims(json!(["pwd"])), false).is_ok());
     }

@@ -184,14 +184,18 @@ async fn callback(
     let user = signed.user.username.clone();
     let actor = audit::user(&user);
     if signed.created {
-        let object = format!("{user} added from identity provider {host} as {}", mapped.role.as_str());
+        let object =
+            format!("{user} added from identity provider {host} as {}", mapped.role.as_str());
         let entry = Entry::new(&actor, audit::ACCOUNT, &object, &place)
             .detail(&format!("clinics [{}]", signed.user.clinics.join(", ")));
         state.audit.record(entry).await;
     }
     for change in &signed.changed {
         let object = format!("{user} changed by identity provider {host}");
-        state.audit.record(Entry::new(&actor, audit::ACCOUNT, &object, &place).detail(change)).await;
+        state
+            .audit
+            .record(Entry::new(&actor, audit::ACCOUNT, &object, &place).detail(change))
+            .await;
     }
     let mfa = if mapped.mfa { "yes" } else { "no" };
     let detail = format!("idp={host} mfa={mfa} amr={}", amr_text(&mapped.amr));

@@ -96,7 +96,11 @@ impl OidcArgs {
 
     fn defaults() -> Self {
         let claims = ClaimNames::default();
-        Self { oidc_roles_claim: claims.roles, oidc_clinics_claim: claims.clinics, ..Self::default() }
+        Self {
+            oidc_roles_claim: claims.roles,
+            oidc_clinics_claim: claims.clinics,
+            ..Self::default()
+        }
     }
 
     /// The options that are required once any is given, and missing: by flag name.
@@ -144,8 +148,10 @@ impl OidcArgs {
         if label.trim().is_empty() || label.len() > 80 || label.chars().any(char::is_control) {
             bail!("--oidc-label must be 1-80 printable characters");
         }
-        let claims =
-            ClaimNames { roles: self.oidc_roles_claim.clone(), clinics: self.oidc_clinics_claim.clone() };
+        let claims = ClaimNames {
+            roles: self.oidc_roles_claim.clone(),
+            clinics: self.oidc_clinics_claim.clone(),
+        };
         Ok(Some(Settings {
             issuer: issuer.clone(),
             client_id: client_id.clone(),
@@ -160,9 +166,9 @@ impl OidcArgs {
 
 /// An issuer URL must be https:// with a host (OpenID Connect Discovery).
 fn check_issuer(issuer: &str) -> anyhow::Result<()> {
-    let ok = issuer
-        .strip_prefix("https://")
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(['?', '#']));
+    let ok = issuer.strip_prefix("https://").is_some_and(|rest| {
+        !rest.is_empty() && !rest.starts_with('/') && !rest.contains(['?', '#'])
+    });
     if !ok {
         bail!("--oidc-issuer must be an https:// URL with a host, not {issuer:?}");
     }
@@ -178,8 +184,9 @@ pub fn issuer_host(issuer: &str) -> &str {
 /// Reads the client secret: the file must exist, not be readable by every user, and hold a
 /// non-empty secret (a final newline is dropped).
 fn read_secret(path: &Path) -> anyhow::Result<String> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the OpenID Connect client secret file {}", path.display()))?;
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!("cannot read the OpenID Connect client secret file {}", path.display())
+    })?;
     if meta.permissions().mode() & 0o004 != 0 {
         bail!(
             "the OpenID Connect client secret file {} is readable by every user: \
@@ -187,8 +194,9 @@ fn read_secret(path: &Path) -> anyhow::Result<String> {
             path.display()
         );
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the OpenID Connect client secret file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("cannot read the OpenID Connect client secret file {}", path.display())
+    })?;
     let secret = text.trim_end_matches(['\r', '\n']).to_string();
     if secret.is_empty() {
         bail!("the OpenID Connect client secret file {} is empty", path.display());
@@ -198,8 +206,9 @@ fn read_secret(path: &Path) -> anyhow::Result<String> {
 
 /// The certificates of a PEM file, for trust.
 fn read_roots(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let pem = std::fs::read(path)
-        .with_context(|| format!("cannot read the identity provider's CA file {}", path.display()))?;
+    let pem = std::fs::read(path).with_context(|| {
+        format!("cannot read the identity provider's CA file {}", path.display())
+    })?;
     let certs: Vec<Vec<u8>> = rustls_pemfile::certs(&mut pem.as_slice())
         .map(|c| c.map(|c| c.to_vec()))
         .collect::<Result<_, _>>()
@@ -244,7 +253,10 @@ mod tests {
     fn a_partial_configuration_names_what_is_missing() {
         let only_issuer = parse(&["--oidc-issuer", "https://idp.example"]);
         let err = only_issuer.settings().unwrap_err().to_string();
-        assert!(err.contains("--oidc-client-id") && err.contains("--oidc-client-secret-file"), "{err}");
+        assert!(
+            err.contains("--oidc-client-id") && err.contains("--oidc-client-secret-file"),
+            "{err}"
+        );
         assert!(!err.contains("--oidc-issuer,"), "{err}");
         let label_only = parse(&["--oidc-label", "Sign in with Maple Health"]);
         assert_eq!(
@@ -258,8 +270,14 @@ mod tests {
     fn a_complete_configuration_reads_the_secret_once_and_hides_it() {
         let (_dir, path) = secret_file(0o600);
         let args = parse(&[
-            "--oidc-issuer", "https://idp.example/realms/maple", "--oidc-client-id", "fleetd",
-            "--oidc-client-secret-file", &path, "--oidc-label", "Sign in with Maple Health",
+            "--oidc-issuer",
+            "https://idp.example/realms/maple",
+            "--oidc-client-id",
+            "fleetd",
+            "--oidc-client-secret-file",
+            &path,
+            "--oidc-label",
+            "Sign in with Maple Health",
             "--oidc-require-mfa",
         ]);
         let s = args.settings().unwrap().unwrap();
@@ -274,8 +292,12 @@ mod tests {
     fn a_world_readable_secret_file_is_refused_by_name() {
         let (_dir, path) = secret_file(0o644);
         let args = parse(&[
-            "--oidc-issuer", "https://idp.example", "--oidc-client-id", "fleetd",
-            "--oidc-client-secret-file", &path,
+            "--oidc-issuer",
+            "https://idp.example",
+            "--oidc-client-id",
+            "fleetd",
+            "--oidc-client-secret-file",
+            &path,
         ]);
         let err = args.settings().unwrap_err().to_string();
         assert!(err.contains(&path) && err.contains("readable by every user"), "{err}");
@@ -286,7 +308,12 @@ mod tests {
         let (_dir, path) = secret_file(0o600);
         for bad in ["http://idp.example", "idp.example", "https://", "https:///x"] {
             let args = parse(&[
-                "--oidc-issuer", bad, "--oidc-client-id", "fleetd", "--oidc-client-secret-file", &path,
+                "--oidc-issuer",
+                bad,
+                "--oidc-client-id",
+                "fleetd",
+                "--oidc-client-secret-file",
+                &path,
             ]);
             assert!(args.settings().is_err(), "{bad} was taken");
         }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
-    CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RequestTokenError, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, TokenResponse,
 };
 use serde_json::{Map, Value};
 
@@ -94,7 +94,8 @@ impl Provider {
         if let Some(m) = kept.as_ref() {
             return Ok(m.clone());
         }
-        let issuer = IssuerUrl::new(self.settings.issuer.clone()).map_err(|e| self.unreachable(e))?;
+        let issuer =
+            IssuerUrl::new(self.settings.issuer.clone()).map_err(|e| self.unreachable(e))?;
         let found = CoreProviderMetadata::discover_async(issuer, &self.http).await;
         let found = found.map_err(|e| self.unreachable(error_chain(&e)))?;
         *kept = Some(found.clone());
@@ -205,7 +206,9 @@ impl Provider {
             let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
                 .map_err(|e| invalid(&e))?;
             if actual != *expected {
-                return Err(OidcError::Invalid("the access token does not match the ID token".into()));
+                return Err(OidcError::Invalid(
+                    "the access token does not match the ID token".into(),
+                ));
             }
         }
         // The claims as sent, from the token just verified (for the claims this crate does not
@@ -287,9 +290,15 @@ mod tests {
         let provider = Provider::new(settings).unwrap();
         let redirect = "https://127.0.0.1:8443/api/oidc/callback";
         for _ in 0..2 {
-            let err = provider.start(Console::Clinician, redirect, Instant::now()).await.unwrap_err();
+            let err =
+                provider.start(Console::Clinician, redirect, Instant::now()).await.unwrap_err();
             let text = err.to_string();
-            assert!(text.starts_with("the identity provider at https://127.0.0.1:9 could not be reached: "), "{text}");
+            assert!(
+                text.starts_with(
+                    "the identity provider at https://127.0.0.1:9 could not be reached: "
+                ),
+                "{text}"
+            );
             assert_eq!(err.code(), "unreachable");
         }
         assert!(provider.metadata.lock().await.is_none());

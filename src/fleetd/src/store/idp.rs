@@ -53,8 +53,11 @@ pub fn insert(
     issuer: &str,
     subject: &str,
 ) -> Result<(), StoreError> {
-    let record =
-        UserRecord { username: username.into(), role: role.into(), password_hash: NO_PASSWORD.into() };
+    let record = UserRecord {
+        username: username.into(),
+        role: role.into(),
+        password_hash: NO_PASSWORD.into(),
+    };
     users::insert_user(c, &record)?;
     c.execute(
         "UPDATE users SET idp_issuer = ?2, idp_subject = ?3 WHERE username = ?1",
@@ -72,7 +75,8 @@ mod tests {
     fn an_account_is_found_by_issuer_and_subject_and_a_local_one_has_no_issuer() {
         let store = Store::in_memory();
         store.write(|c| insert(c, "ann", "clinician", "https://idp.example", "sub-1")).unwrap();
-        let local = UserRecord { username: "bob".into(), role: "admin".into(), password_hash: "h".into() };
+        let local =
+            UserRecord { username: "bob".into(), role: "admin".into(), password_hash: "h".into() };
         store.write(|c| users::insert_user(c, &local)).unwrap();
         let found = store.read(|c| find(c, "https://idp.example", "sub-1")).unwrap();
         assert_eq!(found.as_deref(), Some("ann"));
