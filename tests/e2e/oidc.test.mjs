@@ -1,10 +1,11 @@
 // Issue 11's sign-in through an identity provider, end to end: a real OpenID Connect provider
 // (oidc-provider, over HTTPS with a certificate from a throw-away CA that fleetd is told to
-// trust) with one confidential client, fleetd with --oidc-*, and Chromium as the clinician. A
-// clinician of the provider signs in with the console's "Sign in with …" button and reaches the
-// queue; a user the provider gives no telekiosk role, a callback with a forged state and an
-// account disabled in fleetd are refused with words on the sign-in page and get no session; the
-// audit trail records the sign-in with its second factor and no token or code.
+// trust) with one confidential client, fleetd with --oidc-*, a headless kiosk on swtpm, and
+// Chromium as the clinician. A clinician of the provider signs in with the console's "Sign in
+// with …" button and sees their clinic's kiosk waiting; a user the provider gives no telekiosk
+// role, a callback with a forged state and an account disabled in fleetd are refused with words
+// on the sign-in page and get no session; the audit trail records the sign-in with its second
+// factor and no token or code.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -13,7 +14,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ARTIFACTS, BIN, CHROMIUM, Child, freePort, startBrowser, startFleetd } from './harness.mjs';
+import {
+  ARTIFACTS, BIN, CHROMIUM, Child, enrolKiosk, freePort, startBrowser, startFleetd, startSwtpm,
+} from './harness.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const LABEL = 'Sign in with Maple Health';
@@ -49,10 +52,11 @@ function throwAwayCa(dir) {
 }
 
 describe('sign-in through an OpenID Connect identity provider, in Chromium', () => {
-  let fleetd; let idp; let browser; let issuer = ''; let secret = '';
+  let fleetd; let idp; let browser; let tpm; let kiosk; let issuer = ''; let secret = '';
 
   before(async () => {
-    for (const file of [path.join(BIN, 'fleetd'), CHROMIUM, '/usr/sbin/mosquitto']) {
+    for (const file of [path.join(BIN, 'fleetd'), path.join(BIN, 'telekiosk'), CHROMIUM, '/usr/sbin/mosquitto',
+      '/usr/bin/swtpm']) {
       if (!fs.existsSync(file)) throw new Error(`${file} is missing: run .ci/run (it installs and builds every part)`);
     }
     fs.mkdirSync(ARTIFACTS, { recursive: true });
@@ -76,11 +80,15 @@ describe('sign-in through an OpenID Connect identity provider, in Chromium', () 
     }));
     idp = new Child('oidc-provider', process.execPath, [path.join(HERE, 'oidc_provider.mjs'), settings]);
     await idp.waitLine('ready line', (l) => l.startsWith('ready '), 15000);
+    tpm = await startSwtpm();
+    ({ kiosk } = await enrolKiosk(fleetd, tpm));
     browser = await startBrowser();
   });
 
   after(async () => {
     await browser?.close();
+    await kiosk?.stop();
+    await tpm?.stop();
     await idp?.stop();
     await fleetd?.stop();
   });
@@ -119,11 +127,16 @@ describe('sign-in through an OpenID Connect identity provider, in Chromium', () 
     return (await error.innerText()).trim();
   }
 
-  it('a clinician of the provider signs in with the button and reaches the queue', async () => {
+  it('a clinician of the provider signs in with the button and sees their clinic\'s kiosk waiting', async () => {
     const page = await throughProvider('lee');
     await page.locator('#queue-view').waitFor({ state: 'visible', timeout: 15000 });
     const me = await page.evaluate(async () => (await fetch('/api/me')).json());
     assert.deepEqual(me, { username: 'dr.lee', role: 'clinician', clinics: [CLINIC] });
+    await kiosk.waitScreen('idle');
+    kiosk.press('join');
+    await kiosk.waitScreen('waiting');
+    await page.locator('button.join').first().waitFor({ state: 'visible', timeout: 15000 });
+    assert.match(await page.locator('#queue').innerText(), /Maple Valley Clinic/);
     await page.screenshot({ path: path.join(ARTIFACTS, 'oidc-queue.png') });
     const users = JSON.parse(execFileSync(path.join(BIN, 'fleetd'),
       ['user', 'list', '--json', '--data-dir', fleetd.dataDir]).toString());
