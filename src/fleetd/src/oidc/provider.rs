@@ -10,11 +10,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreProviderMetadata,
+};
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, TokenResponse,
+    AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
+    Scope, TokenResponse,
 };
 use serde_json::{Map, Value};
 
@@ -54,6 +57,17 @@ impl OidcError {
         }
     }
 }
+
+/// A client made from discovered metadata: authorization endpoint set, token and userinfo
+/// endpoints as the provider says.
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
 
 /// The provider, its discovered metadata and the sign-ins sent to it.
 #[derive(Debug)]
@@ -102,6 +116,24 @@ impl Provider {
         Ok(found)
     }
 
+    /// fleetd's client at the provider, sending the browser back to `redirect`. The secret goes
+    /// in the Authorization header, or in the body if the provider only takes it there.
+    async fn client(&self, redirect: &str) -> Result<Client, OidcError> {
+        let metadata = self.metadata().await?;
+        let methods = metadata.token_endpoint_auth_methods_supported().cloned().unwrap_or_default();
+        let post_only = methods.contains(&CoreClientAuthMethod::ClientSecretPost)
+            && !methods.contains(&CoreClientAuthMethod::ClientSecretBasic);
+        let redirect = RedirectUrl::new(redirect.to_string())
+            .map_err(|e| OidcError::Invalid(format!("bad redirect URL: {e}")))?;
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            Some(ClientSecret::new(self.settings.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect);
+        Ok(if post_only { client.set_auth_type(AuthType::RequestBody) } else { client })
+    }
+
     async fn forget_metadata(&self) {
         *self.metadata.lock().await = None;
     }
@@ -114,15 +146,7 @@ impl Provider {
         redirect: &str,
         now: Instant,
     ) -> Result<Started, OidcError> {
-        let metadata = self.metadata().await?;
-        let redirect_url = RedirectUrl::new(redirect.to_string())
-            .map_err(|e| OidcError::Invalid(format!("bad redirect URL: {e}")))?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(self.settings.client_id.clone()),
-            Some(ClientSecret::new(self.settings.client_secret.clone())),
-        )
-        .set_redirect_uri(redirect_url);
+        let client = self.client(redirect).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
             .authorize_url(
@@ -165,15 +189,7 @@ impl Provider {
         login: &PendingLogin,
         code: String,
     ) -> Result<Map<String, Value>, OidcError> {
-        let metadata = self.metadata().await?;
-        let redirect_url = RedirectUrl::new(login.redirect.clone())
-            .map_err(|e| OidcError::Invalid(format!("bad redirect URL: {e}")))?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(self.settings.client_id.clone()),
-            Some(ClientSecret::new(self.settings.client_secret.clone())),
-        )
-        .set_redirect_uri(redirect_url);
+        let client = self.client(&login.redirect).await?;
         let request = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| OidcError::Invalid(e.to_string()))?
