@@ -1,5 +1,6 @@
 //! The HTTPS front: the clinician console (`/`) and the fleet admin console (`/admin`), and the
-//! API, one file per resource: sign-in ([`session`]), kiosk enrolment ([`enrol`]),
+//! API, one file per resource: sign-in ([`session`], and through an identity provider:
+//! [`oidc`]), kiosk enrolment ([`enrol`]),
 //! administration ([`admin`], every route group under `/api/admin` behind one permission check
 //! from [`allowed`]), the audit export and the "where" of each audit record ([`audit`]) and
 //! `/ws` ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
