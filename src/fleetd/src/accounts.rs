@@ -10,10 +10,13 @@
 //! token (so they outlive a fleetd restart); each ends after an idle time (15 min) and an
 //! absolute lifetime (12 h), and at once when its account is disabled, removed or signed out by
 //! an admin, from the API or the CLI (every lookup checks the store). Account administration is
-//! in `accounts/admin.rs`.
+//! in `accounts/admin.rs`. Accounts of an identity provider (OpenID Connect) are created and
+//! updated at their sign-in (`accounts/idp.rs`, from the claims mapped by `oidc_claims.rs`).
 //! Never logs or stores a password, a TOTP secret in a log, a code, or a session token.
 
 mod admin;
+pub mod idp;
+pub mod oidc_claims;
 mod policy;
 mod sessions;
 mod sign_in;

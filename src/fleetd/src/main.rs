@@ -22,6 +22,7 @@ mod data_dir;
 mod fleet;
 mod http;
 mod mqtt;
+mod oidc;
 mod pki;
 mod registry;
 mod serve;
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match command {
-        Command::Serve(args) => serve::run(&data_dir, args),
+        Command::Serve(args) => serve::run(&data_dir, *args),
         Command::User { command } => cli::user::run(command, &data_dir),
         Command::Device { command } => cli::device::run(command, &data_dir),
         Command::Config { command } => cli::config::run(command, &data_dir),

@@ -86,6 +86,8 @@ pub struct ServeArgs {
     /// (for tests).
     #[arg(long, hide = true, default_value_t = 1000)]
     sign_in_backoff_ms: u64,
+    #[command(flatten)]
+    oidc: crate::oidc::OidcArgs,
 }
 
 impl ServeArgs {
@@ -113,6 +115,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let mut stop = Stop::new()?;
     let data_dir = DataDir::prepare(data_dir)?;
     data_dir.require_private()?;
+    // Sign-in through an identity provider: checked (and its secret read) before anything starts.
+    let oidc = args.oidc.settings()?.map(crate::oidc::provider::Provider::new).transpose()?;
+    if let Some(p) = &oidc {
+        tracing::info!(issuer = %p.settings().issuer, "sign-in through an identity provider is offered");
+    }
     let hostname = hostname::get().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
     let names = certificate_names(&args, &hostname);
     tracing::info!(?names, "the server certificate covers these names");
@@ -197,16 +204,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
     let handle = axum_server::Handle::new();
     let health = Health::default();
-    let app = http::app(http::AppState::new(
-        accounts,
-        hub,
-        registry,
-        watcher,
-        fleet,
-        driver,
-        trail.clone(),
-    ))
-    .merge(http::health::routes(health.clone()));
+    let state = http::AppState::new(accounts, hub, registry, watcher, fleet, driver, trail.clone());
+    if let Some(provider) = oidc {
+        state.set_oidc(Arc::new(provider));
+    }
+    let app = http::app(state).merge(http::health::routes(health.clone()));
     let mut web_task =
         tokio::spawn(http::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
 

@@ -51,6 +51,10 @@ const TABLE: &[(&str, &str, &str, Who)] = &[
     ("POST", "/api/mfa/confirm", r#"{"code":"000000"}"#, Who::SignedIn),
     ("POST", "/api/logout", "", Who::Public),
     ("GET", "/api/me", "", Who::SignedIn),
+    // Sign-in through an identity provider (off here: start and callback lead back to the page).
+    ("GET", "/api/oidc", "", Who::Public),
+    ("GET", "/api/oidc/start?console=admin", "", Who::Public),
+    ("GET", "/api/oidc/callback?code=x&state=y", "", Who::Public),
     ("POST", "/api/enrol", "", Who::Public),
     ("GET", "/api/health", "", Who::Public),
     ("GET", "/ws", "", Who::SignedIn),

@@ -47,6 +47,9 @@ impl Accounts {
             self.account_decision(state, unix)?;
         }
         let hash = self.store.read(|c| users::user(c, username))?.map(|r| r.password_hash);
+        // An account of an identity provider has no password here, even one an admin set.
+        let external = self.store.read(|c| crate::store::idp::issuer_of(c, username))?.is_some();
+        let hash = hash.filter(|_| !external);
         // An unknown user costs the same hashing work as a known one, so timing tells nothing.
         let matches = verify_password(hash.as_deref().unwrap_or_else(|| dummy_hash()), password);
         let (Some(state), true) = (&state, matches) else {

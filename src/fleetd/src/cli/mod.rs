@@ -41,7 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: HTTPS console, MQTT broker and visit signalling.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage console users.
     User {
         #[command(subcommand)]

@@ -124,7 +124,19 @@ pub fn user_info(a: &AccountState) -> UserInfo {
         mfa: a.totp_secret.is_some(),
         failures: a.failures,
         locked_until,
+        identity_provider: None,
     }
+}
+
+/// Every account as the API shows it, with the identity provider of those that use one.
+pub fn user_infos(accounts: &Accounts) -> Result<Vec<UserInfo>, crate::accounts::AccountsError> {
+    let external: std::collections::HashMap<String, String> =
+        accounts.idp_accounts()?.into_iter().collect();
+    let mut users: Vec<UserInfo> = accounts.list()?.iter().map(user_info).collect();
+    for u in &mut users {
+        u.identity_provider = external.get(&u.username).cloned();
+    }
+    Ok(users)
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -166,14 +178,17 @@ pub fn run(command: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
             });
         }
         UserCommand::List { common } => {
-            let users: Vec<UserInfo> = accounts.list()?.iter().map(user_info).collect();
+            let users = user_infos(&accounts)?;
             return print(common.json, &users, |users| {
                 for u in users {
                     let mut flags = vec![];
+                    if let Some(issuer) = &u.identity_provider {
+                        flags.push(format!("signs in through {issuer}"));
+                    }
                     if u.disabled {
                         flags.push("disabled".to_string());
                     }
-                    if !u.mfa {
+                    if !u.mfa && u.identity_provider.is_none() {
                         flags.push("no two-step sign-in yet".to_string());
                     }
                     if let Some(t) = u.locked_until {

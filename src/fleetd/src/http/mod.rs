@@ -1,5 +1,6 @@
 //! The HTTPS front: the clinician console (`/`) and the fleet admin console (`/admin`), and the
-//! API, one file per resource: sign-in ([`session`]), kiosk enrolment ([`enrol`]),
+//! API, one file per resource: sign-in ([`session`], and through an identity provider:
+//! [`oidc`]), kiosk enrolment ([`enrol`]),
 //! administration ([`admin`], every route group under `/api/admin` behind one permission check
 //! from [`allowed`]), the audit export and the "where" of each audit record ([`audit`]) and
 //! `/ws` ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
@@ -20,6 +21,7 @@ mod error;
 mod extract;
 pub mod health;
 mod limits;
+mod oidc;
 mod session;
 mod ws_slots;
 
@@ -109,6 +111,8 @@ pub struct AppState {
     sign_in_slots: Semaphore,
     ws_slots: Arc<ws_slots::WsSlots>,
     enrol_throttle: std::sync::Mutex<crate::accounts::throttle::ByAddress>,
+    /// Sign-in through an identity provider, when configured ([`AppState::set_oidc`]).
+    oidc: std::sync::OnceLock<Arc<crate::oidc::provider::Provider>>,
 }
 
 impl AppState {
@@ -137,7 +141,18 @@ impl AppState {
             enrol_throttle: std::sync::Mutex::new(crate::accounts::throttle::ByAddress::new(
                 crate::accounts::throttle::Policy::ENROL,
             )),
+            oidc: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Offers sign-in through `provider` (set once, at start-up).
+    pub fn set_oidc(&self, provider: Arc<crate::oidc::provider::Provider>) {
+        let _ = self.oidc.set(provider);
+    }
+
+    /// The identity provider, if sign-in through one is offered.
+    fn oidc(&self) -> Option<&Arc<crate::oidc::provider::Provider>> {
+        self.oidc.get()
     }
 
     /// Failed enrolment attempts per source address (see `enrol`).
@@ -168,6 +183,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     });
     assets
         .merge(session::routes())
+        .merge(oidc::routes())
         .merge(enrol::routes())
         .merge(admin::routes(state.clone()))
         .merge(audit::routes(state.clone()))

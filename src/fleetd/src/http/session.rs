@@ -42,7 +42,7 @@ fn me_of(user: &User) -> Me {
     Me { username, role, clinics }
 }
 
-fn cookie(value: String) -> Cookie<'static> {
+pub(super) fn cookie(value: String) -> Cookie<'static> {
     // `__Host-`: only over HTTPS, for this host alone, path `/` (no subdomain can set it).
     Cookie::build((SESSION_COOKIE, value))
         .http_only(true)

@@ -25,6 +25,7 @@
 pub mod audit;
 pub mod devices;
 pub mod fleet;
+pub mod idp;
 pub mod users;
 
 pub use devices::{DeviceRecord, EnrolDecision, TokenRecord, bump};
@@ -58,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     // The audit trail: append-only and hash-chained (see `audit.rs`).
     audit::SCHEMA,
     users::ACCOUNT_SCHEMA,
+    idp::SCHEMA,
 ];
 
 /// Why a database operation failed.

@@ -79,6 +79,10 @@ pub struct UserInfo {
     /// Until when (Unix seconds) sign-in is refused after failures, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<i64>,
+    /// The identity provider (its issuer URL) the account signs in through; absent for a local
+    /// account (user name and password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_provider: Option<String>,
 }
 
 /// `PUT /api/admin/users/{name}/password`: a new password for a user.
@@ -92,4 +96,13 @@ impl Validate for NewPassword {
     fn validate(&self) -> Result<(), DecodeError> {
         text("password", &self.password, 1024)
     }
+}
+
+/// `GET /api/oidc` (public): whether the consoles offer sign-in through an identity provider
+/// (OpenID Connect), and the words on its button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcInfo {
+    pub enabled: bool,
+    /// e.g. "Sign in with Maple Health"; empty when not enabled.
+    pub label: String,
 }

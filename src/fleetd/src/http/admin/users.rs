@@ -12,7 +12,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use telekiosk_protocol::api::{NewPassword, UserInfo};
 
-use crate::cli::user::user_info;
+use crate::cli::user::user_infos;
 use crate::http::AppState;
 use crate::http::allowed::Acting;
 use crate::http::error::{ApiError, ApiResult};
@@ -28,8 +28,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<UserInfo>>> {
-    let users = state.blocking(|s| s.accounts.list()).await?;
-    Ok(Json(users.iter().map(user_info).collect()))
+    Ok(Json(state.blocking(|s| user_infos(&s.accounts)).await?))
 }
 
 fn not_self(admin: &str, name: &str, what: &str) -> ApiResult<()> {

@@ -3,7 +3,7 @@
 // Hash routes: #fleet, #device/ID, #config, #config/GROUP, #rollouts, #users. Polls the admin API
 // (/api/admin/…); each tab is a module: admin-fleet.js, admin-config.js, admin-rollouts.js, admin-users.js.
 
-import { $, currentUser, inBackground, onUnauthorized, wireSession } from './common.js';
+import { $, currentUser, signinRefusal, inBackground, onUnauthorized, wireSession } from './common.js';
 import { renderDevice, renderFleet, sendCommand } from './admin-fleet.js';
 import { renderConfig, wireConfig } from './admin-config.js';
 import { renderRollouts } from './admin-rollouts.js';
@@ -89,7 +89,7 @@ function signedOut(message) {
   me = null;
   clearInterval(timer);
   show('signin');
-  $('signin-error').textContent = message || '';
+  $('signin-error').textContent = message || signinRefusal();
   $('username').focus();
 }
 

@@ -2,7 +2,7 @@
 // telekiosk clinician console. ES modules, no build step, no external resources.
 // Signs in, lists waiting kiosks live over /ws, and hands the visit it joins to call.js.
 
-import { $, currentUser, request, roomLabel, wireSession } from './common.js';
+import { $, currentUser, signinRefusal, request, roomLabel, wireSession } from './common.js';
 import * as calls from './call.js';
 
 /** @typedef {import('./wire.js').Me} Me */
@@ -157,7 +157,7 @@ function signedOut(message) {
   queue = [];
   renderQueue();
   show('signin');
-  $('signin-error').textContent = message || '';
+  $('signin-error').textContent = message || signinRefusal();
 }
 
 // ---------- WebSocket ----------
@@ -262,5 +262,5 @@ Object.assign(window, {
 
 (async () => {
   const user = await currentUser();
-  if (user) start(user); else show('signin');
+  if (user) start(user); else signedOut('');
 })();

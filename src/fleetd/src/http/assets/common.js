@@ -139,6 +139,66 @@ export async function currentUser() {
   return status === 200 ? data : null;
 }
 
+/**
+ * What each `?signin_error=CODE` fleetd sends the browser back with after a sign-in through the
+ * identity provider means, for the person signing in.
+ * @type {Record<string, string>}
+ */
+const SIGNIN_REFUSALS = {
+  off: 'Sign-in through your organisation is not set up on this server.',
+  bad_host: 'This server was reached at an address it cannot use for sign-in through your organisation.',
+  unreachable: 'Your identity provider could not be reached. Please try again in a moment, or tell your administrator.',
+  provider_refused: 'Your identity provider did not sign you in.',
+  invalid_token: 'The answer from your identity provider could not be verified. Please try again, or tell your administrator.',
+  expired: 'That sign-in took too long. Please sign in again.',
+  state_mismatch: 'That sign-in was not started in this browser, or was used already. Please sign in again.',
+  no_role: 'Your identity provider gives you no telekiosk role: ask your administrator for one.',
+  several_roles: 'Your identity provider gives you more than one telekiosk role: ask your administrator to leave one.',
+  bad_clinics: 'The clinics your identity provider lists are not in a form telekiosk understands: tell your administrator.',
+  no_mfa: 'Your identity provider did not record a second factor for this sign-in, which telekiosk requires.',
+  no_username: 'Your identity provider gave no user name telekiosk can use: tell your administrator.',
+  disabled: 'This account is disabled: ask an admin.',
+  name_taken: 'An account with your user name already exists here and does not sign in through your identity provider: ask an admin.',
+  failed: 'Signing in did not work. Please try again.',
+};
+
+/** The refusal in this page's address, read once. */
+let refusal = (() => {
+  const params = new URLSearchParams(location.search);
+  const code = params.get('signin_error');
+  if (code === null) return '';
+  params.delete('signin_error');
+  const rest = params.toString();
+  history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
+  return SIGNIN_REFUSALS[code] || SIGNIN_REFUSALS.failed;
+})();
+
+/**
+ * Why the last sign-in through the identity provider was refused, in words (once; then empty).
+ * @returns {string}
+ */
+export function signinRefusal() {
+  const said = refusal;
+  refusal = '';
+  return said;
+}
+
+/**
+ * Shows the "Sign in with …" button when fleetd offers sign-in through an identity provider; it
+ * leaves for the provider, which sends the browser back to this console.
+ */
+async function offerIdentityProvider() {
+  const { ok, data } = await request('GET', '/api/oidc');
+  /** @type {import('./wire.js').OidcInfo | null} */
+  const info = ok ? data : null;
+  if (!info || !info.enabled) return;
+  const which = location.pathname.startsWith('/admin') ? 'admin' : 'clinician';
+  const button = $('oidc-button');
+  button.textContent = info.label;
+  button.addEventListener('click', () => location.assign(`/api/oidc/start?console=${which}`));
+  $('oidc-signin').hidden = false;
+}
+
 /** The cards of the sign-in view, one shown at a time. */
 const CARDS = ['signin-form', 'code-form', 'enrol-form', 'recovery-card'];
 
@@ -222,6 +282,7 @@ export function wireSession(on) {
     const me = await currentUser();
     if (me) done(me); else { card('signin-form'); on.signedOut('Please sign in again.'); }
   });
+  offerIdentityProvider();
   $('signout').addEventListener('click', async () => {
     await request('POST', '/api/logout'); // signing out here whatever the answer
     card('signin-form');

@@ -319,4 +319,12 @@ export {};
  * @property {boolean} mfa whether two-step sign-in is set up
  * @property {number} failures failed sign-ins since the last success or unlock
  * @property {number} [locked_until] Unix seconds until which sign-in is refused
+ * @property {string} [identity_provider] issuer URL of the identity provider the account signs in through; absent for a local account
+ */
+
+/**
+ * `GET /api/oidc` (public): whether sign-in through an identity provider is offered.
+ * @typedef {object} OidcInfo
+ * @property {boolean} enabled
+ * @property {string} label the button's words, e.g. "Sign in with Maple Health"
  */
