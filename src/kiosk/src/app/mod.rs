@@ -462,6 +462,7 @@ impl Controller {
             "remote_video_frames": s.remote_video_frames,
             "remote_audio_buffers": s.remote_audio_buffers,
             "local_video_frames": s.local_video_frames,
+            "local_audio_buffers": s.local_audio_buffers,
         });
         if let Some(kib) = telemetry::rss_kib() {
             line["rss_kib"] = kib.into();

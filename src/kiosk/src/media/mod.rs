@@ -54,6 +54,7 @@ pub use elements::init;
 pub(crate) use elements::{exists, require};
 pub use encoder::choose_encoder;
 pub use quality::{CallQuality, QualityLevel, VoiceLoss};
+pub use remote::recover_from_loss;
 pub use settings::CallSettings;
 /// One ICE candidate as the wire carries it (m-line index + `candidate:` line).
 pub use telekiosk_protocol::visit::Ice;

@@ -172,7 +172,7 @@ pub(crate) fn count_voice(voice: &mut super::VoiceLoss, info: &gst::PadProbeInfo
 /// damaged part. Measured on the floor link, waiting for the keyframe instead froze the picture
 /// for over a second several times a minute. It also recovers a call whose first keyframe
 /// arrived before DTLS was up.
-fn recover_from_loss(element: &gst::Element) {
+pub fn recover_from_loss(element: &gst::Element) {
     let set_true = |property: &str| {
         if element.find_property(property).is_some() {
             element.set_property(property, true);

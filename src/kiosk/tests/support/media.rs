@@ -90,6 +90,8 @@ pub struct Answerer {
     pub last_mean: Arc<AtomicU64>,
     /// When each kiosk frame was decoded.
     pub frame_times: Arc<Mutex<Vec<Instant>>>,
+    /// Each kiosk frame that reached the video decoder: when, and its timestamp (ns).
+    pub decoder_in: Arc<Mutex<Vec<(Instant, u64)>>>,
     /// The kiosk's voice frames as they reached the peer's decoder, and those lost for good.
     pub voice: Arc<Mutex<VoiceLoss>>,
     pub options: PeerOptions,
@@ -137,6 +139,8 @@ impl Answerer {
         let frame_times = Arc::new(Mutex::new(Vec::new()));
         let voice = Arc::new(Mutex::new(VoiceLoss::default()));
         let (times, counted) = (frame_times.clone(), voice.clone());
+        let decoder_in = Arc::new(Mutex::new(Vec::new()));
+        let arrivals = decoder_in.clone();
         webrtc.connect_pad_added(move |_, pad| {
             if pad.direction() != gst::PadDirection::Src {
                 return; // the sink pads requested in `send`
@@ -144,8 +148,24 @@ impl Answerer {
             let pipeline = weak.upgrade().unwrap();
             let decodebin = gst::ElementFactory::make("decodebin").build().unwrap();
             let counted = counted.clone();
+            let arrivals = arrivals.clone();
             let bin = decodebin.downcast_ref::<gst::Bin>().unwrap();
             bin.connect_deep_element_added(move |_, _, e| {
+                if e.is::<gst_video::VideoDecoder>() {
+                    let arrivals = arrivals.clone();
+                    let sink = e.static_pad("sink").unwrap();
+                    sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                        if let Some(gst::PadProbeData::Buffer(b)) = &info.data
+                            && let Some(pts) = b.pts()
+                        {
+                            arrivals.lock().unwrap().push((Instant::now(), pts.nseconds()));
+                        }
+                        gst::PadProbeReturn::Ok
+                    });
+                }
+                // As a browser does, and as the kiosk's own receiver does: a frame lost for
+                // good asks for a keyframe (PLI) while decoding goes on.
+                telekiosk::media::recover_from_loss(e);
                 if e.factory().is_some_and(|f| f.name() == "opusdec") {
                     // As a browser does: FEC from the next packet, else concealment.
                     e.set_property("plc", true);
@@ -203,6 +223,7 @@ impl Answerer {
             kiosk_video_size,
             last_mean,
             frame_times,
+            decoder_in,
             voice,
             options,
         }
