@@ -109,6 +109,7 @@ async fn run(mut socket: WebSocket, state: Arc<AppState>, user: User, token: Str
                     let reason = "Too many messages: reload the page to reconnect";
                     let frame = CloseFrame { code: console_rate::TOO_FAST, reason: reason.into() };
                     let _ = socket.send(Message::Close(Some(frame))).await;
+                    drain(&mut socket).await;
                     break "sent too fast";
                 }
                 let msg: Result<ConsoleToServer, DecodeError> = match frame {
@@ -194,6 +195,20 @@ async fn still_live(state: &Arc<AppState>, token: &str) -> bool {
     let live =
         state.blocking(move |s| Ok::<_, ApiError>(s.accounts.is_live(&token, Instant::now())));
     live.await.unwrap_or(false)
+}
+
+/// After sending a close frame: reads (and drops) what the console still sends until it
+/// answers the close, for 2 s at most. Dropping a connection with unread data resets it, and the
+/// reset can discard the close frame before the console reads it.
+async fn drain(socket: &mut WebSocket) {
+    let answered = async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), answered).await;
 }
 
 async fn close(socket: &mut WebSocket) {
