@@ -5,6 +5,11 @@
 //! It owns nothing but the "which part is down" flag; it must never abort, restart or await a
 //! task to completion itself (shutdown stays in `serve`), and never report anything but a part's
 //! name (no counts, no addresses, no secrets).
+//!
+//! Test hook, compiled into debug builds only: with `FLEETD_TEST_PANIC=<part>` in its
+//! environment, that supervised part panics where it calls [`injected_panic`] (the signalling
+//! hub at its first tick, the revocation watcher at its first poll), so the integration tests
+//! can show that fleetd exits non-zero naming it. A release build ignores the variable.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,6 +80,22 @@ impl Health {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// The environment variable of the test hook (see the module documentation).
+#[cfg(debug_assertions)]
+pub const TEST_PANIC: &str = "FLEETD_TEST_PANIC";
+
+/// Debug builds: panics if [`TEST_PANIC`] names `part`. Release builds: does nothing.
+#[cfg(debug_assertions)]
+pub fn injected_panic(part: &str) {
+    if std::env::var(TEST_PANIC).is_ok_and(|p| p == part) {
+        panic!("{TEST_PANIC} asked `{part}` to panic");
+    }
+}
+
+/// Debug builds: panics if `FLEETD_TEST_PANIC` names `part`. Release builds: does nothing.
+#[cfg(not(debug_assertions))]
+pub fn injected_panic(_part: &str) {}
 
 #[cfg(test)]
 mod tests {

@@ -230,3 +230,36 @@ async fn an_offline_device_holds_its_wave_and_pause_resume_abort_reach_the_runni
     assert!(!ok && err.contains("there is no rollout 999"), "{err}");
     stop(f).await;
 }
+
+/// Review L15: one canary kiosk that (falsely) refuses halts the rollout; a plain resume
+/// cannot lift the halt, `--override-halt` can, and the rest of the group then gets the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_can_override_the_halt_caused_by_one_refusing_canary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = start(&tmp.path().join("data")).await;
+    let (devices, sims) = fleet(&f, 4, |i| i == 0).await;
+    let (ok, out, err) = set_group(&f.dir, &serde_json::json!({ "idle_timeout_secs": 90 })).await;
+    assert!(ok, "{out}{err}");
+    let started = rollout(&f.dir, &["--canary", &devices[0].id]).await;
+    let halted = finished(&f, started.id).await;
+    assert_eq!(halted.status, RolloutStatus::Halted, "{halted:?}");
+    assert_eq!(halted.targeted, 1, "{halted:?}");
+
+    let id = started.id.to_string();
+    let (ok, _, err) = cli(&f.dir, &["config", "resume", &id]).await;
+    assert!(!ok && err.contains("only a paused rollout"), "a plain resume lifted a halt: {err}");
+    let (ok, out, err) = cli(&f.dir, &["config", "resume", "--override-halt", &id, "--json"]).await;
+    assert!(ok, "the override was refused: {err}");
+    let resumed: RolloutInfo = serde_json::from_str(&out).unwrap();
+    assert_eq!(resumed.status, RolloutStatus::Running, "{resumed:?}");
+
+    let done = finished(&f, started.id).await;
+    assert_eq!(done.status, RolloutStatus::Completed, "{done:?}");
+    for s in &sims[1..] {
+        s.until("the version applied", |seen| seen.applied == started.version).await;
+    }
+    let range = ["--from", "2000-01-01", "--to", "2100-01-01", "--format", "json"];
+    let audit = cli(&f.dir, &[&["audit", "export"][..], &range].concat()).await;
+    assert!(audit.1.contains("rollout.override_halt"), "not audited: {}{}", audit.1, audit.2);
+    stop(f).await;
+}

@@ -85,6 +85,14 @@ pub fn load(state_dir: &Path, key: &DeviceKey) -> Result<Option<Credentials>, En
     Ok(Some(creds))
 }
 
+/// What the setup screen says while an admin has not approved: the device id and the short
+/// key fingerprint (review M5), which fleetd shows in its pending list from the same definition
+/// ([`telekiosk_protocol::fingerprint`]), so the admin can compare them before approving.
+pub fn pending_message(device_id: &str, public_point: &[u8]) -> String {
+    let key = telekiosk_protocol::fingerprint::key_fingerprint(public_point);
+    format!("Waiting for the fleet admin to approve this kiosk ({device_id}). Key: {key}")
+}
+
 /// Enrols with `token`, waiting (and calling `progress`) until an admin approves.
 pub async fn enrol(
     server: &url::Url,
@@ -106,9 +114,7 @@ pub async fn enrol(
     loop {
         match post(&client, &url, body.clone()).await {
             Ok(EnrolResponse { device_id, status: EnrolStatus::Pending }) => {
-                progress(&format!(
-                    "Waiting for the fleet admin to approve this kiosk ({device_id})."
-                ));
+                progress(&pending_message(&device_id, key.public_point()));
             }
             Ok(EnrolResponse {
                 device_id,
@@ -168,4 +174,17 @@ fn store(state_dir: &Path, creds: &Credentials) -> Result<(), EnrolError> {
     let bytes = serde_json::to_vec_pretty(creds).expect("credentials serialise");
     crate::durable::write_atomically(&path, &bytes)
         .map_err(|e| EnrolError::Store { path: path.clone(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    #[test]
+    fn the_pending_message_shows_the_key_fingerprint_fleetd_lists() {
+        let mut point = vec![0x04];
+        point.extend([7u8; 64]);
+        let message = super::pending_message("dev-abc", &point);
+        let key = telekiosk_protocol::fingerprint::key_fingerprint(&point);
+        assert!(message.contains("(dev-abc)"), "{message}");
+        assert!(message.ends_with(&format!("Key: {key}")), "{message}");
+    }
 }

@@ -160,7 +160,15 @@ pub struct Visit {
     /// never interrupted by closing time; only a new Join is refused.
     closed: Option<String>,
     state: State,
+    /// The clinician's candidates taken so far, and for which visit ([`MAX_REMOTE_ICE`]).
+    remote_ice: (String, u32),
 }
+
+/// Remote ICE candidates the kiosk takes per visit and media pipeline (review L10; the count
+/// starts again when the pipeline is rebuilt to reconnect): a call needs a few dozen at most;
+/// unlimited ones would make the kiosk send connectivity checks to any address it is told. The
+/// rest are ignored, with one warning.
+pub const MAX_REMOTE_ICE: u32 = 50;
 
 impl Visit {
     /// A kiosk at Idle.
@@ -171,6 +179,24 @@ impl Visit {
             timeouts,
             closed: None,
             state: State::Idle,
+            remote_ice: (String::new(), 0),
+        }
+    }
+
+    /// One more of the clinician's candidates for `visit_id`: handed to the pipeline up to
+    /// [`MAX_REMOTE_ICE`] per visit, then ignored (one warning for the first one ignored).
+    fn take_remote_ice(&mut self, visit_id: &str, ice: Ice) -> Vec<Effect> {
+        if self.remote_ice.0 != visit_id {
+            self.remote_ice = (visit_id.to_string(), 0);
+        }
+        self.remote_ice.1 = self.remote_ice.1.saturating_add(1);
+        match self.remote_ice.1 {
+            n if n <= MAX_REMOTE_ICE => vec![Effect::AddRemoteIce(ice)],
+            n if n == MAX_REMOTE_ICE + 1 => vec![Effect::Warn(format!(
+                "more than {MAX_REMOTE_ICE} remote ICE candidates for visit {visit_id}: the rest \
+                 are ignored"
+            ))],
+            _ => vec![],
         }
     }
 
@@ -424,7 +450,8 @@ impl Visit {
             (state, E::Server(ServerToKiosk::Ice { visit_id: v, ice }))
                 if sending(&state) == Some(v.as_str()) =>
             {
-                (state, vec![Effect::AddRemoteIce(ice)])
+                let effects = self.take_remote_ice(&v, ice);
+                (state, effects)
             }
             (state, E::Server(ServerToKiosk::End { visit_id: v, reason }))
                 if current(&state) == Some(v.as_str()) =>
@@ -468,6 +495,14 @@ impl Visit {
             (state, _) => (state, vec![]),
         };
         self.state = next;
+        // A new pipeline (a visit's first, or one rebuilt to reconnect) needs the clinician's
+        // candidates anew: the count starts again.
+        if effects
+            .iter()
+            .any(|e| matches!(e, Effect::StartMedia { .. } | Effect::RebuildMedia { .. }))
+        {
+            self.remote_ice = (String::new(), 0);
+        }
         effects
     }
 

@@ -7,7 +7,9 @@ mod support;
 use base64::Engine;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use support::swtpm::Swtpm;
-use telekiosk::config::store::{ConfigStore, ROLLBACK_COUNTER_INDEX, StoreError, TpmGuard};
+use telekiosk::config::store::{
+    ConfigStore, ROLLBACK_COUNTER_INDEX, StoreError, TpmGuard, VERSION_FLOOR_INDEX,
+};
 use telekiosk::identity::Tpm;
 use telekiosk::signed::PinnedKey;
 use telekiosk_protocol::config::{CONFIG_SCHEMA, ConfigBody, ConfigPayload, SignedConfig};
@@ -94,4 +96,51 @@ fn an_old_copy_of_the_stored_config_is_refused_after_a_newer_one_was_accepted() 
     let key = tpm.device_key(state.path()).unwrap();
     let store = ConfigStore::new(state.path(), Some(TpmGuard::new(tpm, key)));
     assert_eq!(store.load(&pinned, ME).unwrap().unwrap().payload.version, 4);
+}
+
+/// Review L6: the highest version accepted is kept in the TPM, so after the file is wiped an
+/// older config fleetd really signed is refused, while the current one is taken again.
+#[test]
+fn after_the_file_is_wiped_an_older_config_is_refused_and_the_current_one_taken() {
+    let swtpm = Swtpm::start();
+    let state = tempfile::tempdir().unwrap();
+    let tpm = Tpm::open(&swtpm.tcti()).unwrap();
+    let key = tpm.device_key(state.path()).unwrap();
+    let pair = Ed25519KeyPair::from_seed_unchecked(&[9; 32]).unwrap();
+    let pinned = PinnedKey::from_raw(pair.public_key().as_ref().try_into().unwrap());
+    let store = ConfigStore::new(state.path(), Some(TpmGuard::new(tpm.clone(), key.clone())));
+    assert!(store.load(&pinned, ME).unwrap().is_none());
+    assert_eq!(store.version_floor(), 0, "a new kiosk takes any version");
+
+    store.save(&document(&pair, 3)).unwrap();
+    store.save(&document(&pair, 6)).unwrap();
+    assert_eq!(tpm.nv_number(VERSION_FLOOR_INDEX).unwrap(), Some(6));
+    assert_eq!(store.version_floor(), 6);
+
+    // The state partition is wiped and the kiosk restarts: the floor comes from the TPM.
+    std::fs::remove_file(store.path()).unwrap();
+    drop(store);
+    let store = ConfigStore::new(state.path(), Some(TpmGuard::new(tpm.clone(), key.clone())));
+    assert!(matches!(store.load(&pinned, ME), Err(StoreError::Missing { .. })));
+    assert_eq!(store.version_floor(), 6);
+    let old = serde_json::to_vec(&document(&pair, 3)).unwrap();
+    let received = telekiosk::config::receive(&old, &pinned, ME, None, store.version_floor());
+    assert!(
+        matches!(received, telekiosk::config::Received::Refused { version: 3, .. }),
+        "an older signed config was taken after the wipe: {received:?}"
+    );
+    // Storing one anyway is refused too, and the floor never goes down.
+    match store.save(&document(&pair, 3)) {
+        Err(e @ StoreError::BelowFloor { version: 3, floor: 6 }) => {
+            assert!(e.to_string().contains("never taken again"), "{e}")
+        }
+        other => panic!("an older config was stored: {other:?}"),
+    }
+    assert_eq!(tpm.nv_number(VERSION_FLOOR_INDEX).unwrap(), Some(6));
+    // fleetd's current config (the floor's version) is taken again and loads at the next start.
+    let current = serde_json::to_vec(&document(&pair, 6)).unwrap();
+    let received = telekiosk::config::receive(&current, &pinned, ME, None, store.version_floor());
+    assert!(matches!(received, telekiosk::config::Received::Accepted(_)), "{received:?}");
+    store.save(&document(&pair, 6)).unwrap();
+    assert_eq!(store.load(&pinned, ME).unwrap().unwrap().payload.version, 6);
 }

@@ -206,4 +206,8 @@ pub struct DeviceInfo {
     pub cert_serial: Option<String>,
     /// SHA-256 fingerprint of its certificate, as `openssl x509 -fingerprint -sha256` prints it.
     pub cert_fingerprint: Option<String>,
+    /// Short fingerprint of its public key ([`crate::fingerprint::key_fingerprint`]), the one
+    /// the kiosk shows while it waits: compare the two before approving it.
+    #[serde(default)]
+    pub key_fingerprint: String,
 }

@@ -60,6 +60,8 @@ pub const ROLLOUT_PAUSE: &str = "rollout.pause";
 pub const ROLLOUT_RESUME: &str = "rollout.resume";
 /// A rollout was aborted.
 pub const ROLLOUT_ABORT: &str = "rollout.abort";
+/// An admin resumed a halted rollout, forgiving its failures so far.
+pub const ROLLOUT_OVERRIDE_HALT: &str = "rollout.override_halt";
 /// A kiosk waits for a clinician.
 pub const VISIT_QUEUED: &str = "visit.queued";
 /// A clinician joined a visit.

@@ -61,6 +61,11 @@ pub enum ConfigCommand {
     Resume {
         /// Rollout id.
         rollout: i64,
+        /// Resume a rollout that halted itself on failures instead (e.g. a canary kiosk that
+        /// falsely reports refusals): the failures so far are forgiven, later ones count against
+        /// the threshold again. Audited as `rollout.override_halt`.
+        #[arg(long)]
+        override_halt: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -242,8 +247,9 @@ pub fn run(command: ConfigCommand, data_dir: &Path) -> anyhow::Result<()> {
         ConfigCommand::Pause { rollout, common } => {
             change(&dir, rollout, Control::Pause, &by, common)
         }
-        ConfigCommand::Resume { rollout, common } => {
-            change(&dir, rollout, Control::Resume, &by, common)
+        ConfigCommand::Resume { rollout, override_halt, common } => {
+            let action = if override_halt { Control::OverrideHalt } else { Control::Resume };
+            change(&dir, rollout, action, &by, common)
         }
         ConfigCommand::Abort { rollout, common } => {
             change(&dir, rollout, Control::Abort, &by, common)
@@ -256,6 +262,7 @@ fn change(dir: &DataDir, id: i64, action: Control, by: &str, common: Common) -> 
         Control::Pause => audit::ROLLOUT_PAUSE,
         Control::Resume => audit::ROLLOUT_RESUME,
         Control::Abort => audit::ROLLOUT_ABORT,
+        Control::OverrideHalt => audit::ROLLOUT_OVERRIDE_HALT,
     };
     let changed = open_fleet(dir)?.change_rollout(id, action, by, unix_now());
     let changed = audited(dir, name, &format!("rollout {id}"), changed)??;

@@ -135,8 +135,10 @@ pub fn run(command: DeviceCommand, data_dir: &Path) -> anyhow::Result<()> {
                     let applied =
                         f.state.as_ref().map_or("-".into(), |s| s.config_version.to_string());
                     let health = f.state.as_ref().map_or("unknown".into(), |s| health(&s.health));
+                    let key = &d.key_fingerprint;
                     println!(
-                        "{id}  {status:<8}  {online:<7}  config {applied:<6}  {health:<20}  {} / {}",
+                        "{id}  {status:<8}  {online:<7}  config {applied:<6}  {health:<20}  key {key}  \
+                         {} / {}",
                         d.clinic, d.room
                     );
                 }
@@ -191,6 +193,7 @@ fn print_device(d: &DeviceInfo) {
     println!("Status:      {}", d.status.as_str());
     println!("Place:       {} / {}", d.clinic, d.room);
     println!("Enrolled:    {}", when(d.created_at));
+    println!("Key:         {} (the kiosk shows the same while it waits)", d.key_fingerprint);
     if let Some(t) = d.approved_at {
         println!("Approved:    {}", when(t));
     }

@@ -272,6 +272,7 @@ impl Fleet {
             Control::Pause => "rollout paused",
             Control::Resume => "rollout resumed",
             Control::Abort => "rollout aborted",
+            Control::OverrideHalt => "rollout resumed past its halt by an admin",
         };
         tracing::info!(by, group = %row.group, rollout = id, version = row.version, "{what}");
         self.rollout(id)
@@ -380,7 +381,14 @@ fn change_rollout(
     now: i64,
 ) -> Result<(), FleetError> {
     let mut engine = engine_of(row)?;
-    engine.admin(action, now).map_err(|source| FleetError::Change { id: row.id, source })?;
+    let change = |source| FleetError::Change { id: row.id, source };
+    if action == Control::OverrideHalt
+        && let Some(latest) = q::rollouts(c, Some(&row.group), 1)?.pop()
+        && latest.id != row.id
+    {
+        return Err(change(RolloutError::Superseded { newer: latest.id }));
+    }
+    engine.admin(action, now).map_err(change)?;
     let state = serde_json::to_string(&engine).expect("the engine state serialises");
     q::save_rollout(c, row.id, engine.status.as_str(), &state, now)?;
     Ok(())

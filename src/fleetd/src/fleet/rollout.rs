@@ -106,6 +106,9 @@ pub enum Control {
     Pause,
     Resume,
     Abort,
+    /// Resume a halted rollout (review L15): the failures so far are forgiven, later ones count
+    /// against the threshold again. For a canary that falsely reports refusals.
+    OverrideHalt,
 }
 
 /// Why a rollout could not be made or changed.
@@ -122,6 +125,9 @@ pub enum RolloutError {
     /// Pausing a rollout that is not running, or resuming one that is not paused.
     #[error("rollout is {status}; only a {wanted} rollout can be {action}")]
     WrongStatus { status: &'static str, wanted: &'static str, action: &'static str },
+    /// Overriding the halt of a rollout that a newer one of its group replaced.
+    #[error("rollout {newer} of the same group is newer: start a new rollout instead")]
+    Superseded { newer: i64 },
 }
 
 /// A rollout of one version to one group.
@@ -136,6 +142,10 @@ pub struct Rollout {
     pub current_wave: u32,
     pub wave_started_at: i64,
     pub halt_reason: Option<String>,
+    /// Failures an admin forgave by overriding a halt ([`Control::OverrideHalt`]); only those
+    /// after it count against the threshold.
+    #[serde(default)]
+    pub forgiven: usize,
 }
 
 impl Rollout {
@@ -189,6 +199,7 @@ impl Rollout {
             current_wave: 0,
             wave_started_at: 0,
             halt_reason: None,
+            forgiven: 0,
         })
     }
 
@@ -229,7 +240,7 @@ impl Rollout {
         }
         let (targeted, failed) = (self.targeted(), self.failed());
         let threshold = usize::from(self.plan.failure_threshold_percent);
-        if failed * 100 > threshold * targeted {
+        if failed.saturating_sub(self.forgiven) * 100 > threshold * targeted {
             let reason = format!(
                 "{failed} of {targeted} devices targeted so far refused or did not answer, \
                  more than the {threshold} % threshold"
@@ -284,6 +295,13 @@ impl Rollout {
                 RolloutStatus::Aborted
             }
             (Control::Abort, _) => return Err(wrong("running or paused", "aborted")),
+            (Control::OverrideHalt, RolloutStatus::Halted) => {
+                self.wave_started_at = now;
+                self.forgiven = self.failed();
+                self.halt_reason = None;
+                RolloutStatus::Running
+            }
+            (Control::OverrideHalt, _) => return Err(wrong("halted", "resumed past its halt")),
         };
         Ok(())
     }

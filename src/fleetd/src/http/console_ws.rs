@@ -2,7 +2,8 @@
 //! decodes each text frame with `telekiosk_protocol::decode` for the hub and sends the hub's
 //! messages back as JSON. Keeps the session alive while its clinician is in a call and closes
 //! the socket when the session has ended (checked every few seconds, and at once when an
-//! account change ends sessions). Logs sizes and ids, never message contents.
+//! account change ends sessions). A console that sends faster than [`console_rate`] allows is
+//! closed (code 1008). Logs sizes and ids, never message contents.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use telekiosk_protocol::{DecodeError, decode, encode};
 use tokio::sync::mpsc;
 
 use super::AppState;
+use super::console_rate::{self, Bucket};
 use super::error::{ApiError, ApiResult};
 use super::extract::Place;
 use super::extract::SignedIn;
@@ -96,9 +98,20 @@ async fn run(mut socket: WebSocket, state: Arc<AppState>, user: User, token: Str
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
     let mut check = tokio::time::interval_at(tokio::time::Instant::now() + CHECK, CHECK);
     let mut revoked = state.accounts.revocations();
+    let mut bucket = Bucket::new(console_rate::BURST, console_rate::RATE, Instant::now());
     let why = loop {
         tokio::select! {
             frame = socket.recv() => {
+                if matches!(frame, Some(Ok(Message::Text(_) | Message::Binary(_))))
+                    && !bucket.take(Instant::now())
+                {
+                    tracing::warn!(user = %user.username, conn = conn.0, "console socket closed: it sent messages too fast");
+                    let reason = "Too many messages: reload the page to reconnect";
+                    let frame = CloseFrame { code: console_rate::TOO_FAST, reason: reason.into() };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    drain(&mut socket).await;
+                    break "sent too fast";
+                }
                 let msg: Result<ConsoleToServer, DecodeError> = match frame {
                     Some(Ok(Message::Text(text))) => {
                         if !in_session(&state, &token).await {
@@ -182,6 +195,20 @@ async fn still_live(state: &Arc<AppState>, token: &str) -> bool {
     let live =
         state.blocking(move |s| Ok::<_, ApiError>(s.accounts.is_live(&token, Instant::now())));
     live.await.unwrap_or(false)
+}
+
+/// After sending a close frame: reads (and drops) what the console still sends until it
+/// answers the close, for 2 s at most. Dropping a connection with unread data resets it, and the
+/// reset can discard the close frame before the console reads it.
+async fn drain(socket: &mut WebSocket) {
+    let answered = async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), answered).await;
 }
 
 async fn close(socket: &mut WebSocket) {

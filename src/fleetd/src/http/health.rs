@@ -23,3 +23,19 @@ async fn answer(health: Health) -> (StatusCode, Json<serde_json::Value>) {
         Some(part) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ok": false, "down": part }))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn health_is_503_naming_the_part_that_is_down_and_200_before() {
+        let health = Health::default();
+        let (status, Json(body)) = answer(health.clone()).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({ "ok": true })));
+        health.down("signalling hub");
+        let (status, Json(body)) = answer(health).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, json!({ "ok": false, "down": "signalling hub" }));
+    }
+}

@@ -15,6 +15,7 @@
 mod admin;
 mod allowed;
 mod audit;
+mod console_rate;
 mod console_ws;
 mod enrol;
 mod error;

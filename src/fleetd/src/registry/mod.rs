@@ -286,6 +286,7 @@ fn status_of(d: &DeviceRecord) -> DeviceStatus {
 pub(crate) fn info(d: DeviceRecord) -> DeviceInfo {
     DeviceInfo {
         status: status_of(&d),
+        key_fingerprint: telekiosk_protocol::fingerprint::key_fingerprint(&d.public_key),
         id: d.id,
         clinic: d.clinic,
         room: d.room,

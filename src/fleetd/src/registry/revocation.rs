@@ -91,6 +91,7 @@ async fn run(
             _ = tokio::time::sleep(POLL) => {}
             _ = poke.notified() => {}
         }
+        crate::supervise::injected_panic("revocation watcher");
         let generation = match registry.generation() {
             Ok(g) => Some(g),
             Err(e) => {

@@ -54,6 +54,17 @@ impl Router {
                 (NoteLevel::Audit, what, ServerToKiosk::Answer { visit_id, sdp })
             }
             ConsoleToServer::Ice { visit_id, ice } => {
+                let v = &mut self.visits[i];
+                if let (false, warn) = v.count_ice(IceFrom::Console) {
+                    if warn {
+                        let what = format!(
+                            "console sent more than {MAX_ICE_PER_VISIT} candidates for one \
+                             visit: the rest are dropped"
+                        );
+                        out.push(note(NoteLevel::Warn, what).user(&user).visit(v).into());
+                    }
+                    return;
+                }
                 let what = "console candidate relayed to kiosk".to_string();
                 (NoteLevel::Debug, what, ServerToKiosk::Ice { visit_id, ice })
             }

@@ -95,7 +95,10 @@ async fn run(
     loop {
         let msg = tokio::select! {
             msg = rx.recv() => msg,
-            _ = tick.tick() => Some(HubMsg::Input(Input::Tick)),
+            _ = tick.tick() => {
+                crate::supervise::injected_panic("signalling hub");
+                Some(HubMsg::Input(Input::Tick))
+            }
         };
         let Some(msg) = msg else { break };
         let input = match msg {

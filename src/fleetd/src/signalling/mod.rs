@@ -82,6 +82,12 @@ pub const NOT_ENROLLED: &str = "the device is not in the registry";
 /// long for it to come back (media is peer to peer and may well still flow); then it ends.
 pub const RESUME_GRACE: Duration = Duration::from_secs(60);
 
+/// Candidates relayed per visit in each direction (kiosk → console, console → kiosk), review
+/// L10: a visit needs a few dozen (host, reflexive and relay candidates, again after a resume);
+/// a flood of them would make the other side probe arbitrary addresses. The rest are dropped,
+/// with one warning per visit and direction.
+pub const MAX_ICE_PER_VISIT: u32 = 100;
+
 /// One visit fleetd knows of: waiting (no owner) or in progress (owned by one console).
 #[derive(Debug)]
 struct Visit {
@@ -98,6 +104,25 @@ struct Visit {
     /// [`RESUME_GRACE`]).
     console_away: Option<Instant>,
     kiosk_away: Option<Instant>,
+    /// Candidates relayed so far: from the kiosk, from the console ([`MAX_ICE_PER_VISIT`]).
+    ice_relayed: [u32; 2],
+}
+
+/// Which way a candidate goes (an index into [`Visit::ice_relayed`]).
+#[derive(Debug, Clone, Copy)]
+enum IceFrom {
+    Kiosk = 0,
+    Console = 1,
+}
+
+impl Visit {
+    /// Counts one more candidate from `from`; false once past [`MAX_ICE_PER_VISIT`] (the
+    /// caller drops it), and `warn` is true for the first one dropped.
+    fn count_ice(&mut self, from: IceFrom) -> (bool, bool) {
+        let n = &mut self.ice_relayed[from as usize];
+        *n = n.saturating_add(1);
+        (*n <= MAX_ICE_PER_VISIT, *n == MAX_ICE_PER_VISIT + 1)
+    }
 }
 
 impl Visit {
@@ -119,6 +144,7 @@ impl Visit {
             clinician,
             console_away,
             kiosk_away,
+            ice_relayed: [0, 0],
         }
     }
 }
@@ -231,6 +257,17 @@ impl Router {
                 self.to_owner(current, ServerToConsole::Offer { visit_id, sdp }, what, out);
             }
             KioskToServer::Ice { visit_id, ice } => {
+                let v = &mut self.visits[current.expect("checked above")];
+                if let (false, warn) = v.count_ice(IceFrom::Kiosk) {
+                    if warn {
+                        let what = format!(
+                            "kiosk sent more than {MAX_ICE_PER_VISIT} candidates for one visit: \
+                             the rest are dropped"
+                        );
+                        out.push(note(NoteLevel::Warn, what).visit(v).into());
+                    }
+                    return;
+                }
                 let what = "kiosk candidate relayed to console".to_string();
                 self.to_owner(current, ServerToConsole::Ice { visit_id, ice }, what, out);
             }

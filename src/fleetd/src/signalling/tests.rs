@@ -613,3 +613,6 @@ fn an_ended_visit_is_noted_with_its_clinician_and_duration() {
     let who = (over.user.as_deref(), over.visit_id.as_deref(), over.device_id.as_deref());
     assert_eq!(who, (Some("alice"), Some("v1"), Some("kiosk-a")));
 }
+
+/// Review L10: candidates relayed per visit are capped in each direction.
+mod ice_cap;

@@ -65,7 +65,8 @@ impl Controller {
     /// A document from the `config` topic.
     pub(super) fn on_config(&mut self, bytes: &[u8], run: &mut Running) {
         let a = &self.agent;
-        match config::receive(bytes, &a.pinned, &a.device_id, run.fleet.in_force.as_ref()) {
+        let (in_force, floor) = (run.fleet.in_force.as_ref(), a.store.version_floor());
+        match config::receive(bytes, &a.pinned, &a.device_id, in_force, floor) {
             Received::AlreadyInForce => tracing::debug!("the config in force arrived again"),
             Received::Accepted(accepted) => {
                 let version = accepted.payload.version;

@@ -362,10 +362,26 @@ impl Controller {
                 }
             }
             Effect::SetRemoteAnswer { sdp } => {
-                match run.call.handle.as_ref().map(|c| c.set_remote_answer(&sdp)) {
-                    Some(Err(e)) => pending.push_back(Event::MediaFailed { reason: e.to_string() }),
-                    Some(Ok(answered)) => run.call.condition.audio_only = answered.video.is_none(),
-                    None => {}
+                // Waits up to seconds for the pipeline (review L9): on the blocking pool, not on
+                // one of the runtime's two workers. The handle comes back with the answer.
+                let Some(call) = run.call.handle.take() else { return };
+                let applied = tokio::task::spawn_blocking(move || {
+                    let answered = call.set_remote_answer(&sdp);
+                    (call, answered)
+                });
+                match applied.await {
+                    Ok((call, answered)) => {
+                        run.call.handle = Some(call);
+                        match answered {
+                            Err(e) => {
+                                pending.push_back(Event::MediaFailed { reason: e.to_string() })
+                            }
+                            Ok(a) => run.call.condition.audio_only = a.video.is_none(),
+                        }
+                    }
+                    Err(e) => pending.push_back(Event::MediaFailed {
+                        reason: format!("applying the answer failed: {e}"),
+                    }),
                 }
             }
             Effect::AddRemoteIce(ice) => {

@@ -49,12 +49,15 @@ pub enum Received {
 }
 
 /// Decides about one document from the `config` topic, given the config in force (`None`: the
-/// built-in defaults, version 0).
+/// built-in defaults, version 0) and the version floor (the highest version this kiosk ever
+/// accepted, kept in its TPM: [`store::ConfigStore::version_floor`]; that version itself may
+/// come again after the stored file was wiped, an older one never).
 pub fn receive(
     bytes: &[u8],
     pinned: &PinnedKey,
     device_id: &str,
     in_force: Option<&Accepted>,
+    floor: u64,
 ) -> Received {
     let refused = |error: ConfigError| Received::Refused { version: claimed_version(bytes), error };
     let signed = match verify::decode_signed(bytes) {
@@ -64,7 +67,7 @@ pub fn receive(
     if in_force.is_some_and(|f| f.signed == signed) {
         return Received::AlreadyInForce;
     }
-    let version = in_force.map_or(0, |f| f.payload.version);
+    let version = in_force.map_or(0, |f| f.payload.version).max(floor.saturating_sub(1));
     match verify::verify_signed(&signed, pinned, device_id, version).and_then(|p| accept(signed, p))
     {
         Ok(accepted) => Received::Accepted(Box::new(accepted)),

@@ -16,8 +16,16 @@
 //! writing the current value into an old copy. A crash between the increment and the write
 //! leaves the counter one ahead: the stored config is then refused too, which is safe (defaults
 //! until fleetd's retained config arrives).
+//!
+//! The counter says a config was accepted, not which: after the file is wiped, an older config
+//! fleetd really signed (re-published by anyone who kept a copy) would verify. So the highest
+//! version accepted is also kept in the TPM, at [`VERSION_FLOOR_INDEX`] (raised before the
+//! counter moves, never lowered): [`ConfigStore::version_floor`] is the lowest version the kiosk
+//! takes from then on, with or without a file (review L6).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -34,6 +42,10 @@ pub const FILE: &str = "config.json";
 /// The TPM NV counter of the rollback guard: owner range, in the 0x01007Exx block telekiosk
 /// uses (0x01007E1B–0x01007E1D are taken by the identity tests).
 pub const ROLLBACK_COUNTER_INDEX: u32 = 0x0100_7E01;
+
+/// The highest config version this kiosk accepted (an 8-byte ordinary NV index, next to the
+/// counter).
+pub const VERSION_FLOOR_INDEX: u32 = 0x0100_7E02;
 
 /// Version of the file's layout.
 const FORMAT: u32 = 1;
@@ -69,6 +81,11 @@ pub enum StoreError {
          defaults until fleetd sends the current config"
     )]
     NotBound { reason: String },
+    #[error(
+        "the config's version {version} is below version {floor}, the highest this kiosk \
+         accepted (kept in its TPM): an older config is never taken again"
+    )]
+    BelowFloor { version: u64, floor: u64 },
     #[error("the TPM could not guard the config against rollback: {0}")]
     Tpm(#[from] IdentityError),
 }
@@ -93,6 +110,8 @@ impl TpmGuard {
 pub struct ConfigStore {
     path: PathBuf,
     guard: Option<TpmGuard>,
+    /// The TPM's version floor as last read or raised (0 without a TPM or before [`Self::load`]).
+    floor: Arc<AtomicU64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,7 +135,20 @@ struct Rollback {
 impl ConfigStore {
     /// The store in `state_dir`; `guard` is `None` only without a TPM (development key).
     pub fn new(state_dir: &Path, guard: Option<TpmGuard>) -> ConfigStore {
-        ConfigStore { path: state_dir.join(FILE), guard }
+        ConfigStore { path: state_dir.join(FILE), guard, floor: Arc::default() }
+    }
+
+    /// The lowest config version this kiosk may take (the highest it ever accepted, from the
+    /// TPM; 0 without a TPM), as read by [`Self::load`] at start and raised by [`Self::save`].
+    pub fn version_floor(&self) -> u64 {
+        self.floor.load(Ordering::Acquire)
+    }
+
+    /// Reads the TPM's version floor into [`Self::version_floor`].
+    fn read_floor(&self, g: &TpmGuard) -> Result<u64, StoreError> {
+        let floor = g.tpm.nv_number(VERSION_FLOOR_INDEX)?.unwrap_or(0);
+        self.floor.fetch_max(floor, Ordering::AcqRel);
+        Ok(floor)
     }
 
     /// The file's path.
@@ -130,6 +162,13 @@ impl ConfigStore {
     pub fn save(&self, signed: &SignedConfig) -> Result<(), StoreError> {
         let rollback = match &self.guard {
             Some(g) => {
+                let version = claimed_version(signed);
+                let floor = self.read_floor(g)?;
+                if version < floor {
+                    return Err(StoreError::BelowFloor { version, floor });
+                }
+                let raised = g.tpm.nv_raise(VERSION_FLOOR_INDEX, version)?;
+                self.floor.fetch_max(raised, Ordering::AcqRel);
                 let counter = g.tpm.nv_increment(g.index)?;
                 let signature = g.key.sign(&binding(signed, counter))?;
                 let device_signature = base64::engine::general_purpose::STANDARD.encode(signature);
@@ -150,6 +189,10 @@ impl ConfigStore {
         pinned: &PinnedKey,
         device_id: &str,
     ) -> Result<Option<Accepted>, StoreError> {
+        let floor = match &self.guard {
+            Some(g) => self.read_floor(g)?,
+            None => 0,
+        };
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return self.nothing_stored(),
@@ -166,6 +209,9 @@ impl ConfigStore {
         let payload = verify_signed(&file.config, pinned, device_id, 0)?;
         if let Some(g) = &self.guard {
             check_guard(g, &file)?;
+        }
+        if payload.version < floor {
+            return Err(StoreError::BelowFloor { version: payload.version, floor });
         }
         Ok(Some(accept(file.config, payload)?))
     }
@@ -205,6 +251,16 @@ fn check_guard(g: &TpmGuard, file: &StoredFile) -> Result<(), StoreError> {
         return Err(not_bound("the file's counter is ahead of the TPM's: another TPM's file"));
     }
     Ok(())
+}
+
+/// The version a document accepted by `config::receive` carries (0 if unreadable, which the
+/// floor then refuses once any config was accepted).
+fn claimed_version(signed: &SignedConfig) -> u64 {
+    #[derive(Deserialize)]
+    struct Version {
+        version: u64,
+    }
+    serde_json::from_str::<Version>(&signed.payload).map_or(0, |v| v.version)
 }
 
 /// The message the device key signs for the rollback guard.

@@ -12,7 +12,7 @@ const ME: &str = "kiosk-7f3a";
 
 /// What a caller does with `receive`: adopt accepted configs, keep the last good otherwise.
 fn feed(in_force: &mut Option<Accepted>, bytes: &[u8], pinned: &PinnedKey) -> Received {
-    let received = receive(bytes, pinned, ME, in_force.as_ref());
+    let received = receive(bytes, pinned, ME, in_force.as_ref(), 0);
     if let Received::Accepted(a) = &received {
         *in_force = Some((**a).clone());
     }
@@ -55,7 +55,7 @@ fn a_config_whose_time_zone_this_kiosk_does_not_know_is_refused_naming_the_field
     let (fleet, pinned) = fleet_key();
     let mut p = payload(1);
     p.body.timezone = "Europe/Atlantis".into();
-    let got = receive(&document(&fleet, &serde_json::to_string(&p).unwrap()), &pinned, ME, None);
+    let got = receive(&document(&fleet, &serde_json::to_string(&p).unwrap()), &pinned, ME, None, 0);
     match got {
         Received::Refused { version: 1, error: ConfigError::OutOfRange { field, reason } } => {
             assert_eq!(field, "timezone");
@@ -100,4 +100,18 @@ fn settings_carry_time_outs_caps_and_ice_servers_from_the_body() {
         ]
     );
     assert_eq!(s.telemetry_interval, Duration::from_secs(60));
+}
+
+/// Review L6: with no config in force (the stored file wiped), the TPM's floor still refuses
+/// an older config; the floor's own version (fleetd's current one) is taken again.
+#[test]
+fn below_the_version_floor_nothing_is_taken_even_with_no_config_in_force() {
+    let (fleet, pinned) = fleet_key();
+    let doc = |v: u64| document(&fleet, &serde_json::to_string(&payload(v)).unwrap());
+    match receive(&doc(4), &pinned, ME, None, 5) {
+        Received::Refused { version: 4, error: ConfigError::NotNewer { .. } } => {}
+        other => panic!("an older config was taken after a wipe: {other:?}"),
+    }
+    assert!(matches!(receive(&doc(5), &pinned, ME, None, 5), Received::Accepted(_)));
+    assert!(matches!(receive(&doc(6), &pinned, ME, None, 5), Received::Accepted(_)));
 }

@@ -45,6 +45,7 @@
 mod error;
 mod key;
 mod nv;
+mod nv_word;
 mod seal;
 mod software;
 mod templates;

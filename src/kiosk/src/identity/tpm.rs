@@ -11,10 +11,10 @@ use zeroize::Zeroizing;
 
 use super::error::IdentityError;
 use super::key::{DeviceKey, TpmKey};
-use super::nv;
 use super::seal::{self, SealedBlob};
 use super::tpm_key::{self, DEVICE_KEY_HANDLE, KeyAttributes, KeyOrigin};
 use super::worker::Tpm;
+use super::{nv, nv_word};
 
 impl Tpm {
     /// Loads this kiosk's key from [`DEVICE_KEY_HANDLE`], creating it on first start. `state_dir`
@@ -75,5 +75,16 @@ impl Tpm {
     /// Increments the counter at NV `index` (defining it if missing); returns the new value.
     pub fn nv_increment(&self, index: u32) -> Result<u64, IdentityError> {
         self.call("increment the NV counter", move |w| nv::increment(w, index))
+    }
+
+    /// The number at NV `index` (an 8-byte ordinary index), `None` if never written.
+    pub fn nv_number(&self, index: u32) -> Result<Option<u64>, IdentityError> {
+        self.call("read the NV number", move |w| nv_word::read_if_written(w, index))
+    }
+
+    /// Raises the number at NV `index` to `value` (never lowers it; defines the index if
+    /// missing); returns the number now stored.
+    pub fn nv_raise(&self, index: u32, value: u64) -> Result<u64, IdentityError> {
+        self.call("write the NV number", move |w| nv_word::raise(w, index, value))
     }
 }

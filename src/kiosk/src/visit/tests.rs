@@ -524,3 +524,21 @@ fn stalls_and_recoveries_outside_a_call_change_nothing() {
         assert_eq!(rebuilds(&effects), 0);
     }
 }
+
+#[test]
+fn remote_candidates_past_the_cap_are_ignored_with_one_warning() {
+    let mut steps = into_call();
+    for n in 0..MAX_REMOTE_ICE + 5 {
+        steps.push((3000, server(ServerToKiosk::Ice { visit_id: V.into(), ice: ice(n) })));
+    }
+    let (visit, effects) = run(&steps);
+    let added = effects.iter().filter(|e| matches!(e, Effect::AddRemoteIce(_))).count();
+    assert_eq!(added, MAX_REMOTE_ICE as usize);
+    assert!(!effects.contains(&Effect::AddRemoteIce(ice(MAX_REMOTE_ICE))), "the 51st was taken");
+    let warned: Vec<_> = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Warn(w) if w.contains("remote ICE candidates")))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(matches!(visit.state(), State::InCall { .. }), "the call goes on");
+}

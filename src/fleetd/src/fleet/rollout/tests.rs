@@ -224,3 +224,25 @@ fn the_engine_state_survives_a_round_trip_through_json() {
     let back: Rollout = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
     assert_eq!(back, r);
 }
+
+/// Review L15: one canary that falsely refuses halts the rollout; an admin can override the
+/// halt, and only later failures count against the threshold.
+#[test]
+fn an_admin_can_override_a_halt_caused_by_one_lying_canary() {
+    let plan = Plan { canary: vec!["dev-00".into()], ..Plan::default() };
+    let lying: HashMap<_, _> = [("dev-00".to_string(), Kiosk::Refuses)].into();
+    let answer = |d: &str| reports(&[d.to_string()], &lying).get(d).cloned();
+    let mut r = rollout(8, plan);
+    assert!(matches!(&r.step(|_| None, 0)[..], [Effect::Publish { wave: 1, .. }]));
+    assert!(matches!(&r.step(answer, 10)[..], [Effect::Halted { .. }]));
+    assert_eq!(r.status, RolloutStatus::Halted);
+    assert!(r.admin(Control::Resume, 20).is_err(), "a plain resume does not lift a halt");
+    r.admin(Control::OverrideHalt, 20).unwrap();
+    assert_eq!((r.status, r.forgiven, r.wave_started_at), (RolloutStatus::Running, 1, 20));
+    let effects = r.step(answer, 21);
+    assert!(matches!(&effects[..], [Effect::Publish { wave: 2, .. }]), "{effects:?}");
+    assert!(r.admin(Control::OverrideHalt, 22).is_err(), "only a halted rollout");
+    // Later failures count again: every kiosk of wave 2 refusing halts it once more.
+    let all_refuse = |_: &str| Some(Seen { config_version: 3, refused: Some((7, "bad".into())) });
+    assert!(matches!(&r.step(all_refuse, 30)[..], [Effect::Halted { .. }]));
+}

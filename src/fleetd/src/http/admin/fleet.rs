@@ -215,7 +215,8 @@ async fn change_rollout(
         "pause" => (Control::Pause, audit::ROLLOUT_PAUSE),
         "resume" => (Control::Resume, audit::ROLLOUT_RESUME),
         "abort" => (Control::Abort, audit::ROLLOUT_ABORT),
-        _ => return Err(ApiError::NotFound("Use pause, resume or abort.".into())),
+        "override-halt" => (Control::OverrideHalt, audit::ROLLOUT_OVERRIDE_HALT),
+        _ => return Err(ApiError::NotFound("Use pause, resume, abort or override-halt.".into())),
     };
     let by = u.username.clone();
     let res = s.blocking(move |s| s.fleet.change_rollout(id, action, &by, unix_now()));

@@ -49,7 +49,9 @@ export async function renderFleet() {
     const parts = PARTS.map((p) => el('td', {}, part(s ? s.health[p] : 'unknown')));
     const tr = el('tr', { className: 'clickable' },
       el('td', {}, el('a', { href: `#device/${encodeURIComponent(d.id)}` }, d.id),
-        el('div', { className: 'sub' }, d.status)),
+        el('div', { className: 'sub' }, d.status),
+        // Compared with the one the kiosk shows before approving it (review M5).
+        d.status === 'pending' ? el('div', { className: 'sub' }, `key ${d.key_fingerprint}`) : null),
       el('td', {}, d.clinic, el('div', { className: 'sub' }, roomLabel(d.room))),
       el('td', {}, presence(d)),
       cfg, ...parts,
@@ -89,7 +91,8 @@ export async function renderDevice(id) {
   pill.textContent = s ? (s.presence === 'online' ? 'Online' : 'Offline') : 'Never seen';
   pill.className = `pill ${s ? (s.presence === 'online' ? 'ok' : 'bad') : ''}`;
   facts('device-state', [
-    ['Kiosk', d.id], ['Enrolment', d.status], ['Software', s ? s.software || '—' : '—'],
+    ['Kiosk', d.id], ['Enrolment', d.status], ['Key', d.key_fingerprint],
+    ['Software', s ? s.software || '—' : '—'],
     ['Up for', s ? duration(s.uptime_secs) : '—'], ['Last report', ago(d.last_seen)],
     ['Last visit', s && s.last_visit ? `${when(s.last_visit.ended_at)}, ${duration(s.last_visit.duration_secs)}` : '—'],
     ['Last call\'s link', s && s.network ? linkWords(s.network) : '—'],

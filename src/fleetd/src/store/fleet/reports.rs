@@ -147,3 +147,60 @@ pub fn record_result(
         .execute(params![device, command_id, result, now, is_final])?;
     Ok(changed == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn queued(store: &Store, id: &str) {
+        store
+            .read(|c| {
+                c.execute(
+                    "INSERT OR IGNORE INTO devices (id, clinic, room, public_key, status, created_at)
+                     VALUES ('d-1', 'North Clinic', '1', x'01', 'active', 0)",
+                    [],
+                )?;
+                let row = CommandRow {
+                    command_id: id.into(),
+                    device_id: "d-1".into(),
+                    command: r#"{"type":"identify","seconds":5}"#.into(),
+                    status: "queued".into(),
+                    created_at: 100,
+                    created_by: "admin".into(),
+                    issued_at: None,
+                    expires_at: None,
+                    result: None,
+                    result_at: None,
+                };
+                insert_command(c, &row)?;
+                command_sent(c, id, 100, 200)
+            })
+            .unwrap();
+    }
+
+    const DONE: &str = r#"{"command_id":"c","outcome":"done","detail":"late"}"#;
+
+    #[test]
+    fn a_result_for_an_expired_command_is_ignored() {
+        let store = Store::in_memory();
+        queued(&store, "c-1");
+        assert_eq!(store.read(|c| expire_commands(c, 0, 201)).unwrap(), 1);
+        let recorded = store.read(|c| record_result(c, "d-1", "c-1", DONE, true, 300)).unwrap();
+        assert!(!recorded, "a result for an expired command was recorded");
+        let row = store.read(|c| command(c, "c-1")).unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.result), ("expired", None));
+    }
+
+    #[test]
+    fn a_result_for_an_answered_command_or_another_devices_is_ignored() {
+        let store = Store::in_memory();
+        queued(&store, "c-1");
+        assert!(!store.read(|c| record_result(c, "d-2", "c-1", DONE, true, 150)).unwrap());
+        assert!(store.read(|c| record_result(c, "d-1", "c-1", DONE, true, 150)).unwrap());
+        let rewrite = r#"{"command_id":"c","outcome":"refused","detail":"rewritten"}"#;
+        assert!(!store.read(|c| record_result(c, "d-1", "c-1", rewrite, true, 160)).unwrap());
+        let row = store.read(|c| command(c, "c-1")).unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.result.as_deref()), ("answered", Some(DONE)));
+    }
+}
