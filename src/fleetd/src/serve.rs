@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -20,7 +21,7 @@ use crate::accounts::{Accounts, RequireMfa, Settings};
 use crate::audit::{self, Audit};
 use crate::data_dir::DataDir;
 use crate::fleet::{Fleet, driver};
-use crate::pki::{self, ca, signing};
+use crate::pki::{self, renewal, signing};
 use crate::registry::{Registry, revocation};
 use crate::signalling::hub;
 use crate::store::Store;
@@ -35,10 +36,19 @@ pub struct ServeArgs {
     /// Address of the embedded MQTT broker's TLS listener.
     #[arg(long, default_value = "127.0.0.1:8883")]
     mqtt_listen: SocketAddr,
-    /// A DNS name or IP address kiosks and browsers use to reach fleetd (e.g. the name in the
-    /// kiosks' fleet URL, or a NAT's public address); may be repeated. The server certificate
-    /// covers these besides every address fleetd listens on, localhost and the host name.
-    #[arg(long = "public-name", value_name = "NAME")]
+    /// A DNS name or IP address kiosks and browsers use to reach fleetd (e.g. the FQDN in the
+    /// kiosks' fleet URL, or a NAT's public address); may be repeated (or comma-separated in
+    /// FLEETD_SERVER_NAME). The server certificate covers these besides every address fleetd
+    /// listens on, localhost and the host name; a changed list issues it again at start. A new
+    /// CA permits only the names given when it is made (nameConstraints): give them all before
+    /// the first start.
+    #[arg(
+        long = "server-name",
+        visible_alias = "public-name",
+        env = "FLEETD_SERVER_NAME",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     public_names: Vec<pki::PublicName>,
     /// Use this broker (mqtts://HOST:PORT) instead of starting mosquitto. fleetd connects with
     /// a client certificate from its CA (CN `fleetd`). The broker must require client
@@ -165,9 +175,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     trusted.insert(0, pki.ca_cert.clone());
     let broker_control = broker.as_ref().map(broker::Broker::control);
     let (watcher, mut watcher_task) =
-        revocation::spawn(registry.clone(), crl, revoked, broker_control);
-    let identity =
-        ca::fleetd_client_identity(&pki::ca_issuer(&pki)?, time::OffsetDateTime::now_utc())?;
+        revocation::spawn(registry.clone(), crl, revoked, broker_control.clone());
+    let identity = Arc::new(renewal::ClientIdentity::issue(
+        &pki::ca_issuer(&pki)?,
+        time::OffsetDateTime::now_utc(),
+    )?);
 
     let (outbox_tx, outbox_rx) = mpsc::channel(1024);
     let secret = match &args.turn_secret_file {
@@ -192,7 +204,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,
-        tls: pki::client_tls(&trusted, identity)?,
+        tls: renewal::client_tls(&trusted, identity.clone())?,
     };
     let (to_fleet, fleet_inbox) = mpsc::channel(8192);
     let (publish_tx, publishes) = mpsc::channel(1024);
@@ -204,13 +216,17 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
     let handle = axum_server::Handle::new();
     let health = Health::default();
+    let registry_for_renewal = registry.clone();
     let state = http::AppState::new(accounts, hub, registry, watcher, fleet, driver, trail.clone());
     if let Some(provider) = oidc {
         state.set_oidc(Arc::new(provider));
     }
     let app = http::app(state).merge(http::health::routes(health.clone()));
-    let mut web_task =
-        tokio::spawn(http::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
+    let web_tls = RustlsConfig::from_config(pki::server_tls(&pki)?);
+    let mut web_task = tokio::spawn(http::serve(listener, web_tls.clone(), app, handle.clone()));
+    // fleetd's own certificates are renewed while it runs, kiosks' are watched (M10, H4).
+    let reload = renewal::Reload { web: web_tls, broker: broker_control.clone(), mqtt: identity };
+    let mut renewer = renewal::spawn(pki.clone(), hostname, names, registry_for_renewal, reload);
 
     let outcome = tokio::select! {
         _ = stop.wait() => Ok(false),
@@ -231,6 +247,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                 ("revocation watcher", &mut watcher_task),
                 ("audit upkeep", &mut upkeep),
                 ("audit queue", &mut trail_queue),
+                ("certificate renewal", &mut renewer),
             ];
             watched.extend(mqtt.tasks_mut());
             if let Some(broker) = broker.as_mut() {
@@ -260,6 +277,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     mqtt.stop().await;
     driver_tasks.iter().for_each(JoinHandle::abort);
     watcher_task.abort();
+    renewer.abort();
     if let Some(broker) = broker {
         broker.stop().await;
     }

@@ -109,6 +109,7 @@
  * @property {number | null} revoked_at
  * @property {string | null} cert_serial
  * @property {string | null} cert_fingerprint
+ * @property {number | null} [cert_expires_at]
  */
 
 /**
