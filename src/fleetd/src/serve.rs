@@ -33,6 +33,19 @@ pub struct ServeArgs {
     /// Address of the HTTPS console.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
+    /// A second HTTPS listener for kiosks (enrolment, certificate renewal) that serves fleetd's
+    /// own server certificate, which kiosks pin; needed with --web-cert (point the kiosks'
+    /// --server at it). Without --web-cert kiosks may use either listener.
+    #[arg(long, value_name = "ADDR")]
+    device_listen: Option<SocketAddr>,
+    /// The certificate chain (PEM) the console listener (--listen) serves to browsers, from your
+    /// enterprise or a public CA, instead of one from fleetd's CA; re-read every hour. Needs
+    /// --web-key and --device-listen.
+    #[arg(long, value_name = "PEM", requires_all = ["web_key", "device_listen"])]
+    web_cert: Option<PathBuf>,
+    /// The private key (PEM) of --web-cert.
+    #[arg(long, value_name = "PEM", requires = "web_cert")]
+    web_key: Option<PathBuf>,
     /// Address of the embedded MQTT broker's TLS listener.
     #[arg(long, default_value = "127.0.0.1:8883")]
     mqtt_listen: SocketAddr,
@@ -153,6 +166,12 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {} for HTTPS (pick --listen)", args.listen))?;
     let web_addr = listener.local_addr()?;
+    let device_listener = match args.device_listen {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).with_context(|| {
+            format!("cannot listen on {addr} for kiosks' HTTPS (pick --device-listen)")
+        })?),
+        None => None,
+    };
     // Then the broker: fleetd's own client needs it to be ready.
     let (mqtt_host, mqtt_port, mut trusted, mut broker) = match &args.mqtt_url {
         Some(url) => {
@@ -223,9 +242,26 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     }
     let app = http::app(state).merge(http::health::routes(health.clone()));
     let web_tls = RustlsConfig::from_config(pki::server_tls(&pki)?);
-    let mut web_task = tokio::spawn(http::serve(listener, web_tls.clone(), app, handle.clone()));
+    // With --web-cert browsers get the operator's certificate and kiosks the device listener.
+    let operator = match (&args.web_cert, &args.web_key) {
+        (Some(cert), Some(key)) => {
+            let tls = RustlsConfig::from_config(pki::web::operator_tls(cert, key)?);
+            Some((tls, cert.clone(), key.clone()))
+        }
+        _ => None,
+    };
+    let console_tls = operator.as_ref().map_or_else(|| web_tls.clone(), |(tls, ..)| tls.clone());
+    let device_handle = axum_server::Handle::new();
+    let mut device_task = match device_listener {
+        Some(l) => {
+            tokio::spawn(http::serve(l, web_tls.clone(), app.clone(), device_handle.clone()))
+        }
+        None => tokio::spawn(std::future::pending()),
+    };
+    let mut web_task = tokio::spawn(http::serve(listener, console_tls, app, handle.clone()));
     // fleetd's own certificates are renewed while it runs, kiosks' are watched (M10, H4).
-    let reload = renewal::Reload { web: web_tls, broker: broker_control.clone(), mqtt: identity };
+    let reload =
+        renewal::Reload { web: web_tls, broker: broker_control.clone(), mqtt: identity, operator };
     let mut renewer = renewal::spawn(pki.clone(), hostname, names, registry_for_renewal, reload);
 
     let outcome = tokio::select! {
@@ -260,6 +296,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                     tracing::error!("{}; exiting so the service manager restarts fleetd", ended.describe());
                     Err(anyhow::anyhow!("{}", ended.describe()))
                 }
+                res = &mut device_task => match res {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the kiosks' HTTPS server stopped")),
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(e) => Err(e.into()),
+                },
                 res = &mut web_task => match res {
                     Ok(Ok(())) => Err(anyhow::anyhow!("the HTTPS server stopped")),
                     Ok(Err(e)) => Err(e.into()),
@@ -273,6 +314,8 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
     tracing::info!("shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    device_handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    device_task.abort();
     let _ = tokio::time::timeout(Duration::from_secs(3), web_task).await;
     mqtt.stop().await;
     driver_tasks.iter().for_each(JoinHandle::abort);
@@ -344,6 +387,7 @@ fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
 /// listener is on the unspecified address.
 fn certificate_names(args: &ServeArgs, hostname: &str) -> Vec<String> {
     let mut listen = vec![args.listen.ip()];
+    listen.extend(args.device_listen.map(|a| a.ip()));
     if args.mqtt_url.is_none() {
         listen.push(args.mqtt_listen.ip());
     }

@@ -4,8 +4,14 @@
 
 mod common;
 
-use common::{Device, cli, device_tls, enrolled_device, mqtt, start, stop};
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+use common::{
+    Device, cli, device_tls, enrol_token, enrolled_device, free_port, mqtt, spawn_fleetd, start, stop,
+    wait_ready,
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
@@ -20,6 +26,7 @@ fn near_expiry_cert(dir: &std::path::Path, device: &Device) -> String {
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::OrganizationName, "telekiosk");
     params.distinguished_name.push(DnType::CommonName, device.id.as_str());
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -108,4 +115,78 @@ async fn a_kiosk_near_expiry_renews_over_mutual_tls_for_the_same_key_until_it_is
     assert_eq!(outcomes.iter().filter(|o| **o == "ok").count(), 1, "{renewals:#?}");
     assert_eq!(outcomes.len(), 3, "one success and two refusals by a device: {renewals:#?}");
     assert!(renewals.iter().all(|r| r["actor"] == format!("device:{}", device.id)), "{renewals:#?}");
+}
+
+/// A CA of "the enterprise" and a certificate for `localhost` from it, written to `dir`:
+/// (CA path, certificate path, key path).
+fn enterprise_certificate(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name.push(DnType::CommonName, "Enterprise CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.clone().self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".into()]).unwrap();
+    let cert_pem = cert.signed_by(&key, &issuer).unwrap().pem();
+    let paths = ["enterprise-ca.pem", "web.pem", "web-key.pem"].map(|f| dir.join(f));
+    for (path, text) in paths.iter().zip([ca_pem, cert_pem, key.serialize_pem()]) {
+        std::fs::write(path, text).unwrap();
+    }
+    paths
+}
+
+async fn health(base: &str, ca: &std::path::Path) -> Result<u16, reqwest::Error> {
+    let tls = telekiosk_sim::client_tls(ca, None).unwrap();
+    let http = reqwest::Client::builder().use_preconfigured_tls(tls).build().unwrap();
+    Ok(http.get(format!("{base}/api/health")).send().await?.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_get_the_operators_certificate_and_kiosks_the_fleet_ca_on_their_own_listener() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let [enterprise_ca, web_cert, web_key] = enterprise_certificate(tmp.path());
+    let (web_port, mqtt_port, device_port) = (free_port(), free_port(), free_port());
+    let mqtt_listen = format!("127.0.0.1:{mqtt_port}");
+    let device_listen = format!("127.0.0.1:{device_port}");
+    let args = [
+        "--mqtt-listen",
+        &mqtt_listen,
+        "--device-listen",
+        &device_listen,
+        "--web-cert",
+        web_cert.to_str().unwrap(),
+        "--web-key",
+        web_key.to_str().unwrap(),
+    ];
+    let child = spawn_fleetd(&dir, web_port, &args);
+    let f = wait_ready(child, &dir, web_port, mqtt_port).await;
+    let console = format!("https://localhost:{web_port}");
+    let kiosks = format!("https://127.0.0.1:{device_port}");
+
+    // Browsers trust the enterprise CA only: the console is theirs, not the fleet CA's.
+    assert_eq!(health(&console, &enterprise_ca).await.unwrap(), 200);
+    assert!(health(&console, &f.ca).await.is_err(), "the console still serves the fleet CA");
+    // Kiosks pin the fleet CA: their listener serves fleetd's own certificate, and they enrol
+    // and renew there.
+    assert!(health(&kiosks, &enterprise_ca).await.is_err());
+    assert_eq!(health(&kiosks, &f.ca).await.unwrap(), 200);
+    let token = enrol_token(&dir, "Room 9", "1h").await.token;
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(telekiosk_sim::client_tls(&f.ca, None).unwrap())
+        .build()
+        .unwrap();
+    let approve = async |id: &str| {
+        let (ok, _, err) = cli(&dir, &["device", "approve", id]).await;
+        anyhow::ensure!(ok, "approve failed: {err}");
+        Ok(())
+    };
+    let device = telekiosk_sim::enrol(&http, &kiosks, &token, approve).await.unwrap();
+    let csr = telekiosk_sim::csr_for(&device.key).unwrap();
+    let mine = Some(identity(&device.cert_pem, &device.key));
+    let (status, body) = telekiosk_sim::renew(&kiosks, &f.ca, mine, &csr).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    stop(f).await;
 }

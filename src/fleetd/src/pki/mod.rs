@@ -12,6 +12,7 @@ pub mod ca;
 mod constraints;
 pub mod renewal;
 pub mod signing;
+pub mod web;
 
 use std::collections::BTreeSet;
 use std::fs;

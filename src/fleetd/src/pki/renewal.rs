@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum_server::tls_rustls::RustlsConfig;
 use rcgen::Issuer;
 use rustls::client::ResolvesClientCert;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
@@ -130,6 +130,9 @@ pub struct Reload {
     pub broker: Option<BrokerControl>,
     /// fleetd's MQTT client certificate.
     pub mqtt: Arc<ClientIdentity>,
+    /// The console listener's configuration and the operator's certificate and key files
+    /// (`--web-cert`, `--web-key`), re-read at every check.
+    pub operator: Option<(RustlsConfig, PathBuf, PathBuf)>,
 }
 
 /// What one check did.
@@ -155,6 +158,12 @@ pub fn check(
             broker.reload();
         }
         tracing::info!("server certificate renewed; HTTPS and the broker use it from now on");
+    }
+    if let Some((config, cert, key)) = &reload.operator {
+        match super::web::operator_tls(cert, key) {
+            Ok(tls) => config.reload_from_config(tls),
+            Err(e) => tracing::error!("cannot re-read the console certificate (--web-cert): {e}"),
+        }
     }
     let client_renewed = reload.mqtt.renew_if_due(&super::ca_issuer(pki)?, now)?;
     if client_renewed {

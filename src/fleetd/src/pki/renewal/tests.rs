@@ -54,7 +54,7 @@ async fn a_near_expiry_server_certificate_is_renewed_and_served_without_a_restar
 
     let mqtt = Arc::new(ClientIdentity::issue(&ca_issuer(&pki).unwrap(), long_ago).unwrap());
     let old_client_end = mqtt.not_after();
-    let reload = Reload { web, broker: None, mqtt: mqtt.clone() };
+    let reload = Reload { web, broker: None, mqtt: mqtt.clone(), operator: None };
     let (pki2, reload) = (pki.clone(), Arc::new(reload));
     let r = reload.clone();
     let checked =
