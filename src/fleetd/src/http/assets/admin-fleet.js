@@ -4,7 +4,7 @@
 
 import { $, el, input, request, roomLabel } from './common.js';
 import {
-  PARTS, ago, commandName, duration, healthIssues, linkWords, part, presence, when,
+  PARTS, ago, certificateEnd, commandName, duration, healthIssues, linkWords, part, presence, when,
 } from './admin-format.js';
 
 /** @typedef {import('./wire.js').FleetDevice} FleetDevice */
@@ -89,7 +89,8 @@ export async function renderDevice(id) {
   pill.textContent = s ? (s.presence === 'online' ? 'Online' : 'Offline') : 'Never seen';
   pill.className = `pill ${s ? (s.presence === 'online' ? 'ok' : 'bad') : ''}`;
   facts('device-state', [
-    ['Kiosk', d.id], ['Enrolment', d.status], ['Software', s ? s.software || '—' : '—'],
+    ['Kiosk', d.id], ['Enrolment', d.status], ['Certificate until', certificateEnd(d.cert_expires_at)],
+    ['Software', s ? s.software || '—' : '—'],
     ['Up for', s ? duration(s.uptime_secs) : '—'], ['Last report', ago(d.last_seen)],
     ['Last visit', s && s.last_visit ? `${when(s.last_visit.ended_at)}, ${duration(s.last_visit.duration_secs)}` : '—'],
     ['Last call\'s link', s && s.network ? linkWords(s.network) : '—'],
