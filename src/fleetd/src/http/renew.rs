@@ -13,7 +13,7 @@ use telekiosk_protocol::api::{RenewRequest, RenewResponse};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, Fault};
-use super::extract::{Place, Valid};
+use super::extract::{Body, Place, Valid};
 use super::peer::PeerCert;
 use crate::audit::{self, Entry, class_of};
 use crate::pki::ca;
@@ -48,6 +48,10 @@ async fn renew(
         }
     }
     Ok(Json(result?))
+}
+
+impl Body for RenewRequest {
+    const SHAPE: &'static str = "{\"csr_pem\"}";
 }
 
 impl From<RenewError> for ApiError {
