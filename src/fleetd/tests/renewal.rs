@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    Device, cli, device_tls, enrol_token, enrolled_device, free_port, mqtt, spawn_fleetd, start, stop,
-    wait_ready,
+    Device, cli, device_tls, enrol_token, enrolled_device, free_port, mqtt, spawn_fleetd, start,
+    stop, wait_ready,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -21,8 +21,8 @@ use time::{Duration, OffsetDateTime};
 /// issued it 355 days ago: ten days left.
 fn near_expiry_cert(dir: &std::path::Path, device: &Device) -> String {
     let ca_pem = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
-    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca-key.pem")).unwrap())
-        .unwrap();
+    let ca_key =
+        KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca-key.pem")).unwrap()).unwrap();
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
@@ -36,7 +36,10 @@ fn near_expiry_cert(dir: &std::path::Path, device: &Device) -> String {
     params.signed_by(&device.key, &issuer).unwrap().pem()
 }
 
-fn identity(cert_pem: &str, key: &KeyPair) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+fn identity(
+    cert_pem: &str,
+    key: &KeyPair,
+) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     let chain = vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
     (chain, PrivateKeyDer::try_from(key.serialize_der()).unwrap())
 }
@@ -114,7 +117,10 @@ async fn a_kiosk_near_expiry_renews_over_mutual_tls_for_the_same_key_until_it_is
     let outcomes: Vec<&str> = renewals.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes.iter().filter(|o| **o == "ok").count(), 1, "{renewals:#?}");
     assert_eq!(outcomes.len(), 3, "one success and two refusals by a device: {renewals:#?}");
-    assert!(renewals.iter().all(|r| r["actor"] == format!("device:{}", device.id)), "{renewals:#?}");
+    assert!(
+        renewals.iter().all(|r| r["actor"] == format!("device:{}", device.id)),
+        "{renewals:#?}"
+    );
 }
 
 /// A CA of "the enterprise" and a certificate for `localhost` from it, written to `dir`:

@@ -142,9 +142,8 @@ pub async fn renew(
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     csr_pem: &str,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(client_tls(ca, identity)?)
-        .build()?;
+    let http =
+        reqwest::Client::builder().use_preconfigured_tls(client_tls(ca, identity)?).build()?;
     let body = serde_json::json!({ "csr_pem": csr_pem });
     let res = http.post(format!("{base}/api/device/renew")).json(&body).send().await?;
     Ok((res.status().as_u16(), res.json().await?))

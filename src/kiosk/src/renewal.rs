@@ -215,7 +215,10 @@ mod tests {
         // Issued today: wait 243 days (two thirds of 365, rounded down to whole seconds).
         let wait = wait_before_renewal(from, to, from);
         assert_eq!(wait.as_secs(), (365 * DAY / 3 * 2) as u64);
-        assert_eq!(wait_before_renewal(from, to, from + 100 * DAY).as_secs(), wait.as_secs() - 100 * DAY as u64);
+        assert_eq!(
+            wait_before_renewal(from, to, from + 100 * DAY).as_secs(),
+            wait.as_secs() - 100 * DAY as u64
+        );
     }
 
     #[test]

@@ -58,9 +58,7 @@ impl From<RenewError> for ApiError {
     fn from(e: RenewError) -> Self {
         let m = e.to_string();
         match e {
-            RenewError::NoClientCertificate | RenewError::UnknownDevice(_) => {
-                Self::Unauthorized(m)
-            }
+            RenewError::NoClientCertificate | RenewError::UnknownDevice(_) => Self::Unauthorized(m),
             RenewError::Revoked
             | RenewError::NotApproved
             | RenewError::CertificateKey

@@ -107,7 +107,8 @@ mod tests {
     #[test]
     fn a_new_ca_carries_name_constraints_for_its_server_names_and_private_addresses() {
         let dir = tempfile::tempdir().unwrap();
-        let wanted = names(&["localhost", "127.0.0.1", "::1", "fleet.clinic.example", "203.0.113.9"]);
+        let wanted =
+            names(&["localhost", "127.0.0.1", "::1", "fleet.clinic.example", "203.0.113.9"]);
         let pki = super::super::ensure_for(DataDir::of(&dir).pki(), "host", &wanted).unwrap();
         let der = super::super::load_certs(&pki.ca_cert).unwrap().remove(0);
         let (_, ca) = x509_parser::parse_x509_certificate(&der).unwrap();
@@ -130,7 +131,10 @@ mod tests {
         assert_eq!(dns, ["localhost", "fleet.clinic.example"]);
         assert!(nc.1.excluded_subtrees.is_none_or(|e| e.is_empty()));
         assert!(not_permitted(&der, &wanted).is_empty());
-        assert!(not_permitted(&der, &names(&["a.fleet.clinic.example", "10.1.2.3", "fd00::7"])).is_empty());
+        assert!(
+            not_permitted(&der, &names(&["a.fleet.clinic.example", "10.1.2.3", "fd00::7"]))
+                .is_empty()
+        );
         assert_eq!(
             not_permitted(&der, &names(&["ehr.example", "198.51.100.1", "clinic.example"])),
             ["ehr.example", "198.51.100.1", "clinic.example"]

@@ -261,8 +261,9 @@ pub fn server_tls(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, PkiError> {
         .allow_unauthenticated()
         .build()
         .map_err(|e| PkiError::Tls(rustls::Error::General(e.to_string())))?;
-    let mut config =
-        rustls::ServerConfig::builder().with_client_cert_verifier(clients).with_single_cert(certs, key)?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -544,8 +545,7 @@ mod tests {
         ensure_for(DataDir::of(&dir).pki(), "host", &names(&["a.example"])).unwrap();
         assert_eq!(read(&first.server_cert).unwrap(), cert);
         // A name replaced: a new certificate without the old name, from the same CA.
-        let second =
-            ensure_for(DataDir::of(&dir).pki(), "host", &names(&["b.a.example"])).unwrap();
+        let second = ensure_for(DataDir::of(&dir).pki(), "host", &names(&["b.a.example"])).unwrap();
         assert_ne!(read(&second.server_cert).unwrap(), cert);
         assert_eq!([&second.ca_cert, &second.ca_key].map(|p| read(p).unwrap()), [ca, ca_key]);
         verifies_as(&second, "b.a.example").unwrap();

@@ -53,7 +53,10 @@ pub struct ClientIdentity {
 
 impl ClientIdentity {
     /// A fresh identity issued by `issuer` at `now`.
-    pub fn issue(issuer: &Issuer<'_, rcgen::KeyPair>, now: OffsetDateTime) -> Result<Self, PkiError> {
+    pub fn issue(
+        issuer: &Issuer<'_, rcgen::KeyPair>,
+        now: OffsetDateTime,
+    ) -> Result<Self, PkiError> {
         Ok(Self { current: RwLock::new(certified(issuer, now)?) })
     }
 
@@ -199,7 +202,9 @@ pub fn spawn(
             .await;
             match done {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!("certificate renewal failed (next try in an hour): {e}"),
+                Ok(Err(e)) => {
+                    tracing::error!("certificate renewal failed (next try in an hour): {e}")
+                }
                 Err(e) => tracing::error!("certificate renewal check panicked: {e}"),
             }
         }

@@ -98,9 +98,8 @@ impl Registry {
         let issuer = pki::ca_issuer(self.pki())?;
         let when = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::now_utc());
         let cert = ca::issue_device_cert(&issuer, &id, &csr_key, when)?;
-        let renewed = self
-            .store()
-            .write(|c| devices::renew(c, &id, &cert, now).map_err(StoreError::from))?;
+        let renewed =
+            self.store().write(|c| devices::renew(c, &id, &cert, now).map_err(StoreError::from))?;
         if !renewed {
             // Revoked since we looked.
             return Err(RenewError::Revoked);

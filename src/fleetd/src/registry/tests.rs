@@ -1,8 +1,8 @@
 use super::*;
-use crate::registry::renewal::RenewError;
-use rustls::pki_types::pem::PemObject;
 use crate::data_dir::DataDir;
+use crate::registry::renewal::RenewError;
 use rcgen::{CertificateParams, KeyPair};
+use rustls::pki_types::pem::PemObject;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -222,8 +222,9 @@ fn a_renewed_kiosk_keeps_its_key_and_revoking_it_revokes_every_certificate_it_ha
     let renewed = r.renew(&der, &csr(&key), later).unwrap();
     assert_eq!(renewed.device_id, id);
     assert!(renewed.expires_at > first.cert_expires_at.unwrap());
-    let again = rustls::pki_types::CertificateDer::from_pem_slice(renewed.certificate_pem.as_bytes())
-        .unwrap();
+    let again =
+        rustls::pki_types::CertificateDer::from_pem_slice(renewed.certificate_pem.as_bytes())
+            .unwrap();
     assert_eq!(ca::subject_and_key(&again), ca::subject_and_key(&der), "same subject and key");
     let shown = r.show(&id).unwrap();
     assert_ne!(shown.cert_serial, first.cert_serial);

@@ -20,7 +20,8 @@ fn names() -> Vec<String> {
 fn presented(addr: SocketAddr, ca: &Path) -> (Vec<u8>, i64) {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(load_certs(ca).unwrap().remove(0)).unwrap();
-    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let config =
+        rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     let name = ServerName::try_from("localhost").unwrap();
     let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
     let mut sock = std::net::TcpStream::connect(addr).unwrap();
@@ -44,8 +45,12 @@ async fn a_near_expiry_server_certificate_is_renewed_and_served_without_a_restar
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = axum_server::Handle::new();
-    let server =
-        tokio::spawn(crate::http::serve(listener, web.clone(), axum::Router::new(), handle.clone()));
+    let server = tokio::spawn(crate::http::serve(
+        listener,
+        web.clone(),
+        axum::Router::new(),
+        handle.clone(),
+    ));
     handle.listening().await.expect("the server listens");
     let ca = pki.ca_cert.clone();
     let (old_serial, old_end) =
