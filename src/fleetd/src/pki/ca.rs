@@ -214,7 +214,7 @@ pub fn subject_and_key(der: &[u8]) -> Option<(String, DeviceKey)> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
     let point = cert.public_key().subject_public_key.data.to_vec();
-    (point.len() == 65 && point[0] == 4).then(|| (cn, DeviceKey(point)))
+    (point.len() == 65 && point[0] == 4).then_some((cn, DeviceKey(point)))
 }
 
 /// A PEM certificate's notAfter (Unix seconds); `None` if it cannot be parsed.
