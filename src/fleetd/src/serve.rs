@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -20,7 +21,7 @@ use crate::accounts::{Accounts, RequireMfa, Settings};
 use crate::audit::{self, Audit};
 use crate::data_dir::DataDir;
 use crate::fleet::{Fleet, driver};
-use crate::pki::{self, ca, signing};
+use crate::pki::{self, renewal, signing};
 use crate::registry::{Registry, revocation};
 use crate::signalling::hub;
 use crate::store::Store;
@@ -32,13 +33,35 @@ pub struct ServeArgs {
     /// Address of the HTTPS console.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
+    /// A second HTTPS listener for kiosks (enrolment, certificate renewal) that serves fleetd's
+    /// own server certificate, which kiosks pin; needed with --web-cert (point the kiosks'
+    /// --server at it). Without --web-cert kiosks may use either listener.
+    #[arg(long, value_name = "ADDR")]
+    device_listen: Option<SocketAddr>,
+    /// The certificate chain (PEM) the console listener (--listen) serves to browsers, from your
+    /// enterprise or a public CA, instead of one from fleetd's CA; re-read every hour. Needs
+    /// --web-key and --device-listen.
+    #[arg(long, value_name = "PEM", requires_all = ["web_key", "device_listen"])]
+    web_cert: Option<PathBuf>,
+    /// The private key (PEM) of --web-cert.
+    #[arg(long, value_name = "PEM", requires = "web_cert")]
+    web_key: Option<PathBuf>,
     /// Address of the embedded MQTT broker's TLS listener.
     #[arg(long, default_value = "127.0.0.1:8883")]
     mqtt_listen: SocketAddr,
-    /// A DNS name or IP address kiosks and browsers use to reach fleetd (e.g. the name in the
-    /// kiosks' fleet URL, or a NAT's public address); may be repeated. The server certificate
-    /// covers these besides every address fleetd listens on, localhost and the host name.
-    #[arg(long = "public-name", value_name = "NAME")]
+    /// A DNS name or IP address kiosks and browsers use to reach fleetd (e.g. the FQDN in the
+    /// kiosks' fleet URL, or a NAT's public address); may be repeated (or comma-separated in
+    /// FLEETD_SERVER_NAME). The server certificate covers these besides every address fleetd
+    /// listens on, localhost and the host name; a changed list issues it again at start. A new
+    /// CA permits only the names given when it is made (nameConstraints): give them all before
+    /// the first start.
+    #[arg(
+        long = "server-name",
+        visible_alias = "public-name",
+        env = "FLEETD_SERVER_NAME",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     public_names: Vec<pki::PublicName>,
     /// Use this broker (mqtts://HOST:PORT) instead of starting mosquitto. fleetd connects with
     /// a client certificate from its CA (CN `fleetd`). The broker must require client
@@ -143,6 +166,12 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {} for HTTPS (pick --listen)", args.listen))?;
     let web_addr = listener.local_addr()?;
+    let device_listener = match args.device_listen {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).with_context(|| {
+            format!("cannot listen on {addr} for kiosks' HTTPS (pick --device-listen)")
+        })?),
+        None => None,
+    };
     // Then the broker: fleetd's own client needs it to be ready.
     let (mqtt_host, mqtt_port, mut trusted, mut broker) = match &args.mqtt_url {
         Some(url) => {
@@ -165,9 +194,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     trusted.insert(0, pki.ca_cert.clone());
     let broker_control = broker.as_ref().map(broker::Broker::control);
     let (watcher, mut watcher_task) =
-        revocation::spawn(registry.clone(), crl, revoked, broker_control);
-    let identity =
-        ca::fleetd_client_identity(&pki::ca_issuer(&pki)?, time::OffsetDateTime::now_utc())?;
+        revocation::spawn(registry.clone(), crl, revoked, broker_control.clone());
+    let identity = Arc::new(renewal::ClientIdentity::issue(
+        &pki::ca_issuer(&pki)?,
+        time::OffsetDateTime::now_utc(),
+    )?);
 
     let (outbox_tx, outbox_rx) = mpsc::channel(1024);
     let secret = match &args.turn_secret_file {
@@ -192,7 +223,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,
-        tls: pki::client_tls(&trusted, identity)?,
+        tls: renewal::client_tls(&trusted, identity.clone())?,
     };
     let (to_fleet, fleet_inbox) = mpsc::channel(8192);
     let (publish_tx, publishes) = mpsc::channel(1024);
@@ -204,13 +235,34 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
     let handle = axum_server::Handle::new();
     let health = Health::default();
+    let registry_for_renewal = registry.clone();
     let state = http::AppState::new(accounts, hub, registry, watcher, fleet, driver, trail.clone());
     if let Some(provider) = oidc {
         state.set_oidc(Arc::new(provider));
     }
     let app = http::app(state).merge(http::health::routes(health.clone()));
-    let mut web_task =
-        tokio::spawn(http::serve(listener, pki::server_tls(&pki)?, app, handle.clone()));
+    let web_tls = RustlsConfig::from_config(pki::server_tls(&pki)?);
+    // With --web-cert browsers get the operator's certificate and kiosks the device listener.
+    let operator = match (&args.web_cert, &args.web_key) {
+        (Some(cert), Some(key)) => {
+            let tls = RustlsConfig::from_config(pki::web::operator_tls(cert, key)?);
+            Some((tls, cert.clone(), key.clone()))
+        }
+        _ => None,
+    };
+    let console_tls = operator.as_ref().map_or_else(|| web_tls.clone(), |(tls, ..)| tls.clone());
+    let device_handle = axum_server::Handle::new();
+    let mut device_task = match device_listener {
+        Some(l) => {
+            tokio::spawn(http::serve(l, web_tls.clone(), app.clone(), device_handle.clone()))
+        }
+        None => tokio::spawn(std::future::pending()),
+    };
+    let mut web_task = tokio::spawn(http::serve(listener, console_tls, app, handle.clone()));
+    // fleetd's own certificates are renewed while it runs, kiosks' are watched (M10, H4).
+    let reload =
+        renewal::Reload { web: web_tls, broker: broker_control.clone(), mqtt: identity, operator };
+    let mut renewer = renewal::spawn(pki.clone(), hostname, names, registry_for_renewal, reload);
 
     let outcome = tokio::select! {
         _ = stop.wait() => Ok(false),
@@ -231,6 +283,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                 ("revocation watcher", &mut watcher_task),
                 ("audit upkeep", &mut upkeep),
                 ("audit queue", &mut trail_queue),
+                ("certificate renewal", &mut renewer),
             ];
             watched.extend(mqtt.tasks_mut());
             if let Some(broker) = broker.as_mut() {
@@ -243,6 +296,11 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
                     tracing::error!("{}; exiting so the service manager restarts fleetd", ended.describe());
                     Err(anyhow::anyhow!("{}", ended.describe()))
                 }
+                res = &mut device_task => match res {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the kiosks' HTTPS server stopped")),
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(e) => Err(e.into()),
+                },
                 res = &mut web_task => match res {
                     Ok(Ok(())) => Err(anyhow::anyhow!("the HTTPS server stopped")),
                     Ok(Err(e)) => Err(e.into()),
@@ -256,10 +314,13 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
 
     tracing::info!("shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    device_handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    device_task.abort();
     let _ = tokio::time::timeout(Duration::from_secs(3), web_task).await;
     mqtt.stop().await;
     driver_tasks.iter().for_each(JoinHandle::abort);
     watcher_task.abort();
+    renewer.abort();
     if let Some(broker) = broker {
         broker.stop().await;
     }
@@ -326,6 +387,7 @@ fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
 /// listener is on the unspecified address.
 fn certificate_names(args: &ServeArgs, hostname: &str) -> Vec<String> {
     let mut listen = vec![args.listen.ip()];
+    listen.extend(args.device_listen.map(|a| a.ip()));
     if args.mqtt_url.is_none() {
         listen.push(args.mqtt_listen.ip());
     }

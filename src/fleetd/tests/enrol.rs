@@ -231,6 +231,7 @@ async fn admins_make_codes_approve_list_and_revoke_over_the_api_and_clinicians_c
     fields.sort_unstable();
     let phi_free = [
         "approved_at",
+        "cert_expires_at",
         "cert_fingerprint",
         "cert_serial",
         "clinic",

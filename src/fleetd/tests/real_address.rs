@@ -235,13 +235,15 @@ async fn fleetd_on_a_real_address_is_ready_and_reachable_by_it_and_by_its_public
     stop(child, &dir).await;
 
     // Another public name: a new server certificate from the same CA, without the old name; a
-    // kiosk certificate issued before still gets in.
-    let renamed = ["--public-name", "fleet2.clinic.example"];
+    // kiosk certificate issued before still gets in. The new name is under the old one: the CA's
+    // name constraints, fixed when it was made, permit only that.
+    let renamed = ["--server-name", "fleet2.fleet.clinic.example"];
     let (child, _) = serve(&ns, &dir, &[&both[..], &renamed[..]].concat()).await;
     assert_eq!(std::fs::read(dir.join("ca.pem")).unwrap(), ca, "the CA changed");
     assert_ne!(std::fs::read(dir.join("server.pem")).unwrap(), cert);
-    assert_names(&ns, &dir, to, &[ADDR, "fleet2.clinic.example"], &["fleet.clinic.example"]);
-    connect(&ns, to.1, "fleet2.clinic.example", &kiosk, false).unwrap();
+    let renamed = "fleet2.fleet.clinic.example";
+    assert_names(&ns, &dir, to, &[ADDR, renamed], &["fleet.clinic.example"]);
+    connect(&ns, to.1, renamed, &kiosk, false).unwrap();
     stop(child, &dir).await;
 }
 

@@ -56,6 +56,12 @@ const TABLE: &[(&str, &str, &str, Who)] = &[
     ("GET", "/api/oidc/start?console=admin", "", Who::Public),
     ("GET", "/api/oidc/callback?code=x&state=y", "", Who::Public),
     ("POST", "/api/enrol", "", Who::Public),
+    (
+        "POST",
+        "/api/device/renew",
+        r#"{"csr_pem":"-----BEGIN CERTIFICATE REQUEST-----"}"#,
+        Who::Credentials,
+    ),
     ("GET", "/api/health", "", Who::Public),
     ("GET", "/ws", "", Who::SignedIn),
     ("GET", "/api/admin/devices", "", ADMIN),

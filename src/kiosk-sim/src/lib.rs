@@ -126,3 +126,25 @@ fn pinned_key(spki_pem: &str) -> anyhow::Result<Vec<u8>> {
     }
     Ok(der[12..].to_vec())
 }
+
+/// A CSR for `key` (PEM), as a kiosk sends to renew its certificate: the same key, nothing
+/// asked for.
+pub fn csr_for(key: &KeyPair) -> anyhow::Result<String> {
+    Ok(CertificateParams::default().serialize_request(key)?.pem()?)
+}
+
+/// `POST /api/device/renew` at the fleetd whose console is `base`, over a TLS connection that
+/// trusts the CA at `ca` and presents `identity` (the certificate to renew, or none). The HTTP
+/// status and the body (a `RenewResponse` or an `ApiError`).
+pub async fn renew(
+    base: &str,
+    ca: &Path,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    csr_pem: &str,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let http =
+        reqwest::Client::builder().use_preconfigured_tls(client_tls(ca, identity)?).build()?;
+    let body = serde_json::json!({ "csr_pem": csr_pem });
+    let res = http.post(format!("{base}/api/device/renew")).json(&body).send().await?;
+    Ok((res.status().as_u16(), res.json().await?))
+}

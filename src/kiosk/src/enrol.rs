@@ -169,7 +169,7 @@ fn check(creds: &Credentials, key: &DeviceKey) -> Result<(), EnrolError> {
 }
 
 /// Stores the enrolment durably: after a power cut it is either absent or whole.
-fn store(state_dir: &Path, creds: &Credentials) -> Result<(), EnrolError> {
+pub(crate) fn store(state_dir: &Path, creds: &Credentials) -> Result<(), EnrolError> {
     let path = file(state_dir);
     let bytes = serde_json::to_vec_pretty(creds).expect("credentials serialise");
     crate::durable::write_atomically(&path, &bytes)

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod media;
 pub mod profile;
 pub mod provisioning;
+pub mod renewal;
 pub mod signed;
 pub mod startup;
 pub mod ui;

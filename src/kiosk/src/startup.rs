@@ -1,6 +1,7 @@
-//! Bring-up before the first visit: the TPM identity, enrolment, and the TLS every connection
-//! then uses. On any failure the kiosk shows "This kiosk needs service" with the reason; it
-//! never falls back to a software key unless the development flag says so, loudly.
+//! Bring-up before the first visit: the TPM identity, enrolment, the TLS every connection
+//! then uses, and the certificate renewal loop ([`crate::renewal`]). On any failure the kiosk
+//! shows "This kiosk needs service" with the reason; it never falls back to a software key
+//! unless the development flag says so, loudly.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use crate::enrol::{self, Credentials, EnrolError};
 use crate::identity::{DeviceKey, IdentityError, SoftwareKey, Tpm};
+use crate::renewal::{RenewableCert, Renewal, RenewalTask};
 use crate::uplink::{UplinkError, tls_config};
 
 /// What bring-up needs.
@@ -45,6 +47,8 @@ pub struct Identity {
     pub key: DeviceKey,
     /// Trusts the fleet CA and presents this kiosk's certificate with its key.
     pub tls: Arc<rustls::ClientConfig>,
+    /// Renews the certificate at two thirds of its life (stops when dropped).
+    _renewal: RenewalTask,
     /// Keeps the TPM worker alive as long as the key is used.
     _tpm: Option<Tpm>,
 }
@@ -83,9 +87,19 @@ pub async fn identity(
         }
     };
     tracing::info!(device = %credentials.device_id, "enrolled");
-    let tls =
-        tls_config(credentials.ca_pem.as_bytes(), Some(key.client_auth(credentials.chain()?)))?;
-    Ok(Identity { credentials, key, tls, _tpm: tpm })
+    // Every connection asks `cert` for the client certificate, so a renewed one is used from
+    // the next connection on.
+    let cert = RenewableCert::new(key.clone(), credentials.chain()?);
+    let tls = tls_config(credentials.ca_pem.as_bytes(), Some(cert.clone()))?;
+    let renewal = Renewal {
+        server: settings.server.clone(),
+        tls: tls.clone(),
+        key: key.clone(),
+        cert,
+        state_dir: settings.state_dir.clone(),
+    };
+    let renewal = RenewalTask::spawn(renewal, credentials.clone());
+    Ok(Identity { credentials, key, tls, _renewal: renewal, _tpm: tpm })
 }
 
 impl Identity {

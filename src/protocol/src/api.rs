@@ -210,4 +210,46 @@ pub struct DeviceInfo {
     /// the kiosk shows while it waits: compare the two before approving it.
     #[serde(default)]
     pub key_fingerprint: String,
+    /// When its certificate stops working (notAfter, Unix seconds); the kiosk renews it at
+    /// about two thirds of its life, and fleetd warns when less than 30 days are left.
+    #[serde(default)]
+    pub cert_expires_at: Option<i64>,
+}
+
+/// `POST /api/device/renew`: an enrolled kiosk asks for a new certificate for the same key,
+/// authenticated by the client certificate it presents on the TLS connection (the one about
+/// to expire). The CSR must be signed by that certificate's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// PKCS#10 certificate signing request, PEM, for the kiosk's current key.
+    pub csr_pem: String,
+}
+
+impl Validate for RenewRequest {
+    fn validate(&self) -> Result<(), DecodeError> {
+        text("csr_pem", &self.csr_pem, MAX_PEM_BYTES)?;
+        if !self.csr_pem.contains("-----BEGIN CERTIFICATE REQUEST-----") {
+            return Err(invalid("csr_pem", "is not a PEM certificate request".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Reply to [`RenewRequest`]: the new certificate (same subject, same key, a later notAfter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewResponse {
+    /// The kiosk's device id (the certificate's subject CN).
+    pub device_id: String,
+    /// The new certificate, PEM.
+    pub certificate_pem: String,
+    /// Its notAfter, Unix seconds.
+    pub expires_at: i64,
+}
+
+impl Validate for RenewResponse {
+    fn validate(&self) -> Result<(), DecodeError> {
+        ident("device_id", &self.device_id)?;
+        text("certificate_pem", &self.certificate_pem, MAX_PEM_BYTES)
+    }
 }

@@ -44,6 +44,8 @@ pub const ENROL: &str = "device.enrol";
 pub const APPROVE: &str = "device.approve";
 /// A device was revoked.
 pub const REVOKE: &str = "device.revoke";
+/// A kiosk renewed its certificate over mutual TLS (or was refused).
+pub const RENEW: &str = "device.renew";
 /// A command was queued for a device.
 pub const COMMAND: &str = "device.command";
 /// A group's config was set.

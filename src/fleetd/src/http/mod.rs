@@ -1,6 +1,6 @@
 //! The HTTPS front: the clinician console (`/`) and the fleet admin console (`/admin`), and the
 //! API, one file per resource: sign-in ([`session`], and through an identity provider:
-//! [`oidc`]), kiosk enrolment ([`enrol`]),
+//! [`oidc`]), kiosk enrolment ([`enrol`]) and certificate renewal ([`renew`], over mutual TLS: [`peer`]),
 //! administration ([`admin`], every route group under `/api/admin` behind one permission check
 //! from [`allowed`]), the audit export and the "where" of each audit record ([`audit`]) and
 //! `/ws` ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
@@ -23,6 +23,8 @@ mod extract;
 pub mod health;
 mod limits;
 mod oidc;
+mod peer;
+mod renew;
 mod session;
 mod ws_slots;
 
@@ -186,6 +188,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(session::routes())
         .merge(oidc::routes())
         .merge(enrol::routes())
+        .merge(renew::routes())
         .merge(admin::routes(state.clone()))
         .merge(audit::routes(state.clone()))
         .route("/ws", get(console_ws::upgrade))
@@ -196,17 +199,20 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves `app` over TLS on an already bound `listener` until `handle` shuts it down.
+/// Serves `app` over TLS on an already bound `listener` until `handle` shuts it down. `tls` may
+/// be reloaded meanwhile (certificate renewal): new connections get the new certificate.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: RustlsConfig,
     app: Router,
     handle: axum_server::Handle,
 ) -> Result<(), WebError> {
     listener.set_nonblocking(true)?;
-    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
-        .handshake_timeout(Duration::from_secs(10))
-        .acceptor(limits::CappedAcceptor::new(limits::MAX_CONNECTIONS));
+    let acceptor = peer::PeerAcceptor::new(
+        RustlsAcceptor::new(tls)
+            .handshake_timeout(Duration::from_secs(10))
+            .acceptor(limits::CappedAcceptor::new(limits::MAX_CONNECTIONS)),
+    );
     let mut server = axum_server::from_tcp(listener);
     limits::configure(server.http_builder());
     server

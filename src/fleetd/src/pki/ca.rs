@@ -208,6 +208,22 @@ fn client_params(
     Ok(params)
 }
 
+/// A client certificate as fleetd reads it: its subject CN and its P-256 key (SEC1 bytes).
+/// `None` if it is not a certificate with both. Its chain and validity are rustls's to check.
+pub fn subject_and_key(der: &[u8]) -> Option<(String, DeviceKey)> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    let point = cert.public_key().subject_public_key.data.to_vec();
+    (point.len() == 65 && point[0] == 4).then_some((cn, DeviceKey(point)))
+}
+
+/// A PEM certificate's notAfter (Unix seconds); `None` if it cannot be parsed.
+pub fn not_after(pem: &str) -> Option<i64> {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// `AB:CD:…`: SHA-256 of `der`.
 pub fn fingerprint(der: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, der);

@@ -9,7 +9,10 @@
 //! read. Crypto is rcgen's and rustls's (ring provider); nothing is hand-rolled.
 
 pub mod ca;
+mod constraints;
+pub mod renewal;
 pub mod signing;
+pub mod web;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -189,7 +192,17 @@ pub fn ensure(pki: Pki, hostname: &str) -> Result<Pki, PkiError> {
 /// `names` (see [`server_names`]): creates what is missing, reuses what is there, and issues a new server
 /// certificate from the same CA when the old one is near expiry or names something else.
 pub fn ensure_for(pki: Pki, hostname: &str, names: &[String]) -> Result<Pki, PkiError> {
-    let now = OffsetDateTime::now_utc();
+    ensure_at(pki, hostname, names, OffsetDateTime::now_utc())
+}
+
+/// [`ensure_for`] as if it ran at `now`: what the running server's renewal check calls, and
+/// what tests call with a shifted clock to make certificates that are near their end.
+pub fn ensure_at(
+    pki: Pki,
+    hostname: &str,
+    names: &[String],
+    now: OffsetDateTime,
+) -> Result<Pki, PkiError> {
     let (ca_pem, ca_key, created_ca) = match (pki.ca_cert.exists(), pki.ca_key.exists()) {
         (true, true) => {
             warn_if_readable_by_others(&pki.ca_key);
@@ -199,7 +212,7 @@ pub fn ensure_for(pki: Pki, hostname: &str, names: &[String]) -> Result<Pki, Pki
         }
         (false, false) => {
             let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-            let cert = ca_params(now)?.self_signed(&key)?;
+            let cert = ca_params(now, names)?.self_signed(&key)?;
             write(&pki.ca_key, &key.serialize_pem(), 0o600)?;
             write(&pki.ca_cert, &cert.pem(), 0o644)?;
             tracing::info!(path = %pki.ca_cert.display(), "created a new CA");
@@ -208,7 +221,19 @@ pub fn ensure_for(pki: Pki, hostname: &str, names: &[String]) -> Result<Pki, Pki
         (true, false) => return Err(half_ca(&pki.ca_cert, &pki.ca_key)),
         (false, true) => return Err(half_ca(&pki.ca_key, &pki.ca_cert)),
     };
-    if !created_ca && pki.server_key.exists() && server_cert_fits(&pki.server_cert, names)? {
+    if !created_ca {
+        let ca_der = load_certs(&pki.ca_cert)?.into_iter().next();
+        let outside = ca_der.map(|der| constraints::not_permitted(&der, names)).unwrap_or_default();
+        if !outside.is_empty() {
+            tracing::error!(
+                ?outside,
+                "the CA's name constraints do not cover these names: kiosks and browsers will \
+                 refuse the server certificate when they use them (the constraints are fixed \
+                 when the CA is made; see README, Certificates)"
+            );
+        }
+    }
+    if !created_ca && pki.server_key.exists() && server_cert_fits(&pki.server_cert, names, now)? {
         return Ok(pki);
     }
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|e| invalid(&pki.ca_cert, e))?;
@@ -220,32 +245,27 @@ pub fn ensure_for(pki: Pki, hostname: &str, names: &[String]) -> Result<Pki, Pki
     Ok(pki)
 }
 
-/// A rustls server configuration presenting the server certificate (HTTP/2 and HTTP/1.1).
+/// A rustls server configuration presenting the server certificate (HTTP/2 and HTTP/1.1). It
+/// asks clients for a certificate from the fleet CA without requiring one: kiosks present
+/// theirs to renew it ([`crate::registry::renewal`]); browsers and enrolling kiosks have none.
+/// A certificate that is presented must chain to the CA and be within its validity.
 pub fn server_tls(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, PkiError> {
     let certs = load_certs(&pki.server_cert)?;
     let key =
         PrivateKeyDer::from_pem_file(&pki.server_key).map_err(|e| invalid(&pki.server_key, e))?;
-    let mut config =
-        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in load_certs(&pki.ca_cert)? {
+        roots.add(cert).map_err(|e| invalid(&pki.ca_cert, e))?;
+    }
+    let clients = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| PkiError::Tls(rustls::Error::General(e.to_string())))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// A rustls client configuration that trusts only the CA certificates in `ca_files` and
-/// presents `identity` (a certificate chain and its key) to servers that ask for one.
-pub fn client_tls(
-    ca_files: &[PathBuf],
-    identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
-) -> Result<Arc<rustls::ClientConfig>, PkiError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for path in ca_files {
-        for cert in load_certs(path)? {
-            roots.add(cert).map_err(|e| invalid(path, e))?;
-        }
-    }
-    let (chain, key) = identity;
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    Ok(Arc::new(builder.with_client_auth_cert(chain, key)?))
 }
 
 /// The CA as an rcgen issuer, for signing device certificates and revocation lists.
@@ -254,12 +274,13 @@ pub fn ca_issuer(pki: &Pki) -> Result<Issuer<'static, KeyPair>, PkiError> {
     Issuer::from_ca_cert_pem(&read(&pki.ca_cert)?, key).map_err(|e| invalid(&pki.ca_cert, e))
 }
 
-fn ca_params(now: OffsetDateTime) -> Result<CertificateParams, PkiError> {
+fn ca_params(now: OffsetDateTime, names: &[String]) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::OrganizationName, "telekiosk");
     params.distinguished_name.push(DnType::CommonName, "telekiosk fleetd CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.name_constraints = Some(constraints::for_names(names));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -302,7 +323,7 @@ pub(crate) fn random_serial() -> Result<SerialNumber, PkiError> {
 
 /// Whether the existing server certificate names exactly `names` (no fewer: kiosks could not
 /// connect; no more: a name an admin dropped must stop working) and has a while left to run.
-fn server_cert_fits(path: &Path, names: &[String]) -> Result<bool, PkiError> {
+fn server_cert_fits(path: &Path, names: &[String], now: OffsetDateTime) -> Result<bool, PkiError> {
     use x509_parser::extensions::GeneralName;
     if !path.exists() {
         return Ok(false);
@@ -310,7 +331,8 @@ fn server_cert_fits(path: &Path, names: &[String]) -> Result<bool, PkiError> {
     let der =
         load_certs(path)?.into_iter().next().ok_or_else(|| invalid(path, "no certificate"))?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| invalid(path, e))?;
-    let fresh = cert.validity().time_to_expiration().is_some_and(|left| left > RENEW_BEFORE);
+    let left = cert.validity().not_after.timestamp() - now.unix_timestamp();
+    let fresh = left > RENEW_BEFORE.whole_seconds();
     let sans = cert.subject_alternative_name().map_err(|e| invalid(path, e))?;
     let sans = sans.map(|ext| ext.value.general_names.clone()).unwrap_or_default();
     let has: BTreeSet<String> = sans
@@ -450,9 +472,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = ensure(DataDir::of(&dir).pki(), "old-name").unwrap();
         let ca = read(&first.ca_cert).unwrap();
-        let second = ensure(DataDir::of(&dir).pki(), "new-name").unwrap();
+        let second = ensure(DataDir::of(&dir).pki(), "new.old-name").unwrap();
         assert_eq!(read(&second.ca_cert).unwrap(), ca);
-        verifies_as(&second, "new-name").unwrap();
+        verifies_as(&second, "new.old-name").unwrap();
     }
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
@@ -512,6 +534,8 @@ mod tests {
         provider();
         let dir = tempfile::tempdir().unwrap();
         let names = |p: &[&str]| server_names("host", &ips(&["10.77.0.2"]), &[], &public(p));
+        // The second name is under the first: the CA's name constraints (made with the first
+        // set) permit it.
         let first = ensure_for(DataDir::of(&dir).pki(), "host", &names(&["a.example"])).unwrap();
         let [ca, ca_key, cert] =
             [&first.ca_cert, &first.ca_key, &first.server_cert].map(|p| read(p).unwrap());
@@ -521,10 +545,10 @@ mod tests {
         ensure_for(DataDir::of(&dir).pki(), "host", &names(&["a.example"])).unwrap();
         assert_eq!(read(&first.server_cert).unwrap(), cert);
         // A name replaced: a new certificate without the old name, from the same CA.
-        let second = ensure_for(DataDir::of(&dir).pki(), "host", &names(&["b.example"])).unwrap();
+        let second = ensure_for(DataDir::of(&dir).pki(), "host", &names(&["b.a.example"])).unwrap();
         assert_ne!(read(&second.server_cert).unwrap(), cert);
         assert_eq!([&second.ca_cert, &second.ca_key].map(|p| read(p).unwrap()), [ca, ca_key]);
-        verifies_as(&second, "b.example").unwrap();
+        verifies_as(&second, "b.a.example").unwrap();
         assert!(verifies_as(&second, "a.example").is_err());
     }
 

@@ -6,6 +6,7 @@
 //! who, what, which device. It never logs a token, a key or a certificate, and it never
 //! writes the CRL: [`crate::registry::revocation`] does that in the running server.
 
+pub mod renewal;
 pub mod revocation;
 mod token;
 
@@ -221,13 +222,18 @@ impl Registry {
     }
 
     /// The device with this id.
-    fn device(&self, id: &str) -> Result<DeviceRecord, StoreError> {
+    pub(crate) fn device(&self, id: &str) -> Result<DeviceRecord, StoreError> {
         self.store.read(|c| devices::device(c, id))?.ok_or_else(devices::no_such_device(id))
     }
 
     /// The CA, for signing the CRL.
     pub fn pki(&self) -> &Pki {
         &self.pki
+    }
+
+    /// The store, for [`renewal`].
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 }
 
@@ -295,6 +301,7 @@ pub(crate) fn info(d: DeviceRecord) -> DeviceInfo {
         revoked_at: d.revoked_at,
         cert_serial: d.cert_serial,
         cert_fingerprint: d.cert_fingerprint,
+        cert_expires_at: d.cert_pem.as_deref().and_then(ca::not_after),
     }
 }
 

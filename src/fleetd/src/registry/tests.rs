@@ -1,6 +1,8 @@
 use super::*;
 use crate::data_dir::DataDir;
+use crate::registry::renewal::RenewError;
 use rcgen::{CertificateParams, KeyPair};
+use rustls::pki_types::pem::PemObject;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -204,4 +206,37 @@ fn a_token_for_a_blank_or_multi_line_place_is_refused() {
     }
     let forever = NewEnrolToken { clinic: "c".into(), room: "r".into(), ttl_secs: Some(u64::MAX) };
     assert!(r.create_token(&forever, "admin", NOW).is_err());
+}
+
+#[test]
+fn a_renewed_kiosk_keeps_its_key_and_revoking_it_revokes_every_certificate_it_had() {
+    let (_dir, r) = registry();
+    let key = KeyPair::generate().unwrap();
+    let token = new_token(&r, None);
+    let id = enrol(&r, &token, &key, NOW).unwrap().device_id;
+    let first = r.approve(&id, "admin", NOW).unwrap();
+    let first_pem = r.device(&id).unwrap().cert_pem.unwrap();
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(first_pem.as_bytes()).unwrap();
+    // Near the end of its life, the kiosk renews with its current certificate and key.
+    let later = NOW + 300 * 86_400;
+    let renewed = r.renew(&der, &csr(&key), later).unwrap();
+    assert_eq!(renewed.device_id, id);
+    assert!(renewed.expires_at > first.cert_expires_at.unwrap());
+    let again =
+        rustls::pki_types::CertificateDer::from_pem_slice(renewed.certificate_pem.as_bytes())
+            .unwrap();
+    assert_eq!(ca::subject_and_key(&again), ca::subject_and_key(&der), "same subject and key");
+    let shown = r.show(&id).unwrap();
+    assert_ne!(shown.cert_serial, first.cert_serial);
+    assert_eq!(shown.cert_expires_at, Some(renewed.expires_at));
+    // Another key is refused.
+    let other = KeyPair::generate().unwrap();
+    assert!(matches!(r.renew(&der, &csr(&other), later), Err(RenewError::CsrKey)));
+    // Revoked: no renewal, and both serials are on the CRL.
+    r.revoke(&id, "admin", later).unwrap();
+    assert!(matches!(r.renew(&der, &csr(&key), later), Err(RenewError::Revoked)));
+    let on_crl: Vec<String> = r.revoked().unwrap().into_iter().map(|(_, x)| x.serial).collect();
+    for serial in [first.cert_serial.unwrap(), shown.cert_serial.unwrap()] {
+        assert!(on_crl.contains(&serial), "{serial} not in {on_crl:?}");
+    }
 }

@@ -192,13 +192,17 @@ pub fn approve(
     now: i64,
     by: &str,
 ) -> rusqlite::Result<bool> {
-    change(
+    let approved = change(
         c,
         "UPDATE devices SET status = 'active', approved_at = ?2, approved_by = ?3,
              cert_pem = ?4, cert_serial = ?5, cert_fingerprint = ?6
          WHERE id = ?1 AND status = 'pending'",
         params![id, now, by, cert.pem, cert.serial, cert.fingerprint],
-    )
+    )?;
+    if approved {
+        record_cert(c, id, &cert.serial, now)?;
+    }
+    Ok(approved)
 }
 
 /// Marks a pending or active device revoked; `false` if it was revoked already.
@@ -211,11 +215,16 @@ pub fn revoke(c: &Connection, id: &str, now: i64, by: &str) -> rusqlite::Result<
     )
 }
 
-/// Revoked devices that hold a certificate: (device id, serial, when revoked), oldest first.
+/// Every certificate of a revoked device, renewed ones included: (device id, serial, when
+/// revoked), oldest first.
 pub fn revoked_serials(c: &Connection) -> rusqlite::Result<Vec<(String, String, i64)>> {
     c.prepare(
         "SELECT id, cert_serial, revoked_at FROM devices
-         WHERE status = 'revoked' AND cert_serial IS NOT NULL ORDER BY revoked_at, id",
+         WHERE status = 'revoked' AND cert_serial IS NOT NULL
+         UNION
+         SELECT d.id, c.serial, d.revoked_at FROM devices d JOIN device_certs c ON c.device_id = d.id
+         WHERE d.status = 'revoked'
+         ORDER BY 3, 1, 2",
     )?
     .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
     .collect()
@@ -267,4 +276,45 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
 
 fn sql<E: From<StoreError>>(e: rusqlite::Error) -> E {
     E::from(StoreError::Sql(e))
+}
+
+/// Migration: every certificate ever issued to a device, so that revoking a device that renewed
+/// its certificate also revokes the older ones still within their validity.
+pub(super) const CERTS_SCHEMA: &str = "
+    CREATE TABLE device_certs (
+        serial    TEXT PRIMARY KEY NOT NULL,
+        device_id TEXT NOT NULL REFERENCES devices (id),
+        issued_at INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO device_certs (serial, device_id, issued_at)
+        SELECT cert_serial, id, COALESCE(approved_at, created_at) FROM devices
+        WHERE cert_serial IS NOT NULL;";
+
+/// Remembers a certificate issued to a device (for the CRL, should the device be revoked).
+fn record_cert(c: &Connection, id: &str, serial: &str, now: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO device_certs (serial, device_id, issued_at) VALUES (?1, ?2, ?3)",
+        params![serial, id, now],
+    )
+    .map(drop)
+}
+
+/// Replaces an active device's certificate with a renewed one (same key); `false` if the
+/// device is not active (revoked meanwhile).
+pub fn renew(
+    c: &Connection,
+    id: &str,
+    cert: &crate::pki::ca::Issued,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let renewed = change(
+        c,
+        "UPDATE devices SET cert_pem = ?2, cert_serial = ?3, cert_fingerprint = ?4
+         WHERE id = ?1 AND status = 'active'",
+        params![id, cert.pem, cert.serial, cert.fingerprint],
+    )?;
+    if renewed {
+        record_cert(c, id, &cert.serial, now)?;
+    }
+    Ok(renewed)
 }

@@ -60,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     audit::SCHEMA,
     users::ACCOUNT_SCHEMA,
     idp::SCHEMA,
+    devices::CERTS_SCHEMA,
 ];
 
 /// Why a database operation failed.

@@ -4,7 +4,7 @@
 
 import { $, el, input, request, roomLabel } from './common.js';
 import {
-  PARTS, ago, commandName, duration, healthIssues, linkWords, part, presence, when,
+  PARTS, ago, certificateEnd, commandName, duration, healthIssues, linkWords, part, presence, when,
 } from './admin-format.js';
 
 /** @typedef {import('./wire.js').FleetDevice} FleetDevice */
@@ -92,6 +92,7 @@ export async function renderDevice(id) {
   pill.className = `pill ${s ? (s.presence === 'online' ? 'ok' : 'bad') : ''}`;
   facts('device-state', [
     ['Kiosk', d.id], ['Enrolment', d.status], ['Key', d.key_fingerprint],
+    ['Certificate until', certificateEnd(d.cert_expires_at)],
     ['Software', s ? s.software || '—' : '—'],
     ['Up for', s ? duration(s.uptime_secs) : '—'], ['Last report', ago(d.last_seen)],
     ['Last visit', s && s.last_visit ? `${when(s.last_visit.ended_at)}, ${duration(s.last_visit.duration_secs)}` : '—'],

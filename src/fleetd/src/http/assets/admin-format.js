@@ -38,6 +38,19 @@ export function ago(unix) {
   return when(unix);
 }
 
+/**
+ * When a kiosk's certificate ends, with a warning when less than 30 days are left (a kiosk
+ * renews it at two thirds of its life, so that means it has not managed to).
+ * @param {number | null | undefined} unix
+ */
+export function certificateEnd(unix) {
+  if (!unix) return '—';
+  const days = Math.floor((unix - Date.now() / 1000) / 86400);
+  if (days < 0) return `expired ${when(unix)}: enrol this kiosk again`;
+  if (days < 30) return `${when(unix)}: only ${days} days left and not renewed yet`;
+  return when(unix);
+}
+
 /** @param {number} secs */
 export function duration(secs) {
   const h = Math.floor(secs / 3600);

@@ -110,6 +110,7 @@
  * @property {string | null} cert_serial
  * @property {string | null} cert_fingerprint
  * @property {string} key_fingerprint
+ * @property {number | null} [cert_expires_at]
  */
 
 /**
