@@ -237,6 +237,7 @@ async fn admins_make_codes_approve_list_and_revoke_over_the_api_and_clinicians_c
         "clinic",
         "created_at",
         "id",
+        "key_fingerprint",
         "revoked_at",
         "room",
         "status",
