@@ -431,8 +431,13 @@ mod tests {
 
     #[test]
     fn a_kiosk_visit_message_becomes_router_input_for_that_device() {
-        let msg =
-            KioskToServer::Waiting { visit_id: "v1".into(), clinic: "c".into(), room: "r".into() };
+        let msg = KioskToServer::Waiting {
+            visit_id: "v1".into(),
+            clinic: "c".into(),
+            room: "r".into(),
+            language: None,
+            visit_code: None,
+        };
         let input = to_input(&topics::visit_out("kiosk-a"), &encode(&msg));
         assert!(
             matches!(input, Some(Input::FromKiosk { device_id, msg: Ok(m) }) if device_id == "kiosk-a" && m == msg)

@@ -14,7 +14,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
+use std::time::Duration;
 
 use tokio::task::{JoinError, JoinHandle};
 
@@ -39,29 +40,44 @@ impl Ended {
     }
 }
 
-/// Waits until the first of `tasks` ends. Never resolves for an empty list. The handles are
-/// borrowed: the one that ended must not be awaited again (check `is_finished` first).
-pub fn first_to_end<'a>(
-    tasks: Vec<(&'static str, &'a mut JoinHandle<()>)>,
-) -> impl Future<Output = Ended> + 'a {
-    FirstToEnd { tasks }
+/// How long, after a part returned, a panic elsewhere is still taken as the cause: a task that
+/// panics drops its channels while it unwinds (printing a backtrace can take a second), so the
+/// part reading from it may return first, as an echo of the panic.
+pub const PANIC_GRACE: Duration = Duration::from_secs(3);
+
+/// Waits until the first of `tasks` ends and names it — or, if it returned and another one
+/// panics within [`PANIC_GRACE`], names the one that panicked, the cause. Never resolves for an
+/// empty list. The handles are borrowed: one that ended must not be awaited again (check
+/// `is_finished` first).
+pub async fn first_to_end(mut tasks: Vec<(&'static str, &mut JoinHandle<()>)>) -> Ended {
+    let first = next_to_end(&mut tasks).await;
+    if first.panicked {
+        return first;
+    }
+    let deadline = tokio::time::Instant::now() + PANIC_GRACE;
+    while !tasks.is_empty() {
+        match tokio::time::timeout_at(deadline, next_to_end(&mut tasks)).await {
+            Ok(then) if then.panicked => return then,
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    first
 }
 
-struct FirstToEnd<'a> {
-    tasks: Vec<(&'static str, &'a mut JoinHandle<()>)>,
-}
-
-impl Future for FirstToEnd<'_> {
-    type Output = Ended;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
-        for (name, handle) in self.tasks.iter_mut() {
-            if let Poll::Ready(res) = Pin::new(&mut **handle).poll(cx) {
+/// Waits for the next of `tasks` to end and takes it off the list. Never resolves for an empty
+/// list.
+async fn next_to_end(tasks: &mut Vec<(&'static str, &mut JoinHandle<()>)>) -> Ended {
+    std::future::poll_fn(|cx| {
+        for i in 0..tasks.len() {
+            if let Poll::Ready(res) = Pin::new(&mut *tasks[i].1).poll(cx) {
+                let (name, _) = tasks.remove(i);
                 return Poll::Ready(Ended::from(name, &res));
             }
         }
         Poll::Pending
-    }
+    })
+    .await
 }
 
 /// Which part is down, shared by the supervisor and the health route.
@@ -120,6 +136,21 @@ mod tests {
         assert_eq!(ended, Ended { name: "mqtt receive", panicked: false });
         assert!(ended.describe().contains("`mqtt receive` stopped"));
         hub.abort();
+    }
+
+    #[tokio::test]
+    async fn a_part_that_returns_because_another_panics_is_not_blamed() {
+        // The audit queue returns when the hub's sender is dropped; the hub's panic is known a
+        // moment later (as while a backtrace prints): the hub is named.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let mut audit = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let mut hub = tokio::spawn(async move {
+            drop(tx);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            panic!("router bug")
+        });
+        let ended = first_to_end(vec![("audit queue", &mut audit), ("hub", &mut hub)]).await;
+        assert_eq!(ended, Ended { name: "hub", panicked: true });
     }
 
     #[test]

@@ -312,6 +312,8 @@ async fn a_visit_is_recorded_queued_joined_and_ended_and_forged_text_goes_nowher
         visit_id: "visit-9".into(),
         clinic: "North Clinic".into(),
         room: "3".into(),
+        language: None,
+        visit_code: None,
     };
     let topic = topics::visit_out(&device.id);
     kiosk.publish(&topic, QoS::AtLeastOnce, false, encode(&waiting)).await.unwrap();

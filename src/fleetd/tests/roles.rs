@@ -347,6 +347,8 @@ async fn a_clinician_sees_only_their_clinics_kiosks_by_registry_name_and_an_audi
         visit_id: "v-south".into(),
         clinic: "North Clinic".into(),
         room: "1".into(),
+        language: None,
+        visit_code: None,
     };
     let topic = topics::visit_out(&south_kiosk.id);
     mqtt.client.publish(topic, QoS::AtLeastOnce, false, encode(&lie)).await.unwrap();
@@ -357,8 +359,13 @@ async fn a_clinician_sees_only_their_clinics_kiosks_by_registry_name_and_an_audi
 
     // Then North's own kiosk waits: the North clinician's next queue has it and not South's.
     let north_mqtt = common::mqtt(&f, device_tls(&f, &north_kiosk), &north_kiosk.id).await.unwrap();
-    let waiting =
-        KioskToServer::Waiting { visit_id: "v-north".into(), clinic: "x".into(), room: "y".into() };
+    let waiting = KioskToServer::Waiting {
+        visit_id: "v-north".into(),
+        clinic: "x".into(),
+        room: "y".into(),
+        language: None,
+        visit_code: None,
+    };
     let topic = topics::visit_out(&north_kiosk.id);
     north_mqtt.client.publish(topic, QoS::AtLeastOnce, false, encode(&waiting)).await.unwrap();
     let seen = until(&mut north, |m| lists(m, "v-north")).await;

@@ -119,6 +119,8 @@ async fn a_waiting_kiosk_is_joined_by_one_clinician_and_refused_to_a_second() {
         visit_id: "visit-1".into(),
         clinic: "North Clinic".into(),
         room: "2".into(),
+        language: None,
+        visit_code: None,
     };
     publish(&kiosk_a, kiosk_id, &waiting).await;
     // The kiosk hears at once that it is queued (no STUN/TURN configured: no servers).

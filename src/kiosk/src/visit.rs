@@ -528,6 +528,8 @@ impl Visit {
             visit_id: visit_id.to_string(),
             clinic: self.clinic.clone(),
             room: self.room.clone(),
+            language: None,
+            visit_code: None,
         }
     }
 

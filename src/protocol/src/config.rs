@@ -6,6 +6,8 @@
 //! canonical JSON is needed: verify first, then parse. Every field has a documented range and a
 //! default ([`ConfigBody::default`]); [`ConfigBody::check`] names the first field out of range.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{DecodeError, Validate, ident, invalid, text};
@@ -59,7 +61,7 @@ impl Validate for ConfigPayload {
 }
 
 /// UI languages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     En,
@@ -192,6 +194,11 @@ pub struct ConfigBody {
     pub speaker_volume_pct: u8,
     /// Microphone gain 0–100 %, default 80.
     pub mic_gain_pct: u8,
+    /// The notice shown before the camera turns on, per language, 0–600 bytes each; a language
+    /// left out shows the kiosk's built-in notice ("Your visit is private. Nothing of it is
+    /// recorded or kept on this kiosk.").
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub consent_notice: BTreeMap<Language, String>,
     /// Argon2 PHC hash of the technician's maintenance code (≤ 256 bytes, `$argon2…`), or empty.
     pub maintenance_code_hash: String,
     /// Seconds between state reports: 10–3600, default 60.
@@ -218,6 +225,7 @@ impl Default for ConfigBody {
             media: MediaCaps::default(),
             speaker_volume_pct: 80,
             mic_gain_pct: 80,
+            consent_notice: BTreeMap::new(),
             maintenance_code_hash: String::new(),
             telemetry_interval_secs: 60,
             log_level: LogLevel::Info,
@@ -298,6 +306,9 @@ impl ConfigBody {
         }
         range("speaker_volume_pct", self.speaker_volume_pct.into(), 0, 100)?;
         range("mic_gain_pct", self.mic_gain_pct.into(), 0, 100)?;
+        for notice in self.consent_notice.values() {
+            text("consent_notice", notice, 600)?;
+        }
         text("maintenance_code_hash", &self.maintenance_code_hash, 256)?;
         if !self.maintenance_code_hash.is_empty()
             && !self.maintenance_code_hash.starts_with("$argon2")

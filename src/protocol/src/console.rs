@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Language;
 use crate::decode::{DecodeError, Validate, ident, text};
 use crate::visit::{EndReason, Ice, IceSettings, MAX_NAME_BYTES, check_sdp};
 
@@ -17,6 +18,26 @@ pub struct WaitingVisit {
     pub clinic: String,
     pub room: String,
     /// Seconds the patient has waited when this list was sent.
+    pub waiting_secs: u64,
+    /// The language the patient chose on the kiosk (absent: the clinic's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
+    /// The patient came with a visit code this console's clinician made: the visit waits for
+    /// them (other clinicians do not see it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_you: bool,
+}
+
+/// A patient's call for help from a kiosk, shown to the consoles of its clinic until a staff
+/// member answers it. No patient data: the kiosk's place and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelpAlert {
+    /// Names the alert (the visit's id, or a fresh one from a screen without a visit).
+    pub visit_id: String,
+    pub device_id: String,
+    pub clinic: String,
+    pub room: String,
+    /// Seconds since the patient asked, when this list was sent.
     pub waiting_secs: u64,
 }
 
@@ -38,6 +59,9 @@ pub enum ConsoleToServer {
     /// The console was in this visit when its connection to fleetd dropped (a network blip, a
     /// fleetd restart) and is back: give it the visit again. Only the clinician who joined it.
     Resume { visit_id: String },
+    /// "I'm on my way": a staff member answers a patient's call for help; the kiosk shows that
+    /// someone is coming, and the alert leaves every console.
+    AnswerHelp { visit_id: String },
 }
 
 /// Messages fleetd sends to the console.
@@ -67,14 +91,18 @@ pub enum ServerToConsole {
     Resumed { visit_id: String, clinic: String, room: String },
     /// A request was refused; `message` says why in plain words.
     Error { message: String },
+    /// The open calls for help from the kiosks of this console's clinics, sent on connect and on
+    /// every change (empty: none).
+    Help { alerts: Vec<HelpAlert> },
 }
 
 impl Validate for ConsoleToServer {
     fn validate(&self) -> Result<(), DecodeError> {
         match self {
-            Self::Join { visit_id } | Self::End { visit_id } | Self::Resume { visit_id } => {
-                ident("visit_id", visit_id)
-            }
+            Self::Join { visit_id }
+            | Self::End { visit_id }
+            | Self::Resume { visit_id }
+            | Self::AnswerHelp { visit_id } => ident("visit_id", visit_id),
             Self::EmergencyJoin { visit_id, reason } => {
                 ident("visit_id", visit_id)?;
                 if reason.trim().is_empty() {
@@ -128,6 +156,12 @@ impl Validate for ServerToConsole {
                 ice.check()
             }
             Self::Error { message } => text("message", message, 1024),
+            Self::Help { alerts } => alerts.iter().try_for_each(|a| {
+                ident("visit_id", &a.visit_id)?;
+                ident("device_id", &a.device_id)?;
+                text("clinic", &a.clinic, MAX_NAME_BYTES)?;
+                text("room", &a.room, MAX_NAME_BYTES)
+            }),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{IceServer, check_ice_servers};
+use crate::config::{IceServer, Language, check_ice_servers};
 use crate::decode::{DecodeError, Validate, ident, invalid, text};
 
 /// Largest SDP accepted, in bytes.
@@ -108,8 +108,20 @@ pub enum EndReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum KioskToServer {
-    /// The patient pressed Join: put this visit in the clinicians' queue.
-    Waiting { visit_id: String, clinic: String, room: String },
+    /// The patient pressed Join (or entered a visit code): put this visit in the clinicians'
+    /// queue. `language`: the one the patient chose on the kiosk, so a clinician who speaks it
+    /// can take the visit (absent from an older kiosk: the clinic's default). `visit_code`: the
+    /// six digits a clinician gave the patient for a scheduled visit; fleetd checks it and
+    /// queues the visit for that clinician only, or answers [`ServerToKiosk::CodeRefused`].
+    Waiting {
+        visit_id: String,
+        clinic: String,
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<Language>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visit_code: Option<String>,
+    },
     /// The kiosk's SDP offer, sent once fleetd said a clinician accepted.
     Offer { visit_id: String, sdp: String },
     /// A local ICE candidate of the kiosk.
@@ -120,6 +132,37 @@ pub enum KioskToServer {
     /// time its fleet link comes up, so a restarted fleetd knows the call still runs and whose
     /// console may re-attach to it.
     InVisit { visit_id: String, clinic: String, room: String, clinician: String },
+    /// The patient pressed "Get help from staff": fleetd alerts the consoles of the kiosk's
+    /// clinic (audited). `visit_id` is the visit in progress, or a fresh pseudonymous id when
+    /// the patient asked from a screen without a visit; it names the alert either way.
+    Help { visit_id: String },
+}
+
+/// Why fleetd refused a visit code. The kiosk says it in plain words; never carries the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeRefusal {
+    /// No such code (mistyped, or never made).
+    Unknown,
+    /// The code's time is over.
+    Expired,
+    /// The code was used for a visit already.
+    Used,
+    /// The code is for another clinic.
+    OtherClinic,
+    /// Too many wrong codes from this kiosk: wait before trying again.
+    TooManyTries,
+}
+
+/// Longest a visit code may be, in digits; codes are [`VISIT_CODE_DIGITS`] long.
+pub const VISIT_CODE_DIGITS: usize = 6;
+
+/// Checks a visit code as typed: exactly [`VISIT_CODE_DIGITS`] ASCII digits.
+pub fn check_visit_code(code: &str) -> Result<(), DecodeError> {
+    if code.len() != VISIT_CODE_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid("visit_code", format!("must be {VISIT_CODE_DIGITS} digits")));
+    }
+    Ok(())
 }
 
 /// Messages fleetd sends to a kiosk on `visit/in`.
@@ -142,6 +185,19 @@ pub enum ServerToKiosk {
     Ice { visit_id: String, ice: Ice },
     /// The visit is over on the clinician's side.
     End { visit_id: String, reason: EndReason },
+    /// The visit code of this `Waiting` was refused; the visit is not queued. `retry_after_secs`
+    /// is how long the kiosk must wait before another code (0: at once).
+    CodeRefused {
+        visit_id: String,
+        reason: CodeRefusal,
+        #[serde(default)]
+        retry_after_secs: u32,
+    },
+    /// Where the waiting visit stands: `ahead` patients are before it in its clinic's queue
+    /// (0: next). Sent when the visit is queued and each time its place changes.
+    Position { visit_id: String, ahead: u32 },
+    /// A clinic's staff member saw the patient's call for help (the alert named `visit_id`).
+    HelpComing { visit_id: String },
 }
 
 impl KioskToServer {
@@ -152,7 +208,8 @@ impl KioskToServer {
             | Self::Offer { visit_id, .. }
             | Self::Ice { visit_id, .. }
             | Self::End { visit_id, .. }
-            | Self::InVisit { visit_id, .. } => visit_id,
+            | Self::InVisit { visit_id, .. }
+            | Self::Help { visit_id } => visit_id,
         }
     }
 }
@@ -166,6 +223,9 @@ impl ServerToKiosk {
             Self::Answer { .. } => "answer",
             Self::Ice { .. } => "ice",
             Self::End { .. } => "end",
+            Self::CodeRefused { .. } => "code_refused",
+            Self::Position { .. } => "position",
+            Self::HelpComing { .. } => "help_coming",
         }
     }
 
@@ -176,7 +236,10 @@ impl ServerToKiosk {
             | Self::Accepted { visit_id, .. }
             | Self::Answer { visit_id, .. }
             | Self::Ice { visit_id, .. }
-            | Self::End { visit_id, .. } => visit_id,
+            | Self::End { visit_id, .. }
+            | Self::CodeRefused { visit_id, .. }
+            | Self::Position { visit_id, .. }
+            | Self::HelpComing { visit_id } => visit_id,
         }
     }
 }
@@ -185,13 +248,14 @@ impl Validate for KioskToServer {
     fn validate(&self) -> Result<(), DecodeError> {
         ident("visit_id", self.visit_id())?;
         match self {
-            Self::Waiting { clinic, room, .. } => {
+            Self::Waiting { clinic, room, visit_code, .. } => {
                 text("clinic", clinic, MAX_NAME_BYTES)?;
-                text("room", room, MAX_NAME_BYTES)
+                text("room", room, MAX_NAME_BYTES)?;
+                visit_code.as_deref().map_or(Ok(()), check_visit_code)
             }
             Self::Offer { sdp, .. } => check_sdp(sdp),
             Self::Ice { ice, .. } => ice.check(),
-            Self::End { .. } => Ok(()),
+            Self::End { .. } | Self::Help { .. } => Ok(()),
             Self::InVisit { clinic, room, clinician, .. } => {
                 text("clinic", clinic, MAX_NAME_BYTES)?;
                 text("room", room, MAX_NAME_BYTES)?;
@@ -209,7 +273,14 @@ impl Validate for ServerToKiosk {
             Self::Ice { ice, .. } => ice.check(),
             Self::Queued { ice, .. } => ice.check(),
             Self::Accepted { clinician, .. } if !clinician.is_empty() => clinician_name(clinician),
-            Self::Accepted { .. } | Self::End { .. } => Ok(()),
+            Self::CodeRefused { retry_after_secs, .. } if *retry_after_secs > 3600 => {
+                Err(invalid("retry_after_secs", format!("{retry_after_secs} is more than an hour")))
+            }
+            Self::Accepted { .. }
+            | Self::End { .. }
+            | Self::CodeRefused { .. }
+            | Self::Position { .. }
+            | Self::HelpComing { .. } => Ok(()),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! Every message round-trips; oversized, malformed or out-of-range input is refused with an
 //! error that names what is wrong.
 
-use telekiosk_protocol::config::IceServer;
-use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit};
+use telekiosk_protocol::config::{IceServer, Language};
+use telekiosk_protocol::console::{ConsoleToServer, HelpAlert, ServerToConsole, WaitingVisit};
 use telekiosk_protocol::decode::MAX_MESSAGE_BYTES;
 use telekiosk_protocol::device::{DeviceState, Presence};
-use telekiosk_protocol::visit::{EndReason, Ice, IceSettings, KioskToServer, ServerToKiosk};
+use telekiosk_protocol::visit::{
+    CodeRefusal, EndReason, Ice, IceSettings, KioskToServer, ServerToKiosk,
+};
 use telekiosk_protocol::{DecodeError, Validate, decode, encode, topics};
 
 const SDP: &str = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
@@ -30,7 +32,10 @@ fn every_kiosk_to_server_message_round_trips() {
         visit_id: id.clone(),
         clinic: "Maple".into(),
         room: "2".into(),
+        language: Some(Language::Es),
+        visit_code: Some("123456".into()),
     });
+    round_trip(KioskToServer::Help { visit_id: id.clone() });
     round_trip(KioskToServer::Offer { visit_id: id.clone(), sdp: SDP.into() });
     round_trip(KioskToServer::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(KioskToServer::InVisit {
@@ -93,12 +98,24 @@ fn every_console_message_round_trips() {
         clinic: "Maple".into(),
         room: "2".into(),
     });
+    round_trip(ConsoleToServer::AnswerHelp { visit_id: id.clone() });
+    round_trip(ServerToConsole::Help {
+        alerts: vec![HelpAlert {
+            visit_id: id.clone(),
+            device_id: "kiosk-1".into(),
+            clinic: "Maple".into(),
+            room: "2".into(),
+            waiting_secs: 30,
+        }],
+    });
     let waiting = WaitingVisit {
         visit_id: id.clone(),
         device_id: "kiosk-1".into(),
         clinic: "Maple".into(),
         room: "Exam 2".into(),
         waiting_secs: 12,
+        language: None,
+        for_you: false,
     };
     round_trip(ServerToConsole::Queue { waiting: vec![waiting] });
     round_trip(ServerToConsole::Joined {
@@ -179,14 +196,22 @@ fn out_of_range_fields_are_refused_naming_the_field() {
         "visit_id"
     );
     assert_eq!(
-        invalid_field(KioskToServer::Waiting { visit_id: id(), clinic: long, room: "2".into() }),
+        invalid_field(KioskToServer::Waiting {
+            visit_id: id(),
+            clinic: long,
+            room: "2".into(),
+            language: None,
+            visit_code: None,
+        }),
         "clinic"
     );
     assert_eq!(
         invalid_field(KioskToServer::Waiting {
             visit_id: id(),
             clinic: "M".into(),
-            room: "a\u{7}".into()
+            room: "a\u{7}".into(),
+            language: None,
+            visit_code: None,
         }),
         "room"
     );
@@ -271,4 +296,32 @@ mod api {
             Err(DecodeError::Invalid { field: "csr_pem", .. })
         ));
     }
+}
+
+#[test]
+fn visit_codes_are_six_digits_and_refusals_round_trip() {
+    let waiting = |code: &str| KioskToServer::Waiting {
+        visit_id: "v-1".to_string(),
+        clinic: "M".into(),
+        room: "2".into(),
+        language: Some(Language::Es),
+        visit_code: Some(code.into()),
+    };
+    for bad in ["12345", "1234567", "12a456", "", "١٢٣٤٥٦"] {
+        assert_eq!(invalid_field(waiting(bad)), "visit_code", "{bad:?}");
+    }
+    assert_eq!(waiting("004200").validate(), Ok(()));
+    round_trip(ServerToKiosk::CodeRefused {
+        visit_id: "v-1".to_string(),
+        reason: CodeRefusal::TooManyTries,
+        retry_after_secs: 60,
+    });
+    round_trip(ServerToKiosk::Position { visit_id: "v-1".to_string(), ahead: 2 });
+    round_trip(ServerToKiosk::HelpComing { visit_id: "v-1".to_string() });
+    let too_long = ServerToKiosk::CodeRefused {
+        visit_id: "v-1".to_string(),
+        reason: CodeRefusal::Unknown,
+        retry_after_secs: 7200,
+    };
+    assert_eq!(invalid_field(too_long), "retry_after_secs");
 }

@@ -40,6 +40,9 @@ impl Router {
         if let ConsoleToServer::Resume { visit_id } = msg {
             return self.claim(conn, &user, visit_id, now, out);
         }
+        if let ConsoleToServer::AnswerHelp { .. } = msg {
+            return out.push(error_to(conn, "Calls for help are not handled yet."));
+        }
         let target = self.visits.iter().position(|v| v.visit_id == visit_id_of(&msg));
         let Some(i) = target.filter(|&i| self.visits[i].owner == Some(conn)) else {
             let what = "console acted on a visit it does not own: refused";
@@ -80,7 +83,8 @@ impl Router {
             }
             ConsoleToServer::Join { .. }
             | ConsoleToServer::EmergencyJoin { .. }
-            | ConsoleToServer::Resume { .. } => {
+            | ConsoleToServer::Resume { .. }
+            | ConsoleToServer::AnswerHelp { .. } => {
                 unreachable!("handled above")
             }
         };

@@ -240,12 +240,16 @@ impl Router {
         let current = self.visits.iter().position(|v| v.device_id == device_id);
         let current = current.filter(|&i| self.visits[i].visit_id == msg.visit_id());
         match msg {
-            KioskToServer::Waiting { visit_id, clinic, room } => {
+            KioskToServer::Waiting { visit_id, clinic, room, .. } => {
                 self.waiting(Visit::new(visit_id, device_id, clinic, room, now), out)
             }
             KioskToServer::InVisit { visit_id, clinic, room, clinician } => {
                 let v = Visit::new(visit_id, device_id, clinic, room, now);
                 self.in_visit(current, v, clinician, now, out)
+            }
+            KioskToServer::Help { visit_id } => {
+                let n = note(NoteLevel::Warn, "kiosk asked for staff help: not handled yet");
+                out.push(n.device(&device_id).visit_id(&visit_id).into());
             }
             _ if current.is_none() => {
                 let n =
@@ -531,6 +535,8 @@ impl Router {
             clinic: v.clinic.clone(),
             room: v.room.clone(),
             waiting_secs: now.saturating_duration_since(v.since).as_secs(),
+            language: None,
+            for_you: false,
         });
         ServerToConsole::Queue { waiting: waiting.collect() }
     }
@@ -564,8 +570,8 @@ pub fn place_from_registry(
     match (msg, place) {
         (msg, _) if !needs_place => Ok(msg),
         (_, None) => Err(DecodeError::Malformed(NOT_ENROLLED.into())),
-        (KioskToServer::Waiting { visit_id, .. }, Some((clinic, room))) => {
-            Ok(KioskToServer::Waiting { visit_id, clinic, room })
+        (KioskToServer::Waiting { visit_id, language, visit_code, .. }, Some((clinic, room))) => {
+            Ok(KioskToServer::Waiting { visit_id, clinic, room, language, visit_code })
         }
         (KioskToServer::InVisit { visit_id, clinician, .. }, Some((clinic, room))) => {
             Ok(KioskToServer::InVisit { visit_id, clinic, room, clinician })
@@ -585,7 +591,8 @@ fn visit_id_of(msg: &ConsoleToServer) -> &str {
         | ConsoleToServer::Answer { visit_id, .. }
         | ConsoleToServer::Ice { visit_id, .. }
         | ConsoleToServer::End { visit_id }
-        | ConsoleToServer::Resume { visit_id } => visit_id,
+        | ConsoleToServer::Resume { visit_id }
+        | ConsoleToServer::AnswerHelp { visit_id } => visit_id,
     }
 }
 

@@ -50,7 +50,13 @@ fn kiosk(device_id: &str, msg: K2S) -> Input {
     Input::FromKiosk { device_id: device_id.into(), msg: Ok(msg) }
 }
 fn waiting(device_id: &str, visit_id: &str) -> Input {
-    let msg = K2S::Waiting { visit_id: visit_id.into(), clinic: "North".into(), room: "2".into() };
+    let msg = K2S::Waiting {
+        visit_id: visit_id.into(),
+        clinic: "North".into(),
+        room: "2".into(),
+        language: None,
+        visit_code: None,
+    };
     kiosk(device_id, msg)
 }
 fn kiosk_garbage(device_id: &str) -> Input {
@@ -96,6 +102,8 @@ fn queue(conn: u64, rows: &[(&str, &str, u64)]) -> Output {
         clinic: "North".into(),
         room: "2".into(),
         waiting_secs,
+        language: None,
+        for_you: false,
     });
     to_console(conn, S2C::Queue { waiting: waiting.collect() })
 }

@@ -187,6 +187,7 @@ fn kind(msg: &K2S) -> &'static str {
         K2S::Ice { .. } => "ice",
         K2S::End { .. } => "end",
         K2S::InVisit { .. } => "in_visit",
+        K2S::Help { .. } => "help",
     }
 }
 

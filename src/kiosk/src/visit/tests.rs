@@ -97,7 +97,9 @@ fn join_queues_the_visit_and_media_starts_with_the_servers_fleetd_gives_it() {
         [KioskToServer::Waiting {
             visit_id: V.into(),
             clinic: "Maple Clinic".into(),
-            room: "Exam 2".into()
+            room: "Exam 2".into(),
+            language: None,
+            visit_code: None,
         }]
     );
 }
@@ -369,7 +371,9 @@ fn new_settings_apply_at_once_without_interrupting_a_visit_in_progress() {
         [KioskToServer::Waiting {
             visit_id: V.into(),
             clinic: "North Clinic".into(),
-            room: "Room 9".into()
+            room: "Room 9".into(),
+            language: None,
+            visit_code: None,
         }]
     );
     // The shorter wait applies, from when the waiting began.

@@ -5,7 +5,13 @@
 use super::*;
 
 fn waiting_in(device_id: &str, visit_id: &str, clinic: &str) -> Input {
-    let msg = K2S::Waiting { visit_id: visit_id.into(), clinic: clinic.into(), room: "2".into() };
+    let msg = K2S::Waiting {
+        visit_id: visit_id.into(),
+        clinic: clinic.into(),
+        room: "2".into(),
+        language: None,
+        visit_code: None,
+    };
     kiosk(device_id, msg)
 }
 fn south_queue(conn: u64, rows: &[(&str, &str, u64)]) -> Output {
@@ -15,6 +21,8 @@ fn south_queue(conn: u64, rows: &[(&str, &str, u64)]) -> Output {
         clinic: "South".into(),
         room: "2".into(),
         waiting_secs,
+        language: None,
+        for_you: false,
     });
     to_console(conn, S2C::Queue { waiting: waiting.collect() })
 }
@@ -60,6 +68,8 @@ fn a_clinician_sees_only_the_waiting_visits_of_their_clinics() {
                                 clinic: "North".into(),
                                 room: "2".into(),
                                 waiting_secs: 1,
+                                language: None,
+                                for_you: false,
                             },
                             WaitingVisit {
                                 visit_id: "v2".into(),
@@ -67,6 +77,8 @@ fn a_clinician_sees_only_the_waiting_visits_of_their_clinics() {
                                 clinic: "South".into(),
                                 room: "2".into(),
                                 waiting_secs: 0,
+                                language: None,
+                                for_you: false,
                             },
                         ],
                     },
@@ -130,11 +142,22 @@ fn emergency_access_without_a_reason_is_refused_by_the_decoder() {
 
 #[test]
 fn the_clinic_and_room_come_from_the_registry_never_from_the_kiosk() {
-    let claimed = K2S::Waiting { visit_id: "v1".into(), clinic: "North".into(), room: "1".into() };
+    let claimed = K2S::Waiting {
+        visit_id: "v1".into(),
+        clinic: "North".into(),
+        room: "1".into(),
+        language: None,
+        visit_code: None,
+    };
     let place = Some(("South".to_string(), "Room 9".to_string()));
     let placed = place_from_registry(claimed.clone(), place).unwrap();
-    let expected =
-        K2S::Waiting { visit_id: "v1".into(), clinic: "South".into(), room: "Room 9".into() };
+    let expected = K2S::Waiting {
+        visit_id: "v1".into(),
+        clinic: "South".into(),
+        room: "Room 9".into(),
+        language: None,
+        visit_code: None,
+    };
     assert_eq!(placed, expected);
     let in_visit = K2S::InVisit {
         visit_id: "v1".into(),
