@@ -55,6 +55,8 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
   let fleetd; let vm; let qmp; let browser; let page; let deviceId; let bootStart;
 
   async function boot(name, extra = []) {
+    // A socket left by a killed qemu must not be taken for the new one's.
+    fs.rmSync(path.join(RUN, 'qmp.sock'), { force: true });
     vm = new Child(name, 'bash', [path.join(ROOT, 'image/boot'), IMAGE, '--dir', RUN, ...extra]);
     bootStart = Date.now();
     await waitFor('the VM\'s QMP socket', () => vm.exitedNow() ? 'exited' : fs.existsSync(path.join(RUN, 'qmp.sock')), 60000);

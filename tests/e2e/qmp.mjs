@@ -6,14 +6,41 @@ import fs from 'node:fs';
 import net from 'node:net';
 
 export class Qmp {
-  /** Connects to the socket at `path` and negotiates capabilities. */
-  static async connect(path) {
+  /**
+   * Connects to the socket at `path` and negotiates capabilities. Refused or silent sockets (a
+   * qemu still starting) are tried again until `timeoutMs`; then it fails naming the last error.
+   */
+  static async connect(path, timeoutMs = 60000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await Qmp.attempt(path);
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`QMP at ${path}: ${e.message}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** One connection attempt; gives up after 10 s without qemu's greeting. */
+  static async attempt(path) {
     const sock = net.connect(path);
-    await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
-    const qmp = new Qmp(sock);
-    await qmp.greeting;
-    await qmp.execute('qmp_capabilities');
-    return qmp;
+    let timer;
+    const silent = new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('no greeting within 10 s')), 10000);
+    });
+    try {
+      await Promise.race([silent, new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); })]);
+      const qmp = new Qmp(sock);
+      await Promise.race([silent, qmp.greeting]);
+      await Promise.race([silent, qmp.execute('qmp_capabilities')]);
+      return qmp;
+    } catch (e) {
+      sock.destroy();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   constructor(sock) {
