@@ -92,6 +92,12 @@ impl DataDir {
     pub fn audit_head(&self) -> PathBuf {
         self.0.join("audit-head")
     }
+
+    /// The key visit codes are hashed with (HMAC-SHA256), so the database alone does not give
+    /// them away.
+    pub fn visit_code_key(&self) -> PathBuf {
+        self.0.join("visit-code-key")
+    }
 }
 
 /// True if a file mode lets the group or others read, write or enter.

@@ -5,14 +5,19 @@
 //! rate-limits refusals per sender so a flood of bad messages cannot flood either.
 //! Before a kiosk's `Waiting` or `InVisit` reaches the router, the hub replaces its clinic and
 //! room by those of the device's enrolment record ([`Places`], read on the blocking pool).
+//! A `Waiting` with a visit code is checked here too, against the store on the blocking pool
+//! and the back-off of [`Tries`] ([`take_up_code`]): refused, the kiosk hears why and the
+//! router never sees it; taken up, the router gets [`Input::CodeWaiting`]. The digits are
+//! never logged nor audited.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use telekiosk_protocol::config::Language;
 use telekiosk_protocol::console::ServerToConsole;
-use telekiosk_protocol::visit::ServerToKiosk;
+use telekiosk_protocol::visit::{CodeRefusal, KioskToServer, KioskToServer as K, ServerToKiosk};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -23,6 +28,8 @@ use crate::signalling::{
 };
 use crate::store;
 use crate::turn::IceConfig;
+use crate::visit_codes::VisitCodes;
+use crate::visit_codes::rules::Tries;
 
 /// Messages a console's WebSocket task may have queued before it is cut off as too slow.
 pub const CONSOLE_QUEUE: usize = 256;
@@ -73,19 +80,29 @@ pub fn spawn(
     to_kiosk: mpsc::Sender<KioskMessage>,
     ice: IceConfig,
     places: Places,
+    codes: Arc<VisitCodes>,
     to_trail: mpsc::Sender<Entry>,
 ) -> (HubHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let handle = HubHandle { tx, next_conn: Arc::new(AtomicU64::new(1)) };
     let notes = Notes { trail: to_trail, refusals: RefusalLimit::default() };
-    (handle, tokio::spawn(run(rx, to_kiosk, ice, places, notes)))
+    let stores = Stores { places, codes, tries: Tries::default() };
+    (handle, tokio::spawn(run(rx, to_kiosk, ice, stores, notes)))
+}
+
+/// What the hub reads before the router sees a kiosk's message: places, visit codes, and the
+/// back-off after wrong codes.
+struct Stores {
+    places: Places,
+    codes: Arc<VisitCodes>,
+    tries: Tries,
 }
 
 async fn run(
     mut rx: mpsc::Receiver<HubMsg>,
     to_kiosk: mpsc::Sender<KioskMessage>,
     ice: IceConfig,
-    places: Places,
+    mut stores: Stores,
     mut notes: Notes,
 ) {
     let mut router = Router::new();
@@ -107,8 +124,23 @@ async fn run(
                 Input::ConsoleConnected { conn, user, scope }
             }
             HubMsg::Input(Input::FromKiosk { device_id, msg: Ok(msg) }) => {
-                let msg = placed(&places, &device_id, msg).await;
-                Input::FromKiosk { device_id, msg }
+                match placed(&stores.places, &device_id, msg).await {
+                    Ok(K::Waiting { visit_id, clinic, room, language, visit_code: Some(code) }) => {
+                        let ask = CodeAsk { device_id, visit_id, clinic, room, language, code };
+                        match take_up_code(&mut stores, &notes.trail, ask).await {
+                            Ok(input) => input,
+                            Err(refusal) => {
+                                deliver(refusal, &mut consoles, &to_kiosk, &mut notes, &stores);
+                                continue;
+                            }
+                        }
+                    }
+                    Ok(K::Help { visit_id }) => {
+                        let place = place_of(&stores.places, &device_id).await;
+                        Input::KioskHelp { device_id, visit_id, place }
+                    }
+                    msg => Input::FromKiosk { device_id, msg },
+                }
             }
             HubMsg::Input(input) => input,
         };
@@ -117,7 +149,7 @@ async fn run(
             _ => None,
         };
         for output in router.handle(input, Instant::now()) {
-            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk, &mut notes);
+            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk, &mut notes, &stores);
         }
         if let Some(conn) = gone {
             consoles.remove(&conn);
@@ -130,15 +162,104 @@ async fn run(
 async fn placed(
     places: &Places,
     device_id: &str,
-    msg: telekiosk_protocol::visit::KioskToServer,
-) -> Result<telekiosk_protocol::visit::KioskToServer, telekiosk_protocol::DecodeError> {
-    use telekiosk_protocol::visit::KioskToServer as K;
+    msg: KioskToServer,
+) -> Result<KioskToServer, telekiosk_protocol::DecodeError> {
     if !matches!(msg, K::Waiting { .. } | K::InVisit { .. }) {
         return Ok(msg);
     }
+    place_from_registry(msg, place_of(places, device_id).await)
+}
+
+/// The device's `(clinic, room)` by its enrolment record, read on the blocking pool.
+async fn place_of(places: &Places, device_id: &str) -> Option<(String, String)> {
     let (places, id) = (places.clone(), device_id.to_string());
-    let place = tokio::task::spawn_blocking(move || places(&id)).await.ok().flatten();
-    place_from_registry(msg, place)
+    tokio::task::spawn_blocking(move || places(&id)).await.ok().flatten()
+}
+
+/// A kiosk's `Waiting` with a visit code, placed by the registry.
+struct CodeAsk {
+    device_id: String,
+    visit_id: String,
+    clinic: String,
+    room: String,
+    language: Option<Language>,
+    code: String,
+}
+
+/// Checks a visit code: the kiosk's back-off first (a kiosk that must wait is not even
+/// checked), then the store. Taken up, the router's input; refused, the answer to the kiosk.
+/// Both are audited, with the code's id or the reason, never its digits.
+async fn take_up_code(
+    stores: &mut Stores,
+    trail: &mpsc::Sender<Entry>,
+    ask: CodeAsk,
+) -> Result<Input, Output> {
+    let CodeAsk { device_id, visit_id, clinic, room, language, code } = ask;
+    let now = Instant::now();
+    let (actor, object) = (audit::device(&device_id), format!("visit {visit_id}"));
+    let refused = |reason: CodeRefusal, wait: u32, class: &str| {
+        let detail = format!("clinic {clinic}; wait {wait} s");
+        let entry = Entry::new(&actor, audit::VISIT_CODE_REFUSED, &object, &device_id);
+        keep(trail, entry.detail(&detail).refused(class));
+        let msg = ServerToKiosk::CodeRefused {
+            visit_id: visit_id.clone(),
+            reason,
+            retry_after_secs: wait,
+        };
+        Output::ToKiosk { device_id: device_id.clone(), msg }
+    };
+    if let Err(wait) = stores.tries.may_try(&device_id, now) {
+        return Err(refused(CodeRefusal::TooManyTries, wait, "too_many_tries"));
+    }
+    let (codes, place, visit) = (stores.codes.clone(), clinic.clone(), visit_id.clone());
+    let checked = tokio::task::spawn_blocking(move || {
+        codes.take_up(&code, &place, &visit, store::unix_now())
+    });
+    match checked.await {
+        Ok(Ok(Ok(taken))) => {
+            stores.tries.right(&device_id);
+            let detail = format!("clinic {clinic}; waits for {}", taken.clinician);
+            let object = format!("{object} code {}", taken.id);
+            let entry = Entry::new(&actor, audit::VISIT_CODE_REDEEMED, &object, &device_id);
+            keep(trail, entry.detail(&detail));
+            let (code_id, clinician) = (taken.id, taken.clinician);
+            Ok(Input::CodeWaiting { device_id, visit_id, clinic, room, language, code_id, clinician })
+        }
+        Ok(Ok(Err(reason))) => {
+            let wait = stores.tries.wrong(&device_id, now);
+            let class = refusal_class(reason);
+            match wait {
+                0 => Err(refused(reason, 0, class)),
+                wait => Err(refused(CodeRefusal::TooManyTries, wait, class)),
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(device = %device_id, "cannot check a visit code: {e}");
+            Err(refused(CodeRefusal::Unknown, 0, "store_error"))
+        }
+        Err(e) => {
+            tracing::error!(device = %device_id, "cannot check a visit code: {e}");
+            Err(refused(CodeRefusal::Unknown, 0, "store_error"))
+        }
+    }
+}
+
+/// A refusal's name in the audit trail (as on the wire).
+fn refusal_class(reason: CodeRefusal) -> &'static str {
+    match reason {
+        CodeRefusal::Unknown => "unknown",
+        CodeRefusal::Expired => "expired",
+        CodeRefusal::Used => "used",
+        CodeRefusal::OtherClinic => "other_clinic",
+        CodeRefusal::TooManyTries => "too_many_tries",
+    }
+}
+
+/// Queues an audit record without waiting; a full queue loses it, loudly.
+fn keep(trail: &mpsc::Sender<Entry>, entry: Entry) {
+    if let Err(e) = trail.try_send(entry) {
+        tracing::error!(target: "fleetd::audit", "AUDIT RECORD LOST: {e}");
+    }
 }
 
 /// Adds the ICE servers, with TURN credentials minted for this visit and side, to the messages
@@ -163,6 +284,7 @@ fn deliver(
     consoles: &mut HashMap<ConnId, mpsc::Sender<ServerToConsole>>,
     to_kiosk: &mpsc::Sender<KioskMessage>,
     notes: &mut Notes,
+    stores: &Stores,
 ) {
     match output {
         Output::ToKiosk { device_id, msg } => {
@@ -180,6 +302,16 @@ fn deliver(
             }
         }
         Output::Note(note) => notes.take(&note, Instant::now()),
+        Output::ReleaseCode { code_id, visit_id } => {
+            let codes = stores.codes.clone();
+            tokio::task::spawn_blocking(move || match codes.give_back(&code_id, &visit_id) {
+                Ok(true) => {
+                    tracing::info!(code = %code_id, visit = %visit_id, "visit code given back: the visit ended before a clinician joined");
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(code = %code_id, "cannot give a visit code back: {e}"),
+            });
+        }
     }
 }
 
@@ -228,6 +360,8 @@ pub fn entry_of(n: &Note) -> Entry {
         "kiosk is waiting" => audit::VISIT_QUEUED,
         "clinician joined" => audit::VISIT_JOINED,
         w if w.starts_with("visit over:") => audit::VISIT_ENDED,
+        w if w.starts_with("kiosk asked for staff help") => audit::HELP_REQUESTED,
+        w if w.starts_with("staff answered a call for help") => audit::HELP_ANSWERED,
         _ => audit::VISIT_EVENT,
     };
     let object = n.visit_id.as_deref().map_or_else(|| "-".to_string(), |v| format!("visit {v}"));
