@@ -127,7 +127,7 @@ async fn run(
                 match placed(&stores.places, &device_id, msg).await {
                     Ok(K::Waiting { visit_id, clinic, room, language, visit_code: Some(code) }) => {
                         let ask = CodeAsk { device_id, visit_id, clinic, room, language, code };
-                        match take_up_code(&mut stores, &notes.trail, ask).await {
+                        match take_up_code(&mut stores, &mut notes, ask).await {
                             Ok(input) => input,
                             Err(refusal) => {
                                 deliver(refusal, &mut consoles, &to_kiosk, &mut notes, &stores);
@@ -188,19 +188,20 @@ struct CodeAsk {
 
 /// Checks a visit code: the kiosk's back-off first (a kiosk that must wait is not even
 /// checked), then the store. Taken up, the router's input; refused, the answer to the kiosk.
-/// Both are audited, with the code's id or the reason, never its digits.
+/// Both are audited, with the code's id or the reason, never its digits (refusals within the
+/// kiosk's budget of [`RefusalLimit`], so a kiosk that keeps trying cannot flood the trail).
 async fn take_up_code(
     stores: &mut Stores,
-    trail: &mpsc::Sender<Entry>,
+    notes: &mut Notes,
     ask: CodeAsk,
 ) -> Result<Input, Output> {
     let CodeAsk { device_id, visit_id, clinic, room, language, code } = ask;
     let now = Instant::now();
     let (actor, object) = (audit::device(&device_id), format!("visit {visit_id}"));
-    let refused = |reason: CodeRefusal, wait: u32, class: &str| {
+    let mut refused = |reason: CodeRefusal, wait: u32, class: &str| {
         let detail = format!("clinic {clinic}; wait {wait} s");
         let entry = Entry::new(&actor, audit::VISIT_CODE_REFUSED, &object, &device_id);
-        keep(trail, entry.detail(&detail).refused(class));
+        notes.record(entry.detail(&detail).refused(class), now);
         let msg = ServerToKiosk::CodeRefused {
             visit_id: visit_id.clone(),
             reason,
@@ -221,7 +222,7 @@ async fn take_up_code(
             let detail = format!("clinic {clinic}; waits for {}", taken.clinician);
             let object = format!("{object} code {}", taken.id);
             let entry = Entry::new(&actor, audit::VISIT_CODE_REDEEMED, &object, &device_id);
-            keep(trail, entry.detail(&detail));
+            notes.record(entry.detail(&detail), now);
             let (code_id, clinician) = (taken.id, taken.clinician);
             Ok(Input::CodeWaiting { device_id, visit_id, clinic, room, language, code_id, clinician })
         }
@@ -255,12 +256,6 @@ fn refusal_class(reason: CodeRefusal) -> &'static str {
     }
 }
 
-/// Queues an audit record without waiting; a full queue loses it, loudly.
-fn keep(trail: &mpsc::Sender<Entry>, entry: Entry) {
-    if let Err(e) = trail.try_send(entry) {
-        tracing::error!(target: "fleetd::audit", "AUDIT RECORD LOST: {e}");
-    }
-}
 
 /// Adds the ICE servers, with TURN credentials minted for this visit and side, to the messages
 /// that carry them (the router decides who is told; only the hub holds the TURN secret).
@@ -322,6 +317,18 @@ struct Notes {
 }
 
 impl Notes {
+    /// Queues `entry` for the trail without waiting; a refusal counts against its actor's
+    /// budget ([`RefusalLimit`]) like a refused message does. A full queue loses it, loudly.
+    fn record(&mut self, entry: Entry, now: Instant) {
+        let refused = entry.outcome != audit::chain::Outcome::Ok;
+        if refused && self.refusals.check(&entry.actor, now) == Verdict::Drop {
+            return;
+        }
+        if let Err(e) = self.trail.try_send(entry) {
+            tracing::error!(target: "fleetd::audit", "AUDIT RECORD LOST: {e}");
+        }
+    }
+
     fn take(&mut self, n: &Note, now: Instant) {
         if n.level == NoteLevel::Warn {
             let sender =

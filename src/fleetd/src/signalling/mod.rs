@@ -38,7 +38,6 @@ mod note;
 mod position;
 
 use note::note;
-pub use help::HELP_EXPIRES;
 pub use note::{Note, NoteLevel, RefusalLimit, Verdict, redact};
 
 /// Identifies one console WebSocket connection for as long as it is open.

@@ -77,3 +77,26 @@ pub struct VisitCodeInfo {
     #[serde(default)]
     pub in_use: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_works_15_minutes_to_7_days_and_24_hours_when_not_said() {
+        let new = |body: &str| crate::decode::<NewVisitCode>(body.as_bytes());
+        let default = new(r#"{"clinic":"North"}"#).unwrap();
+        assert_eq!(default.valid_mins(), DEFAULT_VISIT_CODE_MINS);
+        for mins in [15, 60, 10080] {
+            let body = format!(r#"{{"clinic":"North","valid_mins":{mins}}}"#);
+            assert_eq!(new(&body).unwrap().valid_mins(), mins);
+        }
+        for mins in [0, 14, 10081] {
+            let body = format!(r#"{{"clinic":"North","valid_mins":{mins}}}"#);
+            let e = new(&body).unwrap_err().to_string();
+            assert!(e.contains("valid_mins"), "{mins}: {e}");
+        }
+        assert!(new(r#"{"clinic":"  "}"#).unwrap_err().to_string().contains("clinic"));
+        assert!(new(r#"{"clinic":"North","code":"123456"}"#).is_err(), "unknown field taken");
+    }
+}

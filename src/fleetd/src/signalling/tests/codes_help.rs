@@ -220,7 +220,7 @@ fn a_call_for_help_reaches_the_clinics_staff_and_their_answer_reaches_the_kiosk(
 
 #[test]
 fn an_unanswered_call_for_help_is_dropped_after_30_minutes() {
-    let half_hour = HELP_EXPIRES.as_secs();
+    let half_hour = help::HELP_EXPIRES.as_secs();
     run(vec![
         (0, connect(1, "alice"), vec![queue(1, &[])]),
         (0, help_asked("kiosk-a", "h1", "North"), vec![alerts(1, &[("h1", "kiosk-a", 0)])]),
