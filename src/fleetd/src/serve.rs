@@ -25,8 +25,8 @@ use crate::pki::{self, renewal, signing};
 use crate::registry::{Registry, revocation};
 use crate::signalling::hub;
 use crate::store::Store;
-use crate::visit_codes::VisitCodes;
 use crate::supervise::{self, Health};
+use crate::visit_codes::VisitCodes;
 use crate::{broker, http, mqtt, turn};
 
 #[derive(Debug, clap::Args)]
@@ -157,8 +157,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let signing_key = signing::ensure(&data_dir.signing_key())?;
     let registry = Arc::new(Registry::new(Store::open(&db)?, pki.clone(), signing_key)?);
     let fleet = Arc::new(Fleet::new(Store::open(&db)?));
-    let visit_codes =
-        Arc::new(VisitCodes::open(Store::open(&db)?, &data_dir.visit_code_key())?);
+    let visit_codes = Arc::new(VisitCodes::open(Store::open(&db)?, &data_dir.visit_code_key())?);
     let trail = Audit::open(&data_dir)?;
     let signer = Arc::new(signing::Signer::load(&data_dir.signing_key())?);
     // The CRL before the broker: mosquitto refuses every client while it has none.

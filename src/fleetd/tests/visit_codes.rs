@@ -8,7 +8,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Fleetd, Mqtt, Seen, WAIT, add_user_in, cli, device_tls, http, sign_in, start, stop, tls};
+use common::{
+    Fleetd, Mqtt, Seen, WAIT, add_user_in, cli, device_tls, http, sign_in, start, stop, tls,
+};
 use futures_util::{SinkExt, StreamExt};
 use rumqttc::QoS;
 use serde_json::{Value, json};
@@ -203,20 +205,22 @@ async fn a_visit_code_brings_the_patient_to_its_clinician_only_and_a_call_for_he
 
     // Room 2's patient asks for help: both consoles of North Clinic see it; Bob answers.
     kiosk_says(&kiosk_2, &room_2, &KioskToServer::Help { visit_id: "h-2".into() }).await;
-    let has_alert = |m: &ServerToConsole| {
-        matches!(m, ServerToConsole::Help { alerts } if alerts.iter().any(|a| a.visit_id == "h-2"))
-    };
+    let has_alert = |m: &ServerToConsole| matches!(m, ServerToConsole::Help { alerts } if alerts.iter().any(|a| a.visit_id == "h-2"));
     let seen = until(&mut alice, has_alert).await;
     let Some(ServerToConsole::Help { alerts }) = seen.last() else { unreachable!() };
     assert_eq!((alerts[0].clinic.as_str(), alerts[0].room.as_str()), ("North Clinic", "2"));
     until(&mut bob, has_alert).await;
     send(&mut bob, &ConsoleToServer::AnswerHelp { visit_id: "h-2".into() }).await;
-    kiosk_hears(&mut kiosk_2, |m| matches!(m, ServerToKiosk::HelpComing { visit_id } if visit_id == "h-2"))
-        .await;
+    kiosk_hears(
+        &mut kiosk_2,
+        |m| matches!(m, ServerToKiosk::HelpComing { visit_id } if visit_id == "h-2"),
+    )
+    .await;
     until(&mut alice, |m| matches!(m, ServerToConsole::Help { alerts } if alerts.is_empty())).await;
 
     // The trail has every step, and nowhere the code's digits.
-    let export = ["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "json"];
+    let export =
+        ["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "json"];
     let deadline = tokio::time::Instant::now() + WAIT;
     let records = loop {
         let (ok, out, err) = cli(&dir, &export).await;
@@ -249,7 +253,9 @@ async fn a_visit_code_brings_the_patient_to_its_clinician_only_and_a_call_for_he
 
     // Alice revokes nothing of Bob's; her own code goes.
     let revoke = |cookie: &str| {
-        http(&f).delete(f.url(&format!("/api/visit-codes/{}", code.id))).header("cookie", cookie.to_string())
+        http(&f)
+            .delete(f.url(&format!("/api/visit-codes/{}", code.id)))
+            .header("cookie", cookie.to_string())
     };
     assert_eq!(revoke(&bob_cookie).send().await.unwrap().status().as_u16(), 404);
     assert_eq!(revoke(&alice_cookie).send().await.unwrap().status().as_u16(), 204);

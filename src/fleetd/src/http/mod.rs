@@ -162,9 +162,9 @@ impl AppState {
 
     /// The visit codes; a server started without them refuses their routes.
     fn visit_codes(&self) -> Result<&Arc<crate::visit_codes::VisitCodes>, ApiError> {
-        self.visit_codes.get().ok_or_else(|| {
-            ApiError::fault(error::Fault::Other, &"visit codes are not set up")
-        })
+        self.visit_codes
+            .get()
+            .ok_or_else(|| ApiError::fault(error::Fault::Other, &"visit codes are not set up"))
     }
 
     /// Offers sign-in through `provider` (set once, at start-up).

@@ -82,9 +82,8 @@ async fn list(
     Acting(user): Acting,
 ) -> ApiResult<Json<Vec<VisitCodeInfo>>> {
     let by = user.username.clone();
-    let codes = state
-        .blocking(move |s| Ok::<_, ApiError>(s.visit_codes()?.list(&by, unix_now())?))
-        .await?;
+    let codes =
+        state.blocking(move |s| Ok::<_, ApiError>(s.visit_codes()?.list(&by, unix_now())?)).await?;
     Ok(Json(codes))
 }
 
@@ -96,16 +95,17 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let no_such = || ApiError::NotFound("You have no such visit code".into());
-    let well_formed = id.len() <= 16 && id.starts_with("vc-") && id[3..].bytes().all(|b| b.is_ascii_hexdigit());
+    let well_formed =
+        id.len() <= 16 && id.starts_with("vc-") && id[3..].bytes().all(|b| b.is_ascii_hexdigit());
     if !well_formed {
         return Err(no_such());
     }
     let (by, code) = (user.username.clone(), id.clone());
-    let revoked = state
-        .blocking(move |s| Ok::<_, ApiError>(s.visit_codes()?.revoke(&code, &by)?))
-        .await;
+    let revoked =
+        state.blocking(move |s| Ok::<_, ApiError>(s.visit_codes()?.revoke(&code, &by)?)).await;
     let object = format!("visit code {id}");
-    let entry = Entry::new(&audit::user(&user.username), audit::VISIT_CODE_REVOKED, &object, &place);
+    let entry =
+        Entry::new(&audit::user(&user.username), audit::VISIT_CODE_REVOKED, &object, &place);
     match revoked {
         Ok(Some(clinic)) => {
             state.audit.record(entry.detail(&format!("clinic {clinic}"))).await;

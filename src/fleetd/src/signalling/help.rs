@@ -76,7 +76,13 @@ impl Router {
         };
         let a = self.alerts.remove(i);
         let what = format!("staff answered a call for help ({} / {})", a.clinic, a.room);
-        out.push(note(NoteLevel::Audit, what).user(user).visit_id(&a.visit_id).device(&a.device_id).into());
+        out.push(
+            note(NoteLevel::Audit, what)
+                .user(user)
+                .visit_id(&a.visit_id)
+                .device(&a.device_id)
+                .into(),
+        );
         let msg = ServerToKiosk::HelpComing { visit_id: a.visit_id };
         out.push(Output::ToKiosk { device_id: a.device_id, msg });
     }
@@ -89,7 +95,9 @@ impl Router {
         self.alerts = open;
         for a in over {
             let what = "call for help unanswered for 30 minutes: dropped";
-            out.push(note(NoteLevel::Audit, what).device(&a.device_id).visit_id(&a.visit_id).into());
+            out.push(
+                note(NoteLevel::Audit, what).device(&a.device_id).visit_id(&a.visit_id).into(),
+            );
         }
     }
 

@@ -224,7 +224,15 @@ async fn take_up_code(
             let entry = Entry::new(&actor, audit::VISIT_CODE_REDEEMED, &object, &device_id);
             notes.record(entry.detail(&detail), now);
             let (code_id, clinician) = (taken.id, taken.clinician);
-            Ok(Input::CodeWaiting { device_id, visit_id, clinic, room, language, code_id, clinician })
+            Ok(Input::CodeWaiting {
+                device_id,
+                visit_id,
+                clinic,
+                room,
+                language,
+                code_id,
+                clinician,
+            })
         }
         Ok(Ok(Err(reason))) => {
             let wait = stores.tries.wrong(&device_id, now);
@@ -255,7 +263,6 @@ fn refusal_class(reason: CodeRefusal) -> &'static str {
         CodeRefusal::TooManyTries => "too_many_tries",
     }
 }
-
 
 /// Adds the ICE servers, with TURN credentials minted for this visit and side, to the messages
 /// that carry them (the router decides who is told; only the hub holds the TURN secret).

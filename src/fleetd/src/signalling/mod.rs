@@ -254,7 +254,15 @@ impl Router {
                 }
                 self.consoles.push((conn, user, scope));
             }
-            Input::CodeWaiting { device_id, visit_id, clinic, room, language, code_id, clinician } => {
+            Input::CodeWaiting {
+                device_id,
+                visit_id,
+                clinic,
+                room,
+                language,
+                code_id,
+                clinician,
+            } => {
                 let mut v = Visit::new(visit_id, device_id, clinic, room, now);
                 v.language = language;
                 v.code = Some(CodeHold { id: code_id, clinician });
@@ -618,7 +626,9 @@ impl Router {
     /// What the console of `user` sees of the queue, to detect when it changed.
     fn queue_shape(&self, user: &str, scope: &Scope) -> Vec<(String, String, Option<Language>)> {
         let waiting = self.waiting_for(user, scope);
-        waiting.map(|v| (v.visit_id.clone(), format!("{}\n{}", v.clinic, v.room), v.language)).collect()
+        waiting
+            .map(|v| (v.visit_id.clone(), format!("{}\n{}", v.clinic, v.room), v.language))
+            .collect()
     }
 
     fn queue(&self, user: &str, scope: &Scope, now: Instant) -> ServerToConsole {

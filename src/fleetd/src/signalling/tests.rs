@@ -631,7 +631,7 @@ fn an_ended_visit_is_noted_with_its_clinician_and_duration() {
     assert_eq!(who, (Some("alice"), Some("v1"), Some("kiosk-a")));
 }
 
-/// Review L10: candidates relayed per visit are capped in each direction.
-mod ice_cap;
 /// Issue 12: the patient's language, visit codes, the place in the queue, calls for help.
 mod codes_help;
+/// Review L10: candidates relayed per visit are capped in each direction.
+mod ice_cap;

@@ -183,7 +183,10 @@ mod tests {
         assert_eq!(made.expires_at, 1000 + 3600);
         let taken = codes.take_up(&made.code, "North", "v-1", 1010).unwrap().unwrap();
         assert_eq!(taken, TakenUp { id: made.id.clone(), clinician: "alice".into() });
-        assert_eq!(codes.take_up(&made.code, "North", "v-2", 1020).unwrap(), Err(CodeRefusal::Used));
+        assert_eq!(
+            codes.take_up(&made.code, "North", "v-2", 1020).unwrap(),
+            Err(CodeRefusal::Used)
+        );
         assert_eq!(
             codes.take_up(&made.code, "South", "v-2", 1020).unwrap(),
             Err(CodeRefusal::OtherClinic)
@@ -212,18 +215,25 @@ mod tests {
                 let mut s = c.prepare("SELECT * FROM visit_codes")?;
                 let n = s.column_count();
                 let rows = s.query_map([], |r| {
-                    (0..n).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect::<Result<Vec<_>, _>>()
+                    (0..n)
+                        .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                        .collect::<Result<Vec<_>, _>>()
                 })?;
                 rows.map(|r| r.map(|v| format!("{v:?}"))).collect()
             })
             .unwrap();
         let digits_as_bytes = format!("{:?}", made.code.as_bytes());
-        assert!(dump.iter().all(|row| !row.contains(&made.code) && !row.contains(&digits_as_bytes)));
+        assert!(
+            dump.iter().all(|row| !row.contains(&made.code) && !row.contains(&digits_as_bytes))
+        );
         let listed = codes.list("alice", 1000).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!((listed[0].id.as_str(), listed[0].in_use), (made.id.as_str(), false));
         assert_eq!(codes.revoke(&made.id, "bob").unwrap(), None, "bob revoked alice's code");
         assert_eq!(codes.revoke(&made.id, "alice").unwrap().as_deref(), Some("North"));
-        assert_eq!(codes.take_up(&made.code, "North", "v-1", 1010).unwrap(), Err(CodeRefusal::Unknown));
+        assert_eq!(
+            codes.take_up(&made.code, "North", "v-1", 1010).unwrap(),
+            Err(CodeRefusal::Unknown)
+        );
     }
 }

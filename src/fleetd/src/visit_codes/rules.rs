@@ -34,7 +34,12 @@ pub struct Stored {
 /// Whether the code found (`None`: no such code) lets visit `visit_id` at `clinic` in at `now`
 /// (Unix seconds). The visit that already holds the code is let in again (the kiosk says
 /// `Waiting` again after a reconnect).
-pub fn check(found: Option<&Stored>, clinic: &str, visit_id: &str, now: i64) -> Result<(), CodeRefusal> {
+pub fn check(
+    found: Option<&Stored>,
+    clinic: &str,
+    visit_id: &str,
+    now: i64,
+) -> Result<(), CodeRefusal> {
     let code = found.ok_or(CodeRefusal::Unknown)?;
     if code.clinic != clinic {
         return Err(CodeRefusal::OtherClinic);
@@ -101,7 +106,8 @@ impl Tries {
 
     /// Counts a wrong code from `device` at `now`; returns the wait it now has (0: none).
     pub fn wrong(&mut self, device: &str, now: Instant) -> u32 {
-        while self.fleet.front().is_some_and(|t| now.saturating_duration_since(*t) >= FLEET_WINDOW) {
+        while self.fleet.front().is_some_and(|t| now.saturating_duration_since(*t) >= FLEET_WINDOW)
+        {
             self.fleet.pop_front();
         }
         self.fleet.push_back(now);

@@ -9,7 +9,12 @@ use telekiosk_protocol::visit::CodeRefusal;
 
 use super::*;
 
-fn waiting_lang(device_id: &str, visit_id: &str, clinic: &str, language: Option<Language>) -> Input {
+fn waiting_lang(
+    device_id: &str,
+    visit_id: &str,
+    clinic: &str,
+    language: Option<Language>,
+) -> Input {
     let msg = K2S::Waiting {
         visit_id: visit_id.into(),
         clinic: clinic.into(),
@@ -31,7 +36,13 @@ fn with_code(device_id: &str, visit_id: &str, clinician: &str) -> Input {
         clinician: clinician.into(),
     }
 }
-fn row(visit_id: &str, device_id: &str, secs: u64, language: Option<Language>, for_you: bool) -> WaitingVisit {
+fn row(
+    visit_id: &str,
+    device_id: &str,
+    secs: u64,
+    language: Option<Language>,
+    for_you: bool,
+) -> WaitingVisit {
     WaitingVisit {
         visit_id: visit_id.into(),
         device_id: device_id.into(),
@@ -99,22 +110,37 @@ fn a_visit_code_visit_is_listed_for_its_clinician_only_and_only_they_join_it() {
             vec![rows(1, vec![row("v1", "kiosk-a", 0, Some(Language::Es), true)])],
         ),
         (2, join(2, "v1"), vec![error(2, WAITS_FOR_ANOTHER)]),
-        (3, join(1, "v1"), vec![joined(1, "v1"), accepted("kiosk-a", "v1", "alice"), queue(1, &[])]),
+        (
+            3,
+            join(1, "v1"),
+            vec![joined(1, "v1"), accepted("kiosk-a", "v1", "alice"), queue(1, &[])],
+        ),
     ]);
 }
 
 #[test]
 fn a_visit_code_comes_back_if_its_visit_ends_before_anyone_joined_and_not_after() {
-    let cancel = |visit: &str, reason| {
-        kiosk("kiosk-a", K2S::End { visit_id: visit.into(), reason })
-    };
+    let cancel =
+        |visit: &str, reason| kiosk("kiosk-a", K2S::End { visit_id: visit.into(), reason });
     run(vec![
         (0, connect(1, "alice"), vec![queue(1, &[])]),
-        (1, with_code("kiosk-a", "v1", "alice"), vec![rows(1, vec![row("v1", "kiosk-a", 0, Some(Language::Es), true)])]),
+        (
+            1,
+            with_code("kiosk-a", "v1", "alice"),
+            vec![rows(1, vec![row("v1", "kiosk-a", 0, Some(Language::Es), true)])],
+        ),
         (5, cancel("v1", EndReason::PatientCancelled), vec![release("v1"), queue(1, &[])]),
         // The patient tries again with the same code; this time the clinician joins.
-        (6, with_code("kiosk-a", "v2", "alice"), vec![rows(1, vec![row("v2", "kiosk-a", 0, Some(Language::Es), true)])]),
-        (7, join(1, "v2"), vec![joined(1, "v2"), accepted("kiosk-a", "v2", "alice"), queue(1, &[])]),
+        (
+            6,
+            with_code("kiosk-a", "v2", "alice"),
+            vec![rows(1, vec![row("v2", "kiosk-a", 0, Some(Language::Es), true)])],
+        ),
+        (
+            7,
+            join(1, "v2"),
+            vec![joined(1, "v2"), accepted("kiosk-a", "v2", "alice"), queue(1, &[])],
+        ),
         (9, cancel("v2", EndReason::PatientEnded), vec![ended(1, "v2", EndReason::PatientEnded)]),
     ]);
 }
@@ -153,7 +179,8 @@ fn a_visit_code_that_reaches_the_router_unchecked_is_refused_and_not_queued() {
 
 #[test]
 fn each_waiting_kiosk_is_told_its_place_whenever_it_changes() {
-    let only_positions = |o: &Output| matches!(o, Output::ToKiosk { msg: S2K::Position { .. }, .. });
+    let only_positions =
+        |o: &Output| matches!(o, Output::ToKiosk { msg: S2K::Position { .. }, .. });
     run_only(
         vec![
             (0, connect(1, "alice"), vec![]),
@@ -167,11 +194,7 @@ fn each_waiting_kiosk_is_told_its_place_whenever_it_changes() {
             // Said again: the kiosk is told again (it may have lost its screen).
             (6, waiting("kiosk-d", "v5"), vec![position("kiosk-d", "v5", 2)]),
             // The first is taken: everyone behind it moves up; the one taken is told nothing.
-            (
-                7,
-                join(1, "v1"),
-                vec![position("kiosk-b", "v2", 0), position("kiosk-d", "v5", 1)],
-            ),
+            (7, join(1, "v1"), vec![position("kiosk-b", "v2", 0), position("kiosk-d", "v5", 1)]),
             (8, offline("kiosk-b"), vec![position("kiosk-d", "v5", 0)]),
         ],
         only_positions,
@@ -197,7 +220,11 @@ fn a_call_for_help_reaches_the_clinics_staff_and_their_answer_reaches_the_kiosk(
             vec![error(4, MAY_NOT_JOIN), alerts(4, &[("h1", "kiosk-a", 60)])],
         ),
         // Another clinic's clinician may not answer it.
-        (80, console(2, C2S::AnswerHelp { visit_id: "h1".into() }), vec![error(2, help::HELP_GONE)]),
+        (
+            80,
+            console(2, C2S::AnswerHelp { visit_id: "h1".into() }),
+            vec![error(2, help::HELP_GONE)],
+        ),
         (
             90,
             console(1, C2S::AnswerHelp { visit_id: "h1".into() }),
@@ -207,7 +234,11 @@ fn a_call_for_help_reaches_the_clinics_staff_and_their_answer_reaches_the_kiosk(
                 alerts(4, &[]),
             ],
         ),
-        (95, console(4, C2S::AnswerHelp { visit_id: "h1".into() }), vec![error(4, help::HELP_GONE)]),
+        (
+            95,
+            console(4, C2S::AnswerHelp { visit_id: "h1".into() }),
+            vec![error(4, help::HELP_GONE)],
+        ),
     ]);
     let asked = notes.iter().find(|n| n.what.starts_with("kiosk asked for staff help")).unwrap();
     assert_eq!(asked.what, "kiosk asked for staff help (North / 2)");
