@@ -26,8 +26,10 @@ fn a_code_lets_in_only_its_own_clinic_before_it_expires_and_once() {
     };
     let north = code("North", None);
     let used = code("North", Some("v-1"));
+    /// (the code found, the visit asking, now, what the rules say)
+    type Row<'a> = (Option<&'a Stored>, &'a str, i64, Result<(), CodeRefusal>);
     #[rustfmt::skip]
-    let table: [(Option<&Stored>, &str, i64, Result<(), CodeRefusal>); 7] = [
+    let table: [Row; 7] = [
         (None,          "v-2", 10,   Err(CodeRefusal::Unknown)),
         (Some(&north),  "v-2", 10,   Ok(())),
         (Some(&north),  "v-2", 999,  Ok(())),
