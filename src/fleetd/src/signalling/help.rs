@@ -50,11 +50,18 @@ impl Router {
             return;
         };
         let what = format!("kiosk asked for staff help ({clinic} / {room})");
-        out.push(note(NoteLevel::Audit, what).device(&device_id).visit_id(&visit_id).into());
+        let asked = note(NoteLevel::Audit, what).device(&device_id).visit_id(&visit_id);
         match self.alerts.iter_mut().find(|a| a.device_id == device_id) {
-            // Asked again: still one call, as old as the first.
-            Some(a) => (a.visit_id, a.clinic, a.room) = (visit_id, clinic, room),
-            None => self.alerts.push(Alert { visit_id, device_id, clinic, room, since: now }),
+            // Asked again: still one call, as old as the first, recorded once (a kiosk that
+            // keeps pressing cannot flood the audit trail).
+            Some(a) => {
+                out.push(Note { level: NoteLevel::Debug, ..asked }.into());
+                (a.visit_id, a.clinic, a.room) = (visit_id, clinic, room);
+            }
+            None => {
+                out.push(asked.into());
+                self.alerts.push(Alert { visit_id, device_id, clinic, room, since: now });
+            }
         }
     }
 

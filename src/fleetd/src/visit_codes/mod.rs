@@ -205,6 +205,22 @@ mod tests {
     }
 
     #[test]
+    fn the_key_is_made_once_owner_only_and_kept_across_restarts() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (db, key) = (dir.path().join("fleetd.db"), dir.path().join("visit-code-key"));
+        let first = VisitCodes::open(Store::open(&db).unwrap(), &key).unwrap();
+        let made = first.create("North", "alice", 60, 1000).unwrap();
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(first);
+        let again = VisitCodes::open(Store::open(&db).unwrap(), &key).unwrap();
+        assert!(again.take_up(&made.code, "North", "v-1", 1010).unwrap().is_ok());
+        std::fs::write(&key, "not a key\n").unwrap();
+        assert!(VisitCodes::open(Store::open(&db).unwrap(), &key).is_err());
+    }
+
+    #[test]
     fn the_table_keeps_no_digits_and_lists_a_clinicians_own_codes_without_them() {
         let codes = VisitCodes::in_memory();
         let made = codes.create("North", "alice", 60, 1000).unwrap();

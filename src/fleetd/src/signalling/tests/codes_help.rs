@@ -240,7 +240,11 @@ fn a_call_for_help_reaches_the_clinics_staff_and_their_answer_reaches_the_kiosk(
             vec![error(4, help::HELP_GONE)],
         ),
     ]);
-    let asked = notes.iter().find(|n| n.what.starts_with("kiosk asked for staff help")).unwrap();
+    let asked: Vec<_> =
+        notes.iter().filter(|n| n.what.starts_with("kiosk asked for staff help")).collect();
+    let levels: Vec<_> = asked.iter().map(|n| n.level).collect();
+    assert_eq!(levels, [NoteLevel::Audit, NoteLevel::Debug], "asked twice, audited once");
+    let asked = asked[0];
     assert_eq!(asked.what, "kiosk asked for staff help (North / 2)");
     assert_eq!(hub::entry_of(asked).action, crate::audit::HELP_REQUESTED);
     assert_eq!(hub::entry_of(asked).actor, "device:kiosk-a");
