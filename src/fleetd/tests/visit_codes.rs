@@ -205,7 +205,10 @@ async fn a_visit_code_brings_the_patient_to_its_clinician_only_and_a_call_for_he
 
     // Room 2's patient asks for help: both consoles of North Clinic see it; Bob answers.
     kiosk_says(&kiosk_2, &room_2, &KioskToServer::Help { visit_id: "h-2".into() }).await;
-    let has_alert = |m: &ServerToConsole| matches!(m, ServerToConsole::Help { alerts } if alerts.iter().any(|a| a.visit_id == "h-2"));
+    let has_alert = |m: &ServerToConsole| match m {
+        ServerToConsole::Help { alerts } => alerts.iter().any(|a| a.visit_id == "h-2"),
+        _ => false,
+    };
     let seen = until(&mut alice, has_alert).await;
     let Some(ServerToConsole::Help { alerts }) = seen.last() else { unreachable!() };
     assert_eq!((alerts[0].clinic.as_str(), alerts[0].room.as_str()), ("North Clinic", "2"));

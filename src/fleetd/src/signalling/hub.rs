@@ -15,9 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use telekiosk_protocol::config::Language;
 use telekiosk_protocol::console::ServerToConsole;
-use telekiosk_protocol::visit::{CodeRefusal, KioskToServer, KioskToServer as K, ServerToKiosk};
+use telekiosk_protocol::visit::{KioskToServer, KioskToServer as K, ServerToKiosk};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -30,6 +29,9 @@ use crate::store;
 use crate::turn::IceConfig;
 use crate::visit_codes::VisitCodes;
 use crate::visit_codes::rules::Tries;
+
+mod codes;
+use codes::{CodeAsk, take_up_code};
 
 /// Messages a console's WebSocket task may have queued before it is cut off as too slow.
 pub const CONSOLE_QUEUE: usize = 256;
@@ -176,94 +178,6 @@ async fn place_of(places: &Places, device_id: &str) -> Option<(String, String)> 
     tokio::task::spawn_blocking(move || places(&id)).await.ok().flatten()
 }
 
-/// A kiosk's `Waiting` with a visit code, placed by the registry.
-struct CodeAsk {
-    device_id: String,
-    visit_id: String,
-    clinic: String,
-    room: String,
-    language: Option<Language>,
-    code: String,
-}
-
-/// Checks a visit code: the kiosk's back-off first (a kiosk that must wait is not even
-/// checked), then the store. Taken up, the router's input; refused, the answer to the kiosk.
-/// Both are audited, with the code's id or the reason, never its digits (refusals within the
-/// kiosk's budget of [`RefusalLimit`], so a kiosk that keeps trying cannot flood the trail).
-async fn take_up_code(
-    stores: &mut Stores,
-    notes: &mut Notes,
-    ask: CodeAsk,
-) -> Result<Input, Output> {
-    let CodeAsk { device_id, visit_id, clinic, room, language, code } = ask;
-    let now = Instant::now();
-    let (actor, object) = (audit::device(&device_id), format!("visit {visit_id}"));
-    let mut refused = |reason: CodeRefusal, wait: u32, class: &str| {
-        let detail = format!("clinic {clinic}; wait {wait} s");
-        let entry = Entry::new(&actor, audit::VISIT_CODE_REFUSED, &object, &device_id);
-        notes.record(entry.detail(&detail).refused(class), now);
-        let msg = ServerToKiosk::CodeRefused {
-            visit_id: visit_id.clone(),
-            reason,
-            retry_after_secs: wait,
-        };
-        Output::ToKiosk { device_id: device_id.clone(), msg }
-    };
-    if let Err(wait) = stores.tries.may_try(&device_id, now) {
-        return Err(refused(CodeRefusal::TooManyTries, wait, "too_many_tries"));
-    }
-    let (codes, place, visit) = (stores.codes.clone(), clinic.clone(), visit_id.clone());
-    let checked = tokio::task::spawn_blocking(move || {
-        codes.take_up(&code, &place, &visit, store::unix_now())
-    });
-    match checked.await {
-        Ok(Ok(Ok(taken))) => {
-            stores.tries.right(&device_id);
-            let detail = format!("clinic {clinic}; waits for {}", taken.clinician);
-            let object = format!("{object} code {}", taken.id);
-            let entry = Entry::new(&actor, audit::VISIT_CODE_REDEEMED, &object, &device_id);
-            notes.record(entry.detail(&detail), now);
-            let (code_id, clinician) = (taken.id, taken.clinician);
-            Ok(Input::CodeWaiting {
-                device_id,
-                visit_id,
-                clinic,
-                room,
-                language,
-                code_id,
-                clinician,
-            })
-        }
-        Ok(Ok(Err(reason))) => {
-            let wait = stores.tries.wrong(&device_id, now);
-            let class = refusal_class(reason);
-            match wait {
-                0 => Err(refused(reason, 0, class)),
-                wait => Err(refused(CodeRefusal::TooManyTries, wait, class)),
-            }
-        }
-        Ok(Err(e)) => {
-            tracing::error!(device = %device_id, "cannot check a visit code: {e}");
-            Err(refused(CodeRefusal::Unknown, 0, "store_error"))
-        }
-        Err(e) => {
-            tracing::error!(device = %device_id, "cannot check a visit code: {e}");
-            Err(refused(CodeRefusal::Unknown, 0, "store_error"))
-        }
-    }
-}
-
-/// A refusal's name in the audit trail (as on the wire).
-fn refusal_class(reason: CodeRefusal) -> &'static str {
-    match reason {
-        CodeRefusal::Unknown => "unknown",
-        CodeRefusal::Expired => "expired",
-        CodeRefusal::Used => "used",
-        CodeRefusal::OtherClinic => "other_clinic",
-        CodeRefusal::TooManyTries => "too_many_tries",
-    }
-}
-
 /// Adds the ICE servers, with TURN credentials minted for this visit and side, to the messages
 /// that carry them (the router decides who is told; only the hub holds the TURN secret).
 fn with_ice(output: Output, ice: &IceConfig) -> Output {
@@ -308,7 +222,8 @@ fn deliver(
             let codes = stores.codes.clone();
             tokio::task::spawn_blocking(move || match codes.give_back(&code_id, &visit_id) {
                 Ok(true) => {
-                    tracing::info!(code = %code_id, visit = %visit_id, "visit code given back: the visit ended before a clinician joined");
+                    let why = "visit code given back: the visit ended before a clinician joined";
+                    tracing::info!(code = %code_id, visit = %visit_id, "{why}");
                 }
                 Ok(false) => {}
                 Err(e) => tracing::error!(code = %code_id, "cannot give a visit code back: {e}"),
