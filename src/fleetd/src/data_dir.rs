@@ -1,8 +1,8 @@
 //! The data directory and every file fleetd keeps in it: the database, the CA and server
 //! certificate ([`crate::pki`]), the revocation list, the signing key, the configuration of
-//! the broker fleetd runs, and the audit chain head. Each file name is spelt here and nowhere
-//! else; `serve`, `user`, `device`, `config` and `audit` (and the tests) reach the files
-//! through [`DataDir`].
+//! the broker fleetd runs, the audit chain head, and the key visit codes are hashed with. Each
+//! file name is spelt here and nowhere else; `serve`, `user`, `device`, `config` and `audit`
+//! (and the tests) reach the files through [`DataDir`].
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -91,6 +91,12 @@ impl DataDir {
     /// database is caught by `fleetd audit verify`.
     pub fn audit_head(&self) -> PathBuf {
         self.0.join("audit-head")
+    }
+
+    /// The key visit codes are hashed with (HMAC-SHA256), so the database alone does not give
+    /// them away.
+    pub fn visit_code_key(&self) -> PathBuf {
+        self.0.join("visit-code-key")
     }
 }
 

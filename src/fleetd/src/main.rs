@@ -30,6 +30,7 @@ mod signalling;
 mod store;
 mod supervise;
 mod turn;
+mod visit_codes;
 
 use std::process::ExitCode;
 

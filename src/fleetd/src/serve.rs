@@ -26,6 +26,7 @@ use crate::registry::{Registry, revocation};
 use crate::signalling::hub;
 use crate::store::Store;
 use crate::supervise::{self, Health};
+use crate::visit_codes::VisitCodes;
 use crate::{broker, http, mqtt, turn};
 
 #[derive(Debug, clap::Args)]
@@ -156,6 +157,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let signing_key = signing::ensure(&data_dir.signing_key())?;
     let registry = Arc::new(Registry::new(Store::open(&db)?, pki.clone(), signing_key)?);
     let fleet = Arc::new(Fleet::new(Store::open(&db)?));
+    let visit_codes = Arc::new(VisitCodes::open(Store::open(&db)?, &data_dir.visit_code_key())?);
     let trail = Audit::open(&data_dir)?;
     let signer = Arc::new(signing::Signer::load(&data_dir.signing_key())?);
     // The CRL before the broker: mosquitto refuses every client while it has none.
@@ -219,7 +221,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(move |id| places_of.show(id).ok().map(|d| (d.clinic, d.room)));
     let mut upkeep = audit::spawn_upkeep(trail.clone(), args.audit_retention);
     let (to_trail, mut trail_queue) = audit::spawn_queue(trail.clone());
-    let (hub, mut hub_task) = hub::spawn(outbox_tx, ice, places, to_trail);
+    let (hub, mut hub_task) = hub::spawn(outbox_tx, ice, places, visit_codes.clone(), to_trail);
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,
@@ -237,6 +239,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let health = Health::default();
     let registry_for_renewal = registry.clone();
     let state = http::AppState::new(accounts, hub, registry, watcher, fleet, driver, trail.clone());
+    state.set_visit_codes(visit_codes);
     if let Some(provider) = oidc {
         state.set_oidc(Arc::new(provider));
     }

@@ -42,6 +42,7 @@ enum Who {
 const ADMIN: Who = Who::Roles(&["admin"]);
 const TECHNICIAN: Who = Who::Roles(&["admin", "technician"]);
 const AUDITOR: Who = Who::Roles(&["auditor"]);
+const CLINICIAN: Who = Who::Roles(&["clinician"]);
 
 /// Every route: method, path (`{id}` and friends filled in by [`fill`]), body, who.
 const TABLE: &[(&str, &str, &str, Who)] = &[
@@ -97,6 +98,9 @@ const TABLE: &[(&str, &str, &str, Who)] = &[
     ("POST", "/api/admin/users/{name}/{action}", "", ADMIN),
     ("PUT", "/api/admin/users/{name}/password", r#"{"password":"a new long password 1"}"#, ADMIN),
     ("GET", "/api/audit/export?from=2000-01-01&to=2100-01-01", "", AUDITOR),
+    ("GET", "/api/visit-codes", "", CLINICIAN),
+    ("POST", "/api/visit-codes", r#"{"clinic":"North Clinic","valid_mins":60}"#, CLINICIAN),
+    ("DELETE", "/api/visit-codes/{id}", "", CLINICIAN),
 ];
 
 /// Every `(method, path)` the router serves, read from `src/http`: each `.route("…", …)` with
@@ -176,6 +180,7 @@ fn fill(path: &str, device: &str, command: &str) -> String {
         .replace("{name}", "ghost")
         .replace("/rollouts/{id}/{action}", "/rollouts/1/pause")
         .replace("/rollouts/{id}", "/rollouts/1")
+        .replace("/visit-codes/{id}", "/visit-codes/vc-00000000")
 }
 
 async fn call(f: &Fleetd, method: &str, path: &str, body: &str, cookie: Option<&str>) -> u16 {

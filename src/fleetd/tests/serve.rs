@@ -128,6 +128,11 @@ async fn a_waiting_kiosk_is_joined_by_one_clinician_and_refused_to_a_second() {
         kiosk_gets(&mut to_kiosk_a).await,
         ServerToKiosk::Queued { visit_id: "visit-1".into(), ice: Default::default() }
     );
+    // And where it stands: no one before it.
+    assert_eq!(
+        kiosk_gets(&mut to_kiosk_a).await,
+        ServerToKiosk::Position { visit_id: "visit-1".into(), ahead: 0 }
+    );
 
     let mut alice = console(&f, &sign_in(&f, "alice", "alice-password").await).await;
     let has_visit = |m: &ServerToConsole| matches!(m, ServerToConsole::Queue { waiting } if waiting.iter().any(|w| w.visit_id == "visit-1" && w.device_id == kiosk_id && w.clinic == "North Clinic"));

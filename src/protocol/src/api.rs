@@ -7,8 +7,10 @@ use crate::decode::{DecodeError, Validate, ident, invalid, text};
 
 mod accounts;
 mod admin;
+mod visit_codes;
 pub use accounts::*;
 pub use admin::*;
+pub use visit_codes::*;
 
 /// Largest PEM document (CSR or certificate) accepted, in bytes.
 pub const MAX_PEM_BYTES: usize = 8 * 1024;

@@ -84,6 +84,18 @@ pub const READ: &str = "data.read";
 pub const EXPORT: &str = "audit.export";
 /// Records past retention were pruned.
 pub const PRUNE: &str = "audit.prune";
+/// A clinician made a visit code (never the digits: its short id and clinic).
+pub const VISIT_CODE_CREATED: &str = "visit_code.created";
+/// A clinician revoked one of their visit codes.
+pub const VISIT_CODE_REVOKED: &str = "visit_code.revoked";
+/// A kiosk's patient came with a visit code that let them in.
+pub const VISIT_CODE_REDEEMED: &str = "visit_code.redeemed";
+/// A kiosk's visit code was refused (unknown, expired, used, another clinic, too many tries).
+pub const VISIT_CODE_REFUSED: &str = "visit_code.refused";
+/// A patient pressed "Get help from staff" on a kiosk.
+pub const HELP_REQUESTED: &str = "kiosk.help_requested";
+/// A staff member answered a kiosk's call for help.
+pub const HELP_ANSWERED: &str = "kiosk.help_answered";
 
 /// Why the trail does not verify.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,8 @@
 //! `/ws` ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
 //! served from one table ([`ASSETS`]): HTML, CSS and plain JavaScript ES modules, no build step
 //! (`common.js` is what both consoles share; `wire.js` the JSDoc types of what they exchange with
-//! fleetd; `app.js`/`call.js` the clinician's, `admin*.js` the admin's). Requests are read by
+//! fleetd; `app.js`/`call.js`/`help.js`/`visit-codes.js` the clinician's, `admin*.js` the
+//! admin's). Visit codes are [`visit_codes`]. Requests are read by
 //! the extractors in [`extract`] and refused with [`error::ApiError`]. Owns the state handlers
 //! share, the security headers (a strict CSP: scripts only from here) and
 //! [`AppState::blocking`], through which every SQLite or CA call goes. Never logs passwords,
@@ -26,6 +27,7 @@ mod oidc;
 mod peer;
 mod renew;
 mod session;
+mod visit_codes;
 mod ws_slots;
 
 use std::net::TcpListener;
@@ -69,11 +71,13 @@ const CSS: &str = "text/css; charset=utf-8";
 /// The consoles' files, embedded in the binary: the path each is served at, its type, its
 /// content. The scripts are ES modules that import one another by these paths; `wire.js` holds
 /// only JSDoc types, served so that editors and `@ts-check` can follow the imports.
-const ASSETS: [(&str, &str, &str); 14] = [
+const ASSETS: [(&str, &str, &str); 16] = [
     ("/", HTML, include_str!("assets/index.html")),
     ("/app.css", CSS, include_str!("assets/app.css")),
     ("/app.js", JS, include_str!("assets/app.js")),
     ("/call.js", JS, include_str!("assets/call.js")),
+    ("/help.js", JS, include_str!("assets/help.js")),
+    ("/visit-codes.js", JS, include_str!("assets/visit-codes.js")),
     ("/common.js", JS, include_str!("assets/common.js")),
     ("/wire.js", JS, include_str!("assets/wire.js")),
     ("/admin", HTML, include_str!("assets/admin.html")),
@@ -116,6 +120,8 @@ pub struct AppState {
     enrol_throttle: std::sync::Mutex<crate::accounts::throttle::ByAddress>,
     /// Sign-in through an identity provider, when configured ([`AppState::set_oidc`]).
     oidc: std::sync::OnceLock<Arc<crate::oidc::provider::Provider>>,
+    /// Visit codes ([`AppState::set_visit_codes`], at start-up).
+    visit_codes: std::sync::OnceLock<Arc<crate::visit_codes::VisitCodes>>,
 }
 
 impl AppState {
@@ -145,7 +151,20 @@ impl AppState {
                 crate::accounts::throttle::Policy::ENROL,
             )),
             oidc: std::sync::OnceLock::new(),
+            visit_codes: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Serves visit codes from `codes` (set once, at start-up; the hub shares them).
+    pub fn set_visit_codes(&self, codes: Arc<crate::visit_codes::VisitCodes>) {
+        let _ = self.visit_codes.set(codes);
+    }
+
+    /// The visit codes; a server started without them refuses their routes.
+    fn visit_codes(&self) -> Result<&Arc<crate::visit_codes::VisitCodes>, ApiError> {
+        self.visit_codes
+            .get()
+            .ok_or_else(|| ApiError::fault(error::Fault::Other, &"visit codes are not set up"))
     }
 
     /// Offers sign-in through `provider` (set once, at start-up).
@@ -191,6 +210,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(renew::routes())
         .merge(admin::routes(state.clone()))
         .merge(audit::routes(state.clone()))
+        .merge(visit_codes::routes(state.clone()))
         .route("/ws", get(console_ws::upgrade))
         .fallback(|| async { ApiError::NotFound("Not found.".into()) })
         .layer(DefaultBodyLimit::max(16 * 1024))

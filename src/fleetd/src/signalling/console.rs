@@ -1,6 +1,7 @@
 //! What consoles ask of the router: join a waiting visit (or, with a reason, one outside the
-//! user's clinics), claim it before the kiosk confirms, resume it after a reconnect, and relay
-//! answers, candidates and ends to the kiosk. Part of the pure router ([`super::Router`]).
+//! user's clinics; never another clinician's visit-code visit without one), claim it before the
+//! kiosk confirms, resume it after a reconnect, relay answers, candidates and ends to the kiosk,
+//! and answer calls for help ([`super::help`]). Part of the pure router ([`super::Router`]).
 
 use super::*;
 
@@ -40,8 +41,8 @@ impl Router {
         if let ConsoleToServer::Resume { visit_id } = msg {
             return self.claim(conn, &user, visit_id, now, out);
         }
-        if let ConsoleToServer::AnswerHelp { .. } = msg {
-            return out.push(error_to(conn, "Calls for help are not handled yet."));
+        if let ConsoleToServer::AnswerHelp { visit_id } = msg {
+            return self.answer_help(conn, &user, visit_id, out);
         }
         let target = self.visits.iter().position(|v| v.visit_id == visit_id_of(&msg));
         let Some(i) = target.filter(|&i| self.visits[i].owner == Some(conn)) else {
@@ -130,7 +131,18 @@ impl Router {
             out.push(error_to(conn, NOT_YOUR_CLINIC));
             return;
         }
-        let emergency = emergency.filter(|_| outside);
+        // A visit-code visit waits for its clinician; another joins it only with emergency
+        // access, noted as loudly as one outside their clinics.
+        let v = &self.visits[i];
+        let for_another =
+            v.clinician.is_none() && v.code.as_ref().is_some_and(|c| c.clinician != user);
+        if for_another && emergency.is_none() {
+            let what = "join refused: the visit waits for the clinician whose visit code it has";
+            out.push(note(NoteLevel::Warn, what).user(user).visit(v).into());
+            out.push(error_to(conn, WAITS_FOR_ANOTHER));
+            return;
+        }
+        let emergency = emergency.filter(|_| outside || for_another);
         let v = &mut self.visits[i];
         let taken = v.clinician.is_some() && v.owner != Some(conn);
         match (v.owner, owned) {

@@ -5,6 +5,10 @@
 //! rate-limits refusals per sender so a flood of bad messages cannot flood either.
 //! Before a kiosk's `Waiting` or `InVisit` reaches the router, the hub replaces its clinic and
 //! room by those of the device's enrolment record ([`Places`], read on the blocking pool).
+//! A `Waiting` with a visit code is checked here too, against the store on the blocking pool
+//! and the back-off of [`Tries`] ([`take_up_code`]): refused, the kiosk hears why and the
+//! router never sees it; taken up, the router gets [`Input::CodeWaiting`]. The digits are
+//! never logged nor audited.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use telekiosk_protocol::console::ServerToConsole;
-use telekiosk_protocol::visit::ServerToKiosk;
+use telekiosk_protocol::visit::{KioskToServer, KioskToServer as K, ServerToKiosk};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -23,6 +27,11 @@ use crate::signalling::{
 };
 use crate::store;
 use crate::turn::IceConfig;
+use crate::visit_codes::VisitCodes;
+use crate::visit_codes::rules::Tries;
+
+mod codes;
+use codes::{CodeAsk, take_up_code};
 
 /// Messages a console's WebSocket task may have queued before it is cut off as too slow.
 pub const CONSOLE_QUEUE: usize = 256;
@@ -73,19 +82,29 @@ pub fn spawn(
     to_kiosk: mpsc::Sender<KioskMessage>,
     ice: IceConfig,
     places: Places,
+    codes: Arc<VisitCodes>,
     to_trail: mpsc::Sender<Entry>,
 ) -> (HubHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let handle = HubHandle { tx, next_conn: Arc::new(AtomicU64::new(1)) };
     let notes = Notes { trail: to_trail, refusals: RefusalLimit::default() };
-    (handle, tokio::spawn(run(rx, to_kiosk, ice, places, notes)))
+    let stores = Stores { places, codes, tries: Tries::default() };
+    (handle, tokio::spawn(run(rx, to_kiosk, ice, stores, notes)))
+}
+
+/// What the hub reads before the router sees a kiosk's message: places, visit codes, and the
+/// back-off after wrong codes.
+struct Stores {
+    places: Places,
+    codes: Arc<VisitCodes>,
+    tries: Tries,
 }
 
 async fn run(
     mut rx: mpsc::Receiver<HubMsg>,
     to_kiosk: mpsc::Sender<KioskMessage>,
     ice: IceConfig,
-    places: Places,
+    mut stores: Stores,
     mut notes: Notes,
 ) {
     let mut router = Router::new();
@@ -107,8 +126,23 @@ async fn run(
                 Input::ConsoleConnected { conn, user, scope }
             }
             HubMsg::Input(Input::FromKiosk { device_id, msg: Ok(msg) }) => {
-                let msg = placed(&places, &device_id, msg).await;
-                Input::FromKiosk { device_id, msg }
+                match placed(&stores.places, &device_id, msg).await {
+                    Ok(K::Waiting { visit_id, clinic, room, language, visit_code: Some(code) }) => {
+                        let ask = CodeAsk { device_id, visit_id, clinic, room, language, code };
+                        match take_up_code(&mut stores, &mut notes, ask).await {
+                            Ok(input) => input,
+                            Err(refusal) => {
+                                deliver(refusal, &mut consoles, &to_kiosk, &mut notes, &stores);
+                                continue;
+                            }
+                        }
+                    }
+                    Ok(K::Help { visit_id }) => {
+                        let place = place_of(&stores.places, &device_id).await;
+                        Input::KioskHelp { device_id, visit_id, place }
+                    }
+                    msg => Input::FromKiosk { device_id, msg },
+                }
             }
             HubMsg::Input(input) => input,
         };
@@ -117,7 +151,7 @@ async fn run(
             _ => None,
         };
         for output in router.handle(input, Instant::now()) {
-            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk, &mut notes);
+            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk, &mut notes, &stores);
         }
         if let Some(conn) = gone {
             consoles.remove(&conn);
@@ -130,15 +164,18 @@ async fn run(
 async fn placed(
     places: &Places,
     device_id: &str,
-    msg: telekiosk_protocol::visit::KioskToServer,
-) -> Result<telekiosk_protocol::visit::KioskToServer, telekiosk_protocol::DecodeError> {
-    use telekiosk_protocol::visit::KioskToServer as K;
+    msg: KioskToServer,
+) -> Result<KioskToServer, telekiosk_protocol::DecodeError> {
     if !matches!(msg, K::Waiting { .. } | K::InVisit { .. }) {
         return Ok(msg);
     }
+    place_from_registry(msg, place_of(places, device_id).await)
+}
+
+/// The device's `(clinic, room)` by its enrolment record, read on the blocking pool.
+async fn place_of(places: &Places, device_id: &str) -> Option<(String, String)> {
     let (places, id) = (places.clone(), device_id.to_string());
-    let place = tokio::task::spawn_blocking(move || places(&id)).await.ok().flatten();
-    place_from_registry(msg, place)
+    tokio::task::spawn_blocking(move || places(&id)).await.ok().flatten()
 }
 
 /// Adds the ICE servers, with TURN credentials minted for this visit and side, to the messages
@@ -163,6 +200,7 @@ fn deliver(
     consoles: &mut HashMap<ConnId, mpsc::Sender<ServerToConsole>>,
     to_kiosk: &mpsc::Sender<KioskMessage>,
     notes: &mut Notes,
+    stores: &Stores,
 ) {
     match output {
         Output::ToKiosk { device_id, msg } => {
@@ -180,6 +218,17 @@ fn deliver(
             }
         }
         Output::Note(note) => notes.take(&note, Instant::now()),
+        Output::ReleaseCode { code_id, visit_id } => {
+            let codes = stores.codes.clone();
+            tokio::task::spawn_blocking(move || match codes.give_back(&code_id, &visit_id) {
+                Ok(true) => {
+                    let why = "visit code given back: the visit ended before a clinician joined";
+                    tracing::info!(code = %code_id, visit = %visit_id, "{why}");
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(code = %code_id, "cannot give a visit code back: {e}"),
+            });
+        }
     }
 }
 
@@ -190,6 +239,18 @@ struct Notes {
 }
 
 impl Notes {
+    /// Queues `entry` for the trail without waiting; a refusal counts against its actor's
+    /// budget ([`RefusalLimit`]) like a refused message does. A full queue loses it, loudly.
+    fn record(&mut self, entry: Entry, now: Instant) {
+        let refused = entry.outcome != audit::chain::Outcome::Ok;
+        if refused && self.refusals.check(&entry.actor, now) == Verdict::Drop {
+            return;
+        }
+        if let Err(e) = self.trail.try_send(entry) {
+            tracing::error!(target: "fleetd::audit", "AUDIT RECORD LOST: {e}");
+        }
+    }
+
     fn take(&mut self, n: &Note, now: Instant) {
         if n.level == NoteLevel::Warn {
             let sender =
@@ -228,6 +289,8 @@ pub fn entry_of(n: &Note) -> Entry {
         "kiosk is waiting" => audit::VISIT_QUEUED,
         "clinician joined" => audit::VISIT_JOINED,
         w if w.starts_with("visit over:") => audit::VISIT_ENDED,
+        w if w.starts_with("kiosk asked for staff help") => audit::HELP_REQUESTED,
+        w if w.starts_with("staff answered a call for help") => audit::HELP_ANSWERED,
         _ => audit::VISIT_EVENT,
     };
     let object = n.visit_id.as_deref().map_or_else(|| "-".to_string(), |v| format!("visit {v}"));

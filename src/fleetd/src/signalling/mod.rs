@@ -14,10 +14,17 @@
 //! clinic, noted loudly in one place ([`emergency_note`]). The clinic and room of a visit are
 //! the device's enrolment record's ([`place_from_registry`], applied by the hub), never the
 //! kiosk's own words.
+//!
+//! A visit may come with a visit code ([`Input::CodeWaiting`]: the hub checked the code): it
+//! waits for the clinician who made the code, and only their console lists it; if it ends
+//! before anyone joined, the code is given back ([`Output::ReleaseCode`]). Waiting kiosks are
+//! told their place ([`position`]); calls for help from kiosks go to the consoles of their
+//! clinic's staff ([`help`]).
 
 use std::time::{Duration, Instant};
 
 use telekiosk_protocol::DecodeError;
+use telekiosk_protocol::config::Language;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit};
 use telekiosk_protocol::device::{DeviceState, Presence};
 use telekiosk_protocol::visit::{EndReason, IceSettings, KioskToServer, ServerToKiosk};
@@ -25,8 +32,10 @@ use telekiosk_protocol::visit::{EndReason, IceSettings, KioskToServer, ServerToK
 use crate::access::{Permission, Scope};
 
 mod console;
+mod help;
 pub mod hub;
 mod note;
+mod position;
 
 use note::note;
 pub use note::{Note, NoteLevel, RefusalLimit, Verdict, redact};
@@ -48,6 +57,20 @@ pub enum Input {
     FromConsole { conn: ConnId, msg: Result<ConsoleToServer, DecodeError> },
     /// A console connection closed.
     ConsoleDisconnected { conn: ConnId },
+    /// A kiosk's `Waiting` whose visit code the hub took up: the visit waits for `clinician`
+    /// (who made code `code_id`). Clinic and room are the registry's.
+    CodeWaiting {
+        device_id: String,
+        visit_id: String,
+        clinic: String,
+        room: String,
+        language: Option<Language>,
+        code_id: String,
+        clinician: String,
+    },
+    /// A kiosk's call for help, with its place from the registry (`None`: unknown there; the
+    /// place of its visit is used if it has one).
+    KioskHelp { device_id: String, visit_id: String, place: Option<(String, String)> },
     /// Time passes (a few times a minute): visits whose console or kiosk stayed away too long
     /// end.
     Tick,
@@ -62,6 +85,9 @@ pub enum Output {
     ToConsole { conn: ConnId, msg: ServerToConsole },
     /// Write a log line.
     Note(Note),
+    /// Give visit code `code_id` back from `visit_id`: the visit ended before a clinician
+    /// joined, so the patient may use it again until it expires.
+    ReleaseCode { code_id: String, visit_id: String },
 }
 
 /// Shown when a console names a visit that is gone.
@@ -75,6 +101,9 @@ pub const NOT_YOUR_CLINIC: &str = "That visit is not in one of your clinics. To 
     anyway, use emergency access and give a reason.";
 /// Shown to a console whose user's role does not join visits (fleet admin, auditor).
 pub const MAY_NOT_JOIN: &str = "Your role may not see the waiting queue or join visits.";
+/// Shown to a clinician who tries to join a visit that waits for another clinician's code.
+pub const WAITS_FOR_ANOTHER: &str = "That patient came with a visit code and waits for the \
+    clinician who gave it.";
 /// Why the registry has no place for a kiosk that says it is waiting.
 pub const NOT_ENROLLED: &str = "the device is not in the registry";
 
@@ -106,6 +135,19 @@ struct Visit {
     kiosk_away: Option<Instant>,
     /// Candidates relayed so far: from the kiosk, from the console ([`MAX_ICE_PER_VISIT`]).
     ice_relayed: [u32; 2],
+    /// The language the patient chose on the kiosk.
+    language: Option<Language>,
+    /// The visit code the patient came with, and whom it waits for.
+    code: Option<CodeHold>,
+    /// The place in the queue the kiosk was last told ([`position`]).
+    told_ahead: Option<u32>,
+}
+
+/// A visit code a waiting visit holds: its id and the clinician who made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CodeHold {
+    id: String,
+    clinician: String,
 }
 
 /// Which way a candidate goes (an index into [`Visit::ice_relayed`]).
@@ -145,6 +187,9 @@ impl Visit {
             console_away,
             kiosk_away,
             ice_relayed: [0, 0],
+            language: None,
+            code: None,
+            told_ahead: None,
         }
     }
 }
@@ -164,6 +209,8 @@ pub struct Router {
     visits: Vec<Visit>,
     consoles: Vec<(ConnId, String, Scope)>,
     claims: Vec<Claim>,
+    /// Open calls for help, oldest first.
+    alerts: Vec<help::Alert>,
     /// The time of the input being handled (how long an ending visit lasted).
     now: Option<Instant>,
 }
@@ -177,8 +224,11 @@ impl Router {
     /// Applies one input at time `now` and returns what to send and log, in order.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
         self.now = Some(now);
-        let before: Vec<_> =
-            self.consoles.iter().map(|(c, _, scope)| (*c, self.queue_shape(scope))).collect();
+        let before: Vec<_> = self
+            .consoles
+            .iter()
+            .map(|(c, user, scope)| (*c, self.queue_shape(user, scope), self.help_shape(scope)))
+            .collect();
         let mut out = Vec::new();
         match input {
             Input::FromKiosk { device_id, msg: Ok(msg) } => {
@@ -194,12 +244,32 @@ impl Router {
                 let what = format!("console connected ({})", scope.role.as_str());
                 out.push(note(NoteLevel::Audit, what).user(&user).into());
                 let msg = if scope.may(Permission::JoinVisits) {
-                    self.queue(&scope, now)
+                    self.queue(&user, &scope, now)
                 } else {
                     ServerToConsole::Error { message: MAY_NOT_JOIN.into() }
                 };
-                self.consoles.push((conn, user, scope));
                 out.push(Output::ToConsole { conn, msg });
+                if !self.help_shape(&scope).is_empty() {
+                    out.push(Output::ToConsole { conn, msg: self.help_for(&scope, now) });
+                }
+                self.consoles.push((conn, user, scope));
+            }
+            Input::CodeWaiting {
+                device_id,
+                visit_id,
+                clinic,
+                room,
+                language,
+                code_id,
+                clinician,
+            } => {
+                let mut v = Visit::new(visit_id, device_id, clinic, room, now);
+                v.language = language;
+                v.code = Some(CodeHold { id: code_id, clinician });
+                self.waiting(v, &mut out)
+            }
+            Input::KioskHelp { device_id, visit_id, place } => {
+                self.help(device_id, visit_id, place, now, &mut out)
             }
             Input::FromConsole { conn, msg } => self.on_console(conn, msg, now, &mut out),
             Input::ConsoleDisconnected { conn } => {
@@ -216,17 +286,25 @@ impl Router {
                 out.push(note(NoteLevel::Audit, "console disconnected").user(&user).into());
                 self.consoles.retain(|(c, ..)| *c != conn);
             }
-            Input::Tick => self.expire(now, &mut out),
-        }
-        // Each console that was connected before this input hears of a change to its own queue.
-        for (conn, shape) in before {
-            let Some((_, _, scope)) = self.consoles.iter().find(|(c, ..)| *c == conn) else {
-                continue;
-            };
-            if scope.may(Permission::JoinVisits) && self.queue_shape(scope) != shape {
-                out.push(Output::ToConsole { conn, msg: self.queue(scope, now) });
+            Input::Tick => {
+                self.expire(now, &mut out);
+                self.expire_help(now, &mut out);
             }
         }
+        // Each console that was connected before this input hears of a change to its own queue
+        // and to the calls for help it sees.
+        for (conn, shape, help) in before {
+            let Some((_, user, scope)) = self.consoles.iter().find(|(c, ..)| *c == conn) else {
+                continue;
+            };
+            if scope.may(Permission::JoinVisits) && self.queue_shape(user, scope) != shape {
+                out.push(Output::ToConsole { conn, msg: self.queue(user, scope, now) });
+            }
+            if self.help_shape(scope) != help {
+                out.push(Output::ToConsole { conn, msg: self.help_for(scope, now) });
+            }
+        }
+        self.tell_positions(&mut out);
         out
     }
 
@@ -240,17 +318,24 @@ impl Router {
         let current = self.visits.iter().position(|v| v.device_id == device_id);
         let current = current.filter(|&i| self.visits[i].visit_id == msg.visit_id());
         match msg {
-            KioskToServer::Waiting { visit_id, clinic, room, .. } => {
-                self.waiting(Visit::new(visit_id, device_id, clinic, room, now), out)
+            KioskToServer::Waiting { visit_id, visit_code: Some(_), .. } => {
+                // Codes are checked by the hub, which never passes one on unchecked.
+                let what = "kiosk sent a visit code that was not checked: refused";
+                out.push(note(NoteLevel::Warn, what).device(&device_id).visit_id(&visit_id).into());
+                let reason = telekiosk_protocol::visit::CodeRefusal::Unknown;
+                let msg = ServerToKiosk::CodeRefused { visit_id, reason, retry_after_secs: 0 };
+                out.push(Output::ToKiosk { device_id, msg });
+            }
+            KioskToServer::Waiting { visit_id, clinic, room, language, visit_code: None } => {
+                let mut v = Visit::new(visit_id, device_id, clinic, room, now);
+                v.language = language;
+                self.waiting(v, out)
             }
             KioskToServer::InVisit { visit_id, clinic, room, clinician } => {
                 let v = Visit::new(visit_id, device_id, clinic, room, now);
                 self.in_visit(current, v, clinician, now, out)
             }
-            KioskToServer::Help { visit_id } => {
-                let n = note(NoteLevel::Warn, "kiosk asked for staff help: not handled yet");
-                out.push(n.device(&device_id).visit_id(&visit_id).into());
-            }
+            KioskToServer::Help { visit_id } => self.help(device_id, visit_id, None, now, out),
             _ if current.is_none() => {
                 let n =
                     note(NoteLevel::Warn, "kiosk message for a visit it does not have: ignored");
@@ -338,6 +423,7 @@ impl Router {
         if self.visits.iter().any(|v| v.visit_id == new.visit_id && v.device_id != new.device_id) {
             let what = "visit id already used by another kiosk: refused";
             out.push(note(NoteLevel::Warn, what).visit(&new).into());
+            out.extend(release_code(&new));
             let msg =
                 ServerToKiosk::End { visit_id: new.visit_id, reason: EndReason::ProtocolError };
             out.push(Output::ToKiosk { device_id: new.device_id, msg });
@@ -353,7 +439,11 @@ impl Router {
             let old = &mut self.visits[i];
             if old.visit_id == new.visit_id {
                 // A repeat (e.g. after a reconnect): the patient keeps their place in the queue.
-                (old.clinic, old.room) = (new.clinic, new.room);
+                if old.code != new.code {
+                    out.extend(release_code(old));
+                }
+                (old.clinic, old.room, old.language) = (new.clinic, new.room, new.language);
+                (old.code, old.told_ahead) = (new.code, None);
                 (old.owner, old.clinician, old.console_away, old.kiosk_away) =
                     (None, None, None, None);
                 out.push(queued(old));
@@ -361,6 +451,7 @@ impl Router {
             }
             let what = "kiosk started a new visit: the older one was dropped";
             out.push(note(NoteLevel::Audit, what).visit(old).into());
+            out.extend(release_code(old));
             self.visits.remove(i);
         }
         out.push(note(NoteLevel::Audit, "kiosk is waiting").visit(&new).into());
@@ -472,6 +563,7 @@ impl Router {
         if let Some(reason) = to_console {
             self.end_for_console(i, reason, out);
         }
+        out.extend(release_code(&self.visits[i]));
         self.visits.remove(i);
     }
 
@@ -517,26 +609,38 @@ impl Router {
         found.map_or_else(|| Scope::new(crate::access::Role::Auditor, [""; 0]), |(.., s)| s.clone())
     }
 
-    /// The waiting visits a console of `scope` sees: those of its clinics.
-    fn waiting_for<'a>(&'a self, scope: &'a Scope) -> impl Iterator<Item = &'a Visit> + 'a {
-        self.visits.iter().filter(move |v| v.clinician.is_none() && scope.reaches(&v.clinic))
+    /// The waiting visits the console of `user` (of `scope`) sees: those of its clinics, but
+    /// not those that came with another clinician's visit code.
+    fn waiting_for<'a>(
+        &'a self,
+        user: &'a str,
+        scope: &'a Scope,
+    ) -> impl Iterator<Item = &'a Visit> + 'a {
+        self.visits.iter().filter(move |v| {
+            v.clinician.is_none()
+                && scope.reaches(&v.clinic)
+                && v.code.as_ref().is_none_or(|c| c.clinician == user)
+        })
     }
 
-    /// What a console of `scope` sees of the queue, to detect when it changed.
-    fn queue_shape(&self, scope: &Scope) -> Vec<(String, String, String)> {
-        let waiting = self.waiting_for(scope);
-        waiting.map(|v| (v.visit_id.clone(), v.clinic.clone(), v.room.clone())).collect()
+    /// What the console of `user` sees of the queue, to detect when it changed.
+    fn queue_shape(&self, user: &str, scope: &Scope) -> Vec<(String, String, Option<Language>)> {
+        let waiting = self.waiting_for(user, scope);
+        waiting
+            .map(|v| (v.visit_id.clone(), format!("{}\n{}", v.clinic, v.room), v.language))
+            .collect()
     }
 
-    fn queue(&self, scope: &Scope, now: Instant) -> ServerToConsole {
-        let waiting = self.waiting_for(scope).map(|v| WaitingVisit {
+    fn queue(&self, user: &str, scope: &Scope, now: Instant) -> ServerToConsole {
+        let waiting = self.waiting_for(user, scope).map(|v| WaitingVisit {
             visit_id: v.visit_id.clone(),
             device_id: v.device_id.clone(),
             clinic: v.clinic.clone(),
             room: v.room.clone(),
             waiting_secs: now.saturating_duration_since(v.since).as_secs(),
-            language: None,
-            for_you: false,
+            language: v.language,
+            // Only its clinician sees a visit with a code.
+            for_you: v.code.is_some(),
         });
         ServerToConsole::Queue { waiting: waiting.collect() }
     }
@@ -549,11 +653,22 @@ fn queued(v: &Visit) -> Output {
     Output::ToKiosk { device_id: v.device_id.clone(), msg }
 }
 
+/// Gives back the visit code `v` holds, if no clinician joined it yet (once one did, the code
+/// is spent).
+fn release_code(v: &Visit) -> Option<Output> {
+    let code = v.code.as_ref().filter(|_| v.clinician.is_none())?;
+    Some(Output::ReleaseCode { code_id: code.id.clone(), visit_id: v.visit_id.clone() })
+}
+
 /// The one note of emergency access: a warning under `fleetd::audit`, with who, which visit
 /// and device, and the reason given (validated printable text, at most 500 bytes).
 fn emergency_note(user: &str, v: &Visit, reason: &str) -> Note {
+    let whose = match &v.code {
+        Some(code) if code.clinician != user => "that waits for another clinician's visit code",
+        _ => "outside their clinics",
+    };
     let what = format!(
-        "EMERGENCY ACCESS: clinician joined a visit of {:?}, outside their clinics; reason: {:?}",
+        "EMERGENCY ACCESS: clinician joined a visit of {:?}, {whose}; reason: {:?}",
         v.clinic, reason
     );
     note(NoteLevel::Warn, what).user(user).visit(v)

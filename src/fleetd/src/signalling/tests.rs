@@ -19,13 +19,23 @@ const CANDIDATE: &str = "candidate:1 1 UDP 2122 192.0.2.7 5000 typ host SECRET";
 /// One row: at second `t`, feed `input`; expect exactly `sent` (notes excluded).
 type Step = (u64, Input, Vec<Output>);
 
-/// Runs the steps on a fresh router; returns every note written. `Queued` replies to kiosks are
-/// left out of the comparison (they have their own test).
+/// Runs the steps on a fresh router; returns every note written. `Queued` and `Position`
+/// replies to kiosks are left out of the comparison (they have their own tests).
 fn run(steps: Vec<Step>) -> Vec<Note> {
     run_all(steps, false)
 }
 
 fn run_all(steps: Vec<Step>, with_queued: bool) -> Vec<Note> {
+    let position = |o: &Output| matches!(o, Output::ToKiosk { msg: S2K::Position { .. }, .. });
+    run_only(steps, |o| {
+        let queued = matches!(o, Output::ToKiosk { msg: S2K::Queued { .. }, .. });
+        !position(o) && (with_queued || !queued)
+    })
+}
+
+/// Runs the steps on a fresh router, comparing only the messages `keep` keeps; returns every
+/// note written.
+fn run_only(steps: Vec<Step>, keep: impl Fn(&Output) -> bool) -> Vec<Note> {
     let t0 = Instant::now();
     let mut router = Router::new();
     let mut notes = Vec::new();
@@ -35,8 +45,7 @@ fn run_all(steps: Vec<Step>, with_queued: bool) -> Vec<Note> {
             .handle(input, t0 + Duration::from_secs(t))
             .into_iter()
             .partition(|o| matches!(o, Output::Note(_)));
-        let queued = |o: &Output| matches!(o, Output::ToKiosk { msg: S2K::Queued { .. }, .. });
-        let got: Vec<Output> = got.into_iter().filter(|o| with_queued || !queued(o)).collect();
+        let got: Vec<Output> = got.into_iter().filter(&keep).collect();
         assert_eq!(got, sent, "{label}");
         notes.extend(got_notes.into_iter().map(|o| match o {
             Output::Note(note) => note,
@@ -622,5 +631,7 @@ fn an_ended_visit_is_noted_with_its_clinician_and_duration() {
     assert_eq!(who, (Some("alice"), Some("v1"), Some("kiosk-a")));
 }
 
+/// Issue 12: the patient's language, visit codes, the place in the queue, calls for help.
+mod codes_help;
 /// Review L10: candidates relayed per visit are capped in each direction.
 mod ice_cap;

@@ -27,6 +27,7 @@ pub mod devices;
 pub mod fleet;
 pub mod idp;
 pub mod users;
+pub mod visit_codes;
 
 pub use devices::{DeviceRecord, EnrolDecision, TokenRecord, bump};
 pub use users::UserRecord;
@@ -61,6 +62,8 @@ const MIGRATIONS: &[&str] = &[
     users::ACCOUNT_SCHEMA,
     idp::SCHEMA,
     devices::CERTS_SCHEMA,
+    // Visit codes for scheduled visits: a keyed hash of each, never the code.
+    visit_codes::SCHEMA,
 ];
 
 /// Why a database operation failed.

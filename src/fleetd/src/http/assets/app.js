@@ -1,12 +1,16 @@
 // @ts-check
 // telekiosk clinician console. ES modules, no build step, no external resources.
-// Signs in, lists waiting kiosks live over /ws, and hands the visit it joins to call.js.
+// Signs in, lists waiting kiosks live over /ws, and hands the visit it joins to call.js; calls
+// for help are help.js's, visit codes visit-codes.js's.
 
 import { $, currentUser, signinRefusal, request, roomLabel, wireSession } from './common.js';
 import * as calls from './call.js';
+import * as help from './help.js';
+import * as codes from './visit-codes.js';
 
 /** @typedef {import('./wire.js').Me} Me */
 /** @typedef {import('./wire.js').WaitingVisit} WaitingVisit */
+/** @typedef {import('./wire.js').Language} Language */
 /** @typedef {import('./wire.js').ConsoleToServer} ConsoleToServer */
 /** @typedef {import('./wire.js').ServerToConsole} ServerToConsole */
 /** @typedef {WaitingVisit & { base: number, at: number }} Waiting a row, with when it was counted */
@@ -59,6 +63,9 @@ function linkState(state, text) {
 
 // ---------- the waiting list ----------
 
+/** @type {Record<Language, string>} the patient's language, in words */
+const LANGUAGES = { en: 'English', es: 'Spanish' };
+
 /** @param {number} secs */
 function formatWait(secs) {
   const m = Math.floor(secs / 60);
@@ -80,6 +87,23 @@ function renderQueue() {
     room.className = 'room';
     room.textContent = roomLabel(v.room) || 'Room not set';
     place.append(clinic, room);
+    if (v.language || v.for_you) {
+      const tags = document.createElement('div');
+      tags.className = 'tags';
+      if (v.language) {
+        const language = document.createElement('span');
+        language.className = 'language';
+        language.textContent = LANGUAGES[v.language] || v.language;
+        tags.append(language);
+      }
+      if (v.for_you) {
+        const mine = document.createElement('span');
+        mine.className = 'badge';
+        mine.textContent = 'For you (visit code)';
+        tags.append(mine);
+      }
+      place.append(tags);
+    }
     const waited = document.createElement('div');
     waited.className = 'waited';
     waited.append('Waiting ', document.createElement('strong'));
@@ -88,6 +112,7 @@ function renderQueue() {
     join.className = 'join primary';
     join.dataset.visit = v.visit_id;
     join.textContent = 'Join';
+    join.setAttribute('aria-label', `Join ${roomLabel(v.room) || 'the visit'} at ${v.clinic}`);
     join.addEventListener('click', () => joinVisit(v.visit_id, join));
     li.append(place, waited, join);
     return li;
@@ -144,6 +169,7 @@ function start(user) {
   $('who').textContent = `${user.username}${clinics}`;
   // Only a clinician joins visits; fleetd refuses the others and says so.
   $('emergency').hidden = user.role !== 'clinician';
+  codes.start(user);
   show('queue');
   connect();
 }
@@ -156,6 +182,8 @@ function signedOut(message) {
   if (calls.current()) calls.endCall('');
   queue = [];
   renderQueue();
+  help.stop();
+  codes.stop();
   show('signin');
   $('signin-error').textContent = message || signinRefusal();
 }
@@ -211,8 +239,11 @@ function onMessage(msg) {
   switch (msg.type) {
     case 'queue': {
       const at = performance.now();
+      const had = queue.some((v) => v.for_you);
       queue = msg.waiting.map((v) => ({ ...v, base: v.waiting_secs, at }));
       renderQueue();
+      // A patient with one of my codes arrived (or left): the codes' "in use" follows.
+      if (had || queue.some((v) => v.for_you)) codes.refresh();
       break;
     }
     case 'joined':
@@ -238,6 +269,9 @@ function onMessage(msg) {
       if (view === 'call') $('call-status').textContent = msg.message;
       else notice(msg.message);
       break;
+    case 'help':
+      help.show(msg.alerts);
+      break;
     default:
       break;
   }
@@ -248,6 +282,7 @@ function onMessage(msg) {
 wireSession({ signedIn: start, signedOut });
 $('emergency-form').addEventListener('submit', (e) => emergencyJoin(/** @type {SubmitEvent} */ (e)));
 calls.setUp({ send, notice, over: () => { if (me) show('queue'); } });
+help.setUp(send);
 
 // For end-to-end tests and support: the live peer connection, the current view, and Join by id
 // (what the Join button of a list row does).

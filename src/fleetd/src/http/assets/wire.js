@@ -1,8 +1,8 @@
 // @ts-check
 // What the consoles exchange with fleetd, as JSDoc types: the JSON of the `/ws` messages and of
 // the API bodies. Types only, no code. The Rust types in `src/protocol` are the source of truth
-// (`console.rs`, `api.rs`, `api/admin.rs`, `device.rs`, `command.rs`, `visit.rs`); keep these in
-// step with them. Times are Unix seconds.
+// (`console.rs`, `api.rs`, `api/admin.rs`, `api/visit_codes.rs`, `device.rs`, `command.rs`,
+// `visit.rs`); keep these in step with them. Times are Unix seconds.
 
 // ---------- sign-in (api.rs) ----------
 
@@ -59,6 +59,11 @@
  */
 
 /**
+ * A kiosk UI language (config.rs).
+ * @typedef {'en' | 'es'} Language
+ */
+
+/**
  * One kiosk waiting for a clinician. No patient data.
  * @typedef {object} WaitingVisit
  * @property {string} visit_id
@@ -66,6 +71,19 @@
  * @property {string} clinic
  * @property {string} room
  * @property {number} waiting_secs seconds waited when the list was sent
+ * @property {Language} [language] the language the patient chose on the kiosk; absent: the clinic's default
+ * @property {boolean} [for_you] the patient came with a visit code this clinician made (no one else sees the visit)
+ */
+
+/**
+ * A patient's call for help from a kiosk ("Get help from staff"), open until a staff member
+ * answers it. No patient data.
+ * @typedef {object} HelpAlert
+ * @property {string} visit_id names the alert
+ * @property {string} device_id
+ * @property {string} clinic
+ * @property {string} room
+ * @property {number} waiting_secs seconds since the patient asked, when the list was sent
  */
 
 /**
@@ -76,7 +94,8 @@
  *   | { type: 'answer', visit_id: string, sdp: string }
  *   | { type: 'ice', visit_id: string, ice: Ice }
  *   | { type: 'end', visit_id: string }
- *   | { type: 'resume', visit_id: string }} ConsoleToServer
+ *   | { type: 'resume', visit_id: string }
+ *   | { type: 'answer_help', visit_id: string }} ConsoleToServer
  */
 
 /**
@@ -88,7 +107,36 @@
  *   | { type: 'ice', visit_id: string, ice: Ice }
  *   | { type: 'ended', visit_id: string, reason: EndReason }
  *   | { type: 'resumed', visit_id: string, clinic: string, room: string }
- *   | { type: 'error', message: string }} ServerToConsole
+ *   | { type: 'error', message: string }
+ *   | { type: 'help', alerts: HelpAlert[] }} ServerToConsole
+ */
+
+// ---------- visit codes, /api/visit-codes (api/visit_codes.rs) ----------
+
+/**
+ * `POST /api/visit-codes`: make a code for a patient with an appointment.
+ * @typedef {object} NewVisitCode
+ * @property {string} clinic one of the clinician's clinics
+ * @property {number} [valid_mins] 15 to 10080 (7 days); 1440 (24 hours) when absent
+ */
+
+/**
+ * The code just made: its digits are shown this once.
+ * @typedef {object} VisitCode
+ * @property {string} code six digits
+ * @property {string} id short id, as the list names it (not a secret)
+ * @property {string} clinic
+ * @property {number} expires_at Unix seconds
+ */
+
+/**
+ * `GET /api/visit-codes`: one of the clinician's codes that still work, without its digits.
+ * @typedef {object} VisitCodeInfo
+ * @property {string} id for `DELETE /api/visit-codes/{id}`
+ * @property {string} clinic
+ * @property {number} created_at Unix seconds
+ * @property {number} expires_at Unix seconds
+ * @property {boolean} [in_use] a patient is using it (it works again if they leave before anyone joins)
  */
 
 // ---------- the admin API, /api/admin (api.rs, api/admin.rs, device.rs, command.rs) ----------
