@@ -1,0 +1,161 @@
+//! The technician screen's checks with real parts: the microphone meter hears the test tone
+//! through the dev profile's in-process room (GStreamer), the network test measures a local
+//! HTTPS server with the kiosk's own TLS client, and the maintenance code is checked against an
+//! Argon2 hash made here.
+
+#[path = "support/tls.rs"]
+mod tls;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use telekiosk::profile::Profile;
+use telekiosk::tech::checks::{self, MicMeter};
+use telekiosk::tech::code::{self, Verdict};
+use telekiosk::tech::network;
+
+/// The quietest level the test counts (digital silence is -inf).
+const FLOOR_DB: f64 = -120.0;
+
+fn dev_profile() -> Profile {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../hw/profiles/dev.toml");
+    Profile::load(std::path::Path::new(path)).expect("dev profile")
+}
+
+/// Waits (generously) until `done` holds for the levels heard so far.
+fn wait_for(levels: &Mutex<Vec<f64>>, limit: Duration, done: impl Fn(&[f64]) -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done(&levels.lock().unwrap()) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn the_microphone_meter_rises_with_the_test_tone_and_falls_after_it() {
+    let profile = dev_profile();
+    assert!(profile.audio.virtual_room, "the dev profile joins speaker and microphone");
+    let levels = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let heard = levels.clone();
+    let _meter = MicMeter::start(&checks::microphone(&profile.audio), move |db| {
+        heard.lock().unwrap().push(db.max(FLOOR_DB));
+    })
+    .expect("meter starts");
+
+    assert!(wait_for(&levels, Duration::from_secs(10), |l| l.len() >= 10), "no level readings");
+    let silence = levels.lock().unwrap().iter().copied().fold(FLOOR_DB, f64::max);
+    println!("silence: {silence:.1} dBFS");
+
+    let before = levels.lock().unwrap().len();
+    checks::play_tone(&checks::speaker(&profile.audio)).expect("tone plays");
+    let rose = wait_for(&levels, Duration::from_secs(10), |l| {
+        l[before..].iter().any(|db| *db > silence + 30.0)
+    });
+    let loudest = levels.lock().unwrap()[before..].iter().copied().fold(FLOOR_DB, f64::max);
+    println!("during the tone: {loudest:.1} dBFS");
+    assert!(rose, "the meter stayed near silence ({silence:.1} dB) while the tone played");
+
+    // After the tone the room is quiet again: the latest readings are back near silence.
+    let fell = wait_for(&levels, Duration::from_secs(15), |l| {
+        l.len() >= 5 && l[l.len() - 5..].iter().all(|db| *db < silence + 10.0)
+    });
+    let last = *levels.lock().unwrap().last().expect("readings");
+    println!("after the tone: {last:.1} dBFS");
+    assert!(fell, "the meter did not fall back after the tone (last {last:.1} dB)");
+}
+
+/// A tiny HTTPS server on loopback: `/api/health` answers "ok", `/app.js` 256 KiB.
+fn https_server() -> (u16, Vec<u8>) {
+    let ca = tls::TestCa::new("test fleet CA");
+    let (cert, key) = ca.issue_server();
+    let config = rustls::ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .expect("server config");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for sock in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).expect("server connection");
+                let mut stream = BufReader::new(rustls::StreamOwned::new(conn, sock));
+                loop {
+                    let mut request = String::new();
+                    if stream.read_line(&mut request).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut header = String::new();
+                    while stream.read_line(&mut header).unwrap_or(0) > 2 {
+                        header.clear();
+                    }
+                    let body = match request.split_whitespace().nth(1) {
+                        Some("/api/health") => b"ok".to_vec(),
+                        Some("/app.js") => vec![b'x'; 256 * 1024],
+                        _ => b"not found".to_vec(),
+                    };
+                    let out = stream.get_mut();
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                    if out.write_all(head.as_bytes()).and_then(|_| out.write_all(&body)).is_err() {
+                        return;
+                    }
+                    let _ = out.flush();
+                }
+            });
+        }
+    });
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &ca.cert)
+    );
+    (port, pem.into_bytes())
+}
+
+#[tokio::test]
+async fn the_network_test_reports_a_round_trip_and_a_throughput() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (port, ca_pem) = https_server();
+    let tls = telekiosk::uplink::tls_config(&ca_pem, None).expect("kiosk TLS client");
+    let server = url::Url::parse(&format!("https://localhost:{port}/")).expect("url");
+    let report = network::run(&server, tls).await.expect("network test");
+    println!("loopback: RTT {:?}, {:.1} Mbit/s, {:?}", report.rtt, report.mbit_per_s, report.grade);
+    assert!(report.rtt > Duration::ZERO, "a round trip takes some time");
+    assert!(report.mbit_per_s > 0.0, "bytes were fetched");
+}
+
+#[tokio::test]
+async fn the_network_test_says_when_fleetd_cannot_be_reached() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (_, ca_pem) = https_server();
+    let tls = telekiosk::uplink::tls_config(&ca_pem, None).expect("kiosk TLS client");
+    let closed = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind").local_addr().unwrap();
+    let server = url::Url::parse(&format!("https://localhost:{}/", closed.port())).expect("url");
+    drop(closed);
+    let err = network::run(&server, tls).await.expect_err("nothing listens there");
+    assert!(err.to_string().starts_with("cannot reach the clinic's server"), "{err}");
+}
+
+#[test]
+fn the_maintenance_code_check_accepts_the_right_code_and_refuses_a_wrong_one() {
+    let salt = SaltString::encode_b64(b"technician-salt!").expect("salt");
+    let hash =
+        argon2::Argon2::default().hash_password(b"246810", &salt).expect("hash").to_string();
+    assert!(hash.starts_with("$argon2"), "{hash}");
+    assert_eq!(code::verify(&hash, "246810"), Verdict::Right);
+    assert_eq!(code::verify(&hash, "246811"), Verdict::Wrong);
+    assert_eq!(code::verify(&hash, ""), Verdict::Wrong);
+
+    // The check the screen uses, off the calling thread.
+    let (tx, rx) = std::sync::mpsc::channel();
+    code::check(hash, "246810".into(), move |v| tx.send(v).expect("send"));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)).expect("verdict"), Verdict::Right);
+}
