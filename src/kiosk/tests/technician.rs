@@ -70,6 +70,30 @@ fn the_microphone_meter_rises_with_the_test_tone_and_falls_after_it() {
     assert!(fell, "the meter did not fall back after the tone (last {last:.1} dB)");
 }
 
+#[test]
+fn the_camera_preview_delivers_small_rgb_pictures_and_stops_when_dropped() {
+    let profile = dev_profile();
+    let frames = Arc::new(Mutex::new(Vec::<(u32, u32, usize)>::new()));
+    let seen = frames.clone();
+    let preview = checks::Preview::start(&profile.video.source, move |frame| {
+        seen.lock().unwrap().push((frame.width, frame.height, frame.rgb.len()));
+    })
+    .expect("preview starts");
+    let start = Instant::now();
+    while frames.lock().unwrap().len() < 3 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(preview);
+    // Dropping stops the pipeline (state NULL) before it returns: no picture arrives after.
+    let at_drop = frames.lock().unwrap().len();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(frames.lock().unwrap().len(), at_drop, "pictures after the preview closed");
+    let frames = frames.lock().unwrap().clone();
+    assert!(frames.len() >= 3, "only {} pictures", frames.len());
+    let (w, h) = (checks::PREVIEW_WIDTH, checks::PREVIEW_HEIGHT);
+    assert!(frames.iter().all(|f| *f == (w, h, (w * h * 3) as usize)), "{frames:?}");
+}
+
 /// A tiny HTTPS server on loopback: `/api/health` answers "ok", `/app.js` 256 KiB.
 fn https_server() -> (u16, Vec<u8>) {
     let ca = tls::TestCa::new("test fleet CA");
@@ -158,4 +182,55 @@ fn the_maintenance_code_check_accepts_the_right_code_and_refuses_a_wrong_one() {
     let (tx, rx) = std::sync::mpsc::channel();
     code::check(hash, "246810".into(), move |v| tx.send(v).expect("send"));
     assert_eq!(rx.recv_timeout(Duration::from_secs(60)).expect("verdict"), Verdict::Right);
+}
+
+/// Renders each technician page headless (Slint's software renderer, as on the panel) and keeps
+/// the pictures in the test's target directory for review; each page must differ from the
+/// patient's idle screen under it and from the other pages.
+#[test]
+fn the_technician_pages_render_over_the_idle_screen() {
+    use slint::ComponentHandle;
+    use telekiosk::ui::{CodeState, KioskWindow, NetState, Tech, TechPage, headless};
+
+    headless::install(1280, 800).expect("headless screen");
+    let window = KioskWindow::new().expect("window");
+    window.show().expect("show");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("technician");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    let shot = |name: &str| {
+        let png = headless::screen_png().expect("capture");
+        std::fs::write(dir.join(format!("{name}.png")), &png).expect("write");
+        png
+    };
+    let idle = shot("0-idle");
+    let tech = window.global::<Tech>();
+    tech.set_open(true);
+    tech.set_page(TechPage::Code);
+    tech.set_code_length(4);
+    tech.set_code_state(CodeState::Wrong);
+    let keypad = shot("1-keypad-wrong");
+    tech.set_code_state(CodeState::Locked);
+    tech.set_locked_secs(30);
+    shot("2-keypad-locked");
+    tech.set_code_state(CodeState::Disabled);
+    shot("3-keypad-disabled");
+    tech.set_page(TechPage::Main);
+    tech.set_mic_on(true);
+    tech.set_mic_level(0.6);
+    tech.set_mic_db(-24);
+    tech.set_net_state(NetState::Done);
+    tech.set_net_grade(3);
+    tech.set_rtt_ms(23);
+    tech.set_mbits("41.0".into());
+    let main = shot("4-main");
+    tech.set_enrolment(telekiosk::ui::Enrolment::NotEnrolled);
+    tech.set_page(TechPage::Enrol);
+    tech.set_enrol_entry("K7Q2-XY".into());
+    let enrol = shot("5-enrol");
+    println!("screenshots in {}", dir.display());
+    for (name, png) in [("keypad", &keypad), ("main", &main), ("enrol", &enrol)] {
+        assert_ne!(png, &idle, "the {name} page does not show over idle");
+    }
+    assert_ne!(keypad, main);
+    assert_ne!(main, enrol);
 }

@@ -76,7 +76,7 @@ fn launch(part: &'static str, description: &str) -> Result<Running, CheckError> 
     let element = gst::parse::launch(description).map_err(|e| failed(part)(e.to_string()))?;
     let pipeline =
         element.downcast::<gst::Pipeline>().map_err(|_| failed(part)("not a pipeline".into()))?;
-    writers::check_bin(part, pipeline.upcast_ref()).map_err(failed(part))?;
+    writers::check_bin(part, pipeline.upcast_ref::<gst::Bin>()).map_err(failed(part))?;
     Ok(Running(pipeline))
 }
 
@@ -121,7 +121,7 @@ impl MicMeter {
 fn rms_of(message: &gst::Message) -> Option<f64> {
     let gst::MessageView::Element(element) = message.view() else { return None };
     let s = element.structure()?;
-    if s.name() != "level" {
+    if !s.has_name("level") {
         return None;
     }
     let rms = s.get::<gst::glib::ValueArray>("rms").ok()?;

@@ -19,7 +19,7 @@ pub enum Verdict {
 /// Compares `code` with `hash` (Argon2 PHC string, `$argon2id$…`).
 pub fn verify(hash: &str, code: &str) -> Verdict {
     let Ok(parsed) = PasswordHash::new(hash) else { return Verdict::BadHash };
-    if !parsed.algorithm.as_str().starts_with("argon2") {
+    if !parsed.algorithm.as_str().starts_with("argon2") || parsed.hash.is_none() {
         return Verdict::BadHash;
     }
     match argon2::Argon2::default().verify_password(code.as_bytes(), &parsed) {

@@ -168,9 +168,9 @@ fn corner_down(inner: &Rc<Inner>, _tech: &Tech<'_>) {
     }
     let weak = Rc::downgrade(inner);
     inner.hold.start(TimerMode::SingleShot, rules::HOLD + Duration::from_millis(50), move || {
-        if let Some(inner) = weak.upgrade()
-            && inner.state.borrow_mut().gesture.held(Instant::now())
-        {
+        let Some(inner) = weak.upgrade() else { return };
+        let held = inner.state.borrow_mut().gesture.held(Instant::now());
+        if held {
             begin(&inner, "hold");
         }
     });
