@@ -43,7 +43,7 @@ fn the_microphone_meter_rises_with_the_test_tone_and_falls_after_it() {
     assert!(profile.audio.virtual_room, "the dev profile joins speaker and microphone");
     let levels = Arc::new(Mutex::new(Vec::<f64>::new()));
     let heard = levels.clone();
-    let _meter = MicMeter::start(&checks::microphone(&profile.audio), move |db| {
+    let _meter = MicMeter::start(&profile.audio, move |db| {
         heard.lock().unwrap().push(db.max(FLOOR_DB));
     })
     .expect("meter starts");
@@ -53,7 +53,7 @@ fn the_microphone_meter_rises_with_the_test_tone_and_falls_after_it() {
     println!("silence: {silence:.1} dBFS");
 
     let before = levels.lock().unwrap().len();
-    checks::play_tone(&checks::speaker(&profile.audio)).expect("tone plays");
+    checks::play_tone(&profile.audio).expect("tone plays");
     let rose = wait_for(&levels, Duration::from_secs(10), |l| {
         l[before..].iter().any(|db| *db > silence + 30.0)
     });
@@ -111,6 +111,7 @@ fn https_server() -> (u16, Vec<u8>) {
         for sock in listener.incoming().flatten() {
             let config = config.clone();
             std::thread::spawn(move || {
+                let _ = sock.set_nodelay(true);
                 let conn = rustls::ServerConnection::new(config).expect("server connection");
                 let mut stream = BufReader::new(rustls::StreamOwned::new(conn, sock));
                 loop {
@@ -163,7 +164,6 @@ async fn the_network_test_says_when_fleetd_cannot_be_reached() {
     let tls = telekiosk::uplink::tls_config(&ca_pem, None).expect("kiosk TLS client");
     let closed = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind").local_addr().unwrap();
     let server = url::Url::parse(&format!("https://localhost:{}/", closed.port())).expect("url");
-    drop(closed);
     let err = network::run(&server, tls).await.expect_err("nothing listens there");
     assert!(err.to_string().starts_with("cannot reach the clinic's server"), "{err}");
 }

@@ -42,21 +42,25 @@ fn failed(part: &'static str) -> impl Fn(String) -> CheckError {
     move |reason| CheckError::Start { part, reason }
 }
 
+/// A device of a check: the profile's description under its key (checked for writers as the
+/// visit's pipeline checks it), or one of the in-process room's ends (`None`: built here).
+type Device = (Option<&'static str>, String);
+
 /// The microphone the meter listens to.
-pub fn microphone(audio: &Audio) -> String {
+fn microphone(audio: &Audio) -> Device {
     if audio.virtual_room {
-        format!("interaudiosrc channel={ROOM_CHANNEL}")
+        (None, format!("interaudiosrc channel={ROOM_CHANNEL}"))
     } else {
-        audio.source.clone()
+        (Some("audio.source"), audio.source.clone())
     }
 }
 
 /// The speaker the tone plays on.
-pub fn speaker(audio: &Audio) -> String {
+fn speaker(audio: &Audio) -> Device {
     if audio.virtual_room {
-        format!("interaudiosink channel={ROOM_CHANNEL}")
+        (None, format!("interaudiosink channel={ROOM_CHANNEL}"))
     } else {
-        audio.sink.clone()
+        (Some("audio.sink"), audio.sink.clone())
     }
 }
 
@@ -69,14 +73,16 @@ impl Drop for Running {
     }
 }
 
-/// `head ! <profile description> ! tail` as one pipeline, refused if the description could
-/// write media anywhere.
-fn launch(part: &'static str, description: &str) -> Result<Running, CheckError> {
+/// The pipeline `description`, which holds `device`: refused if the profile's part could write
+/// media anywhere, as the visit's pipeline refuses it.
+fn launch(part: &'static str, device: &Device, description: &str) -> Result<Running, CheckError> {
     gst::init().map_err(|e| failed(part)(e.to_string()))?;
+    if let (Some(key), profile_part) = device {
+        writers::check_description(key, profile_part).map_err(failed(part))?;
+    }
     let element = gst::parse::launch(description).map_err(|e| failed(part)(e.to_string()))?;
     let pipeline =
         element.downcast::<gst::Pipeline>().map_err(|_| failed(part)("not a pipeline".into()))?;
-    writers::check_bin(part, pipeline.upcast_ref::<gst::Bin>()).map_err(failed(part))?;
     Ok(Running(pipeline))
 }
 
@@ -91,18 +97,21 @@ pub struct MicMeter {
 }
 
 impl MicMeter {
-    /// Listens to `microphone` (a launch description); `on_level` gets the RMS level of the
-    /// first channel in dBFS (`-inf` for digital silence) on a GStreamer thread.
+    /// Listens to the profile's microphone (or the in-process room's); `on_level` gets the RMS
+    /// level of the first channel in dBFS (`-inf` for digital silence) on a GStreamer thread.
     pub fn start(
-        microphone: &str,
+        audio: &Audio,
         on_level: impl Fn(f64) + Send + Sync + 'static,
     ) -> Result<MicMeter, CheckError> {
         let interval = METER_INTERVAL.as_nanos() as u64;
+        let device = microphone(audio);
         let running = launch(
             "microphone",
+            &device,
             &format!(
-                "{microphone} ! audioconvert ! audioresample ! \
-                 level name=meter interval={interval} post-messages=true ! fakesink sync=false"
+                "{} ! audioconvert ! audioresample ! \
+                 level name=meter interval={interval} post-messages=true ! fakesink sync=false",
+                device.1
             ),
         )?;
         let bus = running.0.bus().ok_or_else(|| failed("microphone")("no bus".into()))?;
@@ -128,16 +137,19 @@ fn rms_of(message: &gst::Message) -> Option<f64> {
     rms.as_slice().first()?.get::<f64>().ok()
 }
 
-/// Plays a 440 Hz tone for [`TONE`] on `speaker` (a launch description), on a thread of its
-/// own; the pipeline is released when the tone ends (or after a generous wait if it hangs).
-pub fn play_tone(speaker: &str) -> Result<(), CheckError> {
+/// Plays a 440 Hz tone for [`TONE`] on the profile's speaker (or into the in-process room), on
+/// a thread of its own; the pipeline is released when the tone ends (or after a generous wait).
+pub fn play_tone(audio: &Audio) -> Result<(), CheckError> {
     let samples = TONE_RATE * TONE.as_secs() as i32 / TONE_BUFFERS;
+    let device = speaker(audio);
     let running = launch(
         "speaker",
+        &device,
         &format!(
             "audiotestsrc wave=sine freq=440 volume=0.5 samplesperbuffer={samples} \
              num-buffers={TONE_BUFFERS} ! audio/x-raw,rate={TONE_RATE},channels=1 ! \
-             audioconvert ! audioresample ! {speaker}"
+             audioconvert ! audioresample ! {}",
+            device.1
         ),
     )?;
     play("speaker", &running)?;
@@ -168,6 +180,7 @@ impl Preview {
     ) -> Result<Preview, CheckError> {
         let running = launch(
             "camera",
+            &(Some("video.source"), camera.to_string()),
             &format!(
                 "{camera} ! videoconvert ! videoscale ! videorate ! \
                  video/x-raw,format=RGB,width={PREVIEW_WIDTH},height={PREVIEW_HEIGHT},\

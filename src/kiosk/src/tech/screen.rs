@@ -337,7 +337,7 @@ fn problem(tech: &Tech<'_>, e: impl std::fmt::Display) {
 fn start_meter(inner: &Rc<Inner>, tech: &Tech<'_>) {
     let Some(profile) = inner.facts.get().profile else { return };
     let window = inner.window.clone();
-    let meter = MicMeter::start(&checks::microphone(&profile.audio), move |db| {
+    let meter = MicMeter::start(&profile.audio, move |db| {
         let window = window.clone();
         let _ = slint::invoke_from_event_loop(move || {
             if let Some(window) = window.upgrade() {
@@ -408,7 +408,7 @@ fn tone(inner: &Rc<Inner>, tech: &Tech<'_>) {
     keep_open(inner);
     let Some(profile) = inner.facts.get().profile else { return };
     action("test_tone", serde_json::json!({}));
-    match checks::play_tone(&checks::speaker(&profile.audio)) {
+    match checks::play_tone(&profile.audio) {
         Ok(()) => {
             tech.set_tone_playing(true);
             let window = inner.window.clone();
