@@ -492,16 +492,19 @@ async fn enrolment_code(e: &startup::StartError, facts: &SharedFacts) -> Option<
 /// What the technician screen shows of the kiosk's identity (public material only).
 async fn tech_facts(facts: &SharedFacts, identity: &startup::Identity, server: url::Url) {
     let tpm = identity.tpm().cloned();
-    let vendor = tokio::task::spawn_blocking(move || tpm.map(|t| t.vendor().unwrap_or_default()))
-        .await
-        .unwrap_or_default();
+    let holder = tokio::task::spawn_blocking(move || match tpm {
+        Some(tpm) => tech::KeyHolder::Tpm(tpm.vendor().unwrap_or_default()),
+        None => tech::KeyHolder::DevelopmentKey,
+    })
+    .await
+    .unwrap_or_default();
     let fingerprint =
         telekiosk_protocol::fingerprint::key_fingerprint(identity.key.public_point());
     facts.update(|f| {
         f.enrolment = tech::Enrolment::Enrolled;
         f.device_id = identity.credentials.device_id.clone();
         f.key_fingerprint = fingerprint;
-        f.tpm = vendor;
+        f.tpm = holder;
         f.fleet = Some(tech::FleetLink { server, tls: identity.tls.clone() });
     });
 }

@@ -52,6 +52,18 @@ impl Enrolment {
     }
 }
 
+/// What holds the device key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum KeyHolder {
+    /// Not known yet (bring-up has not opened the key).
+    #[default]
+    Unknown,
+    /// The TPM, with its maker's four letters if it said them.
+    Tpm(String),
+    /// The development key in a file (no TPM).
+    DevelopmentKey,
+}
+
 /// Where the stored fleet config is read (verified again) when the gesture completes.
 #[derive(Clone)]
 pub struct ConfigSource {
@@ -90,8 +102,7 @@ pub struct Facts {
     /// The MQTT broker, `host:port`.
     pub broker: String,
     pub online: bool,
-    /// `None`: the development key (no TPM); `Some(maker)` (maker may be empty if unknown).
-    pub tpm: Option<String>,
+    pub tpm: KeyHolder,
     pub profile: Option<Profile>,
     pub fleet: Option<FleetLink>,
     pub config: Option<ConfigSource>,

@@ -203,6 +203,11 @@ pub fn mbit_per_s(bytes: u64, elapsed: Duration) -> f64 {
     if secs <= 0.0 { 0.0 } else { bytes as f64 * 8.0 / secs / 1e6 }
 }
 
+/// A throughput as the screen prints it: whole Mbit/s from 10 on, one decimal below.
+pub fn shown_mbit(mbit_per_s: f64) -> String {
+    if mbit_per_s >= 10.0 { format!("{mbit_per_s:.0}") } else { format!("{mbit_per_s:.1}") }
+}
+
 /// The quietest level the meter shows, in dB below full scale.
 pub const METER_FLOOR_DB: f64 = -60.0;
 

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use super::checks::{self, MicMeter, Preview};
 use super::code::{self, Verdict};
 use super::rules::{self, Access, Backoff, Gesture};
-use super::{Enrolment, SharedFacts, action, network};
+use super::{Enrolment, KeyHolder, SharedFacts, action, network};
 use crate::ui::view::ScreenId;
 use crate::ui::{self, Api, CodeState, KioskWindow, NetState, Tech, TechPage};
 
@@ -316,8 +316,11 @@ fn open_main(inner: &Rc<Inner>, tech: &Tech<'_>, config_version: u64) {
         Enrolment::NotSetUp => crate::ui::Enrolment::NotSetUp,
     });
     tech.set_broker(facts.broker.as_str().into());
-    tech.set_tpm_present(facts.tpm.is_some());
-    tech.set_tpm_vendor(facts.tpm.unwrap_or_default().trim().into());
+    tech.set_tpm_known(facts.tpm != KeyHolder::Unknown);
+    tech.set_tpm_present(matches!(facts.tpm, KeyHolder::Tpm(_)));
+    if let KeyHolder::Tpm(maker) = &facts.tpm {
+        tech.set_tpm_vendor(maker.trim().into());
+    }
     tech.set_config_version(config_version.min(i32::MAX as u64) as i32);
     tech.set_software(env!("CARGO_PKG_VERSION").into());
     tech.set_profile(facts.profile.as_ref().map(|p| p.name.as_str()).unwrap_or("").into());
@@ -431,7 +434,7 @@ fn network_test(inner: &Rc<Inner>, tech: &Tech<'_>) {
         later(move |_, tech| match result {
             Ok(report) => {
                 let rtt_ms = report.rtt.as_millis().min(i32::MAX as u128) as i32;
-                let mbits = format!("{:.1}", report.mbit_per_s);
+                let mbits = rules::shown_mbit(report.mbit_per_s);
                 action(
                     "network_test",
                     serde_json::json!({ "rtt_ms": rtt_ms, "mbit_per_s": mbits, "grade": report.grade as u8 }),

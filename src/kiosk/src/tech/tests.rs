@@ -167,6 +167,9 @@ fn the_round_trip_is_the_median_and_throughput_is_bits_per_second() {
     assert_eq!(median(vec![]), None);
     assert!((mbit_per_s(1_000_000, Duration::from_secs(1)) - 8.0).abs() < 1e-9);
     assert_eq!(mbit_per_s(1000, Duration::ZERO), 0.0);
+    for (mbit, shown) in [(41.4, "41"), (10.0, "10"), (9.96, "10.0"), (2.34, "2.3"), (0.0, "0.0")] {
+        assert_eq!(shown_mbit(mbit), shown, "{mbit}");
+    }
 }
 
 #[test]
