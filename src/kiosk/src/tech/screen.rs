@@ -22,6 +22,8 @@ use super::{Enrolment, KeyHolder, SharedFacts, action, network};
 use crate::ui::view::ScreenId;
 use crate::ui::{self, Api, CodeState, KioskWindow, NetState, Tech, TechPage};
 
+/// How long after the tone ends its loudness is still counted (the room's latency).
+const TONE_TAIL: Duration = Duration::from_millis(500);
 /// How long "Identify" shows the banner.
 const IDENTIFY_FOR: Duration = Duration::from_secs(10);
 
@@ -44,6 +46,8 @@ struct State {
     enrol_entry: Zeroizing<String>,
     meter: Option<MicMeter>,
     preview: Option<Preview>,
+    /// While the test tone plays: the loudest the microphone heard (dBFS).
+    tone_peak: Option<f64>,
 }
 
 struct Inner {
@@ -339,18 +343,17 @@ fn problem(tech: &Tech<'_>, e: impl std::fmt::Display) {
 
 fn start_meter(inner: &Rc<Inner>, tech: &Tech<'_>) {
     let Some(profile) = inner.facts.get().profile else { return };
-    let window = inner.window.clone();
     let meter = MicMeter::start(&profile.audio, move |db| {
-        let window = window.clone();
-        let _ = slint::invoke_from_event_loop(move || {
-            if let Some(window) = window.upgrade() {
-                let tech = window.global::<Tech>();
-                if tech.get_mic_on() {
-                    tech.set_mic_level(rules::meter_fraction(db));
-                    tech.set_mic_db(rules::meter_db(db));
-                }
+        later(move |inner, tech| {
+            if !tech.get_mic_on() {
+                return;
             }
-        });
+            tech.set_mic_level(rules::meter_fraction(db));
+            tech.set_mic_db(rules::meter_db(db));
+            if let Some(peak) = &mut inner.state.borrow_mut().tone_peak {
+                *peak = peak.max(db);
+            }
+        })
     });
     match meter {
         Ok(meter) => {
@@ -414,10 +417,17 @@ fn tone(inner: &Rc<Inner>, tech: &Tech<'_>) {
     match checks::play_tone(&profile.audio) {
         Ok(()) => {
             tech.set_tone_playing(true);
-            let window = inner.window.clone();
-            inner.tone.start(TimerMode::SingleShot, checks::TONE, move || {
-                if let Some(window) = window.upgrade() {
+            inner.state.borrow_mut().tone_peak = Some(f64::NEG_INFINITY);
+            // A little after the tone, for the room's latency: what the microphone heard of it.
+            let weak = Rc::downgrade(inner);
+            inner.tone.start(TimerMode::SingleShot, checks::TONE + TONE_TAIL, move || {
+                let Some(inner) = weak.upgrade() else { return };
+                let peak = inner.state.borrow_mut().tone_peak.take();
+                if let Some(window) = inner.window.upgrade() {
                     window.global::<Tech>().set_tone_playing(false);
+                }
+                if let Some(peak) = peak {
+                    action("test_tone_heard", serde_json::json!({ "mic_peak_db": rules::meter_db(peak) }));
                 }
             });
         }
