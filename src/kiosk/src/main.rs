@@ -16,8 +16,8 @@ use telekiosk::logs::{RecentErrors, SetLevel};
 use telekiosk::profile::Profile;
 use telekiosk::provisioning::{self, Provisioning};
 use telekiosk::signed::PinnedKey;
-use telekiosk::tech::{self, SharedFacts};
 use telekiosk::startup;
+use telekiosk::tech::{self, SharedFacts};
 use telekiosk::ui::view::ViewModel;
 use telekiosk::ui::{self, KioskWindow, Press, UiFrames, headless};
 use telekiosk::uplink::{MqttUplink, UplinkOptions};
@@ -498,8 +498,7 @@ async fn tech_facts(facts: &SharedFacts, identity: &startup::Identity, server: u
     })
     .await
     .unwrap_or_default();
-    let fingerprint =
-        telekiosk_protocol::fingerprint::key_fingerprint(identity.key.public_point());
+    let fingerprint = telekiosk_protocol::fingerprint::key_fingerprint(identity.key.public_point());
     facts.update(|f| {
         f.enrolment = tech::Enrolment::Enrolled;
         f.device_id = identity.credentials.device_id.clone();

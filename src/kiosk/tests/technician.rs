@@ -171,8 +171,7 @@ async fn the_network_test_says_when_fleetd_cannot_be_reached() {
 #[test]
 fn the_maintenance_code_check_accepts_the_right_code_and_refuses_a_wrong_one() {
     let salt = SaltString::encode_b64(b"technician-salt!").expect("salt");
-    let hash =
-        argon2::Argon2::default().hash_password(b"246810", &salt).expect("hash").to_string();
+    let hash = argon2::Argon2::default().hash_password(b"246810", &salt).expect("hash").to_string();
     assert!(hash.starts_with("$argon2"), "{hash}");
     assert_eq!(code::verify(&hash, "246810"), Verdict::Right);
     assert_eq!(code::verify(&hash, "246811"), Verdict::Wrong);

@@ -156,10 +156,8 @@ pub fn play_tone(audio: &Audio) -> Result<(), CheckError> {
     std::thread::spawn(move || {
         if let Some(bus) = running.0.bus() {
             let wait = gst::ClockTime::from_seconds(TONE.as_secs() + 10);
-            let _ = bus.timed_pop_filtered(
-                Some(wait),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            );
+            let _ = bus
+                .timed_pop_filtered(Some(wait), &[gst::MessageType::Eos, gst::MessageType::Error]);
         }
         drop(running);
     });

@@ -206,7 +206,8 @@ fn begin(inner: &Rc<Inner>, how: &str) {
             match rules::access(enrolment, &hash) {
                 Access::Open => open_main(inner, tech, version),
                 Access::Disabled => {
-                    let reason = if enrolment.enrolled() { "no_maintenance_code" } else { "starting" };
+                    let reason =
+                        if enrolment.enrolled() { "no_maintenance_code" } else { "starting" };
                     action("refused", serde_json::json!({ "reason": reason }));
                     tech.set_code_state(if enrolment.enrolled() {
                         CodeState::Disabled
@@ -270,7 +271,10 @@ fn verdict_in(inner: &Rc<Inner>, tech: &Tech<'_>, verdict: Verdict) {
             let lock = inner.state.borrow_mut().backoff.wrong(Instant::now());
             let wrong = inner.state.borrow().backoff.wrong_count();
             let lock_secs = lock.map_or(0, |l| l.as_secs());
-            action("code_refused", serde_json::json!({ "wrong_in_a_row": wrong, "lock_secs": lock_secs }));
+            action(
+                "code_refused",
+                serde_json::json!({ "wrong_in_a_row": wrong, "lock_secs": lock_secs }),
+            );
             tech.set_code_state(CodeState::Wrong);
             show_lock(inner, tech);
         }
@@ -376,11 +380,8 @@ fn toggle_camera(inner: &Rc<Inner>, tech: &Tech<'_>) {
         if queued.swap(true, Ordering::AcqRel) {
             return; // the previous picture is not shown yet: drop this one
         }
-        let pixels = SharedPixelBuffer::<Rgb8Pixel>::clone_from_slice(
-            &frame.rgb,
-            frame.width,
-            frame.height,
-        );
+        let pixels =
+            SharedPixelBuffer::<Rgb8Pixel>::clone_from_slice(&frame.rgb, frame.width, frame.height);
         let (window, queued) = (window.clone(), queued.clone());
         let _ = slint::invoke_from_event_loop(move || {
             queued.store(false, Ordering::Release);
@@ -427,7 +428,10 @@ fn tone(inner: &Rc<Inner>, tech: &Tech<'_>) {
                     window.global::<Tech>().set_tone_playing(false);
                 }
                 if let Some(peak) = peak {
-                    action("test_tone_heard", serde_json::json!({ "mic_peak_db": rules::meter_db(peak) }));
+                    action(
+                        "test_tone_heard",
+                        serde_json::json!({ "mic_peak_db": rules::meter_db(peak) }),
+                    );
                 }
             });
         }
