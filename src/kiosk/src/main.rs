@@ -250,11 +250,12 @@ fn run(
         let guard = identity.tpm().map(|tpm| TpmGuard::new(tpm.clone(), identity.key.clone()));
         let store = ConfigStore::new(&args.state_dir, guard);
         facts.update(|f| {
-            f.config = Some(tech::ConfigSource {
+            let source = tech::ConfigSource {
                 store: store.clone(),
                 pinned: pinned.clone(),
                 device_id: device_id.clone(),
-            })
+            };
+            f.config = Some(source.reader());
         });
         let (in_force, startup_refusal) = load_config(&store, &pinned, &device_id).await;
         let options = UplinkOptions {

@@ -183,53 +183,152 @@ fn the_maintenance_code_check_accepts_the_right_code_and_refuses_a_wrong_one() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(60)).expect("verdict"), Verdict::Right);
 }
 
-/// Renders each technician page headless (Slint's software renderer, as on the panel) and keeps
-/// the pictures in the test's target directory for review; each page must differ from the
-/// patient's idle screen under it and from the other pages.
-#[test]
-fn the_technician_pages_render_over_the_idle_screen() {
+/// Runs `f` with the window on the UI thread and returns its answer.
+fn on_ui<R: Send + 'static>(
+    weak: &slint::Weak<telekiosk::ui::KioskWindow>,
+    f: impl FnOnce(&telekiosk::ui::KioskWindow) -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let weak = weak.clone();
+    slint::invoke_from_event_loop(move || {
+        let _ = tx.send(f(&weak.upgrade().expect("window")));
+    })
+    .expect("UI thread");
+    rx.recv_timeout(Duration::from_secs(30)).expect("the UI thread answers")
+}
+
+/// Waits (generously: Argon2 is slow in a debug build) until the technician screen is in `want`.
+fn wait_tech(
+    weak: &slint::Weak<telekiosk::ui::KioskWindow>,
+    what: &str,
+    want: impl Fn(&telekiosk::ui::Tech<'_>) -> bool + Send + Clone + 'static,
+) {
     use slint::ComponentHandle;
-    use telekiosk::ui::{CodeState, KioskWindow, NetState, Tech, TechPage, headless};
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        let want = want.clone();
+        if on_ui(weak, move |w| want(&w.global::<telekiosk::ui::Tech>())) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the technician screen never reached: {what}");
+}
+
+/// The whole way in, through the real window (headless, Slint's software renderer as on the
+/// panel): five taps on the corner, a wrong code, the right one, the screen, the lock after
+/// three wrong codes, a config without a code, a visit screen closing it. Each page's picture is
+/// kept in the test's target directory for review.
+#[test]
+fn the_corner_and_the_maintenance_code_open_the_technician_screen() {
+    use slint::ComponentHandle;
+    use telekiosk::tech::{self, Enrolment, SharedFacts};
+    use telekiosk::ui::{CodeState, KioskWindow, Tech, TechPage, headless};
 
     headless::install(1280, 800).expect("headless screen");
     let window = KioskWindow::new().expect("window");
     window.show().expect("show");
+    let salt = SaltString::encode_b64(b"technician-salt!").expect("salt");
+    let hash =
+        argon2::Argon2::default().hash_password(b"135790", &salt).expect("hash").to_string();
+    let code_hash = Arc::new(Mutex::new(hash));
+    let facts = SharedFacts::default();
+    let read = code_hash.clone();
+    facts.update(|f| {
+        f.enrolment = Enrolment::Enrolled;
+        f.device_id = "dev-techtestxx".into();
+        f.config = Some(Arc::new(move || (7, read.lock().unwrap().clone())));
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    tech::install(&window, facts, runtime.handle().clone(), Arc::new(|| {}));
+    tech::allow(&window, true);
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("technician");
     std::fs::create_dir_all(&dir).expect("screenshot dir");
-    let shot = |name: &str| {
-        let png = headless::screen_png().expect("capture");
-        std::fs::write(dir.join(format!("{name}.png")), &png).expect("write");
-        png
-    };
-    let idle = shot("0-idle");
-    let tech = window.global::<Tech>();
-    tech.set_open(true);
-    tech.set_page(TechPage::Code);
-    tech.set_code_length(4);
-    tech.set_code_state(CodeState::Wrong);
-    let keypad = shot("1-keypad-wrong");
-    tech.set_code_state(CodeState::Locked);
-    tech.set_locked_secs(30);
-    shot("2-keypad-locked");
-    tech.set_code_state(CodeState::Disabled);
-    shot("3-keypad-disabled");
-    tech.set_page(TechPage::Main);
-    tech.set_mic_on(true);
-    tech.set_mic_level(0.6);
-    tech.set_mic_db(-24);
-    tech.set_net_state(NetState::Done);
-    tech.set_net_grade(3);
-    tech.set_rtt_ms(23);
-    tech.set_mbits("41.0".into());
-    let main = shot("4-main");
-    tech.set_enrolment(telekiosk::ui::Enrolment::NotEnrolled);
-    tech.set_page(TechPage::Enrol);
-    tech.set_enrol_entry("K7Q2-XY".into());
-    let enrol = shot("5-enrol");
-    println!("screenshots in {}", dir.display());
-    for (name, png) in [("keypad", &keypad), ("main", &main), ("enrol", &enrol)] {
-        assert_ne!(png, &idle, "the {name} page does not show over idle");
+
+    let weak = window.as_weak();
+    let driver = std::thread::spawn(move || {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let shot = |name: &'static str| {
+                let path = dir.join(format!("{name}.png"));
+                on_ui(&weak, move |_| headless::screenshot(&path)).expect("screenshot");
+            };
+            let taps = |n: usize| {
+                on_ui(&weak, move |_| (0..n).for_each(|_| headless::tap(20.0, 20.0)));
+            };
+            let typed = |code: &'static str| {
+                on_ui(&weak, move |w| {
+                    let tech = w.global::<Tech>();
+                    code.chars().for_each(|c| tech.invoke_code_key(c.to_string().into()));
+                    tech.invoke_code_submit();
+                })
+            };
+            shot("0-idle");
+            taps(4);
+            assert!(!on_ui(&weak, |w| w.global::<Tech>().get_open()), "four taps opened it");
+            taps(1);
+            wait_tech(&weak, "the keypad", |t| {
+                t.get_open() && t.get_page() == TechPage::Code && t.get_code_state() == CodeState::Typing
+            });
+            typed("135791");
+            wait_tech(&weak, "a wrong code refused", |t| t.get_code_state() == CodeState::Wrong);
+            shot("1-keypad-wrong");
+            typed("135790");
+            wait_tech(&weak, "the screen", |t| t.get_page() == TechPage::Main);
+            let (device, version) = on_ui(&weak, |w| {
+                let t = w.global::<Tech>();
+                (t.get_device_id().to_string(), t.get_config_version())
+            });
+            assert_eq!((device.as_str(), version), ("dev-techtestxx", 7));
+            shot("2-main");
+            on_ui(&weak, |w| w.global::<Tech>().invoke_close());
+            assert!(!on_ui(&weak, |w| w.global::<Tech>().get_open()), "Close closes");
+
+            // Three wrong codes in a row lock the keypad for 30 s.
+            taps(5);
+            wait_tech(&weak, "the keypad again", |t| t.get_code_state() == CodeState::Typing);
+            typed("111111");
+            wait_tech(&weak, "wrong 1", |t| t.get_code_state() == CodeState::Wrong);
+            typed("222222");
+            wait_tech(&weak, "wrong 2", |t| t.get_code_state() == CodeState::Wrong);
+            typed("333333");
+            wait_tech(&weak, "locked", |t| t.get_code_state() == CodeState::Locked);
+            let secs = on_ui(&weak, |w| w.global::<Tech>().get_locked_secs());
+            assert!((25..=30).contains(&secs), "locked for {secs} s");
+            shot("3-keypad-locked");
+            on_ui(&weak, |w| w.global::<Tech>().invoke_close());
+
+            // A config without a maintenance code: the screen stays shut, and says so.
+            code_hash.lock().unwrap().clear();
+            taps(5);
+            wait_tech(&weak, "turned off", |t| t.get_code_state() == CodeState::Disabled);
+            shot("4-keypad-disabled");
+            on_ui(&weak, |w| w.global::<Tech>().invoke_close());
+
+            // A visit screen turns the corner off and closes the screen.
+            code_hash.lock().unwrap().push_str("$argon2id$unused");
+            taps(5);
+            wait_tech(&weak, "open before the visit", |t| t.get_open());
+            on_ui(&weak, |w| tech::allow(w, false));
+            assert!(!on_ui(&weak, |w| w.global::<Tech>().get_open()), "a visit closes it");
+            taps(5);
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(!on_ui(&weak, |w| w.global::<Tech>().get_open()), "the corner is off");
+
+            // The enrolment keypad, as a kiosk not enrolled shows it.
+            on_ui(&weak, |w| {
+                let t = w.global::<Tech>();
+                t.set_open(true);
+                t.set_enrolment(telekiosk::ui::Enrolment::NotEnrolled);
+                t.set_page(TechPage::Enrol);
+                t.set_enrol_entry("K7Q2-XY".into());
+            });
+            shot("5-enrol");
+        }));
+        let _ = slint::quit_event_loop();
+        run
+    });
+    slint::run_event_loop().expect("event loop");
+    if let Err(panic) = driver.join().expect("driver thread") {
+        std::panic::resume_unwind(panic);
     }
-    assert_ne!(keypad, main);
-    assert_ne!(main, enrol);
 }

@@ -64,6 +64,9 @@ pub enum KeyHolder {
     DevelopmentKey,
 }
 
+/// Reads the version of the config in force and its maintenance code hash (blocking).
+pub type ReadConfig = Arc<dyn Fn() -> (u64, String) + Send + Sync>;
+
 /// Where the stored fleet config is read (verified again) when the gesture completes.
 #[derive(Clone)]
 pub struct ConfigSource {
@@ -82,6 +85,11 @@ impl ConfigSource {
             }
             Ok(None) | Err(_) => (0, String::new()),
         }
+    }
+
+    /// [`ConfigSource::load`] as the technician screen reads it.
+    pub fn reader(self) -> ReadConfig {
+        Arc::new(move || self.load())
     }
 }
 
@@ -105,7 +113,8 @@ pub struct Facts {
     pub tpm: KeyHolder,
     pub profile: Option<Profile>,
     pub fleet: Option<FleetLink>,
-    pub config: Option<ConfigSource>,
+    /// Reads the config in force when the gesture completes (a [`ConfigSource`] in the kiosk).
+    pub config: Option<ReadConfig>,
     /// While the kiosk waits for an enrolment code: where the keypad sends it.
     pub enrol_code: Option<UnboundedSender<String>>,
 }

@@ -196,7 +196,7 @@ fn begin(inner: &Rc<Inner>, how: &str) {
     keep_open(inner);
     let (enrolment, source) = (facts.enrolment, facts.config);
     std::thread::spawn(move || {
-        let loaded = source.filter(|_| enrolment.enrolled()).map(|s| s.load());
+        let loaded = source.filter(|_| enrolment.enrolled()).map(|read| read());
         let (version, hash) = loaded.unwrap_or_default();
         later(move |inner, tech| {
             if !tech.get_open() {
@@ -246,7 +246,8 @@ fn code_key(inner: &Rc<Inner>, tech: &Tech<'_>, key: &str) {
 fn code_submit(inner: &Rc<Inner>, tech: &Tech<'_>) {
     keep_open(inner);
     let mut state = inner.state.borrow_mut();
-    if state.backoff.wait(Instant::now()).is_some() || state.entry.is_empty() {
+    let busy = tech.get_code_state() == CodeState::Checking;
+    if busy || state.backoff.wait(Instant::now()).is_some() || state.entry.is_empty() {
         return;
     }
     let Some(hash) = state.hash.clone() else { return };
