@@ -229,8 +229,7 @@ fn the_corner_and_the_maintenance_code_open_the_technician_screen() {
     let window = KioskWindow::new().expect("window");
     window.show().expect("show");
     let salt = SaltString::encode_b64(b"technician-salt!").expect("salt");
-    let hash =
-        argon2::Argon2::default().hash_password(b"135790", &salt).expect("hash").to_string();
+    let hash = argon2::Argon2::default().hash_password(b"135790", &salt).expect("hash").to_string();
     let code_hash = Arc::new(Mutex::new(hash));
     let facts = SharedFacts::default();
     let read = code_hash.clone();
@@ -267,7 +266,9 @@ fn the_corner_and_the_maintenance_code_open_the_technician_screen() {
             assert!(!on_ui(&weak, |w| w.global::<Tech>().get_open()), "four taps opened it");
             taps(1);
             wait_tech(&weak, "the keypad", |t| {
-                t.get_open() && t.get_page() == TechPage::Code && t.get_code_state() == CodeState::Typing
+                t.get_open()
+                    && t.get_page() == TechPage::Code
+                    && t.get_code_state() == CodeState::Typing
             });
             typed("135791");
             wait_tech(&weak, "a wrong code refused", |t| t.get_code_state() == CodeState::Wrong);

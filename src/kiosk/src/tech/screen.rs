@@ -272,6 +272,15 @@ fn verdict_in(inner: &Rc<Inner>, tech: &Tech<'_>, verdict: Verdict) {
             let lock = inner.state.borrow_mut().backoff.wrong(Instant::now());
             let wrong = inner.state.borrow().backoff.wrong_count();
             let lock_secs = lock.map_or(0, |l| l.as_secs());
+            if lock.is_some() {
+                // A warning, so it is among the recent errors fleet diagnostics report.
+                tracing::warn!(
+                    target: "audit",
+                    wrong,
+                    lock_secs,
+                    "technician keypad locked after wrong maintenance codes"
+                );
+            }
             action(
                 "code_refused",
                 serde_json::json!({ "wrong_in_a_row": wrong, "lock_secs": lock_secs }),
