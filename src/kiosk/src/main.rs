@@ -223,12 +223,12 @@ fn run(
                     out_of_service(&weak, e.to_string());
                     // Without a code, or with one fleetd refused: the technician screen's
                     // keypad may give another, and bring-up starts again with it.
-                    let Some(code) = enrolment_code(&e, &facts).await else { return };
+                    let Some(code) = tech::enrolment_code(&e, &facts).await else { return };
                     settings.enrol_token = Some(code);
                 }
             }
         };
-        tech_facts(&facts, &identity, settings.server.clone()).await;
+        tech::learn_identity(&facts, &identity, settings.server.clone()).await;
         if let Some((path, file)) = spent_code {
             match file.forget_code(&path) {
                 Ok(()) => tracing::info!(
@@ -468,45 +468,6 @@ fn out_of_service(weak: &slint::Weak<KioskWindow>, reason: String) {
 fn show_setup(window: &KioskWindow, message: &str) {
     ui::show_setup(window, message);
     tech::allow(window, false);
-}
-
-/// After bring-up failed with `e`: when the kiosk is not enrolled (no code, or fleetd refused
-/// it), waits for an enrolment code from the technician screen; `None` for any other failure.
-async fn enrolment_code(e: &startup::StartError, facts: &SharedFacts) -> Option<String> {
-    use telekiosk::enrol::EnrolError;
-    if !matches!(e, startup::StartError::Enrol(EnrolError::NoToken | EnrolError::Refused(_))) {
-        return None;
-    }
-    let (code_tx, mut code_rx) = unbounded_channel();
-    facts.update(|f| {
-        f.enrolment = tech::Enrolment::NotEnrolled;
-        f.enrol_code = Some(code_tx);
-    });
-    let code = code_rx.recv().await;
-    facts.update(|f| {
-        f.enrolment = tech::Enrolment::Enrolling;
-        f.enrol_code = None;
-    });
-    code
-}
-
-/// What the technician screen shows of the kiosk's identity (public material only).
-async fn tech_facts(facts: &SharedFacts, identity: &startup::Identity, server: url::Url) {
-    let tpm = identity.tpm().cloned();
-    let holder = tokio::task::spawn_blocking(move || match tpm {
-        Some(tpm) => tech::KeyHolder::Tpm(tpm.vendor().unwrap_or_default()),
-        None => tech::KeyHolder::DevelopmentKey,
-    })
-    .await
-    .unwrap_or_default();
-    let fingerprint = telekiosk_protocol::fingerprint::key_fingerprint(identity.key.public_point());
-    facts.update(|f| {
-        f.enrolment = tech::Enrolment::Enrolled;
-        f.device_id = identity.credentials.device_id.clone();
-        f.key_fingerprint = fingerprint;
-        f.tpm = holder;
-        f.fleet = Some(tech::FleetLink { server, tls: identity.tls.clone() });
-    });
 }
 
 /// Runs `f(window, message)` on the UI thread.

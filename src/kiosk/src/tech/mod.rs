@@ -7,22 +7,27 @@
 //! - `rules` (pure): gesture, access, back-off after wrong codes, keypads, grades.
 //! - `code`: the Argon2 check of the maintenance code, off the UI thread.
 //! - `checks` (GStreamer), `network` (HTTPS): the hardware and network tests.
-//! - `screen` (Slint): the adapter between the `Tech` global of `ui/technician/` and the above.
+//! - `screen` (Slint): the adapter between the `Tech` global of `ui/technician/` and the above:
+//!   the way in (corner, keypad) and out; `panel`: the open screen's facts and checks.
 //! - here: [`Facts`], what the binary learns about the device as bring-up goes, and the
 //!   status line each of the technician's actions prints.
 //!
 //! Must never: show or reach anything of a visit (the screen cannot open during one and closes
 //! if one starts), log a code or a hash, or write a picture or sound anywhere.
 
+mod bringup;
 pub mod checks;
 pub mod code;
 pub mod network;
+mod panel;
 pub mod rules;
 mod screen;
 #[cfg(test)]
 mod tests;
 
-pub use screen::{allow, install, preview_on, screen_changed};
+pub use bringup::{enrolment_code, learn_identity};
+pub use panel::preview_on;
+pub use screen::{allow, install, screen_changed};
 
 use std::sync::{Arc, Mutex};
 
