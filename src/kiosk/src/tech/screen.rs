@@ -1,6 +1,6 @@
-//! Slint adapter of the technician screen: wires the `Tech` global's callbacks to the rules,
-//! the code check and the checks, keeps its timers (the hold, the 5-minute close, the lock
-//! countdown, identify) and shows results. Runs on the UI thread; the code check, the config
+//! Slint adapter of the technician screen, the way in and out: wires the `Tech` global's
+//! callbacks (the open screen's to [`super::panel`]), runs the corner, the keypad and the code
+//! check, and keeps the timers (the hold, the 5-minute close, the lock countdown). Runs on the UI thread; the code check, the config
 //! read and the network test run elsewhere and post their answer back.
 //!
 //! Must never: open while a visit runs (the corner is off then, and a visit screen closes it),
