@@ -17,6 +17,7 @@ use telekiosk::profile::Profile;
 use telekiosk::provisioning::{self, Provisioning};
 use telekiosk::signed::PinnedKey;
 use telekiosk::startup;
+use telekiosk::tech::{self, SharedFacts};
 use telekiosk::ui::view::ViewModel;
 use telekiosk::ui::{self, KioskWindow, Press, UiFrames, headless};
 use telekiosk::uplink::{MqttUplink, UplinkOptions};
@@ -138,6 +139,24 @@ fn run(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let (tx, rx) = unbounded_channel();
+    // The technician screen: what it shows is learnt below; its "Restart app" stops the kiosk
+    // cleanly and exits with the code systemd restarts it on.
+    let facts = SharedFacts::default();
+    let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (restart_set, restart_tx) = (restart.clone(), tx.clone());
+    tech::install(
+        &window,
+        facts.clone(),
+        runtime.handle().clone(),
+        Arc::new(move || {
+            restart_set.store(true, std::sync::atomic::Ordering::Release);
+            stop(&restart_tx);
+        }),
+    );
+    let restarting = move |how: Exit| {
+        if restart.load(std::sync::atomic::Ordering::Acquire) { Exit::Restart } else { how }
+    };
     let setup = match setup {
         Ok(setup) => setup,
         Err(unready) => {
@@ -151,13 +170,14 @@ fn run(
                 Unready::NotSetUp => ui::show_not_set_up(&window, &message),
                 Unready::Problem(_) => ui::show_out_of_service(&window, &message),
             }
-            let (tx, _rx) = unbounded_channel();
+            tech::allow(&window, true);
             runtime.spawn(shutdown_on_signal(tx.clone()));
             let weak = window.as_weak();
             std::thread::spawn(move || read_control(tx, weak));
             window.show()?;
             slint::run_event_loop()?;
-            return Ok(Exit::Stopped);
+            drop(rx);
+            return Ok(restarting(Exit::Stopped));
         }
     };
     let profile = setup.profile;
@@ -165,7 +185,7 @@ fn run(
         tracing::error!("media system unavailable: {e}");
         format!("The camera and video system could not start. ({e})")
     });
-    let settings = startup::Settings {
+    let mut settings = startup::Settings {
         server: setup.server.clone(),
         ca_pem: setup.ca_pem,
         state_dir: args.state_dir.clone(),
@@ -174,7 +194,6 @@ fn run(
         insecure_software_key: args.insecure_software_key_for_development,
     };
     let spent_code = setup.spent_code;
-    let (tx, rx) = unbounded_channel();
     let presses = tx.clone();
     ui::wire_buttons(&window, move |p| {
         let _ = presses.send(Input::Press(p));
@@ -182,6 +201,11 @@ fn run(
     let weak = window.as_weak();
     let ctl_tx = tx.clone();
     let (mqtt_host, mqtt_port) = mqtt_address(setup.mqtt.as_ref(), &setup.server)?;
+    facts.update(|f| {
+        f.enrolment = tech::Enrolment::Enrolling;
+        f.broker = format!("{mqtt_host}:{mqtt_port}");
+        f.profile = Some(profile.clone());
+    });
     let reboot_command: Vec<String> =
         args.reboot_command.split_whitespace().map(str::to_string).collect();
     let exit = Arc::new(std::sync::Mutex::new(Exit::Stopped));
@@ -189,16 +213,22 @@ fn run(
     runtime.spawn(async move {
         let progress = |message: &str| {
             status(&serde_json::json!({"event": "screen", "screen": "setup", "message": message}));
-            on_ui(&weak, message.to_string(), ui::show_setup);
+            on_ui(&weak, message.to_string(), show_setup);
         };
-        let identity = match startup::identity(&settings, progress).await {
-            Ok(identity) => identity,
-            Err(e) => {
-                tracing::error!("this kiosk needs service: {e}");
-                out_of_service(&weak, e.to_string());
-                return;
+        let identity = loop {
+            match startup::identity(&settings, &progress).await {
+                Ok(identity) => break identity,
+                Err(e) => {
+                    tracing::error!("this kiosk needs service: {e}");
+                    out_of_service(&weak, e.to_string());
+                    // Without a code, or with one fleetd refused: the technician screen's
+                    // keypad may give another, and bring-up starts again with it.
+                    let Some(code) = tech::enrolment_code(&e, &facts).await else { return };
+                    settings.enrol_token = Some(code);
+                }
             }
         };
+        tech::learn_identity(&facts, &identity, settings.server.clone()).await;
         if let Some((path, file)) = spent_code {
             match file.forget_code(&path) {
                 Ok(()) => tracing::info!(
@@ -219,6 +249,14 @@ fn run(
         };
         let guard = identity.tpm().map(|tpm| TpmGuard::new(tpm.clone(), identity.key.clone()));
         let store = ConfigStore::new(&args.state_dir, guard);
+        facts.update(|f| {
+            let source = tech::ConfigSource {
+                store: store.clone(),
+                pinned: pinned.clone(),
+                device_id: device_id.clone(),
+            };
+            f.config = Some(source.reader());
+        });
         let (in_force, startup_refusal) = load_config(&store, &pinned, &device_id).await;
         let options = UplinkOptions {
             host: mqtt_host,
@@ -257,7 +295,7 @@ fn run(
             agent,
         };
         let how = controller.run(ctl_tx, rx).await;
-        *exit_set.lock().unwrap_or_else(|e| e.into_inner()) = how;
+        *exit_set.lock().unwrap_or_else(|e| e.into_inner()) = restarting(how);
         drop(identity);
         let _ = slint::quit_event_loop();
     });
@@ -420,7 +458,16 @@ fn out_of_service(weak: &slint::Weak<KioskWindow>, reason: String) {
     let mut chars = reason.chars();
     let reason = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or(reason);
     status(&serde_json::json!({"event": "screen", "screen": "out_of_service", "message": reason}));
-    on_ui(weak, reason, ui::show_out_of_service);
+    on_ui(weak, reason, |window, reason| {
+        ui::show_out_of_service(window, reason);
+        tech::allow(window, true);
+    });
+}
+
+/// The set-up screen (the technician's corner is off there).
+fn show_setup(window: &KioskWindow, message: &str) {
+    ui::show_setup(window, message);
+    tech::allow(window, false);
 }
 
 /// Runs `f(window, message)` on the UI thread.
@@ -543,6 +590,7 @@ impl Screen for SlintScreen {
         let _ = slint::invoke_from_event_loop(move || {
             if let Some(window) = window.upgrade() {
                 ui::show(&window, &vm, online);
+                tech::screen_changed(&window, vm.screen, online);
             }
         });
     }

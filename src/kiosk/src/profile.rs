@@ -67,6 +67,11 @@ pub struct Audio {
     /// How `webrtcdsp` treats the microphone when `echo_cancel` is on (`[audio.processing]`).
     #[serde(default)]
     pub processing: Processing,
+    /// Development and tests only: the technician screen's test tone and microphone meter use an
+    /// in-process room (the speaker heard by the microphone, `interaudiosink` → `interaudiosrc`)
+    /// instead of `sink` and `source`. Visits always use `source` and `sink`.
+    #[serde(default)]
+    pub virtual_room: bool,
 }
 
 /// Voice processing of the microphone (`[audio.processing]`), used when `audio.echo_cancel` is

@@ -165,7 +165,7 @@ pub fn screenshot(path: &Path) -> Result<(), CaptureError> {
 /// UI thread.
 pub fn screen_png() -> Result<Vec<u8>, CaptureError> {
     with_screen(|screen| {
-        if super::video_on_screen() {
+        if super::video_on_screen() || crate::tech::preview_on() {
             return Err(CaptureError::Visit { width: screen.width, height: screen.height });
         }
         screen.window.request_redraw();
