@@ -250,7 +250,7 @@ async function visitMain() {
     const page = await signIn(browser, fleetd, user, password, { initScript: cfg.stamp ? STAMPED_CAMERA : undefined });
     await watchRemoteVideo(page, cfg.stamp);
     await kiosk.waitScreen('idle', 30000);
-    kiosk.tap(...BUTTONS.join);
+    await kiosk.join();
     await page.locator('button.join').first().waitFor({ state: 'visible', timeout: 60000 });
     const mark = kiosk.lines.length;
     const joined = performance.now();
@@ -273,7 +273,7 @@ async function visitMain() {
     drop.stop();
     result.firstFrame = { toBrowserMs: toBrowser, toKioskMs: toKiosk };
     fs.writeFileSync(cfg.out, JSON.stringify(result));
-    kiosk.tap(...BUTTONS.end);
+    await kiosk.end();
     await kiosk.waitScreen('ended', 30000).catch(() => {});
   } finally {
     await browser?.close().catch(() => {});
