@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { STRACE_ARGS, parseTrace, summarise } from './filewrites.mjs';
 import {
-  ARTIFACTS, BUTTONS, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser, startFleetd,
+  ARTIFACTS, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser, startFleetd,
   startSwtpm, waitFor,
 } from './harness.mjs';
 

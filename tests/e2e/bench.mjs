@@ -10,7 +10,7 @@
 
 import fs from 'node:fs';
 import {
-  BUTTONS, Kiosk, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser, startFleetd, startSwtpm, waitFor,
+  Kiosk, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
 const VISITS = Number(process.env.TK_BENCH_VISITS || 5);

@@ -30,7 +30,7 @@ import {
 // harness reads it).
 process.env.TK_ARTIFACTS ||= path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../artifacts/bench');
 const {
-  ARTIFACTS, BIN, BUTTONS, Child, ROOT, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser,
+  ARTIFACTS, BIN, Child, ROOT, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser,
   startFleetd, startSwtpm, waitFor,
 } = await import('./harness.mjs');
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import path from 'node:path';
 import {
-  ARTIFACTS, BUTTONS, FIREFOX, consoleCodecs, consoleInbound, consolePicture, enrolKiosk,
+  ARTIFACTS, FIREFOX, consoleCodecs, consoleInbound, consolePicture, enrolKiosk,
   requireParts, signInFirefox, startFirefox, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 

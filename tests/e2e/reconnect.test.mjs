@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ARTIFACTS, BUTTONS, consoleInbound, crashAndRestartFleetd, enrolKiosk, requireParts, signIn,
+  ARTIFACTS, consoleInbound, crashAndRestartFleetd, enrolKiosk, requireParts, signIn,
   startBrowser, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ARTIFACTS, BUTTONS, Child, consoleInbound, enrolKiosk, freePort, requireParts, signIn,
+  ARTIFACTS, Child, consoleInbound, enrolKiosk, freePort, requireParts, signIn,
   startBrowser, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 

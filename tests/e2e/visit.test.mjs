@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ARTIFACTS, BUTTONS, consoleCodecs, consoleInbound, enrolKiosk, publishRaw, requireParts, rising, signIn, startBrowser,
+  ARTIFACTS, consoleCodecs, consoleInbound, enrolKiosk, publishRaw, requireParts, rising, signIn, startBrowser,
   startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 

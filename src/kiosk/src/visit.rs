@@ -411,7 +411,10 @@ impl Visit {
             {
                 self.end(visit_id, EndReason::ConnectionLost, now_ms, true)
             }
-            (S::Connecting { visit_id, .. }, E::CancelPressed | E::EndPressed | E::EndConfirmed)
+            (
+                S::Connecting { visit_id, .. },
+                E::CancelPressed | E::EndPressed | E::EndConfirmed,
+            )
             | (S::InCall { visit_id, .. }, E::EndConfirmed) => {
                 self.end(visit_id, EndReason::PatientEnded, now_ms, true)
             }

@@ -59,50 +59,75 @@ fn screens(l: Language) -> Vec<(&'static str, ViewModel)> {
         ("idle", vm(ScreenId::Idle, l)),
         ("idle-larger-text", with(ScreenId::Idle, &|v| v.patient.larger_text = true)),
         ("idle-help-told", with(ScreenId::Idle, &|v| v.patient.help = Help::Told)),
-        ("closed", with(ScreenId::Closed, &|v| {
-            v.message = CLOSED.into();
-            v.patient.hours = "8:00–12:00, 13:00–17:00".into();
-        })),
+        (
+            "closed",
+            with(ScreenId::Closed, &|v| {
+                v.message = CLOSED.into();
+                v.patient.hours = "8:00–12:00, 13:00–17:00".into();
+            }),
+        ),
         ("consent", vm(ScreenId::Consent, l)),
         ("consent-still-there", with(ScreenId::Consent, &|v| v.patient.still_there_secs = Some(7))),
         ("code-entry", with(ScreenId::CodeEntry, &|v| v.patient.digits = "1234".into())),
-        ("code-refused", with(ScreenId::CodeEntry, &|v| {
-            v.patient.refusal = Some(CodeRefusal::Expired);
-        })),
-        ("code-locked", with(ScreenId::CodeEntry, &|v| {
-            v.patient.refusal = Some(CodeRefusal::Unknown);
-            v.patient.locked_secs = 42;
-        })),
-        ("waiting-hidden", with(ScreenId::Waiting, &|v| {
-            v.patient.self_view_hidden = true;
-            v.patient.position = Some(2);
-        })),
-        ("waiting-next-hidden", with(ScreenId::Waiting, &|v| {
-            v.patient.self_view_hidden = true;
-            v.patient.position = Some(0);
-            v.patient.help = Help::Coming;
-        })),
+        (
+            "code-refused",
+            with(ScreenId::CodeEntry, &|v| {
+                v.patient.refusal = Some(CodeRefusal::Expired);
+            }),
+        ),
+        (
+            "code-locked",
+            with(ScreenId::CodeEntry, &|v| {
+                v.patient.refusal = Some(CodeRefusal::Unknown);
+                v.patient.locked_secs = 42;
+            }),
+        ),
+        (
+            "waiting-hidden",
+            with(ScreenId::Waiting, &|v| {
+                v.patient.self_view_hidden = true;
+                v.patient.position = Some(2);
+            }),
+        ),
+        (
+            "waiting-next-hidden",
+            with(ScreenId::Waiting, &|v| {
+                v.patient.self_view_hidden = true;
+                v.patient.position = Some(0);
+                v.patient.help = Help::Coming;
+            }),
+        ),
         ("waiting", with(ScreenId::Waiting, &|v| v.patient.position = Some(1))),
         ("connecting", vm(ScreenId::Connecting, l)),
-        ("in-call", with(ScreenId::InCall, &|v| {
-            v.signal = 2;
-            v.notice = CallNotice::VideoPaused;
-        })),
-        ("in-call-muted-confirm-end", with(ScreenId::InCall, &|v| {
-            v.mic_muted = true;
-            v.camera_off = true;
-            v.notice = CallNotice::Reconnecting;
-            v.patient.confirm_end = true;
-        })),
+        (
+            "in-call",
+            with(ScreenId::InCall, &|v| {
+                v.signal = 2;
+                v.notice = CallNotice::VideoPaused;
+            }),
+        ),
+        (
+            "in-call-muted-confirm-end",
+            with(ScreenId::InCall, &|v| {
+                v.mic_muted = true;
+                v.camera_off = true;
+                v.notice = CallNotice::Reconnecting;
+                v.patient.confirm_end = true;
+            }),
+        ),
         ("ended", with(ScreenId::Ended, &|v| v.end_reason = Some(EndReason::NoClinician))),
-        ("ended-by-patient", with(ScreenId::Ended, &|v| {
-            v.end_reason = Some(EndReason::PatientEnded)
-        })),
+        (
+            "ended-by-patient",
+            with(ScreenId::Ended, &|v| v.end_reason = Some(EndReason::PatientEnded)),
+        ),
         ("cleaning", vm(ScreenId::Cleaning, l)),
-        ("out-of-service", with(ScreenId::OutOfService, &|v| {
-            v.message = CLOSED.into();
-            v.patient.hours = "8:00–17:00".into();
-        })),
+        (
+            "out-of-service",
+            with(ScreenId::OutOfService, &|v| {
+                v.message = CLOSED.into();
+                v.patient.hours = "8:00–17:00".into();
+            }),
+        ),
     ]
 }
 
@@ -199,14 +224,15 @@ fn differing(a: &[u8], b: &[u8]) -> f64 {
     let off = a
         .chunks(3)
         .zip(b.chunks(3))
-        .filter(|(p, q)| p.iter().zip(q.iter()).any(|(x, y)| (*x as i16 - *y as i16).abs() > CHANNEL))
+        .filter(|(p, q)| {
+            p.iter().zip(q.iter()).any(|(x, y)| (*x as i16 - *y as i16).abs() > CHANNEL)
+        })
         .count();
     off as f64 / pixels.max(1) as f64
 }
 
 #[test]
-fn every_screen_in_both_languages_is_translated_reachable_by_label_large_enough_and_as_reviewed()
-{
+fn every_screen_in_both_languages_is_translated_reachable_by_label_large_enough_and_as_reviewed() {
     headless::install(WIDTH, HEIGHT).expect("headless platform");
     let window = KioskWindow::new().expect("window");
     window.show().expect("shown");

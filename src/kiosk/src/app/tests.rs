@@ -552,7 +552,10 @@ async fn media_reports_of_an_earlier_call_are_ignored() {
 async fn a_new_config_reaches_media_at_the_next_call_not_the_running_one() {
     use Did::*;
     let next_visit = vec![
-        (In::Press(Press::EndYes), vec![Stop(1), Sent("end"), StateKept(1), Screen(ScreenId::Ended)]),
+        (
+            In::Press(Press::EndYes),
+            vec![Stop(1), Sent("end"), StateKept(1), Screen(ScreenId::Ended)],
+        ),
         (In::Later(7_000), vec![Screen(ScreenId::Cleaning)]),
         (In::Later(6_000), vec![Screen(ScreenId::Idle)]),
         (In::Press(Press::Join), vec![Screen(ScreenId::Consent)]),

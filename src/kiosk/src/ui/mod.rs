@@ -148,9 +148,7 @@ pub fn tap_label(window: &KioskWindow, label: &str) -> bool {
     let found = window
         .root_element()
         .query_descendants()
-        .match_predicate(move |e| {
-            e.accessible_label().is_some_and(|l| l.to_lowercase() == wanted)
-        })
+        .match_predicate(move |e| e.accessible_label().is_some_and(|l| l.to_lowercase() == wanted))
         .find_all()
         .into_iter()
         .find(|e: &ElementHandle| {

@@ -255,7 +255,11 @@ pub fn screen(visit: &Visit, call: CallCondition, extras: &Extras, now_ms: u64) 
 /// Open periods as "9:00–12:00, 13:00–17:00" (24-hour clock, read the same in both languages).
 pub fn hours_text(hours: &[(u32, u32)]) -> String {
     let hm = |m: u32| format!("{}:{:02}", m / 60, m % 60);
-    hours.iter().map(|(open, close)| format!("{}–{}", hm(*open), hm(*close))).collect::<Vec<_>>().join(", ")
+    hours
+        .iter()
+        .map(|(open, close)| format!("{}–{}", hm(*open), hm(*close)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Milliseconds as "m:ss".
@@ -384,7 +388,10 @@ mod tests {
         use crate::visit::{Event, STILL_THERE_MS, Timeouts, Visit};
         let t = Timeouts::default();
         let mut visit = Visit::new("Clinic", "Room", t.clone());
-        let mut extras = Extras { hours: vec![(8 * 60, 12 * 60), (13 * 60, 17 * 60 + 30)], ..Default::default() };
+        let mut extras = Extras {
+            hours: vec![(8 * 60, 12 * 60), (13 * 60, 17 * 60 + 30)],
+            ..Default::default()
+        };
         extras.consent_notice.insert(Language::Es, "Aviso de la clínica".into());
         visit.handle(Event::JoinPressed { visit_id: "v".into() }, 0);
         let v = screen(&visit, CallCondition::default(), &extras, 0);

@@ -204,9 +204,10 @@ impl Visit {
             }
 
             // Idle: join, or type a visit code.
-            (S::Idle, E::JoinPressed { .. } | E::CodePressed) if self.closed.is_some() => {
-                done(S::Idle, vec![Effect::Warn("Join pressed outside opening hours: ignored".into())])
-            }
+            (S::Idle, E::JoinPressed { .. } | E::CodePressed) if self.closed.is_some() => done(
+                S::Idle,
+                vec![Effect::Warn("Join pressed outside opening hours: ignored".into())],
+            ),
             (S::Idle, E::JoinPressed { visit_id }) => {
                 done(S::Consent { visit_id, code: None }, vec![])
             }
@@ -332,7 +333,12 @@ impl Visit {
     /// The clinic's language and speaker level, from fleet config: in force from the next
     /// patient (and at once while the kiosk is idle and untouched).
     pub fn set_patient_defaults(&mut self, language: Language, volume_pct: u8) {
-        let untouched = self.patient == Patient::new(self.default_language, self.speaker_volume_pct, self.patient.last_touch_ms);
+        let untouched = self.patient
+            == Patient::new(
+                self.default_language,
+                self.speaker_volume_pct,
+                self.patient.last_touch_ms,
+            );
         self.default_language = language;
         self.speaker_volume_pct = volume_pct;
         if untouched && self.in_progress().is_none() {

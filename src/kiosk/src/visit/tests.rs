@@ -50,7 +50,8 @@ fn offer() -> Event {
 /// The events that take a kiosk from Idle into a call, at t = 0..4 s.
 fn into_call() -> Vec<(u64, Event)> {
     vec![
-        (0, join()), (0, accept()),
+        (0, join()),
+        (0, accept()),
         (50, queued()),
         (200, offer()),
         (1000, accepted()),
@@ -110,10 +111,16 @@ fn join_queues_the_visit_and_media_starts_with_the_servers_fleetd_gives_it() {
 
 #[test]
 fn offer_and_candidates_are_held_until_a_clinician_accepts_then_sent_in_order() {
-    let (_, before) = run(&[(0, join()), (0, accept()), (100, offer()), (150, Event::LocalIce(ice(1)))]);
+    let (_, before) =
+        run(&[(0, join()), (0, accept()), (100, offer()), (150, Event::LocalIce(ice(1)))]);
     assert_eq!(sent(&before).len(), 1, "only Waiting goes out before a clinician accepts");
-    let (visit, effects) =
-        run(&[(0, join()), (0, accept()), (100, offer()), (150, Event::LocalIce(ice(1))), (900, accepted())]);
+    let (visit, effects) = run(&[
+        (0, join()),
+        (0, accept()),
+        (100, offer()),
+        (150, Event::LocalIce(ice(1))),
+        (900, accepted()),
+    ]);
     assert!(matches!(visit.state(), State::Connecting { unsent: None, .. }));
     let out = sent(&effects);
     assert!(matches!(out[1], KioskToServer::Offer { .. }));
@@ -122,7 +129,13 @@ fn offer_and_candidates_are_held_until_a_clinician_accepts_then_sent_in_order() 
 
 #[test]
 fn acceptance_before_the_offer_is_ready_sends_it_with_its_candidates_once_ready() {
-    let steps = [(0, join()), (0, accept()), (50, accepted()), (60, Event::LocalIce(ice(1))), (100, offer())];
+    let steps = [
+        (0, join()),
+        (0, accept()),
+        (50, accepted()),
+        (60, Event::LocalIce(ice(1))),
+        (100, offer()),
+    ];
     let (visit, effects) = run(&steps);
     let out = sent(&effects);
     assert!(matches!(out[1], KioskToServer::Offer { .. }), "{out:?}");
@@ -190,13 +203,24 @@ fn every_way_a_visit_can_end_stops_media_and_shows_why() {
         ),
         (
             "patient cancels while connecting",
-            vec![(0, join()), (0, accept()), (100, offer()), (200, accepted()), (300, Event::CancelPressed)],
+            vec![
+                (0, join()),
+                (0, accept()),
+                (100, offer()),
+                (200, accepted()),
+                (300, Event::CancelPressed),
+            ],
             EndReason::PatientEnded,
             true,
         ),
         (
             "clinician never comes",
-            vec![(0, join()), (0, accept()), (t.wait_ms - 1, Event::Tick), (t.wait_ms, Event::Tick)],
+            vec![
+                (0, join()),
+                (0, accept()),
+                (t.wait_ms - 1, Event::Tick),
+                (t.wait_ms, Event::Tick),
+            ],
             EndReason::NoClinician,
             true,
         ),
@@ -245,13 +269,23 @@ fn every_way_a_visit_can_end_stops_media_and_shows_why() {
         ),
         (
             "media never connects",
-            vec![(0, join()), (0, accept()), (100, offer()), (200, accepted()), (200 + t.connect_ms, Event::Tick)],
+            vec![
+                (0, join()),
+                (0, accept()),
+                (100, offer()),
+                (200, accepted()),
+                (200 + t.connect_ms, Event::Tick),
+            ],
             EndReason::ConnectionLost,
             true,
         ),
         (
             "camera fails while waiting",
-            vec![(0, join()), (0, accept()), (100, Event::MediaFailed { reason: "v4l2src: no device".into() })],
+            vec![
+                (0, join()),
+                (0, accept()),
+                (100, Event::MediaFailed { reason: "v4l2src: no device".into() }),
+            ],
             EndReason::KioskFault,
             true,
         ),
@@ -293,8 +327,7 @@ fn ended_screen_returns_to_idle_after_its_time_and_not_before() {
     let (visit, _) = run(&with(steps.clone(), &[(5000 + t.ended_ms, Event::Tick)]));
     assert!(matches!(visit.state(), State::Cleaning { .. }));
     let after = 5000 + t.ended_ms + t.cleaning_ms;
-    let (visit, _) =
-        run(&with(steps, &[(5000 + t.ended_ms, Event::Tick), (after, Event::Tick)]));
+    let (visit, _) = run(&with(steps, &[(5000 + t.ended_ms, Event::Tick), (after, Event::Tick)]));
     assert_eq!(visit.state(), &State::Idle);
 }
 
@@ -338,8 +371,11 @@ fn join_is_ignored_while_a_visit_is_in_progress() {
 
 #[test]
 fn media_unavailable_takes_the_kiosk_out_of_service_for_good() {
-    let (visit, _) =
-        run(&[(0, Event::MediaUnavailable { reason: "no camera".into() }), (10, join()), (10, accept())]);
+    let (visit, _) = run(&[
+        (0, Event::MediaUnavailable { reason: "no camera".into() }),
+        (10, join()),
+        (10, accept()),
+    ]);
     assert_eq!(visit.state(), &State::OutOfService { reason: "no camera".into() });
 }
 
@@ -525,9 +561,11 @@ fn the_fleet_link_coming_back_mid_call_says_the_visit_goes_on_and_ends_nothing()
 
 #[test]
 fn stalls_and_recoveries_outside_a_call_change_nothing() {
-    for state_steps in
-        [vec![], vec![(0, join()), (0, accept())], vec![(0, join()), (0, accept()), (200, offer()), (1000, accepted())]]
-    {
+    for state_steps in [
+        vec![],
+        vec![(0, join()), (0, accept())],
+        vec![(0, join()), (0, accept()), (200, offer()), (1000, accepted())],
+    ] {
         let mut steps = state_steps.clone();
         steps.push((5000, Event::MediaStalled));
         steps.push((6000, Event::MediaFlowing));

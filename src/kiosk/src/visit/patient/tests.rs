@@ -114,10 +114,10 @@ fn a_refused_code_returns_to_the_keypad_and_three_wrong_codes_lock_it_until_its_
 fn fleetd_saying_too_many_tries_locks_the_keypad_for_the_time_it_gives() {
     let mut visit = kiosk();
     let mut steps = type_code("222222", 0);
-    steps.extend([(0, Event::ConsentAccepted), (50, Event::Server(ServerToKiosk::Queued {
-        visit_id: V.into(),
-        ice: Default::default(),
-    }))]);
+    steps.extend([
+        (0, Event::ConsentAccepted),
+        (50, Event::Server(ServerToKiosk::Queued { visit_id: V.into(), ice: Default::default() })),
+    ]);
     steps.push((100, refused(CodeRefusal::TooManyTries, 300)));
     let effects = feed(&mut visit, &steps);
     assert_eq!(visit.locked_until(), Some(100 + 300_000));
@@ -173,10 +173,8 @@ fn idle_in_another_language_resets_but_waiting_and_plain_idle_never_do() {
 #[test]
 fn a_language_switched_mid_flow_reaches_the_queue_and_is_reset_after_the_visit() {
     let mut visit = kiosk();
-    let effects = feed(
-        &mut visit,
-        &[(0, join()), (1, Event::LanguageToggled), (2, Event::ConsentAccepted)],
-    );
+    let effects =
+        feed(&mut visit, &[(0, join()), (1, Event::LanguageToggled), (2, Event::ConsentAccepted)]);
     assert_eq!(sent(&effects), [waiting(Language::Es, None)]);
     // In a visit the language stays.
     feed(&mut visit, &[(3, Event::LanguageToggled)]);
@@ -203,9 +201,11 @@ fn help_tells_fleetd_with_the_visit_in_progress_or_a_fresh_id_and_shows_staff_co
     assert_eq!(visit.patient().help, Help::Coming);
 
     let mut visit = kiosk();
-    let steps = [(0, join()), (0, Event::ConsentAccepted), (5, Event::HelpPressed {
-        visit_id: "fresh".into(),
-    })];
+    let steps = [
+        (0, join()),
+        (0, Event::ConsentAccepted),
+        (5, Event::HelpPressed { visit_id: "fresh".into() }),
+    ];
     let effects = feed(&mut visit, &steps);
     assert_eq!(sent(&effects)[1], KioskToServer::Help { visit_id: V.into() });
     assert!(matches!(visit.state(), State::Waiting { .. }), "help does not end the visit");
@@ -217,7 +217,10 @@ fn end_in_a_call_asks_first_and_no_stay_keeps_the_call() {
         (0, join()),
         (0, Event::ConsentAccepted),
         (100, Event::LocalOffer { sdp: "v=0\r\n".into() }),
-        (200, Event::Server(ServerToKiosk::Accepted { visit_id: V.into(), clinician: "dr".into() })),
+        (
+            200,
+            Event::Server(ServerToKiosk::Accepted { visit_id: V.into(), clinician: "dr".into() }),
+        ),
         (300, Event::MediaConnected),
     ];
     let table = [
@@ -275,6 +278,7 @@ fn volume_moves_in_steps_of_ten_within_zero_to_a_hundred_during_a_visit_only() {
     feed(&mut visit, &[(0, join()), (0, Event::ConsentAccepted)]);
     let ups = feed(&mut visit, &[(1, Event::VolumeUp), (2, Event::VolumeUp), (3, Event::VolumeUp)]);
     assert_eq!(ups, [Effect::SetVolume(90), Effect::SetVolume(100), Effect::SetVolume(100)]);
-    let downs: Vec<Effect> = (0..12).flat_map(|i| visit.handle(Event::VolumeDown, 10 + i)).collect();
+    let downs: Vec<Effect> =
+        (0..12).flat_map(|i| visit.handle(Event::VolumeDown, 10 + i)).collect();
     assert_eq!(downs.last(), Some(&Effect::SetVolume(0)));
 }
