@@ -300,11 +300,11 @@ impl Visit {
         let state = std::mem::replace(&mut self.state, S::Idle);
         self.unlock_when_due(now_ms);
         let (state, event) = match self.patient_step(state, event, now_ms) {
-            Ok((next, effects)) => {
+            patient::Step::Done(next, effects) => {
                 self.state = next;
                 return effects;
             }
-            Err(unhandled) => unhandled,
+            patient::Step::Pass(state, event) => (state, event),
         };
         let (next, effects) = match (state, event) {
             (_, E::MediaUnavailable { reason }) => {

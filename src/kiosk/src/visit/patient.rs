@@ -123,15 +123,18 @@ pub fn other(language: Language) -> Language {
     }
 }
 
+/// The outcome of [`Visit::patient_step`].
+pub(super) enum Step {
+    /// Handled: the next state and the effects.
+    Done(State, Vec<Effect>),
+    /// Not the patient's side: the state and event go to the visit's own rules.
+    Pass(State, Event),
+}
+
 impl Visit {
     /// What the patient does that does not depend on the visit's stage, and the screens before
-    /// a visit. `Err` hands the state and event back to the visit's own rules.
-    pub(super) fn patient_step(
-        &mut self,
-        state: State,
-        event: Event,
-        now_ms: u64,
-    ) -> Result<(State, Vec<Effect>), (State, Event)> {
+    /// a visit.
+    pub(super) fn patient_step(&mut self, state: State, event: Event, now_ms: u64) -> Step {
         use Event as E;
         use State as S;
         if event.is_touch() {
@@ -139,7 +142,7 @@ impl Visit {
             self.patient.warning_since = None;
         }
         let p = &mut self.patient;
-        let done = |state, effects| Ok((state, effects));
+        let done = Step::Done;
         match (state, event) {
             (state, E::HelpPressed { visit_id }) => {
                 let visit_id = super::current(&state).map_or(visit_id, str::to_string);
@@ -275,9 +278,9 @@ impl Visit {
 
             (state, E::Tick) => {
                 let state = self.idle_reset(state, now_ms);
-                Err((state, E::Tick))
+                Step::Pass(state, E::Tick)
             }
-            other => Err(other),
+            (state, event) => Step::Pass(state, event),
         }
     }
 

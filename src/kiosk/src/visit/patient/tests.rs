@@ -9,6 +9,9 @@ use super::{DEFAULT_LOCK_MS, Help, STILL_THERE_MS};
 
 const V: &str = "visit-1";
 
+/// A case: its name, the events, and what is expected of it.
+type Case<T> = (&'static str, Vec<(u64, Event)>, T);
+
 fn kiosk() -> Visit {
     Visit::new("Maple Clinic", "Exam 2", Timeouts::default())
 }
@@ -51,7 +54,7 @@ fn waiting(language: Language, code: Option<&str>) -> KioskToServer {
 
 #[test]
 fn only_accept_on_the_consent_notice_queues_the_patient_and_not_now_goes_back_to_idle() {
-    let table: [(&str, Vec<(u64, Event)>, bool); 3] = [
+    let table: [Case<bool>; 3] = [
         ("join shows consent", vec![(0, join())], false),
         ("consent declined", vec![(0, join()), (10, Event::ConsentDeclined)], false),
         ("consent accepted", vec![(0, join()), (10, Event::ConsentAccepted)], true),
@@ -128,7 +131,7 @@ fn fleetd_saying_too_many_tries_locks_the_keypad_for_the_time_it_gives() {
 #[test]
 fn an_untouched_screen_before_a_visit_warns_then_resets_and_a_touch_keeps_it() {
     let idle = Timeouts::default().idle_ms;
-    let table: [(&str, Vec<(u64, Event)>, bool); 4] = [
+    let table: [Case<bool>; 4] = [
         ("warning dismissed", vec![(idle + 1000, Event::StillHere)], false),
         ("warning expiring", vec![(idle + STILL_THERE_MS, Event::Tick)], true),
         ("a digit also dismisses it", vec![(idle + 1000, Event::Digit(3))], false),
