@@ -110,7 +110,11 @@ describe('walking skeleton: a visit from Join to End', () => {
   it('a second clinician joining a visit already taken is told so', async () => {
     const second = await signIn(browser, fleetd, USER, PASSWORD);
     await kiosk.waitScreen('idle');
-    await kiosk.join();
+    // A Spanish-speaking patient this time, tapping the buttons by what they say.
+    kiosk.tapLabel('Español');
+    kiosk.tapLabel('Comenzar');
+    await kiosk.waitScreen('consent');
+    kiosk.tapLabel('Aceptar');
     await kiosk.waitScreen('waiting');
     const visitId = await second.locator('button.join').first().getAttribute('data-visit', { timeout: 15000 });
     await page.locator('button.join').first().click();
