@@ -112,6 +112,7 @@ describe('walking skeleton: a visit from Join to End', () => {
     await kiosk.waitScreen('idle');
     // A Spanish-speaking patient this time, tapping the buttons by what they say.
     kiosk.tapLabel('Español');
+    await kiosk.waitLine('the kiosk in Spanish', (l) => l.includes('"event":"language","language":"es"'), 10000);
     kiosk.tapLabel('Comenzar');
     await kiosk.waitScreen('consent');
     kiosk.tapLabel('Aceptar');

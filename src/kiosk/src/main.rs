@@ -483,13 +483,14 @@ fn read_control(tx: UnboundedSender<Input>, window: slint::Weak<KioskWindow>) {
             let window = window.clone();
             let posted = slint::invoke_from_event_loop(move || {
                 let Some(window) = window.upgrade() else { return };
-                if ui::tap_label(&window, &label) {
-                    return;
+                let found = ui::tap_label(&window, &label);
+                if !found {
+                    match Press::named(&label.to_lowercase()) {
+                        Some(press) => ui::press(&window, press),
+                        None => tracing::warn!("control: no control labelled {label:?} on screen"),
+                    }
                 }
-                match Press::named(&label.to_lowercase()) {
-                    Some(press) => ui::press(&window, press),
-                    None => tracing::warn!("control: no control labelled {label:?} on screen"),
-                }
+                status(&serde_json::json!({"event": "tap", "label": label, "found": found}));
             });
             if posted.is_err() {
                 break;

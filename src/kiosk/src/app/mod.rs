@@ -8,7 +8,8 @@
 //! For tests and supervisors it prints one JSON line on stdout per screen change
 //! (`{"event":"screen","screen":"in_call"}`), the call's notice when it changes
 //! (`{"event":"call_notice","text":"…"}`), End's confirmation when it shows or goes
-//! (`{"event":"confirm_end","shown":true}`), during a call once a second the call's counters
+//! (`{"event":"confirm_end","shown":true}`), the language the screens are in when it changes
+//! (`{"event":"language","language":"es"}`), during a call once a second the call's counters
 //! (`{"event":"stats",...}`), and one line per config decision and command. No patient data is
 //! in any of them.
 
@@ -476,6 +477,16 @@ impl Controller {
             status(&serde_json::json!({"event": "call_notice", "text": notice}));
         }
         self.screen.show(&next.0, next.1);
+        // Said once the screens are asked to change language, so a tap that follows finds them
+        // in it.
+        let language = next.0.patient.language;
+        if run
+            .shown
+            .as_ref()
+            .map_or(language.is_some(), |(old, _)| old.patient.language != language)
+        {
+            status(&serde_json::json!({"event": "language", "language": language}));
+        }
         run.shown = Some(next);
     }
 
