@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use i_slint_backend_testing::{AccessibleRole, ElementHandle, ElementRoot};
 use slint::ComponentHandle;
 use telekiosk::ui::view::{CallNotice, PatientView, ScreenId, ViewModel};
-use telekiosk::ui::{self, KioskWindow, headless};
+use telekiosk::ui::{self, KioskWindow, Press, headless};
 use telekiosk::visit::Help;
 use telekiosk_protocol::config::Language;
 use telekiosk_protocol::visit::{CodeRefusal, EndReason};
@@ -312,7 +312,48 @@ fn every_screen_in_both_languages_is_translated_reachable_by_label_large_enough_
         }
     }
     assert!(goldens >= 30, "only {goldens} screens captured");
+    failures.extend(taps_by_label(&window));
     assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `tap <label>` goes through the real pointer path to the control that says it, in the
+/// language on screen, whatever the case; an absent label taps nothing.
+fn taps_by_label(window: &KioskWindow) -> Vec<String> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let pressed = Rc::new(RefCell::new(vec![]));
+    let log = pressed.clone();
+    ui::wire_buttons(window, move |p| log.borrow_mut().push(p));
+    let table = [
+        (vm(ScreenId::Idle, Language::En), "join", Some(Press::Join)),
+        (vm(ScreenId::Idle, Language::En), "Español", Some(Press::Language)),
+        (vm(ScreenId::Idle, Language::Es), "Tengo un código de consulta", Some(Press::Code)),
+        (vm(ScreenId::Idle, Language::Es), "Join", None),
+        (vm(ScreenId::Consent, Language::En), "Accept", Some(Press::Accept)),
+        (vm(ScreenId::CodeEntry, Language::En), "7", Some(Press::Digit(7))),
+        (
+            ViewModel {
+                patient: PatientView {
+                    confirm_end: true,
+                    ..vm(ScreenId::InCall, Language::En).patient
+                },
+                ..vm(ScreenId::InCall, Language::En)
+            },
+            "Yes, end",
+            Some(Press::EndYes),
+        ),
+    ];
+    let mut failures = vec![];
+    for (view, label, expected) in table {
+        ui::show(window, &view, true);
+        pressed.borrow_mut().clear();
+        let found = ui::tap_label(window, label);
+        let got = pressed.borrow().clone();
+        if found != expected.is_some() || got != expected.into_iter().collect::<Vec<_>>() {
+            failures.push(format!("tap {label:?}: found {found}, pressed {got:?}"));
+        }
+    }
+    failures
 }
 
 #[test]
