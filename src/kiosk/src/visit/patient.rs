@@ -144,6 +144,8 @@ impl Visit {
         let p = &mut self.patient;
         let done = Step::Done;
         match (state, event) {
+            // Told once; pressed again while staff have not answered, the alert stands as is.
+            (state, E::HelpPressed { .. }) if p.help == Help::Told => done(state, vec![]),
             (state, E::HelpPressed { visit_id }) => {
                 let visit_id = super::current(&state).map_or(visit_id, str::to_string);
                 p.help = Help::Told;

@@ -200,8 +200,13 @@ fn help_tells_fleetd_with_the_visit_in_progress_or_a_fresh_id_and_shows_staff_co
     let effects = feed(&mut visit, &[(0, Event::HelpPressed { visit_id: "fresh".into() })]);
     assert_eq!(sent(&effects), [KioskToServer::Help { visit_id: "fresh".into() }]);
     assert_eq!(visit.patient().help, Help::Told);
+    let again = feed(&mut visit, &[(1, Event::HelpPressed { visit_id: "other".into() })]);
+    assert!(again.is_empty(), "one alert while staff have not answered: {again:?}");
     feed(&mut visit, &[(5, Event::Server(ServerToKiosk::HelpComing { visit_id: "fresh".into() }))]);
     assert_eq!(visit.patient().help, Help::Coming);
+    // Still stuck after staff answered: the patient can call again.
+    let again = feed(&mut visit, &[(9, Event::HelpPressed { visit_id: "later".into() })]);
+    assert_eq!(sent(&again), [KioskToServer::Help { visit_id: "later".into() }]);
 
     let mut visit = kiosk();
     let steps = [
