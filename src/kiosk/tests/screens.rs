@@ -67,6 +67,12 @@ fn screens(l: Language) -> Vec<(&'static str, ViewModel)> {
             }),
         ),
         ("consent", vm(ScreenId::Consent, l)),
+        ("consent-larger-text", with(ScreenId::Consent, &|v| v.patient.larger_text = true)),
+        ("waiting-larger-text-hidden", with(ScreenId::Waiting, &|v| {
+            v.patient.larger_text = true;
+            v.patient.self_view_hidden = true;
+            v.patient.position = Some(3);
+        })),
         ("consent-still-there", with(ScreenId::Consent, &|v| v.patient.still_there_secs = Some(7))),
         ("code-entry", with(ScreenId::CodeEntry, &|v| v.patient.digits = "1234".into())),
         (
