@@ -164,7 +164,8 @@ fn run(
     let profile = setup.profile;
     let media_unavailable = telekiosk::media::init().err().map(|e| {
         tracing::error!("media system unavailable: {e}");
-        format!("The camera and video system could not start. ({e})")
+        // The screen says it in the patient's language; this is the detail for staff.
+        e.to_string()
     });
     let settings = startup::Settings {
         server: setup.server.clone(),

@@ -117,6 +117,8 @@ pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
     });
     api.set_online(online);
     api.set_closed(vm.screen == ScreenId::Closed);
+    // The controller's only out-of-service cause: media that could not start.
+    api.set_camera_fault(vm.screen == ScreenId::OutOfService);
 }
 
 /// The patient's choices and where they are, on the window.
@@ -171,6 +173,7 @@ pub fn show_setup(window: &KioskWindow, message: &str) {
 pub fn show_out_of_service(window: &KioskWindow, message: &str) {
     VIDEO_ON_SCREEN.store(false, Ordering::Release);
     let api = window.global::<Api>();
+    api.set_camera_fault(false);
     api.set_screen(Screen::OutOfService);
     api.set_message(message.into());
 }
