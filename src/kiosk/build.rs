@@ -8,5 +8,6 @@ fn main() {
         .with_debug_info(true);
     slint_build::compile_with_config("../../ui/kiosk.slint", config)
         .expect("ui/kiosk.slint compiles");
-    println!("cargo:rerun-if-changed=../../ui");
+    // slint-build tracks the .slint files; the catalogues are ours to track.
+    println!("cargo:rerun-if-changed=../../ui/translations");
 }
