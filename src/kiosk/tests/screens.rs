@@ -69,6 +69,13 @@ fn screens(l: Language) -> Vec<(&'static str, ViewModel)> {
             }),
         ),
         ("consent", vm(ScreenId::Consent, l)),
+        (
+            "code-locked-larger-text",
+            with(ScreenId::CodeEntry, &|v| {
+                v.patient.larger_text = true;
+                v.patient.locked_secs = 42;
+            }),
+        ),
         ("consent-larger-text", with(ScreenId::Consent, &|v| v.patient.larger_text = true)),
         (
             "waiting-larger-text-hidden",
