@@ -139,6 +139,8 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
     page = await signIn(browser, fleetd, USER, PASSWORD);
     await qmp.tap(...BUTTONS.join, W, H);
     const tapped = Date.now();
+    await waitFor(`the kiosk's consent notice (now ${screen()})`, () => screen() === 'consent', 20000 * TCG / 2, 500);
+    await qmp.tap(...BUTTONS.accept, W, H);
     await waitFor(`the kiosk waiting (now ${screen()})`, () => screen() === 'waiting', 20000 * TCG / 2, 500);
     const join = page.locator('button.join').first();
     await join.waitFor({ state: 'visible', timeout: 30000 });

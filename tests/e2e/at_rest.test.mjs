@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { STRACE_ARGS, parseTrace, summarise } from './filewrites.mjs';
 import {
-  ARTIFACTS, BUTTONS, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser, startFleetd,
+  ARTIFACTS, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser, startFleetd,
   startSwtpm, waitFor,
 } from './harness.mjs';
 
@@ -78,7 +78,7 @@ describe('no visit media at rest: a whole visit writes no file outside the state
   it('a visit with two-way media, then the trace of the kiosk\'s process tree', async () => {
     await kiosk.waitScreen('idle');
     const joinAt = now();
-    kiosk.tap(...BUTTONS.join);
+    await kiosk.join();
     await kiosk.waitScreen('waiting');
     const join = page.locator('button.join').first();
     await join.waitFor({ state: 'visible', timeout: 15000 });
@@ -115,7 +115,7 @@ describe('no visit media at rest: a whole visit writes no file outside the state
     assert.ok(d.kioskAudio >= 10 * MEDIA_SECONDS, `kiosk played ${d.kioskAudio} audio buffers in ${MEDIA_SECONDS} s`);
     assert.ok(d.consoleAudio >= 10 * MEDIA_SECONDS, `console got ${d.consoleAudio} audio packets in ${MEDIA_SECONDS} s`);
 
-    kiosk.tap(...BUTTONS.end);
+    await kiosk.end();
     await kiosk.waitScreen('ended');
     await kiosk.waitScreen('idle', 15000);
     const endAt = now();

@@ -10,7 +10,7 @@
 
 import fs from 'node:fs';
 import {
-  BUTTONS, Kiosk, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser, startFleetd, startSwtpm, waitFor,
+  Kiosk, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
 const VISITS = Number(process.env.TK_BENCH_VISITS || 5);
@@ -42,7 +42,7 @@ try {
   for (let i = 0; i <= VISITS; i++) {
     await kiosk.waitScreen('idle', 20000);
     const t0 = performance.now();
-    kiosk.tap(...BUTTONS.join);
+    await kiosk.join();
     await page.locator('button.join').first().waitFor({ state: 'visible', timeout: 15000 });
     const t1 = performance.now();
     const mark = kiosk.lines.length;
@@ -63,7 +63,7 @@ try {
     }
     if (i < VISITS) {
       await kiosk.waitScreen('in_call');
-      kiosk.tap(...BUTTONS.end);
+      await kiosk.end();
       await kiosk.waitScreen('ended');
     }
   }
@@ -95,7 +95,7 @@ try {
   console.log(`fleetd RSS             ${(fleetdRss / 1024).toFixed(1)} MiB (mosquitto not included)`);
   console.log(`clinician video shown  ${kioskFps.toFixed(1)} fps on the kiosk`);
   console.log(`kiosk video decoded    ${consoleFps.toFixed(1)} fps in the browser`);
-  kiosk.tap(...BUTTONS.end);
+  await kiosk.end();
   await kiosk.waitScreen('ended');
 
   const starts = [];

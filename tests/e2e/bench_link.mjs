@@ -30,7 +30,7 @@ import {
 // harness reads it).
 process.env.TK_ARTIFACTS ||= path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../artifacts/bench');
 const {
-  ARTIFACTS, BIN, BUTTONS, Child, ROOT, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser,
+  ARTIFACTS, BIN, Child, ROOT, consoleInbound, enrolKiosk, requireParts, signIn, startBrowser,
   startFleetd, startSwtpm, waitFor,
 } = await import('./harness.mjs');
 
@@ -250,7 +250,7 @@ async function visitMain() {
     const page = await signIn(browser, fleetd, user, password, { initScript: cfg.stamp ? STAMPED_CAMERA : undefined });
     await watchRemoteVideo(page, cfg.stamp);
     await kiosk.waitScreen('idle', 30000);
-    kiosk.tap(...BUTTONS.join);
+    await kiosk.join();
     await page.locator('button.join').first().waitFor({ state: 'visible', timeout: 60000 });
     const mark = kiosk.lines.length;
     const joined = performance.now();
@@ -273,7 +273,7 @@ async function visitMain() {
     drop.stop();
     result.firstFrame = { toBrowserMs: toBrowser, toKioskMs: toKiosk };
     fs.writeFileSync(cfg.out, JSON.stringify(result));
-    kiosk.tap(...BUTTONS.end);
+    await kiosk.end();
     await kiosk.waitScreen('ended', 30000).catch(() => {});
   } finally {
     await browser?.close().catch(() => {});

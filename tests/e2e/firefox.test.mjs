@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import path from 'node:path';
 import {
-  ARTIFACTS, BUTTONS, FIREFOX, consoleCodecs, consoleInbound, consolePicture, enrolKiosk,
+  ARTIFACTS, FIREFOX, consoleCodecs, consoleInbound, consolePicture, enrolKiosk,
   requireParts, signInFirefox, startFirefox, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
@@ -44,7 +44,7 @@ describe('Firefox ESR without OpenH264 as the clinician', () => {
 
   it('joins a visit and both sides see and hear each other, over VP8', async () => {
     await kiosk.waitScreen('idle');
-    kiosk.tap(...BUTTONS.join);
+    await kiosk.join();
     await kiosk.waitScreen('waiting');
     const join = await page.waitForSelector('button.join', { visible: true, timeout: 15000 });
     const joinedAt = performance.now();
@@ -99,7 +99,7 @@ describe('Firefox ESR without OpenH264 as the clinician', () => {
     // the video line (m=video 0) as it did before the kiosk offered VP8.
     await page.close();
     page = await signInFirefox(browser, fleetd, USER, PASSWORD, { initScript: hideVp8FromOffers });
-    kiosk.tap(...BUTTONS.join);
+    await kiosk.join();
     await kiosk.waitScreen('waiting');
     const join = await page.waitForSelector('button.join', { visible: true, timeout: 15000 });
     await join.click();

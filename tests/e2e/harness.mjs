@@ -296,6 +296,27 @@ export class Kiosk extends Child {
     this.proc.stdin.write(`tap ${name}\n`);
   }
 
+  /** Taps the control whose accessible label is `label` ("Accept", "Español"), at its centre. */
+  tapLabel(label) {
+    this.proc.stdin.write(`tap "${label}"\n`);
+  }
+
+  /** Starts a visit as a patient does: Join, then Accept on the consent notice. */
+  async join() {
+    this.tap(...BUTTONS.join);
+    await this.waitScreen('consent');
+    this.tap(...BUTTONS.accept);
+  }
+
+  /** Ends the call as a patient does: End, then "Yes, end" on the confirmation. */
+  async end() {
+    const before = this.events('confirm_end').length;
+    this.tap(...BUTTONS.end);
+    await waitFor('the kiosk asking "End the visit?"',
+      () => this.events('confirm_end').slice(before).some((e) => e.shown), 10000);
+    this.tap(...BUTTONS.endYes);
+  }
+
   /**
    * Asks for a screenshot while visit video is on screen and asserts the kiosk refuses it (a
    * status line saying why) and writes no file. Returns the refusal's reason.
@@ -345,8 +366,15 @@ export async function enrolKiosk(fleetd, tpm, stateDir = fs.mkdtempSync(path.joi
   return { kiosk, deviceId: pending.id, stateDir };
 }
 
-/** Where the kiosk's buttons are on the dev profile's 1280x800 screen (see ui/pages/*.slint). */
-export const BUTTONS = { join: [640, 472], cancel: [640, 697], end: [892, 715], mute: [388, 715] };
+/**
+ * Where the kiosk's buttons are on the dev profile's 1280x800 screen (see ui/pages/*.slint):
+ * Join on Idle, Accept on the consent notice, Leave (cancel) while waiting, End and Mute in the
+ * call, "Yes, end" on End's confirmation.
+ */
+export const BUTTONS = {
+  join: [640, 472], accept: [840, 595], cancel: [640, 697], end: [892, 715], mute: [388, 715],
+  endYes: [820, 495],
+};
 
 /** Headless Chromium with a fake camera and microphone, as a clinician's browser; `args` adds flags. */
 export async function startBrowser({ args = [] } = {}) {

@@ -126,7 +126,7 @@ describe('two-step sign-in, clinic scope and the audit trail, in Chromium', () =
   it('a clinician of another clinic does not see the waiting kiosk; this clinic\'s does and joins', async () => {
     other = await signIn(browser, fleetd, OTHER_USER, OTHER_PASSWORD);
     await kiosk.waitScreen('idle');
-    kiosk.press('join');
+    await kiosk.join();
     await kiosk.waitScreen('waiting');
     const join = page.locator('button.join').first();
     await join.waitFor({ state: 'visible', timeout: 15000 });

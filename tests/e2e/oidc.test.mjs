@@ -133,7 +133,7 @@ describe('sign-in through an OpenID Connect identity provider, in Chromium', () 
     const me = await page.evaluate(async () => (await fetch('/api/me')).json());
     assert.deepEqual(me, { username: 'dr.lee', role: 'clinician', clinics: [CLINIC] });
     await kiosk.waitScreen('idle');
-    kiosk.press('join');
+    await kiosk.join();
     await kiosk.waitScreen('waiting');
     await page.locator('button.join').first().waitFor({ state: 'visible', timeout: 15000 });
     assert.match(await page.locator('#queue').innerText(), /Maple Valley Clinic/);

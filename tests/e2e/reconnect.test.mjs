@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ARTIFACTS, BUTTONS, consoleInbound, crashAndRestartFleetd, enrolKiosk, requireParts, signIn,
+  ARTIFACTS, consoleInbound, crashAndRestartFleetd, enrolKiosk, requireParts, signIn,
   startBrowser, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
@@ -70,7 +70,7 @@ describe('visits that survive blips and a fleetd restart', () => {
 
   async function startVisit() {
     await kiosk.waitScreen('idle', 30000);
-    kiosk.tap(...BUTTONS.join);
+    await kiosk.join();
     await kiosk.waitScreen('waiting');
     await page.locator('button.join').first().click({ timeout: 15000 });
     await kiosk.waitScreen('in_call', 20000);

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ARTIFACTS, BUTTONS, Child, consoleInbound, enrolKiosk, freePort, requireParts, signIn,
+  ARTIFACTS, Child, consoleInbound, enrolKiosk, freePort, requireParts, signIn,
   startBrowser, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
@@ -79,7 +79,7 @@ describe('a visit through TURN when direct UDP is blocked', () => {
 
   it('media flows both ways over a relayed pair, with credentials minted for the visit', async () => {
     await kiosk.waitScreen('idle', 30000);
-    kiosk.tap(...BUTTONS.join);
+    await kiosk.join();
     await kiosk.waitScreen('waiting');
     await page.locator('button.join').first().click({ timeout: 15000 });
     await kiosk.waitScreen('in_call', 30000);

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ARTIFACTS, BUTTONS, consoleCodecs, consoleInbound, enrolKiosk, publishRaw, requireParts, rising, signIn, startBrowser,
+  ARTIFACTS, consoleCodecs, consoleInbound, enrolKiosk, publishRaw, requireParts, rising, signIn, startBrowser,
   startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
@@ -37,7 +37,7 @@ describe('walking skeleton: a visit from Join to End', () => {
   async function startVisit(shotPrefix) {
     await kiosk.waitScreen('idle');
     if (shotPrefix) await kiosk.screenshot(`${shotPrefix}kiosk-idle`);
-    kiosk.tap(...BUTTONS.join);
+    await kiosk.join();
     await kiosk.waitScreen('waiting');
     const join = page.locator('button.join').first();
     await join.waitFor({ state: 'visible', timeout: 15000 });
@@ -81,7 +81,7 @@ describe('walking skeleton: a visit from Join to End', () => {
   });
 
   it('End on the kiosk returns the kiosk to Idle and the console to its list', async () => {
-    kiosk.tap(...BUTTONS.end);
+    await kiosk.end();
     await kiosk.waitScreen('ended');
     await kiosk.screenshot('1-kiosk-ended');
     await page.locator('#call').waitFor({ state: 'hidden', timeout: 15000 });
@@ -110,7 +110,12 @@ describe('walking skeleton: a visit from Join to End', () => {
   it('a second clinician joining a visit already taken is told so', async () => {
     const second = await signIn(browser, fleetd, USER, PASSWORD);
     await kiosk.waitScreen('idle');
-    kiosk.tap(...BUTTONS.join);
+    // A Spanish-speaking patient this time, tapping the buttons by what they say.
+    kiosk.tapLabel('Español');
+    await kiosk.waitLine('the kiosk in Spanish', (l) => l.includes('"event":"language","language":"es"'), 10000);
+    kiosk.tapLabel('Comenzar');
+    await kiosk.waitScreen('consent');
+    kiosk.tapLabel('Aceptar');
     await kiosk.waitScreen('waiting');
     const visitId = await second.locator('button.join').first().getAttribute('data-visit', { timeout: 15000 });
     await page.locator('button.join').first().click();

@@ -72,8 +72,8 @@ struct Args {
     room: String,
     /// Render with Slint's software renderer into memory instead of the panel (DRM/KMS,
     /// touch through libinput). Reads
-    /// `tap X Y`, `tap join|cancel|end|mute|camera`, `screenshot PATH` (refused while visit
-    /// video is on screen) and `quit` lines on stdin.
+    /// `tap X Y`, `tap join|cancel|end|mute|camera|…`, `tap "<label>"` (the control that says
+    /// it), `screenshot PATH` (refused while visit video is on screen) and `quit` lines on stdin.
     #[arg(long)]
     headless: bool,
     /// With --headless: serve the screen on this loopback address (e.g. 127.0.0.1:8090) as a
@@ -130,6 +130,7 @@ fn run(
     };
     open_display(args.headless, &display)?;
     let window = KioskWindow::new().map_err(|e| no_display(args.headless, e))?;
+    ui::select_language(telekiosk_protocol::config::Language::En);
     ui::set_names(&window, &args.clinic, &args.room);
     // Until the controller runs, the UI thread says the kiosk is up and pings the watchdog.
     let _standby = standby_watchdog();
@@ -183,7 +184,8 @@ fn run(
     let profile = setup.profile;
     let media_unavailable = telekiosk::media::init().err().map(|e| {
         tracing::error!("media system unavailable: {e}");
-        format!("The camera and video system could not start. ({e})")
+        // The screen says it in the patient's language; this is the detail for staff.
+        e.to_string()
     });
     let mut settings = startup::Settings {
         server: setup.server.clone(),
@@ -517,32 +519,38 @@ fn stop(tx: &UnboundedSender<Input>) {
     });
 }
 
-/// Headless control on stdin: `tap X Y`, `tap join|cancel|end|mute|camera`, `screenshot PATH`,
-/// `quit`. `tap X Y` goes through the real UI (pointer events on the window), exactly as a finger
-/// on the panel would; a named tap runs that button's action, wherever the button is drawn.
+/// Headless control on stdin: `tap X Y`, `tap join|cancel|end|mute|camera|…`, `tap "<label>"`,
+/// `screenshot PATH`, `quit`. `tap X Y` and `tap "<label>"` go through the real UI (pointer
+/// events on the window, at the labelled control's centre), exactly as a finger on the panel
+/// would. `tap <label>` matches labels whatever their case (`tap join` taps "Join"); a
+/// button's name with no such label on screen runs that button's action wherever it is drawn.
 fn read_control(tx: UnboundedSender<Input>, window: slint::Weak<KioskWindow>) {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
+        if let Some(label) = tap_label(&line) {
+            let window = window.clone();
+            let posted = slint::invoke_from_event_loop(move || {
+                let Some(window) = window.upgrade() else { return };
+                let found = ui::tap_label(&window, &label);
+                if !found {
+                    match Press::named(&label.to_lowercase()) {
+                        Some(press) => ui::press(&window, press),
+                        None => tracing::warn!("control: no control labelled {label:?} on screen"),
+                    }
+                }
+                status(&serde_json::json!({"event": "tap", "label": label, "found": found}));
+            });
+            if posted.is_err() {
+                break;
+            }
+            continue;
+        }
         let words: Vec<&str> = line.split_whitespace().collect();
         let posted = match words.as_slice() {
             ["tap", x, y] => match (x.parse::<f32>(), y.parse::<f32>()) {
                 (Ok(x), Ok(y)) => slint::invoke_from_event_loop(move || headless::tap(x, y)),
                 _ => {
                     tracing::warn!("control: tap needs two numbers: {line}");
-                    continue;
-                }
-            },
-            ["tap", name] => match Press::named(name) {
-                Some(press) => {
-                    let window = window.clone();
-                    slint::invoke_from_event_loop(move || {
-                        if let Some(window) = window.upgrade() {
-                            ui::press(&window, press);
-                        }
-                    })
-                }
-                None => {
-                    tracing::warn!("control: tap needs X Y or join|cancel|end|mute|camera: {line}");
                     continue;
                 }
             },
@@ -578,6 +586,20 @@ fn read_control(tx: UnboundedSender<Input>, window: slint::Weak<KioskWindow>) {
         if posted.is_err() {
             break;
         }
+    }
+}
+
+/// The label of `tap "<label>"` or `tap <label>` (anything but `tap X Y`).
+fn tap_label(line: &str) -> Option<String> {
+    let rest = line.trim().strip_prefix("tap ")?.trim();
+    if let Some(quoted) = rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        return Some(quoted.to_string());
+    }
+    let mut words = rest.split_whitespace();
+    let numbers = (words.next()?.parse::<f32>().is_ok(), words.next().map(|w| w.parse::<f32>()));
+    match numbers {
+        (true, Some(Ok(_))) => None,
+        _ => Some(rest.to_string()),
     }
 }
 

@@ -5,7 +5,14 @@
 //! carries out the effects and feeds back what the media pipeline, the fleet link and the touch
 //! screen report. The screen shown is derived from the state, never set directly.
 
+mod patient;
+
+use telekiosk_protocol::config::Language;
 use telekiosk_protocol::visit::{EndReason, Ice, IceSettings, KioskToServer, ServerToKiosk};
+
+pub use patient::{
+    CODE_DIGITS, CodeLock, DEFAULT_LOCK_MS, Help, Patient, STILL_THERE_MS, WRONG_CODES_BEFORE_LOCK,
+};
 
 /// Time limits of a visit, in milliseconds. Defaults suit a clinic (and match the fleet
 /// config's defaults); fleet config sets `wait_ms` and `max_visit_ms`.
@@ -22,6 +29,11 @@ pub struct Timeouts {
     /// Longest a call may stay without media (reconnecting) before it ends with
     /// [`EndReason::ConnectionLost`].
     pub reconnect_ms: u64,
+    /// A screen before a visit left untouched this long asks "Are you still there?" (fleet
+    /// config `idle_timeout_secs`).
+    pub idle_ms: u64,
+    /// How long the "please wipe the screen" prompt shows between patients.
+    pub cleaning_ms: u64,
 }
 
 /// After Join, media waits this long for fleetd's `Queued` (with the visit's TURN credentials)
@@ -40,6 +52,8 @@ impl Default for Timeouts {
             ended_ms: 6_000,
             max_visit_ms: 3_600_000,
             reconnect_ms: 120_000,
+            idle_ms: 60_000,
+            cleaning_ms: 5_000,
         }
     }
 }
@@ -49,6 +63,11 @@ impl Default for Timeouts {
 pub enum State {
     /// Showing the clinic and room and the Join button.
     Idle,
+    /// The privacy notice after Join (or a visit code): only Accept puts the patient in the
+    /// queue, so the camera and microphone open only after it. `code` is the visit code typed.
+    Consent { visit_id: String, code: Option<String> },
+    /// The visit-code keypad, with the digits typed so far.
+    CodeEntry { digits: String },
     /// In the clinicians' queue. Media starts once fleetd says how the call may reach the
     /// clinician (`started`); the offer is prepared meanwhile and held until one accepts.
     Waiting { visit_id: String, since_ms: u64, offer: Option<String>, ice: Vec<Ice>, started: bool },
@@ -73,6 +92,8 @@ pub enum State {
     },
     /// The visit is over; the reason is shown until `until_ms`, then Idle.
     Ended { reason: EndReason, until_ms: u64 },
+    /// Between patients: "please wipe the screen" for staff until `until_ms`, then Idle.
+    Cleaning { until_ms: u64 },
     /// The kiosk cannot take visits (hardware or software fault); `reason` is shown.
     OutOfService { reason: String },
 }
@@ -84,10 +105,40 @@ pub enum Event {
     JoinPressed {
         visit_id: String,
     },
-    /// Cancel while waiting or connecting.
+    /// "I have a visit code" on Idle.
+    CodePressed,
+    /// A digit on the keypad (0–9).
+    Digit(u8),
+    DeleteDigit,
+    /// OK on the keypad; the shell made a fresh visit id.
+    CodeOk {
+        visit_id: String,
+    },
+    /// Accept on the consent notice.
+    ConsentAccepted,
+    /// "Not now" on the consent notice (or Back on the keypad).
+    ConsentDeclined,
+    /// Cancel (Leave) while waiting or connecting.
     CancelPressed,
-    /// End during a call.
+    /// End during a call: asks "End the visit?" first.
     EndPressed,
+    /// "Yes, end" on the confirmation.
+    EndConfirmed,
+    /// "No, stay" on the confirmation.
+    EndDeclined,
+    /// "Español" / "English".
+    LanguageToggled,
+    LargerTextToggled,
+    /// "Get help from staff"; a fresh id in case no visit is in progress.
+    HelpPressed {
+        visit_id: String,
+    },
+    /// "Yes, I'm here" (or any touch) on "Are you still there?".
+    StillHere,
+    VolumeUp,
+    VolumeDown,
+    /// "Hide my picture" / "Show my picture" while waiting.
+    SelfViewToggled,
     MuteToggled,
     CameraToggled,
     /// A well-formed message from fleetd.
@@ -146,6 +197,8 @@ pub enum Effect {
     AddRemoteIce(Ice),
     SetMicMuted(bool),
     SetCameraEnabled(bool),
+    /// Speaker level of the call, 0–100 %.
+    SetVolume(u8),
     /// Something unexpected but handled; the shell logs it.
     Warn(String),
 }
@@ -162,6 +215,13 @@ pub struct Visit {
     state: State,
     /// The clinician's candidates taken so far, and for which visit ([`MAX_REMOTE_ICE`]).
     remote_ice: (String, u32),
+    /// The person in front of the kiosk; wiped between visits.
+    patient: Patient,
+    /// The keypad's back-off after wrong codes.
+    lock: CodeLock,
+    /// The clinic's language and speaker level (fleet config).
+    default_language: Language,
+    speaker_volume_pct: u8,
 }
 
 /// Remote ICE candidates the kiosk takes per visit and media pipeline (review L10; the count
@@ -180,6 +240,10 @@ impl Visit {
             closed: None,
             state: State::Idle,
             remote_ice: (String::new(), 0),
+            patient: Patient::new(Language::En, 80, 0),
+            lock: CodeLock::default(),
+            default_language: Language::En,
+            speaker_volume_pct: 80,
         }
     }
 
@@ -234,23 +298,20 @@ impl Visit {
         use Event as E;
         use State as S;
         let state = std::mem::replace(&mut self.state, S::Idle);
+        self.unlock_when_due(now_ms);
+        let (state, event) = match self.patient_step(state, event, now_ms) {
+            patient::Step::Done(next, effects) => {
+                self.state = next;
+                return effects;
+            }
+            patient::Step::Pass(state, event) => (state, event),
+        };
         let (next, effects) = match (state, event) {
             (_, E::MediaUnavailable { reason }) => {
                 (S::OutOfService { reason }, vec![Effect::StopMedia])
             }
             (S::OutOfService { reason }, _) => (S::OutOfService { reason }, vec![]),
 
-            (S::Idle, E::JoinPressed { .. }) if self.closed.is_some() => {
-                (S::Idle, vec![Effect::Warn("Join pressed outside opening hours: ignored".into())])
-            }
-            (S::Idle, E::JoinPressed { visit_id }) => {
-                let effects = vec![Effect::Send(self.waiting(&visit_id))];
-                let since_ms = now_ms;
-                (
-                    S::Waiting { visit_id, since_ms, offer: None, ice: vec![], started: false },
-                    effects,
-                )
-            }
             (
                 S::Waiting { visit_id, since_ms, offer, ice: held, started: false },
                 E::Server(ServerToKiosk::Queued { visit_id: v, ice }),
@@ -350,11 +411,14 @@ impl Visit {
             {
                 self.end(visit_id, EndReason::ConnectionLost, now_ms, true)
             }
-            (S::Connecting { visit_id, .. }, E::CancelPressed | E::EndPressed)
-            | (S::InCall { visit_id, .. }, E::EndPressed) => {
+            (
+                S::Connecting { visit_id, .. },
+                E::CancelPressed | E::EndPressed | E::EndConfirmed,
+            )
+            | (S::InCall { visit_id, .. }, E::EndConfirmed) => {
                 self.end(visit_id, EndReason::PatientEnded, now_ms, true)
             }
-            (S::Reconnecting { visit_id, .. }, E::EndPressed) => {
+            (S::Reconnecting { visit_id, .. }, E::EndConfirmed) => {
                 self.end(visit_id, EndReason::PatientEnded, now_ms, true)
             }
             (
@@ -490,7 +554,6 @@ impl Visit {
                 }
             },
 
-            (S::Ended { until_ms, .. }, E::Tick) if now_ms >= until_ms => (S::Idle, vec![]),
             // Everything else changes nothing (End pressed twice, Join while busy, …).
             (state, _) => (state, vec![]),
         };
@@ -528,14 +591,14 @@ impl Visit {
             visit_id: visit_id.to_string(),
             clinic: self.clinic.clone(),
             room: self.room.clone(),
-            language: None,
-            visit_code: None,
+            language: Some(self.patient.language),
+            visit_code: self.patient.code.clone(),
         }
     }
 
     /// Ends the visit because something went wrong, saying what in the log.
     fn end_warned(
-        &self,
+        &mut self,
         warning: String,
         visit_id: String,
         reason: EndReason,
@@ -546,14 +609,19 @@ impl Visit {
         (next, effects)
     }
 
-    /// Ends the visit: media down, fleetd told (unless it told us), "ended" screen.
+    /// Ends the visit: media down, fleetd told (unless it told us), "ended" screen. The visit
+    /// code and queue position are forgotten at once, the rest of the patient after the
+    /// cleaning prompt.
     fn end(
-        &self,
+        &mut self,
         visit_id: String,
         reason: EndReason,
         now_ms: u64,
         tell: bool,
     ) -> (State, Vec<Effect>) {
+        self.patient.code = None;
+        self.patient.position = None;
+        self.patient.confirm_end = false;
         let mut effects = vec![Effect::StopMedia];
         if tell {
             effects.push(Effect::Send(KioskToServer::End { visit_id, reason }));

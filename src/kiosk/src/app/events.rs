@@ -10,12 +10,28 @@ use crate::ui::Press;
 use crate::visit::Event;
 
 pub(super) fn press_event(press: Press) -> Event {
+    let fresh = || uuid::Uuid::new_v4().to_string();
     match press {
-        Press::Join => Event::JoinPressed { visit_id: uuid::Uuid::new_v4().to_string() },
+        Press::Join => Event::JoinPressed { visit_id: fresh() },
+        Press::Code => Event::CodePressed,
+        Press::Digit(d) => Event::Digit(d),
+        Press::Delete => Event::DeleteDigit,
+        Press::CodeOk => Event::CodeOk { visit_id: fresh() },
+        Press::Accept => Event::ConsentAccepted,
+        Press::Decline => Event::ConsentDeclined,
         Press::Cancel => Event::CancelPressed,
         Press::End => Event::EndPressed,
+        Press::EndYes => Event::EndConfirmed,
+        Press::EndNo => Event::EndDeclined,
         Press::Mute => Event::MuteToggled,
         Press::Camera => Event::CameraToggled,
+        Press::VolumeUp => Event::VolumeUp,
+        Press::VolumeDown => Event::VolumeDown,
+        Press::HideSelf => Event::SelfViewToggled,
+        Press::Language => Event::LanguageToggled,
+        Press::LargerText => Event::LargerTextToggled,
+        Press::Help => Event::HelpPressed { visit_id: fresh() },
+        Press::StillHere => Event::StillHere,
     }
 }
 

@@ -7,7 +7,9 @@
 //!
 //! For tests and supervisors it prints one JSON line on stdout per screen change
 //! (`{"event":"screen","screen":"in_call"}`), the call's notice when it changes
-//! (`{"event":"call_notice","text":"…"}`), during a call once a second the call's counters
+//! (`{"event":"call_notice","text":"…"}`), End's confirmation when it shows or goes
+//! (`{"event":"confirm_end","shown":true}`), the language the screens are in when it changes
+//! (`{"event":"language","language":"es"}`), during a call once a second the call's counters
 //! (`{"event":"stats",...}`), and one line per config decision and command. No patient data is
 //! in any of them.
 
@@ -39,7 +41,7 @@ use crate::media::{CallStats, FrameSink, MediaEvent};
 use crate::profile::Profile;
 use crate::signed::PinnedKey;
 use crate::ui::Press;
-use crate::ui::view::{CallCondition, ViewModel, view};
+use crate::ui::view::{CallCondition, Extras, ViewModel, screen};
 use crate::uplink::UplinkEvent;
 use crate::visit::{Effect, Event, State, Visit};
 use events::{FirstFrame, media_event, press_event};
@@ -315,7 +317,7 @@ impl Controller {
 
     /// Ends any visit cleanly, stops media, and lets the fleet link flush.
     async fn stop(&mut self, run: &mut Running, pending: &mut VecDeque<Event>) {
-        for press in [Event::CancelPressed, Event::EndPressed] {
+        for press in [Event::CancelPressed, Event::EndConfirmed] {
             let now = run.started.elapsed().as_millis() as u64;
             for effect in self.visit.handle(press, now) {
                 self.carry_out(effect, run, pending).await;
@@ -395,6 +397,7 @@ impl Controller {
             Effect::SetCameraEnabled(on) => {
                 run.call.handle.iter().for_each(|c| c.set_camera_enabled(on))
             }
+            Effect::SetVolume(pct) => run.call.handle.iter().for_each(|c| c.set_volume(pct)),
             Effect::Warn(what) => tracing::warn!("{what}"),
         }
     }
@@ -426,6 +429,7 @@ impl Controller {
         match self.media.start(&settings, media_tx, frames) {
             Ok(call) => {
                 tracing::info!(visit = %visit_id, "media started");
+                call.set_volume(self.visit.patient().volume_pct);
                 run.call.handle = Some(call);
             }
             Err(e) => {
@@ -446,7 +450,11 @@ impl Controller {
     /// Shows the current state if it changed; prints a status line on a new screen.
     fn refresh(&self, run: &mut Running) {
         let now = run.started.elapsed().as_millis() as u64;
-        let vm = view(self.visit.state(), self.visit.closed(), run.call.condition, now);
+        let extras = Extras {
+            consent_notice: run.fleet.settings.consent_notice.clone(),
+            hours: run.fleet.settings.schedule.hours_on(jiff::Timestamp::now()),
+        };
+        let vm = screen(&self.visit, run.call.condition, &extras, now);
         let next = (vm, run.fleet.online);
         if run.shown.as_ref() == Some(&next) {
             return;
@@ -460,11 +468,25 @@ impl Controller {
         if online_changed {
             status(&serde_json::json!({"event": "fleet", "online": next.1}));
         }
+        let confirm = next.0.patient.confirm_end;
+        if run.shown.as_ref().map_or(confirm, |(old, _)| old.patient.confirm_end != confirm) {
+            status(&serde_json::json!({"event": "confirm_end", "shown": confirm}));
+        }
         let notice = &next.0.call_notice;
         if run.shown.as_ref().map_or(!notice.is_empty(), |(old, _)| &old.call_notice != notice) {
             status(&serde_json::json!({"event": "call_notice", "text": notice}));
         }
         self.screen.show(&next.0, next.1);
+        // Said once the screens are asked to change language, so a tap that follows finds them
+        // in it.
+        let language = next.0.patient.language;
+        if run
+            .shown
+            .as_ref()
+            .map_or(language.is_some(), |(old, _)| old.patient.language != language)
+        {
+            status(&serde_json::json!({"event": "language", "language": language}));
+        }
         run.shown = Some(next);
     }
 

@@ -42,6 +42,8 @@ pub trait CallHandle: Send + 'static {
     fn add_remote_ice(&self, ice: &Ice) -> Result<(), MediaError>;
     fn set_mic_muted(&self, muted: bool);
     fn set_camera_enabled(&self, enabled: bool);
+    /// The clinician's voice level on the speaker, 0–100 %.
+    fn set_volume(&self, pct: u8);
     /// The call's counters so far.
     fn stats(&self) -> CallStats;
     /// The latest quality reading, `None` before the first.
@@ -111,6 +113,10 @@ impl CallHandle for Call {
 
     fn set_camera_enabled(&self, enabled: bool) {
         Call::set_camera_enabled(self, enabled)
+    }
+
+    fn set_volume(&self, pct: u8) {
+        Call::set_volume(self, pct)
     }
 
     fn stats(&self) -> CallStats {

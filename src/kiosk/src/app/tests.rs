@@ -146,6 +146,7 @@ impl CallHandle for FakeCall {
     fn set_camera_enabled(&self, enabled: bool) {
         self.log.push(Did::Camera(self.n, enabled));
     }
+    fn set_volume(&self, _pct: u8) {}
     fn stats(&self) -> CallStats {
         CallStats::default()
     }
@@ -435,7 +436,8 @@ fn result(id: &str, outcome: CommandOutcome) -> Did {
 fn in_call() -> Vec<Step> {
     use Did::*;
     vec![
-        (In::Press(Press::Join), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
+        (In::Press(Press::Join), vec![Screen(ScreenId::Consent)]),
+        (In::Press(Press::Accept), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
         (queued(), vec![Start { call: 1, max_kbps: DEFAULT_KBPS }]),
         // The offer is prepared while the patient waits, and held until a clinician accepts.
         (offer(1), vec![]),
@@ -461,7 +463,7 @@ async fn a_reboot_runs_at_once_when_idle_and_waits_for_the_end_of_a_visit() {
             // The visit goes on as before.
             (In::Press(Press::Mute), vec![Mute(1, true)]),
             (
-                In::Press(Press::End),
+                In::Press(Press::EndYes),
                 vec![
                     Stop(1),
                     Sent("end"),
@@ -550,9 +552,14 @@ async fn media_reports_of_an_earlier_call_are_ignored() {
 async fn a_new_config_reaches_media_at_the_next_call_not_the_running_one() {
     use Did::*;
     let next_visit = vec![
-        (In::Press(Press::End), vec![Stop(1), Sent("end"), StateKept(1), Screen(ScreenId::Ended)]),
-        (In::Later(7_000), vec![Screen(ScreenId::Idle)]),
-        (In::Press(Press::Join), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
+        (
+            In::Press(Press::EndYes),
+            vec![Stop(1), Sent("end"), StateKept(1), Screen(ScreenId::Ended)],
+        ),
+        (In::Later(7_000), vec![Screen(ScreenId::Cleaning)]),
+        (In::Later(6_000), vec![Screen(ScreenId::Idle)]),
+        (In::Press(Press::Join), vec![Screen(ScreenId::Consent)]),
+        (In::Press(Press::Accept), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
         (queued(), vec![Start { call: 2, max_kbps: 400 }]),
     ];
     run(then(
@@ -571,10 +578,13 @@ async fn media_that_cannot_start_ends_the_visit_as_a_kiosk_fault_and_a_later_joi
     use Did::*;
     run(vec![
         (In::BreakMedia, vec![]),
-        (In::Press(Press::Join), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
+        (In::Press(Press::Join), vec![Screen(ScreenId::Consent)]),
+        (In::Press(Press::Accept), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
         (queued(), vec![Refused(1), Sent("end"), StateKept(0), Screen(ScreenId::Ended)]),
-        (In::Later(7_000), vec![Screen(ScreenId::Idle)]),
-        (In::Press(Press::Join), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
+        (In::Later(7_000), vec![Screen(ScreenId::Cleaning)]),
+        (In::Later(6_000), vec![Screen(ScreenId::Idle)]),
+        (In::Press(Press::Join), vec![Screen(ScreenId::Consent)]),
+        (In::Press(Press::Accept), vec![Sent("waiting"), Screen(ScreenId::Waiting)]),
         (queued(), vec![Refused(2), Sent("end"), StateKept(0), Screen(ScreenId::Ended)]),
     ])
     .await;

@@ -86,6 +86,18 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// The open periods of the clinic's day at instant `at`, as (open, close) minutes since
+    /// local midnight, in order; empty when always open or closed all day.
+    pub fn hours_on(&self, at: jiff::Timestamp) -> Vec<(u32, u32)> {
+        let day = at.to_zoned(self.zone.clone()).datetime().weekday();
+        let mut hours: Vec<(u32, u32)> =
+            self.periods.iter().filter(|p| p.day == day).map(|p| (p.open, p.close)).collect();
+        hours.sort_unstable();
+        hours
+    }
+}
+
 fn civil_day(day: Weekday) -> CivilDay {
     match day {
         Weekday::Mon => CivilDay::Monday,

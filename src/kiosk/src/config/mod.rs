@@ -16,7 +16,11 @@ pub mod verify;
 
 use std::time::Duration;
 
-use telekiosk_protocol::config::{ConfigBody, ConfigPayload, IceServer, LogLevel, SignedConfig};
+use std::collections::BTreeMap;
+
+use telekiosk_protocol::config::{
+    ConfigBody, ConfigPayload, IceServer, Language, LogLevel, SignedConfig,
+};
 use telekiosk_protocol::visit::IceSettings;
 
 pub use hours::Schedule;
@@ -115,6 +119,11 @@ pub struct Settings {
     pub call: CallSettings,
     pub telemetry_interval: Duration,
     pub log_level: LogLevel,
+    /// The patient's screens: the clinic's language, the call's speaker level, the consent
+    /// notice per language (none: the kiosk's built-in one).
+    pub default_language: Language,
+    pub speaker_volume_pct: u8,
+    pub consent_notice: BTreeMap<Language, String>,
 }
 
 impl Settings {
@@ -126,12 +135,16 @@ impl Settings {
             timeouts: Timeouts {
                 wait_ms: u64::from(body.wait_timeout_secs) * 1000,
                 max_visit_ms: u64::from(body.max_visit_secs) * 1000,
+                idle_ms: u64::from(body.idle_timeout_secs) * 1000,
                 ..Timeouts::default()
             },
             schedule,
             call: call_settings(body),
             telemetry_interval: Duration::from_secs(body.telemetry_interval_secs.into()),
             log_level: body.log_level,
+            default_language: body.default_language,
+            speaker_volume_pct: body.speaker_volume_pct,
+            consent_notice: body.consent_notice.clone(),
         }
     }
 

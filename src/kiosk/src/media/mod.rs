@@ -210,6 +210,9 @@ pub(crate) struct Shared {
     pub(crate) video_paused: AtomicBool,
     /// The clinician's voice frames, and those lost beyond repair.
     pub(crate) voice: Mutex<quality::VoiceLoss>,
+    /// The speaker level (0–100 %) and the playback path's `volume` element once the
+    /// clinician's audio arrives.
+    pub(crate) speaker: Mutex<(u8, Option<gst::Element>)>,
     connected: AtomicBool,
     failed: AtomicBool,
 }
@@ -226,6 +229,7 @@ impl Shared {
             camera_on: AtomicBool::new(true),
             video_paused: AtomicBool::new(false),
             voice: Mutex::new(quality::VoiceLoss::default()),
+            speaker: Mutex::new((100, None)),
             connected: AtomicBool::new(false),
             failed: AtomicBool::new(false),
         }
@@ -348,6 +352,17 @@ impl Call {
     /// Mutes or unmutes the microphone (silence is still sent, so the stream stays alive).
     pub fn set_mic_muted(&self, muted: bool) {
         self.mic_volume.set_property("mute", muted);
+    }
+
+    /// Sets the clinician's voice level on the speaker, 0–100 % (kept for the playback path
+    /// if the clinician's audio has not arrived yet).
+    pub fn set_volume(&self, pct: u8) {
+        let pct = pct.min(100);
+        let mut speaker = self.shared.speaker.lock().unwrap_or_else(|e| e.into_inner());
+        speaker.0 = pct;
+        if let Some(volume) = &speaker.1 {
+            volume.set_property("volume", f64::from(pct) / 100.0);
+        }
     }
 
     /// Turns the camera picture on or off. Off, the clinician sees black frames (not a frozen

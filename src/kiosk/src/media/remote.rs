@@ -117,12 +117,18 @@ impl Remote {
         Ok(vec![queue, make("videoconvert")?, make("videoscale")?, sink])
     }
 
-    /// queue → convert → resample → (pinned rate, echo probe) → the profile's speaker sink,
-    /// counted.
+    /// queue → volume (the patient's level, before the echo probe so it hears what is played)
+    /// → convert → resample → (pinned rate, echo probe) → the profile's speaker sink, counted.
     fn audio_chain(&self) -> Result<Vec<gst::Element>, MediaError> {
         let sink = from_description("audio.sink", &self.audio_sink)?;
         count_buffers(&sink, &self.shared, |s| &s.remote_audio_buffers)?;
-        let mut chain = vec![make("queue")?];
+        let volume = make("volume")?;
+        {
+            let mut speaker = self.shared.speaker.lock().unwrap_or_else(|e| e.into_inner());
+            volume.set_property("volume", f64::from(speaker.0) / 100.0);
+            speaker.1 = Some(volume.clone());
+        }
+        let mut chain = vec![make("queue")?, volume];
         let probe = self.echo_probe.lock().unwrap_or_else(|e| e.into_inner()).take();
         // The probe is already in the pipeline (webrtcdsp needed it at start); only linked now,
         // at the rate the microphone's DSP runs at.

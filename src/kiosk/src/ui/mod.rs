@@ -6,69 +6,25 @@
 //! the previous one is still queued for the UI replaces nothing and is dropped.
 
 pub mod headless;
+mod press;
 pub mod view;
 pub mod virtual_screen;
+
+pub use press::{Press, press, tap_label, wire_buttons};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use slint::{ComponentHandle, Image, Rgb8Pixel, SharedPixelBuffer};
 
+use telekiosk_protocol::config::Language;
+use telekiosk_protocol::visit::{CodeRefusal, EndReason};
+
 use crate::media::{Frame, FrameSink};
-use view::{ScreenId, ViewModel};
+use crate::visit::Help;
+use view::{CallNotice, ScreenId, ViewModel};
 
 slint::include_modules!();
-
-/// Button presses from the screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Press {
-    Join,
-    Cancel,
-    End,
-    Mute,
-    Camera,
-}
-
-impl Press {
-    /// The button a name of the headless control (`tap join`) stands for.
-    pub fn named(name: &str) -> Option<Press> {
-        Some(match name {
-            "join" => Press::Join,
-            "cancel" => Press::Cancel,
-            "end" => Press::End,
-            "mute" => Press::Mute,
-            "camera" => Press::Camera,
-            _ => return None,
-        })
-    }
-}
-
-/// Runs a button's action, as a tap on the button does (whichever page is up: the visit
-/// ignores a press that does not fit where it is). Must run on the UI thread.
-pub fn press(window: &KioskWindow, press: Press) {
-    let api = window.global::<Api>();
-    match press {
-        Press::Join => api.invoke_join(),
-        Press::Cancel => api.invoke_cancel(),
-        Press::End => api.invoke_end(),
-        Press::Mute => api.invoke_toggle_mute(),
-        Press::Camera => api.invoke_toggle_camera(),
-    }
-}
-
-/// Connects each button of the window to `on_press`.
-pub fn wire_buttons(window: &KioskWindow, on_press: impl Fn(Press) + Clone + 'static) {
-    let api = window.global::<Api>();
-    let f = on_press.clone();
-    api.on_join(move || f(Press::Join));
-    let f = on_press.clone();
-    api.on_cancel(move || f(Press::Cancel));
-    let f = on_press.clone();
-    api.on_end(move || f(Press::End));
-    let f = on_press.clone();
-    api.on_toggle_mute(move || f(Press::Mute));
-    api.on_toggle_camera(move || on_press(Press::Camera));
-}
 
 /// Whether a screen that shows visit video (the patient's self-view while waiting and
 /// connecting, both pictures in the call) is up. Set on the UI thread with the screen itself, so
@@ -86,32 +42,118 @@ pub fn shows_video(screen: ScreenId) -> bool {
     matches!(screen, ScreenId::Waiting | ScreenId::Connecting | ScreenId::InCall)
 }
 
+/// Whether the patient hid their picture: self-view frames are then not drawn at all.
+static SELF_VIEW_HIDDEN: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// The translation in force (UI thread); `None` until one is chosen.
+    static SELECTED: std::cell::Cell<Option<Language>> = const { std::cell::Cell::new(None) };
+}
+
+/// The bundled translation for `language`, in force on every screen at once (a translation
+/// already in force is left as it is). Must run on the UI thread.
+pub fn select_language(language: Language) {
+    if SELECTED.get() == Some(language) {
+        return;
+    }
+    SELECTED.set(Some(language));
+    let code = match language {
+        Language::En => "en",
+        Language::Es => "es",
+    };
+    if let Err(e) = slint::select_bundled_translation(code) {
+        tracing::warn!("cannot show the screens in {code}: {e}");
+    }
+}
+
 /// Shows the view model on the window. Leaving a call clears the video images.
 pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
     let api = window.global::<Api>();
     let screen = match vm.screen {
         ScreenId::Idle | ScreenId::Closed => Screen::Idle,
+        ScreenId::Consent => Screen::Consent,
+        ScreenId::CodeEntry => Screen::CodeEntry,
         ScreenId::Waiting => Screen::Waiting,
         ScreenId::Connecting => Screen::Connecting,
         ScreenId::InCall => Screen::InCall,
         ScreenId::Ended => Screen::Ended,
+        ScreenId::Cleaning => Screen::Cleaning,
         ScreenId::OutOfService => Screen::OutOfService,
     };
     let video = shows_video(vm.screen);
+    let hidden = vm.patient.self_view_hidden;
     if !video {
         api.set_remote_video(Image::default());
+    }
+    if !video || hidden {
         api.set_self_video(Image::default());
     }
+    SELF_VIEW_HIDDEN.store(hidden, Ordering::Release);
+    // Waiting with the picture hidden shows no visit video at all.
+    let video = video && !(hidden && vm.screen != ScreenId::InCall);
     VIDEO_ON_SCREEN.store(video, Ordering::Release);
+    show_patient(&api, vm);
     api.set_screen(screen);
     api.set_message(vm.message.as_str().into());
     api.set_elapsed(vm.elapsed.as_str().into());
     api.set_mic_muted(vm.mic_muted);
     api.set_camera_off(vm.camera_off);
     api.set_signal(vm.signal.into());
-    api.set_call_notice(vm.call_notice.as_str().into());
+    api.set_notice(match vm.notice {
+        CallNotice::None => Notice::None,
+        CallNotice::Reconnecting => Notice::Reconnecting,
+        CallNotice::VideoPaused => Notice::VideoPaused,
+        CallNotice::AudioOnly => Notice::AudioOnly,
+    });
+    api.set_end_reason(match vm.end_reason {
+        None | Some(EndReason::PatientEnded) => EndKind::PatientEnded,
+        Some(EndReason::PatientCancelled) => EndKind::PatientCancelled,
+        Some(EndReason::ClinicianEnded) => EndKind::ClinicianEnded,
+        Some(EndReason::NoClinician) => EndKind::NoClinician,
+        Some(EndReason::ConnectionLost) => EndKind::ConnectionLost,
+        Some(EndReason::ClinicianLeft) => EndKind::ClinicianLeft,
+        Some(EndReason::TimeLimit) => EndKind::TimeLimit,
+        Some(EndReason::ProtocolError | EndReason::KioskFault) => EndKind::Fault,
+    });
     api.set_online(online);
     api.set_closed(vm.screen == ScreenId::Closed);
+    // The controller's only out-of-service cause: media that could not start.
+    api.set_camera_fault(vm.screen == ScreenId::OutOfService);
+}
+
+/// The patient's choices and where they are, on the window.
+fn show_patient(api: &Api<'_>, vm: &ViewModel) {
+    let p = &vm.patient;
+    let spanish = p.language == Some(Language::Es);
+    select_language(if spanish { Language::Es } else { Language::En });
+    api.set_spanish(spanish);
+    api.set_larger_text(p.larger_text);
+    api.set_help(match p.help {
+        Help::None => HelpState::None,
+        Help::Told => HelpState::Told,
+        Help::Coming => HelpState::Coming,
+    });
+    api.set_still_there(p.still_there_secs.map_or(-1, |s| s as i32));
+    api.set_confirm_end(p.confirm_end);
+    api.set_self_hidden(p.self_view_hidden);
+    api.set_volume(p.volume_pct.into());
+    api.set_position(p.position.map_or(-1, |n| n.min(i32::MAX as u32) as i32));
+    let boxes: Vec<slint::SharedString> = (0..crate::visit::CODE_DIGITS)
+        .map(|i| p.digits.get(i..i + 1).unwrap_or_default().into())
+        .collect();
+    api.set_code_boxes(slint::ModelRc::new(slint::VecModel::from(boxes)));
+    api.set_code_complete(p.digits.len() == crate::visit::CODE_DIGITS);
+    api.set_refusal(match p.refusal {
+        None => Refusal::None,
+        Some(CodeRefusal::Unknown) => Refusal::Unknown,
+        Some(CodeRefusal::Expired) => Refusal::Expired,
+        Some(CodeRefusal::Used) => Refusal::Used,
+        Some(CodeRefusal::OtherClinic) => Refusal::OtherClinic,
+        Some(CodeRefusal::TooManyTries) => Refusal::TooManyTries,
+    });
+    api.set_locked_secs(p.locked_secs.min(i32::MAX as u32) as i32);
+    api.set_consent_notice(p.consent_notice.as_str().into());
+    api.set_hours(p.hours.as_str().into());
 }
 
 /// Shows "This is <room>" over every screen, flashing (`None`: hides it).
@@ -131,6 +173,7 @@ pub fn show_setup(window: &KioskWindow, message: &str) {
 pub fn show_out_of_service(window: &KioskWindow, message: &str) {
     VIDEO_ON_SCREEN.store(false, Ordering::Release);
     let api = window.global::<Api>();
+    api.set_camera_fault(false);
     api.set_screen(Screen::OutOfService);
     api.set_message(message.into());
 }
@@ -163,7 +206,13 @@ impl UiFrames {
         Self { window, remote_queued: Arc::default(), local_queued: Arc::default() }
     }
 
-    fn deliver(&self, frame: Frame, queued: &Arc<AtomicBool>, set: fn(&Api<'_>, Image)) {
+    fn deliver(
+        &self,
+        frame: Frame,
+        queued: &Arc<AtomicBool>,
+        set: fn(&Api<'_>, Image),
+        local: bool,
+    ) {
         if queued.swap(true, Ordering::AcqRel) {
             return; // the UI has not shown the previous frame yet: drop this one
         }
@@ -175,6 +224,9 @@ impl UiFrames {
         let window = self.window.clone();
         let sent = slint::invoke_from_event_loop(move || {
             queued.store(false, Ordering::Release);
+            if local && SELF_VIEW_HIDDEN.load(Ordering::Acquire) {
+                return; // hidden since the frame was queued
+            }
             if let Some(window) = window.upgrade() {
                 set(&window.global::<Api>(), Image::from_rgb8(pixels));
             }
@@ -187,11 +239,14 @@ impl UiFrames {
 
 impl FrameSink for UiFrames {
     fn remote_frame(&self, frame: Frame) {
-        self.deliver(frame, &self.remote_queued, |api, image| api.set_remote_video(image));
+        self.deliver(frame, &self.remote_queued, |api, image| api.set_remote_video(image), false);
     }
 
     fn local_frame(&self, frame: Frame) {
-        self.deliver(frame, &self.local_queued, |api, image| api.set_self_video(image));
+        if SELF_VIEW_HIDDEN.load(Ordering::Acquire) {
+            return; // the patient hid their picture: not drawn at all
+        }
+        self.deliver(frame, &self.local_queued, |api, image| api.set_self_video(image), true);
     }
 }
 
@@ -219,6 +274,9 @@ mod tests {
         for (screen, video) in [
             (Idle, false),
             (Closed, false),
+            (Consent, false),
+            (CodeEntry, false),
+            (Cleaning, false),
             (Waiting, true),
             (Connecting, true),
             (InCall, true),

@@ -18,6 +18,10 @@ fn join() -> Event {
     Event::JoinPressed { visit_id: V.into() }
 }
 
+fn accept() -> Event {
+    Event::ConsentAccepted
+}
+
 fn queued() -> Event {
     server(ServerToKiosk::Queued { visit_id: V.into(), ice: turn_only() })
 }
@@ -47,6 +51,7 @@ fn offer() -> Event {
 fn into_call() -> Vec<(u64, Event)> {
     vec![
         (0, join()),
+        (0, accept()),
         (50, queued()),
         (200, offer()),
         (1000, accepted()),
@@ -82,15 +87,15 @@ fn with(mut base: Vec<(u64, Event)>, more: &[(u64, Event)]) -> Vec<(u64, Event)>
 
 #[test]
 fn join_queues_the_visit_and_media_starts_with_the_servers_fleetd_gives_it() {
-    let (visit, effects) = run(&[(0, join())]);
+    let (visit, effects) = run(&[(0, join()), (0, accept())]);
     assert!(matches!(visit.state(), State::Waiting { started: false, .. }));
     assert!(!effects.iter().any(|e| matches!(e, Effect::StartMedia { .. })));
-    let (_, after) = run(&[(0, join()), (40, queued()), (60, queued())]);
+    let (_, after) = run(&[(0, join()), (0, accept()), (40, queued()), (60, queued())]);
     let starts: Vec<&Effect> =
         after.iter().filter(|e| matches!(e, Effect::StartMedia { .. })).collect();
     assert_eq!(starts, [&Effect::StartMedia { visit_id: V.into(), ice: turn_only() }]);
     // No word from fleetd: media starts anyway after a few seconds, without its servers.
-    let (_, late) = run(&[(0, join()), (2_500, Event::Tick), (3_000, Event::Tick)]);
+    let (_, late) = run(&[(0, join()), (0, accept()), (2_500, Event::Tick), (3_000, Event::Tick)]);
     assert!(late.contains(&Effect::StartMedia { visit_id: V.into(), ice: IceSettings::default() }));
     assert_eq!(
         sent(&effects),
@@ -98,7 +103,7 @@ fn join_queues_the_visit_and_media_starts_with_the_servers_fleetd_gives_it() {
             visit_id: V.into(),
             clinic: "Maple Clinic".into(),
             room: "Exam 2".into(),
-            language: None,
+            language: Some(Language::En),
             visit_code: None,
         }]
     );
@@ -106,10 +111,16 @@ fn join_queues_the_visit_and_media_starts_with_the_servers_fleetd_gives_it() {
 
 #[test]
 fn offer_and_candidates_are_held_until_a_clinician_accepts_then_sent_in_order() {
-    let (_, before) = run(&[(0, join()), (100, offer()), (150, Event::LocalIce(ice(1)))]);
+    let (_, before) =
+        run(&[(0, join()), (0, accept()), (100, offer()), (150, Event::LocalIce(ice(1)))]);
     assert_eq!(sent(&before).len(), 1, "only Waiting goes out before a clinician accepts");
-    let (visit, effects) =
-        run(&[(0, join()), (100, offer()), (150, Event::LocalIce(ice(1))), (900, accepted())]);
+    let (visit, effects) = run(&[
+        (0, join()),
+        (0, accept()),
+        (100, offer()),
+        (150, Event::LocalIce(ice(1))),
+        (900, accepted()),
+    ]);
     assert!(matches!(visit.state(), State::Connecting { unsent: None, .. }));
     let out = sent(&effects);
     assert!(matches!(out[1], KioskToServer::Offer { .. }));
@@ -118,7 +129,13 @@ fn offer_and_candidates_are_held_until_a_clinician_accepts_then_sent_in_order() 
 
 #[test]
 fn acceptance_before_the_offer_is_ready_sends_it_with_its_candidates_once_ready() {
-    let steps = [(0, join()), (50, accepted()), (60, Event::LocalIce(ice(1))), (100, offer())];
+    let steps = [
+        (0, join()),
+        (0, accept()),
+        (50, accepted()),
+        (60, Event::LocalIce(ice(1))),
+        (100, offer()),
+    ];
     let (visit, effects) = run(&steps);
     let out = sent(&effects);
     assert!(matches!(out[1], KioskToServer::Offer { .. }), "{out:?}");
@@ -174,25 +191,36 @@ fn every_way_a_visit_can_end_stops_media_and_shows_why() {
     let cases: Vec<EndCase> = vec![
         (
             "patient presses End",
-            with(into_call(), &[(5000, Event::EndPressed)]),
+            with(into_call(), &[(5000, Event::EndConfirmed)]),
             EndReason::PatientEnded,
             true,
         ),
         (
             "patient cancels while waiting",
-            vec![(0, join()), (800, Event::CancelPressed)],
+            vec![(0, join()), (0, accept()), (800, Event::CancelPressed)],
             EndReason::PatientCancelled,
             true,
         ),
         (
             "patient cancels while connecting",
-            vec![(0, join()), (100, offer()), (200, accepted()), (300, Event::CancelPressed)],
+            vec![
+                (0, join()),
+                (0, accept()),
+                (100, offer()),
+                (200, accepted()),
+                (300, Event::CancelPressed),
+            ],
             EndReason::PatientEnded,
             true,
         ),
         (
             "clinician never comes",
-            vec![(0, join()), (t.wait_ms - 1, Event::Tick), (t.wait_ms, Event::Tick)],
+            vec![
+                (0, join()),
+                (0, accept()),
+                (t.wait_ms - 1, Event::Tick),
+                (t.wait_ms, Event::Tick),
+            ],
             EndReason::NoClinician,
             true,
         ),
@@ -241,13 +269,23 @@ fn every_way_a_visit_can_end_stops_media_and_shows_why() {
         ),
         (
             "media never connects",
-            vec![(0, join()), (100, offer()), (200, accepted()), (200 + t.connect_ms, Event::Tick)],
+            vec![
+                (0, join()),
+                (0, accept()),
+                (100, offer()),
+                (200, accepted()),
+                (200 + t.connect_ms, Event::Tick),
+            ],
             EndReason::ConnectionLost,
             true,
         ),
         (
             "camera fails while waiting",
-            vec![(0, join()), (100, Event::MediaFailed { reason: "v4l2src: no device".into() })],
+            vec![
+                (0, join()),
+                (0, accept()),
+                (100, Event::MediaFailed { reason: "v4l2src: no device".into() }),
+            ],
             EndReason::KioskFault,
             true,
         ),
@@ -259,7 +297,7 @@ fn every_way_a_visit_can_end_stops_media_and_shows_why() {
         ),
         (
             "answer before any clinician accepted",
-            vec![(0, join()), (100, answer())],
+            vec![(0, join()), (0, accept()), (100, answer())],
             EndReason::ProtocolError,
             true,
         ),
@@ -283,17 +321,20 @@ fn every_way_a_visit_can_end_stops_media_and_shows_why() {
 fn ended_screen_returns_to_idle_after_its_time_and_not_before() {
     let t = Timeouts::default();
     let steps =
-        with(into_call(), &[(5000, Event::EndPressed), (5000 + t.ended_ms - 1, Event::Tick)]);
+        with(into_call(), &[(5000, Event::EndConfirmed), (5000 + t.ended_ms - 1, Event::Tick)]);
     let (visit, _) = run(&steps);
     assert!(matches!(visit.state(), State::Ended { .. }));
-    let (visit, _) = run(&with(steps, &[(5000 + t.ended_ms, Event::Tick)]));
+    let (visit, _) = run(&with(steps.clone(), &[(5000 + t.ended_ms, Event::Tick)]));
+    assert!(matches!(visit.state(), State::Cleaning { .. }));
+    let after = 5000 + t.ended_ms + t.cleaning_ms;
+    let (visit, _) = run(&with(steps, &[(5000 + t.ended_ms, Event::Tick), (after, Event::Tick)]));
     assert_eq!(visit.state(), &State::Idle);
 }
 
 #[test]
 fn end_pressed_twice_ends_once() {
     let (_, effects) =
-        run(&with(into_call(), &[(5000, Event::EndPressed), (5100, Event::EndPressed)]));
+        run(&with(into_call(), &[(5000, Event::EndConfirmed), (5100, Event::EndConfirmed)]));
     let ends =
         sent(&effects).into_iter().filter(|m| matches!(m, KioskToServer::End { .. })).count();
     assert_eq!(ends, 1);
@@ -313,7 +354,7 @@ fn messages_of_an_old_visit_are_ignored_not_obeyed() {
 
 #[test]
 fn fleet_reconnect_while_waiting_queues_the_visit_again() {
-    let (visit, effects) = run(&[(0, join()), (5000, Event::FleetConnected)]);
+    let (visit, effects) = run(&[(0, join()), (0, accept()), (5000, Event::FleetConnected)]);
     let waits =
         sent(&effects).into_iter().filter(|m| matches!(m, KioskToServer::Waiting { .. })).count();
     assert_eq!(waits, 2);
@@ -330,8 +371,11 @@ fn join_is_ignored_while_a_visit_is_in_progress() {
 
 #[test]
 fn media_unavailable_takes_the_kiosk_out_of_service_for_good() {
-    let (visit, _) =
-        run(&[(0, Event::MediaUnavailable { reason: "no camera".into() }), (10, join())]);
+    let (visit, _) = run(&[
+        (0, Event::MediaUnavailable { reason: "no camera".into() }),
+        (10, join()),
+        (10, accept()),
+    ]);
     assert_eq!(visit.state(), &State::OutOfService { reason: "no camera".into() });
 }
 
@@ -359,7 +403,7 @@ fn a_call_ends_at_the_configured_time_limit_and_not_before() {
 
 #[test]
 fn new_settings_apply_at_once_without_interrupting_a_visit_in_progress() {
-    let (mut visit, _) = run(&[(0, join()), (50, queued())]);
+    let (mut visit, _) = run(&[(0, join()), (0, accept()), (50, queued())]);
     visit.update("North Clinic", "Room 9", Timeouts { wait_ms: 60_000, ..Timeouts::default() });
     visit.set_closed(Some("Closed".into()));
     // Still waiting: neither the new names nor closing time end it.
@@ -372,7 +416,7 @@ fn new_settings_apply_at_once_without_interrupting_a_visit_in_progress() {
             visit_id: V.into(),
             clinic: "North Clinic".into(),
             room: "Room 9".into(),
-            language: None,
+            language: Some(Language::En),
             visit_code: None,
         }]
     );
@@ -394,6 +438,7 @@ fn join_is_refused_outside_opening_hours_and_allowed_again_when_open() {
     );
     visit.set_closed(None);
     visit.handle(join(), 1000);
+    visit.handle(accept(), 1000);
     assert!(matches!(visit.state(), State::Waiting { .. }));
 }
 
@@ -493,7 +538,7 @@ fn a_call_without_media_for_the_reconnect_time_ends_as_connection_lost() {
 #[test]
 fn end_works_while_reconnecting_and_the_clinician_ending_is_obeyed() {
     let (visit, _) =
-        run(&with(into_call(), &[(10_000, Event::MediaStalled), (11_000, Event::EndPressed)]));
+        run(&with(into_call(), &[(10_000, Event::MediaStalled), (11_000, Event::EndConfirmed)]));
     assert_eq!(ended_with(&visit), Some(EndReason::PatientEnded));
     let end = server(ServerToKiosk::End { visit_id: V.into(), reason: EndReason::ClinicianEnded });
     let (visit, _) = run(&with(into_call(), &[(10_000, Event::MediaStalled), (11_000, end)]));
@@ -510,15 +555,17 @@ fn the_fleet_link_coming_back_mid_call_says_the_visit_goes_on_and_ends_nothing()
         assert!(visit.in_progress().is_some());
     }
     // Still waiting: announce the wait again (not a visit in progress).
-    let (_, effects) = run(&[(0, join()), (100, Event::FleetConnected)]);
+    let (_, effects) = run(&[(0, join()), (0, accept()), (100, Event::FleetConnected)]);
     assert!(matches!(sent(&effects).last(), Some(KioskToServer::Waiting { .. })));
 }
 
 #[test]
 fn stalls_and_recoveries_outside_a_call_change_nothing() {
-    for state_steps in
-        [vec![], vec![(0, join())], vec![(0, join()), (200, offer()), (1000, accepted())]]
-    {
+    for state_steps in [
+        vec![],
+        vec![(0, join()), (0, accept())],
+        vec![(0, join()), (0, accept()), (200, offer()), (1000, accepted())],
+    ] {
         let mut steps = state_steps.clone();
         steps.push((5000, Event::MediaStalled));
         steps.push((6000, Event::MediaFlowing));
