@@ -36,6 +36,14 @@ describe('the patient: a visit code reaches its clinician, a Spanish walk-in say
     await fleetd?.stop();
   });
 
+  /** Types `digits` on the kiosk's keypad, one key at a time, until the keypad shows them all. */
+  async function typeCode(digits) {
+    const before = kiosk.events('code_digits').length;
+    for (const digit of digits) kiosk.tapLabel(digit);
+    await waitFor(`the keypad showing ${digits.length} digits`, () =>
+      kiosk.events('code_digits').slice(before).some((e) => e.typed === digits.length), 10000);
+  }
+
   /** The rows of a console's waiting list, as text. */
   async function queueText(console) {
     return console.locator('#queue').innerText();
@@ -54,7 +62,8 @@ describe('the patient: a visit code reaches its clinician, a Spanish walk-in say
     await kiosk.waitScreen('idle');
     kiosk.tapLabel('I have a visit code');
     await kiosk.waitScreen('code_entry');
-    for (const digit of code) kiosk.tapLabel(digit);
+    await typeCode(code);
+    await kiosk.screenshot('patient-kiosk-code-typed');
     kiosk.tapLabel('OK');
     await kiosk.waitScreen('consent');
     kiosk.tap(...BUTTONS.accept);
@@ -78,7 +87,7 @@ describe('the patient: a visit code reaches its clinician, a Spanish walk-in say
     await kiosk.waitScreen('idle', 30000);
     kiosk.tapLabel('I have a visit code');
     await kiosk.waitScreen('code_entry');
-    for (const digit of code) kiosk.tapLabel(digit);
+    await typeCode(code);
     kiosk.tapLabel('OK');
     await kiosk.waitScreen('consent');
     const seen = kiosk.events('screen').length;

@@ -349,6 +349,18 @@ fn taps_by_label(window: &KioskWindow) -> Vec<String> {
         (vm(ScreenId::Idle, Language::Es), "Join", None),
         (vm(ScreenId::Consent, Language::En), "Accept", Some(Press::Accept)),
         (vm(ScreenId::CodeEntry, Language::En), "7", Some(Press::Digit(7))),
+        // A digit already typed reads the same as its key: the key is tapped, not the box.
+        (
+            ViewModel {
+                patient: PatientView {
+                    digits: "72".into(),
+                    ..vm(ScreenId::CodeEntry, Language::En).patient
+                },
+                ..vm(ScreenId::CodeEntry, Language::En)
+            },
+            "2",
+            Some(Press::Digit(2)),
+        ),
         (
             ViewModel {
                 patient: PatientView {

@@ -9,7 +9,8 @@
 //! (`{"event":"screen","screen":"in_call"}`), the call's notice when it changes
 //! (`{"event":"call_notice","text":"…"}`), End's confirmation when it shows or goes
 //! (`{"event":"confirm_end","shown":true}`), the language the screens are in when it changes
-//! (`{"event":"language","language":"es"}`), during a call once a second the call's counters
+//! (`{"event":"language","language":"es"}`), how many digits of a visit code are typed
+//! (`{"event":"code_digits","typed":6}`, never the digits), during a call once a second the call's counters
 //! (`{"event":"stats",...}`), and one line per config decision and command. No patient data is
 //! in any of them.
 
@@ -486,6 +487,12 @@ impl Controller {
             .map_or(language.is_some(), |(old, _)| old.patient.language != language)
         {
             status(&serde_json::json!({"event": "language", "language": language}));
+        }
+        // How many digits of a visit code the keypad shows (never the digits themselves), said
+        // once the screen has them, so a tap on OK that follows finds it enabled.
+        let typed = next.0.patient.digits.len();
+        if run.shown.as_ref().map_or(typed > 0, |(old, _)| old.patient.digits.len() != typed) {
+            status(&serde_json::json!({"event": "code_digits", "typed": typed}));
         }
         run.shown = Some(next);
     }

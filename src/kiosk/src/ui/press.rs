@@ -126,19 +126,22 @@ pub fn press(window: &KioskWindow, press: Press) {
 /// on screen; case does not matter) through the real pointer path, at its centre. False if no
 /// such control is up. Must run on the UI thread.
 pub fn tap_label(window: &KioskWindow, label: &str) -> bool {
-    use i_slint_backend_testing::{ElementHandle, ElementRoot};
+    use i_slint_backend_testing::{AccessibleRole, ElementHandle, ElementRoot};
     let wanted = label.to_lowercase();
-    let found = window
+    let shown: Vec<ElementHandle> = window
         .root_element()
         .query_descendants()
         .match_predicate(move |e| e.accessible_label().is_some_and(|l| l.to_lowercase() == wanted))
         .find_all()
         .into_iter()
-        .find(|e: &ElementHandle| {
+        .filter(|e: &ElementHandle| {
             let size = e.size();
             size.width > 0.0 && size.height > 0.0 && e.computed_opacity() > 0.0
-        });
-    let Some(element) = found else { return false };
+        })
+        .collect();
+    // A button before any text that reads the same (the keypad's "2", not the "2" already typed).
+    let button = |e: &&ElementHandle| e.accessible_role() == Some(AccessibleRole::Button);
+    let Some(element) = shown.iter().find(button).or(shown.first()) else { return false };
     let (at, size) = (element.absolute_position(), element.size());
     headless::tap(at.x + size.width / 2.0, at.y + size.height / 2.0);
     true
