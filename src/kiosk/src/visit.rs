@@ -222,6 +222,8 @@ pub struct Visit {
     /// The clinic's language and speaker level (fleet config).
     default_language: Language,
     speaker_volume_pct: u8,
+    /// The fleet config offers a second language: the patient may switch.
+    language_choice: bool,
 }
 
 /// Remote ICE candidates the kiosk takes per visit and media pipeline (review L10; the count
@@ -244,6 +246,7 @@ impl Visit {
             lock: CodeLock::default(),
             default_language: Language::En,
             speaker_volume_pct: 80,
+            language_choice: true,
         }
     }
 

@@ -46,7 +46,12 @@ fn vm(screen: ScreenId, language: Language) -> ViewModel {
         signal: 0,
         call_notice: String::new(),
         notice: CallNotice::None,
-        patient: PatientView { language: Some(language), volume_pct: 80, ..Default::default() },
+        patient: PatientView {
+            language: Some(language),
+            language_choice: true,
+            volume_pct: 80,
+            ..Default::default()
+        },
     }
 }
 

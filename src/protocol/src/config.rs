@@ -171,7 +171,8 @@ pub struct ConfigBody {
     pub clinic_name: String,
     /// 1–64 bytes. Default "Exam room".
     pub room_name: String,
-    /// 1–2 distinct languages. Default [en].
+    /// 1–2 distinct languages: with two, the kiosk's idle screen has a button for the other one.
+    /// Default [en, es].
     pub languages: Vec<Language>,
     /// One of `languages`. Default en.
     pub default_language: Language,
@@ -212,7 +213,7 @@ impl Default for ConfigBody {
         Self {
             clinic_name: "Clinic".into(),
             room_name: "Exam room".into(),
-            languages: vec![Language::En],
+            languages: vec![Language::En, Language::Es],
             default_language: Language::En,
             timezone: "UTC".into(),
             opening_hours: vec![],

@@ -29,7 +29,10 @@ fn each_out_of_range_field_is_refused_by_name() {
         (ConfigBody { room_name: "x".repeat(65), ..d() }, "room_name"),
         (ConfigBody { languages: vec![], ..d() }, "languages"),
         (ConfigBody { languages: vec![Language::En, Language::En], ..d() }, "languages"),
-        (ConfigBody { default_language: Language::Es, ..d() }, "default_language"),
+        (
+            ConfigBody { languages: vec![Language::En], default_language: Language::Es, ..d() },
+            "default_language",
+        ),
         (ConfigBody { idle_timeout_secs: 5, ..d() }, "idle_timeout_secs"),
         (ConfigBody { wait_timeout_secs: 4000, ..d() }, "wait_timeout_secs"),
         (ConfigBody { max_visit_secs: 10, ..d() }, "max_visit_secs"),

@@ -50,6 +50,7 @@ impl Controller {
     /// servers from the next visit, telemetry from the next report.
     pub(super) fn apply(&mut self, settings: Settings, run: &mut Running) {
         self.visit.update(&settings.clinic, &settings.room, settings.timeouts.clone());
+        self.visit.set_languages(&settings.languages);
         self.visit.set_patient_defaults(settings.default_language, settings.speaker_volume_pct);
         self.screen.names(&settings.clinic, &settings.room);
         // The built-in defaults leave the level the kiosk was started with (RUST_LOG).

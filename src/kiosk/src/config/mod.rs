@@ -122,6 +122,8 @@ pub struct Settings {
     /// The patient's screens: the clinic's language, the call's speaker level, the consent
     /// notice per language (none: the kiosk's built-in one).
     pub default_language: Language,
+    /// The languages offered (1 or 2).
+    pub languages: Vec<Language>,
     pub speaker_volume_pct: u8,
     pub consent_notice: BTreeMap<Language, String>,
 }
@@ -143,6 +145,7 @@ impl Settings {
             telemetry_interval: Duration::from_secs(body.telemetry_interval_secs.into()),
             log_level: body.log_level,
             default_language: body.default_language,
+            languages: body.languages.clone(),
             speaker_volume_pct: body.speaker_volume_pct,
             consent_notice: body.consent_notice.clone(),
         }

@@ -22,12 +22,13 @@ pub mod network;
 mod panel;
 pub mod rules;
 mod screen;
+mod session;
 #[cfg(test)]
 mod tests;
 
 pub use bringup::{enrolment_code, learn_identity};
-pub use panel::preview_on;
 pub use screen::{allow, install, screen_changed};
+pub use session::preview_on;
 
 use std::sync::{Arc, Mutex};
 

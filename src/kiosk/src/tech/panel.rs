@@ -14,7 +14,7 @@ use slint::{ComponentHandle, Image, Rgb8Pixel, SharedPixelBuffer, TimerMode};
 
 use super::checks::{self, MicMeter, Preview};
 use super::rules;
-use super::screen::{Inner, close, keep_open, later};
+use super::session::{Inner, PREVIEW_ON, close, keep_open, later, stop_camera};
 use super::{Enrolment, KeyHolder, action, network};
 use crate::ui::{self, Api, NetState, Tech, TechPage};
 
@@ -22,14 +22,6 @@ use crate::ui::{self, Api, NetState, Tech, TechPage};
 const TONE_TAIL: Duration = Duration::from_millis(500);
 /// How long "Identify" shows the banner.
 const IDENTIFY_FOR: Duration = Duration::from_secs(10);
-
-/// True while the camera preview runs: screenshots are refused then, as during a visit.
-static PREVIEW_ON: AtomicBool = AtomicBool::new(false);
-
-/// Whether the camera preview is on screen (screenshots and the virtual screen refuse then).
-pub fn preview_on() -> bool {
-    PREVIEW_ON.load(Ordering::Acquire)
-}
 
 /// The technician screen itself: the facts, and the microphone and camera started.
 pub(super) fn open_main(inner: &Rc<Inner>, tech: &Tech<'_>, config_version: u64) {
@@ -123,13 +115,6 @@ pub(super) fn toggle_camera(inner: &Rc<Inner>, tech: &Tech<'_>) {
         }
         Err(e) => problem(tech, e),
     }
-}
-
-pub(super) fn stop_camera(inner: &Rc<Inner>, tech: &Tech<'_>) {
-    tech.set_camera_on(false);
-    inner.state.borrow_mut().preview = None;
-    tech.set_preview(Image::default());
-    PREVIEW_ON.store(false, Ordering::Release);
 }
 
 pub(super) fn tone(inner: &Rc<Inner>, tech: &Tech<'_>) {

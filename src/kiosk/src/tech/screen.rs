@@ -12,60 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slint::{ComponentHandle, Timer, TimerMode};
-use zeroize::Zeroizing;
 
-use super::checks::{MicMeter, Preview};
 use super::code::{self, Verdict};
 use super::panel::{
-    enrol_key, enrol_submit, identify, network_test, open_main, stop_camera, toggle_camera, tone,
+    enrol_key, enrol_submit, identify, network_test, open_main, toggle_camera, tone,
 };
-use super::rules::{self, Access, Backoff, Gesture};
+use super::rules::{self, Access};
+use super::session::{Inner, TECH, close, keep_open, later, with};
 use super::{SharedFacts, action};
 use crate::ui::view::ScreenId;
 use crate::ui::{CodeState, KioskWindow, Tech, TechPage};
-
-/// What runs while the screen is open.
-#[derive(Default)]
-pub(super) struct State {
-    pub(super) gesture: Gesture,
-    pub(super) backoff: Backoff,
-    /// The maintenance code's hash once read, for the keypad.
-    pub(super) hash: Option<String>,
-    pub(super) entry: Zeroizing<String>,
-    pub(super) enrol_entry: Zeroizing<String>,
-    pub(super) meter: Option<MicMeter>,
-    pub(super) preview: Option<Preview>,
-    /// While the test tone plays: the loudest the microphone heard (dBFS).
-    pub(super) tone_peak: Option<f64>,
-}
-
-pub(super) struct Inner {
-    pub(super) window: slint::Weak<KioskWindow>,
-    pub(super) facts: SharedFacts,
-    pub(super) runtime: tokio::runtime::Handle,
-    pub(super) restart: Arc<dyn Fn() + Send + Sync>,
-    pub(super) state: RefCell<State>,
-    pub(super) hold: Timer,
-    pub(super) idle: Timer,
-    pub(super) lock: Timer,
-    pub(super) identify: Timer,
-    pub(super) tone: Timer,
-}
-
-thread_local! {
-    static TECH: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
-}
-
-fn with(f: impl FnOnce(&Rc<Inner>, &Tech<'_>)) {
-    let Some(inner) = TECH.with(|t| t.borrow().clone()) else { return };
-    let Some(window) = inner.window.upgrade() else { return };
-    f(&inner, &window.global::<Tech>());
-}
-
-/// Runs `f` on the UI thread with the technician screen (from any thread).
-pub(super) fn later(f: impl FnOnce(&Rc<Inner>, &Tech<'_>) + Send + 'static) {
-    let _ = slint::invoke_from_event_loop(move || with(f));
-}
 
 /// Wires the technician screen to `window`: `facts` is what it shows, `runtime` runs the network
 /// test, `restart` ends the app with the code systemd restarts it on. Call once, on the UI thread.
@@ -213,18 +169,6 @@ fn begin(inner: &Rc<Inner>, how: &str) {
     });
 }
 
-/// Restarts the 5-minute close.
-pub(super) fn keep_open(inner: &Rc<Inner>) {
-    let weak = Rc::downgrade(inner);
-    inner.idle.start(TimerMode::SingleShot, rules::IDLE_CLOSE, move || {
-        if let Some(inner) = weak.upgrade()
-            && let Some(window) = inner.window.upgrade()
-        {
-            close(&inner, &window.global::<Tech>(), "untouched");
-        }
-    });
-}
-
 fn code_key(inner: &Rc<Inner>, tech: &Tech<'_>, key: &str) {
     keep_open(inner);
     let mut state = inner.state.borrow_mut();
@@ -307,30 +251,4 @@ fn show_lock(inner: &Rc<Inner>, tech: &Tech<'_>) {
             show_lock(&inner, &tech);
         }
     });
-}
-
-/// Closes the screen: checks stopped, camera and microphone released, everything typed gone.
-pub(super) fn close(inner: &Rc<Inner>, tech: &Tech<'_>, reason: &str) {
-    if !tech.get_open() {
-        return;
-    }
-    stop_camera(inner, tech);
-    {
-        let mut state = inner.state.borrow_mut();
-        state.meter = None;
-        state.entry.clear();
-        state.enrol_entry.clear();
-        state.hash = None;
-        state.gesture.reset();
-    }
-    for timer in [&inner.idle, &inner.lock, &inner.hold] {
-        timer.stop();
-    }
-    tech.set_mic_on(false);
-    tech.set_mic_level(0.0);
-    tech.set_code_length(0);
-    tech.set_enrol_entry("".into());
-    tech.set_page(TechPage::Code);
-    tech.set_open(false);
-    action("closed", serde_json::json!({ "reason": reason }));
 }

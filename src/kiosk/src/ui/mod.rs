@@ -127,6 +127,7 @@ fn show_patient(api: &Api<'_>, vm: &ViewModel) {
     let spanish = p.language == Some(Language::Es);
     select_language(if spanish { Language::Es } else { Language::En });
     api.set_spanish(spanish);
+    api.set_language_choice(p.language_choice);
     api.set_larger_text(p.larger_text);
     api.set_help(match p.help {
         Help::None => HelpState::None,

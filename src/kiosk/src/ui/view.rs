@@ -81,6 +81,8 @@ pub struct ViewModel {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PatientView {
     pub language: Option<Language>,
+    /// The config offers a second language: Idle has a button for it.
+    pub language_choice: bool,
     pub larger_text: bool,
     pub help: Help,
     /// "Are you still there?" shows, with the seconds left.
@@ -231,6 +233,7 @@ pub fn screen(visit: &Visit, call: CallCondition, extras: &Extras, now_ms: u64) 
     let digits = std::mem::take(&mut vm.patient.digits);
     vm.patient = PatientView {
         language: Some(p.language),
+        language_choice: visit.language_choice(),
         larger_text: p.larger_text,
         help: p.help,
         still_there_secs: p.warning_since.map(|since| {

@@ -166,7 +166,9 @@ impl Visit {
                 p.self_view_hidden = !p.self_view_hidden;
                 done(state, vec![])
             }
-            (state, E::LanguageToggled) if super::current(&state).is_none() => {
+            (state, E::LanguageToggled)
+                if super::current(&state).is_none() && self.language_choice =>
+            {
                 p.language = other(p.language);
                 done(state, vec![])
             }
@@ -333,6 +335,17 @@ impl Visit {
     /// Until when the keypad is locked, if it is.
     pub fn locked_until(&self) -> Option<u64> {
         self.lock.until_ms
+    }
+
+    /// The languages the fleet config offers: with one, the patient cannot switch (the button
+    /// is gone and a press is ignored), and a patient's other choice ends with the next wipe.
+    pub fn set_languages(&mut self, languages: &[Language]) {
+        self.language_choice = languages.len() > 1;
+    }
+
+    /// Whether the patient may switch language (the config offers two).
+    pub fn language_choice(&self) -> bool {
+        self.language_choice
     }
 
     /// The clinic's language and speaker level, from fleet config: in force from the next

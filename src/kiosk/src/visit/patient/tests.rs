@@ -195,6 +195,19 @@ fn a_language_switched_mid_flow_reaches_the_queue_and_is_reset_after_the_visit()
 }
 
 #[test]
+fn a_config_with_one_language_offers_no_switch_and_ignores_a_press() {
+    let mut visit = kiosk();
+    assert!(visit.language_choice(), "two languages by default");
+    visit.set_languages(&[Language::En]);
+    assert!(!visit.language_choice());
+    feed(&mut visit, &[(0, Event::LanguageToggled)]);
+    assert_eq!(visit.patient().language, Language::En);
+    visit.set_languages(&[Language::En, Language::Es]);
+    feed(&mut visit, &[(1, Event::LanguageToggled)]);
+    assert_eq!(visit.patient().language, Language::Es);
+}
+
+#[test]
 fn help_tells_fleetd_with_the_visit_in_progress_or_a_fresh_id_and_shows_staff_coming() {
     let mut visit = kiosk();
     let effects = feed(&mut visit, &[(0, Event::HelpPressed { visit_id: "fresh".into() })]);
