@@ -187,6 +187,17 @@ pub fn hash_password(username: &str, password: &str) -> Result<String, AccountsE
     hash_unchecked(password)
 }
 
+/// The Argon2 hash of a technician's maintenance code (4–12 digits) for the fleet config's
+/// `maintenance_code_hash`, which kiosks check the code against; the code itself is kept nowhere.
+pub fn hash_maintenance_code(code: &str) -> Result<String, String> {
+    if !(4..=12).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(
+            "a maintenance code is 4 to 12 digits (the kiosk's keypad has only digits)".into()
+        );
+    }
+    hash_unchecked(code).map_err(|e| e.to_string())
+}
+
 fn hash_unchecked(password: &str) -> Result<String, AccountsError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| AccountsError::Hash(e.to_string()))?;

@@ -7,21 +7,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use common::{Fleetd, WAIT, add_user_in, cli, device_tls, http, sign_in, start, stop, tls};
-use futures_util::{SinkExt, StreamExt};
+use common::console::{console, lists, send, until};
+use common::{Fleetd, WAIT, add_user_in, cli, device_tls, http, sign_in, start, stop};
 use rumqttc::QoS;
 use telekiosk_protocol::api::Me;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole};
 use telekiosk_protocol::visit::KioskToServer;
-use telekiosk_protocol::{decode, encode, topics};
-use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+use telekiosk_protocol::{encode, topics};
 
 const ROLES: [&str; 4] = ["admin", "clinician", "auditor", "technician"];
 const PASSWORD: &str = "role-test-password";
@@ -289,43 +282,6 @@ async fn every_route_refuses_anonymous_and_wrong_roles_and_lets_the_right_role_t
         .unwrap();
     assert_eq!((me.role.as_str(), me.clinics), ("technician", vec!["North Clinic".to_string()]));
     stop(f).await;
-}
-
-async fn console(f: &Fleetd, cookie: &str) -> Ws {
-    let mut req = format!("wss://127.0.0.1:{}/ws", f.web_port).into_client_request().unwrap();
-    req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    let connector = Connector::Rustls(Arc::new(tls(&f.ca, None)));
-    let connect =
-        tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector));
-    connect.await.expect("console connects").0
-}
-
-/// Reads console messages until one satisfies `want`, returning every one read.
-async fn until(ws: &mut Ws, want: impl Fn(&ServerToConsole) -> bool) -> Vec<ServerToConsole> {
-    let mut seen = vec![];
-    timeout(WAIT, async {
-        loop {
-            if let Message::Text(text) = ws.next().await.expect("open").expect("healthy") {
-                let msg = decode::<ServerToConsole>(text.as_bytes()).unwrap();
-                let done = want(&msg);
-                seen.push(msg);
-                if done {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no expected console message; saw {seen:?}"));
-    seen
-}
-
-async fn send(ws: &mut Ws, msg: &ConsoleToServer) {
-    ws.send(Message::text(String::from_utf8(encode(msg)).unwrap())).await.unwrap();
-}
-
-fn lists(msg: &ServerToConsole, visit: &str) -> bool {
-    matches!(msg, ServerToConsole::Queue { waiting } if waiting.iter().any(|w| w.visit_id == visit))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

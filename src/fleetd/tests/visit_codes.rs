@@ -6,12 +6,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{
-    Fleetd, Mqtt, Seen, WAIT, add_user_in, cli, device_tls, http, sign_in, start, stop, tls,
-};
-use futures_util::{SinkExt, StreamExt};
+use common::console::{console, lists, send, until};
+use common::{Fleetd, Mqtt, Seen, WAIT, add_user_in, cli, device_tls, http, sign_in, start, stop};
 use rumqttc::QoS;
 use serde_json::{Value, json};
 use telekiosk_protocol::api::{VisitCode, VisitCodeInfo};
@@ -19,12 +15,6 @@ use telekiosk_protocol::config::Language;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole};
 use telekiosk_protocol::visit::{CodeRefusal, KioskToServer, ServerToKiosk};
 use telekiosk_protocol::{decode, encode, topics};
-use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 const PASSWORD: &str = "visit-code-test-password";
 
@@ -75,43 +65,6 @@ fn waiting(visit_id: &str, code: &str) -> KioskToServer {
         language: Some(Language::Es),
         visit_code: Some(code.into()),
     }
-}
-
-async fn console(f: &Fleetd, cookie: &str) -> Ws {
-    let mut req = format!("wss://127.0.0.1:{}/ws", f.web_port).into_client_request().unwrap();
-    req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    let connector = Connector::Rustls(Arc::new(tls(&f.ca, None)));
-    let connect =
-        tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector));
-    connect.await.expect("console connects").0
-}
-
-/// Reads console messages until one satisfies `want`, returning every one read.
-async fn until(ws: &mut Ws, want: impl Fn(&ServerToConsole) -> bool) -> Vec<ServerToConsole> {
-    let mut seen = vec![];
-    timeout(WAIT, async {
-        loop {
-            if let Message::Text(text) = ws.next().await.expect("open").expect("healthy") {
-                let msg = decode::<ServerToConsole>(text.as_bytes()).unwrap();
-                let done = want(&msg);
-                seen.push(msg);
-                if done {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no expected console message; saw {seen:?}"));
-    seen
-}
-
-async fn send(ws: &mut Ws, msg: &ConsoleToServer) {
-    ws.send(Message::text(String::from_utf8(encode(msg)).unwrap())).await.unwrap();
-}
-
-fn lists(msg: &ServerToConsole, visit: &str) -> bool {
-    matches!(msg, ServerToConsole::Queue { waiting } if waiting.iter().any(|w| w.visit_id == visit))
 }
 
 fn refused(msg: &ServerToKiosk) -> Option<(CodeRefusal, u32)> {

@@ -5,10 +5,13 @@
 //! carries out the effects and feeds back what the media pipeline, the fleet link and the touch
 //! screen report. The screen shown is derived from the state, never set directly.
 
+mod call;
 mod patient;
 
 use telekiosk_protocol::config::Language;
 use telekiosk_protocol::visit::{EndReason, Ice, IceSettings, KioskToServer, ServerToKiosk};
+
+use call::{current, holds_ice, lost, offer_and_ice, rebuild, rebuild_due, sending, unsent};
 
 pub use patient::{
     CODE_DIGITS, CodeLock, DEFAULT_LOCK_MS, Help, Patient, STILL_THERE_MS, WRONG_CODES_BEFORE_LOCK,
@@ -631,101 +634,6 @@ impl Visit {
         }
         (State::Ended { reason, until_ms: now_ms + self.timeouts.ended_ms }, effects)
     }
-}
-
-/// The visit in progress, if any.
-fn current(state: &State) -> Option<&str> {
-    match state {
-        State::Waiting { visit_id, .. }
-        | State::Connecting { visit_id, .. }
-        | State::InCall { visit_id, .. }
-        | State::Reconnecting { visit_id, .. } => Some(visit_id),
-        _ => None,
-    }
-}
-
-/// The visit whose signalling is live (offer sent), if any.
-fn sending(state: &State) -> Option<&str> {
-    match state {
-        State::Connecting { visit_id, unsent: None, .. }
-        | State::InCall { visit_id, .. }
-        | State::Reconnecting { visit_id, unsent: None, .. } => Some(visit_id),
-        _ => None,
-    }
-}
-
-/// The candidates held until the offer goes out, if the state holds any.
-fn unsent(state: &mut State) -> Option<&mut Vec<Ice>> {
-    match state {
-        State::Connecting { unsent, .. } | State::Reconnecting { unsent, .. } => unsent.as_mut(),
-        _ => None,
-    }
-}
-
-fn holds_ice(state: &State) -> bool {
-    matches!(
-        state,
-        State::Connecting { unsent: Some(_), .. } | State::Reconnecting { unsent: Some(_), .. }
-    )
-}
-
-/// A call whose media stopped at `now_ms`: reconnecting, nothing rebuilt yet.
-fn lost(state: State, now_ms: u64) -> State {
-    let State::InCall { visit_id, since_ms, mic_muted, camera_off, clinician } = state else {
-        return state;
-    };
-    State::Reconnecting {
-        visit_id,
-        since_ms,
-        mic_muted,
-        camera_off,
-        clinician,
-        lost_ms: now_ms,
-        rebuilt_ms: None,
-        unsent: None,
-    }
-}
-
-/// Whether a reconnecting call is due a new pipeline: media lost [`REBUILD_EVERY_MS`] ago
-/// (at once if the pipeline `failed`), or the last rebuild that long ago without media.
-fn rebuild_due(state: &State, now_ms: u64, failed: bool) -> bool {
-    match state {
-        State::Reconnecting { rebuilt_ms: Some(at), .. } => {
-            now_ms.saturating_sub(*at) >= REBUILD_EVERY_MS
-        }
-        State::Reconnecting { lost_ms, .. } => {
-            failed || now_ms.saturating_sub(*lost_ms) >= REBUILD_EVERY_MS
-        }
-        _ => false,
-    }
-}
-
-/// A new media pipeline for a reconnecting call: its offer goes out when made, with its
-/// candidates; the patient's mute and camera choices are set on it again.
-fn rebuild(mut state: State, now_ms: u64) -> (State, Vec<Effect>) {
-    let State::Reconnecting { visit_id, mic_muted, camera_off, rebuilt_ms, unsent, .. } =
-        &mut state
-    else {
-        return (state, vec![]);
-    };
-    (*rebuilt_ms, *unsent) = (Some(now_ms), Some(vec![]));
-    let effects = vec![
-        Effect::RebuildMedia { visit_id: visit_id.clone() },
-        Effect::SetMicMuted(*mic_muted),
-        Effect::SetCameraEnabled(!*camera_off),
-    ];
-    (state, effects)
-}
-
-/// The offer followed by every candidate found so far.
-fn offer_and_ice(visit_id: &str, sdp: String, ice: Vec<Ice>) -> Vec<Effect> {
-    let offer = KioskToServer::Offer { visit_id: visit_id.to_string(), sdp };
-    std::iter::once(offer)
-        .chain(
-            ice.into_iter().map(|ice| KioskToServer::Ice { visit_id: visit_id.to_string(), ice }),
-        )
-        .map(Effect::Send)
-        .collect()
 }
 
 #[cfg(test)]

@@ -264,3 +264,14 @@ fn disabling_or_removing_an_account_ends_its_sessions_at_once() {
     assert!(accounts.session(&bob, now).is_none());
     told.mark_unchanged();
 }
+
+#[test]
+fn a_maintenance_code_is_4_to_12_digits_and_its_hash_verifies() {
+    for bad in ["123", "1234567890123", "12a4", "", "12 34"] {
+        assert!(super::hash_maintenance_code(bad).is_err(), "{bad:?}");
+    }
+    let hash = super::hash_maintenance_code("482916").unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(super::verify_password(&hash, "482916"));
+    assert!(!super::verify_password(&hash, "482917"));
+}

@@ -31,6 +31,9 @@ pub enum ConfigCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Print the hash of a technician's maintenance code, read from standard input (4–12
+    /// digits), for the config's `maintenance_code_hash`. The code is never stored or printed.
+    MaintenanceCode,
     /// Show a group's body, or a device's override, effective config and versions.
     Show {
         #[command(flatten)]
@@ -183,6 +186,10 @@ fn read_document(file: &Path) -> anyhow::Result<serde_json::Value> {
 
 /// Runs one `fleetd config` subcommand.
 pub fn run(command: ConfigCommand, data_dir: &Path) -> anyhow::Result<()> {
+    // Needs no data directory: don't make one.
+    if let ConfigCommand::MaintenanceCode = command {
+        return print_maintenance_hash();
+    }
     let dir = DataDir::prepare(data_dir)?;
     let by = format!("cli:{}", unix_user());
     let now = unix_now();
@@ -254,7 +261,17 @@ pub fn run(command: ConfigCommand, data_dir: &Path) -> anyhow::Result<()> {
         ConfigCommand::Abort { rollout, common } => {
             change(&dir, rollout, Control::Abort, &by, common)
         }
+        ConfigCommand::MaintenanceCode => print_maintenance_hash(),
     }
+}
+
+/// Reads a maintenance code from standard input and prints its hash.
+fn print_maintenance_hash() -> anyhow::Result<()> {
+    let mut code = String::new();
+    std::io::stdin().read_line(&mut code)?;
+    let hash = crate::accounts::hash_maintenance_code(code.trim()).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(())
 }
 
 fn change(dir: &DataDir, id: i64, action: Control, by: &str, common: Common) -> anyhow::Result<()> {

@@ -5,6 +5,8 @@
 //! do not skip.
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod console;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;

@@ -162,8 +162,18 @@ const SIGNIN_REFUSALS = {
   failed: 'Signing in did not work. Please try again.',
 };
 
-/** The refusal in this page's address, read once. */
-let refusal = (() => {
+/** Whether the refusal in this page's address has been read (it is said once). */
+let refusalRead = false;
+
+/**
+ * Why the last sign-in through the identity provider was refused, in words (once; then empty).
+ * It is taken out of the page's address the first time it is asked for, not when this module
+ * loads.
+ * @returns {string}
+ */
+export function signinRefusal() {
+  if (refusalRead) return '';
+  refusalRead = true;
   const params = new URLSearchParams(location.search);
   const code = params.get('signin_error');
   if (code === null) return '';
@@ -171,16 +181,6 @@ let refusal = (() => {
   const rest = params.toString();
   history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
   return SIGNIN_REFUSALS[code] || SIGNIN_REFUSALS.failed;
-})();
-
-/**
- * Why the last sign-in through the identity provider was refused, in words (once; then empty).
- * @returns {string}
- */
-export function signinRefusal() {
-  const said = refusal;
-  refusal = '';
-  return said;
 }
 
 /**
