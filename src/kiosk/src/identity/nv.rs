@@ -66,7 +66,7 @@ pub(crate) fn read_if_defined(w: &mut Worker, index: u32) -> Result<Option<u64>,
 fn ensure(w: &mut Worker, index: u32) -> Result<NvIndexHandle, IdentityError> {
     let tpm_handle = nv_handle(index)?;
     if !w.handle_exists(index)? {
-        define(w, tpm_handle)?;
+        define(w, tpm_handle, NvIndexType::Counter, "define the NV counter")?;
     }
     let handle: NvIndexHandle =
         w.esys_object("open the NV counter", TpmHandle::NvIndex(tpm_handle))?.into();
@@ -97,34 +97,41 @@ fn ensure(w: &mut Worker, index: u32) -> Result<NvIndexHandle, IdentityError> {
     Ok(handle)
 }
 
-fn define(w: &mut Worker, tpm_handle: NvIndexTpmHandle) -> Result<(), IdentityError> {
-    const ACTION: &str = "define the NV counter";
+/// Defines an owner-readable, owner-writable 8-byte NV index of `kind` (a counter here, an
+/// ordinary word in [`super::nv_word`]); `what` names it in errors.
+pub(super) fn define(
+    w: &mut Worker,
+    tpm_handle: NvIndexTpmHandle,
+    kind: NvIndexType,
+    what: &'static str,
+) -> Result<(), IdentityError> {
     let attributes = NvIndexAttributesBuilder::new()
-        .with_nv_index_type(NvIndexType::Counter)
+        .with_nv_index_type(kind)
         .with_owner_write(true)
         .with_owner_read(true)
         .build()
-        .map_err(tss(ACTION))?;
+        .map_err(tss(what))?;
     let public = NvPublicBuilder::new()
         .with_nv_index(tpm_handle)
         .with_index_name_algorithm(HashingAlgorithm::Sha256)
         .with_index_attributes(attributes)
         .with_data_area_size(8)
         .build()
-        .map_err(tss(ACTION))?;
+        .map_err(tss(what))?;
     let defined = w
         .ctx()?
         .execute_with_session(Some(AuthSession::Password), |c| {
             c.nv_define_space(Provision::Owner, None, public)
         })
-        .map_err(tss(ACTION))?;
+        .map_err(tss(what))?;
     // Release this ESYS object; `ensure` opens the index through the worker's cache.
     let mut obj = defined.into();
     let _ = w.ctx()?.tr_close(&mut obj);
     Ok(())
 }
 
-fn nv_handle(index: u32) -> Result<NvIndexTpmHandle, IdentityError> {
+/// The TPM handle of NV index `index`, refused unless it is one (0x01xxxxxx).
+pub(super) fn nv_handle(index: u32) -> Result<NvIndexTpmHandle, IdentityError> {
     if index >> 24 != NV_INDEX_TYPE {
         return Err(IdentityError::invalid(
             "NV index",

@@ -6,15 +6,14 @@
 //! (a write below the stored one is skipped), or undefine or redefine an index that exists with
 //! other attributes (it may belong to someone else).
 
-use tss_esapi::attributes::NvIndexAttributesBuilder;
 use tss_esapi::constants::NvIndexType;
-use tss_esapi::handles::{NvIndexHandle, NvIndexTpmHandle, TpmHandle};
-use tss_esapi::interface_types::algorithm::HashingAlgorithm;
-use tss_esapi::interface_types::resource_handles::{NvAuth, Provision};
+use tss_esapi::handles::{NvIndexHandle, TpmHandle};
+use tss_esapi::interface_types::resource_handles::NvAuth;
 use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::{MaxNvBuffer, NvPublicBuilder};
+use tss_esapi::structures::MaxNvBuffer;
 
 use super::error::{IdentityError, tss};
+use super::nv::{define, nv_handle};
 use super::worker::Worker;
 
 /// Runs on the TPM thread: the stored number, or `None` if the index was never defined or
@@ -47,7 +46,7 @@ pub(crate) fn raise(w: &mut Worker, index: u32, value: u64) -> Result<u64, Ident
         return Ok(stored);
     }
     if !w.handle_exists(index)? {
-        define(w, nv_handle(index)?)?;
+        define(w, nv_handle(index)?, NvIndexType::Ordinary, "define the NV number")?;
     }
     let Some((handle, _)) = open(w, index)? else {
         return Err(IdentityError::invalid("NV index", format!("{index:#010x} vanished")));
@@ -87,41 +86,4 @@ fn open(w: &mut Worker, index: u32) -> Result<Option<(NvIndexHandle, bool)>, Ide
         ));
     }
     Ok(Some((handle, attributes.written())))
-}
-
-fn define(w: &mut Worker, tpm_handle: NvIndexTpmHandle) -> Result<(), IdentityError> {
-    const ACTION: &str = "define the NV number";
-    let attributes = NvIndexAttributesBuilder::new()
-        .with_nv_index_type(NvIndexType::Ordinary)
-        .with_owner_write(true)
-        .with_owner_read(true)
-        .build()
-        .map_err(tss(ACTION))?;
-    let public = NvPublicBuilder::new()
-        .with_nv_index(tpm_handle)
-        .with_index_name_algorithm(HashingAlgorithm::Sha256)
-        .with_index_attributes(attributes)
-        .with_data_area_size(8)
-        .build()
-        .map_err(tss(ACTION))?;
-    let defined = w
-        .ctx()?
-        .execute_with_session(Some(AuthSession::Password), |c| {
-            c.nv_define_space(Provision::Owner, None, public)
-        })
-        .map_err(tss(ACTION))?;
-    let mut obj = defined.into();
-    let _ = w.ctx()?.tr_close(&mut obj);
-    Ok(())
-}
-
-fn nv_handle(index: u32) -> Result<NvIndexTpmHandle, IdentityError> {
-    if index >> 24 != 0x01 {
-        return Err(IdentityError::invalid(
-            "NV index",
-            format!("{index:#010x} is not an NV index (0x01xxxxxx)"),
-        ));
-    }
-    NvIndexTpmHandle::new(index)
-        .map_err(|e| IdentityError::invalid("NV index", format!("{index:#010x}: {e}")))
 }
