@@ -1,4 +1,4 @@
-// The consoles' frame protection (assets/e2ee.js) in Node: RFC 9605's vectors for
+// The consoles' frame protection (assets/e2ee.js, assets/e2ee-schedule.js) in Node: RFC 9605's vectors for
 // AES_256_GCM_SHA512_128, and src/e2ee/tests/fixtures.json, which the Rust crate (src/e2ee)
 // printed and asserts too, so both sides agree byte for byte. No browser is needed.
 
@@ -12,18 +12,24 @@ import { ROOT } from './harness.mjs';
 
 /** @type {typeof import('../../src/fleetd/src/http/assets/e2ee.js')} */
 let e2ee;
-/** The .mjs copy, for the Worker. */
-let copy = '';
+/** @type {typeof import('../../src/fleetd/src/http/assets/e2ee-schedule.js')} */
+let schedule;
+/** The directory holding the copies, for the Worker. */
+let dir = '';
 const fixtures = JSON.parse(fs.readFileSync(path.join(ROOT, 'src/e2ee/tests/fixtures.json'), 'utf8'));
 const hex = (/** @type {Uint8Array} */ b) => Buffer.from(b).toString('hex');
 const bytes = (/** @type {string} */ s) => new Uint8Array(Buffer.from(s, 'hex'));
 
 before(async () => {
-  // The assets are ES modules served as .js; Node reads a copy named .mjs as one.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-e2ee-'));
-  copy = path.join(dir, 'e2ee.mjs');
-  fs.copyFileSync(path.join(ROOT, 'src/fleetd/src/http/assets/e2ee.js'), copy);
-  e2ee = await import(copy);
+  // The assets are ES modules served as .js (one imports the other by that name): copies in a
+  // directory whose package.json says "module" are read as such by Node.
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-e2ee-'));
+  fs.writeFileSync(path.join(dir, 'package.json'), '{"type": "module"}');
+  for (const name of ['e2ee.js', 'e2ee-schedule.js']) {
+    fs.copyFileSync(path.join(ROOT, 'src/fleetd/src/http/assets', name), path.join(dir, name));
+  }
+  e2ee = await import(path.join(dir, 'e2ee.js'));
+  schedule = await import(path.join(dir, 'e2ee-schedule.js'));
 });
 
 /** Imports a P-256 private scalar with its SEC1 public key for ECDH. */
@@ -100,13 +106,13 @@ describe('the Rust crate\'s fixtures', () => {
   it('the key schedule gives the same shared secret, keys and code', async () => {
     const s = fixtures.schedule;
     const consoleKey = await importPrivate(s.console_private, s.console_public);
-    const shared = await e2ee.sharedSecret(consoleKey, bytes(s.kiosk_public));
+    const shared = await schedule.sharedSecret(consoleKey, bytes(s.kiosk_public));
     assert.equal(hex(shared), s.shared);
-    const keys = await e2ee.deriveVisitKeys(shared, s.visit_id, s.kiosk_fingerprint, s.console_fingerprint);
+    const keys = await schedule.deriveVisitKeys(shared, s.visit_id, s.kiosk_fingerprint, s.console_fingerprint);
     assert.equal(hex(keys.kioskToConsole), s.kiosk_to_console);
     assert.equal(hex(keys.consoleToKiosk), s.console_to_kiosk);
     assert.equal(keys.code, s.code);
-    const swapped = await e2ee.deriveVisitKeys(shared, s.visit_id, s.console_fingerprint, s.kiosk_fingerprint);
+    const swapped = await schedule.deriveVisitKeys(shared, s.visit_id, s.console_fingerprint, s.kiosk_fingerprint);
     assert.notEqual(hex(swapped.kioskToConsole), s.kiosk_to_console);
     assert.notEqual(swapped.code, s.code);
   });
@@ -141,12 +147,12 @@ describe('sender and receiver', () => {
   });
 
   it('two fresh ephemeral pairs agree on keys and code', async () => {
-    const a = await e2ee.generateEphemeral();
-    const b = await e2ee.generateEphemeral();
-    const sa = await e2ee.sharedSecret(a.privateKey, await e2ee.exportPublic(b.publicKey));
-    const sb = await e2ee.sharedSecret(b.privateKey, await e2ee.exportPublic(a.publicKey));
-    const ka = await e2ee.deriveVisitKeys(sa, 'v', 'sha-256 AA', 'sha-256 BB');
-    const kb = await e2ee.deriveVisitKeys(sb, 'v', 'sha-256 AA', 'sha-256 BB');
+    const a = await schedule.generateEphemeral();
+    const b = await schedule.generateEphemeral();
+    const sa = await schedule.sharedSecret(a.privateKey, await schedule.exportPublic(b.publicKey));
+    const sb = await schedule.sharedSecret(b.privateKey, await schedule.exportPublic(a.publicKey));
+    const ka = await schedule.deriveVisitKeys(sa, 'v', 'sha-256 AA', 'sha-256 BB');
+    const kb = await schedule.deriveVisitKeys(sb, 'v', 'sha-256 AA', 'sha-256 BB');
     assert.equal(hex(ka.kioskToConsole), hex(kb.kioskToConsole));
     assert.match(ka.code, /^\d{5}( \d{5}){4}$/);
     assert.equal(ka.code, kb.code);
@@ -157,13 +163,13 @@ describe('in a worker thread (no DOM, as the encoded-transform Worker)', () => {
   it('seals the RFC case there too', async () => {
     const source = `
       import { parentPort } from 'node:worker_threads';
-      const e2ee = await import('./e2ee.mjs');
+      const e2ee = await import('./e2ee.js');
       const b = (s) => new Uint8Array(Buffer.from(s, 'hex'));
       const fk = await e2ee.deriveFrameKey(b('000102030405060708090a0b0c0d0e0f'), 0x123n);
       const ct = await e2ee.seal(fk, 0x4567n, b('4945544620534672616d65205747'),
         b('64726166742d696574662d736672616d652d656e63'));
       parentPort.postMessage(Buffer.from(ct).toString('hex'));`;
-    const script = path.join(path.dirname(copy), 'worker.mjs');
+    const script = path.join(dir, 'worker.mjs');
     fs.writeFileSync(script, source);
     const worker = new Worker(script);
     const answer = await new Promise((resolve, reject) => {

@@ -5,7 +5,8 @@
 //! per-codec clear prefix, and the per-visit key schedule (ECDH P-256 → two senders' base keys
 //! and a verification code). It does no I/O, holds no clock and knows nothing of GStreamer,
 //! WebRTC or signalling; the kiosk pipeline and the consoles' Worker call it (the browser twin is
-//! `src/fleetd/src/http/assets/e2ee.js`, kept byte-for-byte equal by `tests/fixtures.json`).
+//! `src/fleetd/src/http/assets/e2ee.js` and `e2ee-schedule.js`, kept byte-for-byte equal by
+//! `tests/fixtures.json`, which `examples/fixtures.rs` prints).
 //!
 //! It must never: reuse a counter under a key, hand out plaintext from a frame that failed
 //! authentication, or implement a primitive itself (AES-GCM, HKDF, SHA-512 and P-256 come from

@@ -1,9 +1,9 @@
 // @ts-check
 // The consoles' twin of the kiosk's frame protection (src/e2ee, SFrame after RFC 9605 with
 // AES_256_GCM_SHA512_128): the header, per-KID keys, sealing and opening a frame, the clear
-// prefix per codec, and the per-visit key schedule (ECDH P-256, HKDF-SHA512 bound to the visit
-// and both DTLS fingerprints, a verification code). tests/e2e/e2ee_vectors.test.mjs holds it to
-// the RFC's vectors and to src/e2ee/tests/fixtures.json, which the Rust crate also asserts.
+// prefix per codec, and the Sender and Receiver the encoded-transform Worker runs. The per-visit
+// key schedule is in e2ee-schedule.js (main thread). tests/e2e/e2ee_vectors.test.mjs holds both
+// to the RFC's vectors and to src/e2ee/tests/fixtures.json, which the Rust crate also asserts.
 //
 // Owns only pure crypto over bytes: no DOM, no network, no timers, so it runs in a Worker (the
 // encoded-transform side) and in node. It must never reuse a counter under a key, never return
@@ -17,12 +17,8 @@ const NONCE_LEN = 12;
 const MAX_U64 = (1n << 64n) - 1n;
 /** How many counters behind the highest seen a late frame may still arrive. */
 export const REPLAY_WINDOW = 128n;
-/** HKDF salt of the per-visit schedule. */
-export const SCHEDULE_LABEL = 'telekiosk e2ee v1';
-export const KIOSK_KID = 1n;
-export const CONSOLE_KID = 2n;
 
-const text = new TextEncoder();
+export const text = new TextEncoder();
 
 /** @typedef {'opus' | 'vp8' | 'h264'} Codec */
 /** @typedef {{ kid: bigint, key: CryptoKey, keyBytes: Uint8Array, salt: Uint8Array }} FrameKey */
@@ -32,7 +28,7 @@ const text = new TextEncoder();
  * @param {Uint8Array[]} parts
  * @returns {Uint8Array}
  */
-function concat(...parts) {
+export function concat(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -47,7 +43,7 @@ function concat(...parts) {
  * @param {bigint} v
  * @param {number} len
  */
-function be(v, len) {
+export function be(v, len) {
   const out = new Uint8Array(len);
   for (let i = len - 1; i >= 0; i--, v >>= 8n) out[i] = Number(v & 0xffn);
   return out;
@@ -132,7 +128,7 @@ export function clearPrefixLen(codec, frame) {
  * @param {Uint8Array} info
  * @param {number} length  bytes
  */
-async function hkdf(ikm, salt, info, length) {
+export async function hkdf(ikm, salt, info, length) {
   const key = await crypto.subtle.importKey('raw', ikm, 'HKDF', false, ['deriveBits']);
   const bits = await crypto.subtle.deriveBits(
     { name: 'HKDF', hash: 'SHA-512', salt, info }, key, length * 8);
@@ -300,59 +296,4 @@ export class Receiver {
     this.stats.opened++;
     return concat(prefix, pt);
   }
-}
-
-/** A fresh ephemeral ECDH P-256 key pair (private key not extractable). */
-export function generateEphemeral() {
-  return crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);
-}
-
-/** @param {CryptoKey} publicKey  SEC1 uncompressed (65 bytes), as the kiosk sends its own */
-export async function exportPublic(publicKey) {
-  return new Uint8Array(await crypto.subtle.exportKey('raw', publicKey));
-}
-
-/**
- * The ECDH shared secret (x coordinate, 32 bytes) with the peer's SEC1 public key.
- * @param {CryptoKey} privateKey
- * @param {Uint8Array} peerPublic
- */
-export async function sharedSecret(privateKey, peerPublic) {
-  const peer = await crypto.subtle.importKey(
-    'raw', peerPublic, { name: 'ECDH', namedCurve: 'P-256' }, false, []);
-  return new Uint8Array(await crypto.subtle.deriveBits({ name: 'ECDH', public: peer }, privateKey, 256));
-}
-
-/**
- * len(field) || field for each, lengths 2 bytes big-endian.
- * @param {string} visitId @param {string} kioskFp @param {string} consoleFp @param {string} purpose
- */
-export function scheduleInfo(visitId, kioskFp, consoleFp, purpose) {
-  return concat(...[visitId, kioskFp, consoleFp, purpose].flatMap((s) => {
-    const b = text.encode(s);
-    return [be(BigInt(b.length), 2), b];
-  }));
-}
-
-/**
- * Both senders' base keys and the verification code (as src/e2ee/src/schedule.rs).
- * @param {Uint8Array} shared
- * @param {string} visitId
- * @param {string} kioskFp  the SDP's a=fingerprint value, exactly
- * @param {string} consoleFp
- */
-export async function deriveVisitKeys(shared, visitId, kioskFp, consoleFp) {
-  const salt = text.encode(SCHEDULE_LABEL);
-  /** @param {string} purpose @param {number} len */
-  const expand = (purpose, len) => hkdf(shared, salt, scheduleInfo(visitId, kioskFp, consoleFp, purpose), len);
-  const kioskToConsole = await expand('kiosk->console', 32);
-  const consoleToKiosk = await expand('console->kiosk', 32);
-  const bytes = await expand('verification code', 25);
-  const groups = [];
-  for (let i = 0; i < 25; i += 5) {
-    let v = 0;
-    for (const b of bytes.subarray(i, i + 5)) v = v * 256 + b;
-    groups.push(String(v % 100000).padStart(5, '0'));
-  }
-  return { kioskToConsole, consoleToKiosk, code: groups.join(' ') };
 }
