@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::console::{console, lists, send, until};
-use common::{Fleetd, WAIT, add_user_in, cli, device_tls, http, sign_in, start, stop};
+use common::{
+    Fleetd, WAIT, add_user_in, device_tls, enrolled_device_of, http, sign_in, start, stop,
+};
 use rumqttc::QoS;
 use telekiosk_protocol::api::Me;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole};
@@ -151,20 +153,6 @@ fn the_table_has_a_row_for_every_route_and_no_other() {
     assert!(stale.is_empty(), "rows for routes that do not exist: {stale:?}");
 }
 
-/// Enrols and approves a kiosk of `clinic` through the CLI and the enrolment API.
-async fn kiosk_of(f: &Fleetd, clinic: &str, room: &str) -> common::Device {
-    let args = ["device", "enrol-token", "--clinic", clinic, "--room", room, "--json"];
-    let (ok, out, err) = cli(&f.dir, &args).await;
-    assert!(ok, "enrol-token failed: {err}");
-    let token: telekiosk_protocol::api::EnrolToken = serde_json::from_str(&out).unwrap();
-    let approve = async |id: &str| {
-        let (ok, _, err) = cli(&f.dir, &["device", "approve", id]).await;
-        anyhow::ensure!(ok, "approve failed: {err}");
-        Ok(())
-    };
-    telekiosk_sim::enrol(&http(f), &f.url(""), &token.token, approve).await.unwrap()
-}
-
 fn fill(path: &str, device: &str, command: &str) -> String {
     path.replace("/devices/{id}", &format!("/devices/{device}"))
         .replace("/commands/{id}", &format!("/commands/{command}"))
@@ -195,8 +183,8 @@ async fn every_route_refuses_anonymous_and_wrong_roles_and_lets_the_right_role_t
         add_user_in(&dir, role, PASSWORD, role, &["North Clinic"]).await;
     }
     let f = start(&dir).await;
-    let north = kiosk_of(&f, "North Clinic", "1").await;
-    let south = kiosk_of(&f, "South Clinic", "1").await;
+    let north = enrolled_device_of(&f, "North Clinic", "1").await;
+    let south = enrolled_device_of(&f, "South Clinic", "1").await;
     let mut cookies = vec![];
     for role in ROLES {
         cookies.push((role, sign_in(&f, role, PASSWORD).await));
@@ -292,8 +280,8 @@ async fn a_clinician_sees_only_their_clinics_kiosks_by_registry_name_and_an_audi
     add_user_in(&dir, "south", PASSWORD, "clinician", &["South Clinic"]).await;
     add_user_in(&dir, "audrey", PASSWORD, "auditor", &[]).await;
     let f = start(&dir).await;
-    let south_kiosk = kiosk_of(&f, "South Clinic", "3").await;
-    let north_kiosk = kiosk_of(&f, "North Clinic", "1").await;
+    let south_kiosk = enrolled_device_of(&f, "South Clinic", "3").await;
+    let north_kiosk = enrolled_device_of(&f, "North Clinic", "1").await;
 
     let mut north = console(&f, &sign_in(&f, "north", PASSWORD).await).await;
     let mut south = console(&f, &sign_in(&f, "south", PASSWORD).await).await;

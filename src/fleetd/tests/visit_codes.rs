@@ -7,7 +7,10 @@
 mod common;
 
 use common::console::{console, lists, send, until};
-use common::{Fleetd, Mqtt, Seen, WAIT, add_user_in, cli, device_tls, http, sign_in, start, stop};
+use common::{
+    Fleetd, Mqtt, Seen, WAIT, add_user_in, cli, device_tls, enrolled_device_of, http, sign_in,
+    start, stop,
+};
 use rumqttc::QoS;
 use serde_json::{Value, json};
 use telekiosk_protocol::api::{VisitCode, VisitCodeInfo};
@@ -17,20 +20,6 @@ use telekiosk_protocol::visit::{CodeRefusal, KioskToServer, ServerToKiosk};
 use telekiosk_protocol::{decode, encode, topics};
 
 const PASSWORD: &str = "visit-code-test-password";
-
-/// Enrols and approves a kiosk of `clinic` through the CLI and the enrolment API.
-async fn kiosk_of(f: &Fleetd, clinic: &str, room: &str) -> common::Device {
-    let args = ["device", "enrol-token", "--clinic", clinic, "--room", room, "--json"];
-    let (ok, out, err) = cli(&f.dir, &args).await;
-    assert!(ok, "enrol-token failed: {err}");
-    let token: telekiosk_protocol::api::EnrolToken = serde_json::from_str(&out).unwrap();
-    let approve = async |id: &str| {
-        let (ok, _, err) = cli(&f.dir, &["device", "approve", id]).await;
-        anyhow::ensure!(ok, "approve failed: {err}");
-        Ok(())
-    };
-    telekiosk_sim::enrol(&http(f), &f.url(""), &token.token, approve).await.unwrap()
-}
 
 /// A bare MQTT client with the kiosk's identity, listening on its `visit/in`.
 async fn kiosk_link(f: &Fleetd, device: &common::Device) -> Mqtt {
@@ -83,8 +72,8 @@ async fn a_visit_code_brings_the_patient_to_its_clinician_only_and_a_call_for_he
     add_user_in(&dir, "alice", PASSWORD, "clinician", &["North Clinic"]).await;
     add_user_in(&dir, "bob", PASSWORD, "clinician", &["North Clinic"]).await;
     let f = start(&dir).await;
-    let room_1 = kiosk_of(&f, "North Clinic", "1").await;
-    let room_2 = kiosk_of(&f, "North Clinic", "2").await;
+    let room_1 = enrolled_device_of(&f, "North Clinic", "1").await;
+    let room_2 = enrolled_device_of(&f, "North Clinic", "2").await;
     let (alice_cookie, bob_cookie) =
         (sign_in(&f, "alice", PASSWORD).await, sign_in(&f, "bob", PASSWORD).await);
 

@@ -270,7 +270,12 @@ pub async fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
 
 /// `fleetd device enrol-token --json` for North Clinic, room `room`.
 pub async fn enrol_token(dir: &Path, room: &str, ttl: &str) -> EnrolToken {
-    let args = ["device", "enrol-token", "--clinic", "North Clinic", "--room", room];
+    enrol_token_of(dir, "North Clinic", room, ttl).await
+}
+
+/// `fleetd device enrol-token --json` for `clinic`, room `room`.
+pub async fn enrol_token_of(dir: &Path, clinic: &str, room: &str, ttl: &str) -> EnrolToken {
+    let args = ["device", "enrol-token", "--clinic", clinic, "--room", room];
     let (ok, out, err) = cli(dir, &[&args[..], &["--ttl", ttl, "--json"]].concat()).await;
     assert!(ok, "enrol-token failed: {err}");
     serde_json::from_str(&out).unwrap()
@@ -291,7 +296,12 @@ pub async fn post_enrol(f: &Fleetd, token: &str, csr_pem: &str) -> (u16, serde_j
 /// Enrols a software-key kiosk (token from the CLI, CSR over HTTPS), approves it with the CLI,
 /// and fetches its certificate as a kiosk would: by asking again.
 pub async fn enrolled_device(f: &Fleetd, room: &str) -> Device {
-    let token = enrol_token(&f.dir, room, "1h").await.token;
+    enrolled_device_of(f, "North Clinic", room).await
+}
+
+/// [`enrolled_device`] for a kiosk of `clinic`.
+pub async fn enrolled_device_of(f: &Fleetd, clinic: &str, room: &str) -> Device {
+    let token = enrol_token_of(&f.dir, clinic, room, "1h").await.token;
     let approve = async |id: &str| {
         let (ok, _, err) = cli(&f.dir, &["device", "approve", id]).await;
         anyhow::ensure!(ok, "approve failed: {err}");
