@@ -3,6 +3,7 @@
 //! Every input is fixed, so the output is the same on every run.
 
 use serde_json::{Value, json};
+use telekiosk_e2ee::schedule::kiosk_key_transcript;
 use telekiosk_e2ee::{Codec, EphemeralKey, FrameKey, Header, Sender, VisitKeys, clear_prefix_len};
 
 fn main() {
@@ -26,8 +27,10 @@ fn main() {
         ("opus", Codec::Opus, "78a1b2c3d4e5"),
         ("vp8", Codec::Vp8, "1002009d012a8002e001aabbccddeeff"),
         ("vp8", Codec::Vp8, "3102000102030405"),
-        ("h264", Codec::H264, "0000000165888400ffeeddcc"),
-        ("h264", Codec::H264, "00000141e0112233"),
+        // SPS, PPS and an IDR slice whose clear bytes end in two zeros (the escaping's context).
+        ("h264", Codec::H264, "00000001674200290000000168ce3c800000000165888400000300ffeedd"),
+        // Two slices of a P frame, the first with a 3-byte start code and a zero run to escape.
+        ("h264", Codec::H264, "00000141e01122330000030000000001419a0102030405"),
     ]
     .iter()
     .map(|&(name, codec, frame)| {
@@ -57,6 +60,8 @@ fn main() {
             "shared": hex::encode(shared), "visit_id": visit, "kiosk_fingerprint": kfp, "console_fingerprint": cfp,
             "kiosk_to_console": hex::encode(keys.kiosk_to_console), "console_to_kiosk": hex::encode(keys.console_to_kiosk),
             "code": keys.code,
+            "kiosk_confirm": hex::encode(keys.kiosk_confirm), "console_confirm": hex::encode(keys.console_confirm),
+            "kiosk_key_transcript": hex::encode(kiosk_key_transcript(visit, &kiosk.public_key(), kfp)),
         },
     });
     println!("{}", serde_json::to_string_pretty(&fixtures).unwrap());

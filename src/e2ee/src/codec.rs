@@ -6,10 +6,8 @@
 //! - Opus: the TOC byte (1).
 //! - VP8: the payload header, 10 bytes on a keyframe (frame tag and the dimensions) and 3 on a
 //!   delta frame; the keyframe flag is bit 0 of the first byte, clear meaning keyframe.
-//! - H.264 (Annex B, as the parser hands it over): the start code (3 or 4 bytes) and the NAL
-//!   header (1), so the NAL type stays readable for keyframe detection and packetization.
-//!   Encrypted slice data can contain start-code patterns; the pipeline wiring must escape them
-//!   (or packetize the whole frame as one NAL unit), which is out of this crate's scope.
+//! - H.264: protected per slice NAL, not per frame (`h264.rs`): the NAL header and the next 4
+//!   bytes of each slice (5).
 //!
 //! Owns only the count. It does not clamp: a frame shorter than its clear prefix is refused by
 //! the sender (`Error::TooShort`), since the receiver could not tell where the prefix ends.
@@ -31,16 +29,7 @@ pub fn clear_prefix_len(codec: Codec, frame: &[u8]) -> usize {
             Some(b) if b & 0x01 == 0 => 10,
             _ => 3,
         },
-        Codec::H264 => {
-            let start_code = if frame.starts_with(&[0, 0, 0, 1]) {
-                4
-            } else if frame.starts_with(&[0, 0, 1]) {
-                3
-            } else {
-                0
-            };
-            start_code + 1
-        }
+        Codec::H264 => 5,
     }
 }
 
@@ -53,8 +42,7 @@ mod tests {
         assert_eq!(clear_prefix_len(Codec::Opus, &[0x78, 1, 2]), 1);
         assert_eq!(clear_prefix_len(Codec::Vp8, &[0x10; 20]), 10);
         assert_eq!(clear_prefix_len(Codec::Vp8, &[0x11; 20]), 3);
-        assert_eq!(clear_prefix_len(Codec::H264, &[0, 0, 0, 1, 0x65, 9, 9]), 5);
-        assert_eq!(clear_prefix_len(Codec::H264, &[0, 0, 1, 0x41, 9]), 4);
+        assert_eq!(clear_prefix_len(Codec::H264, &[0x65, 9, 9, 9, 9, 9]), 5);
         assert_eq!(clear_prefix_len(Codec::Vp8, &[0x10, 1]), 10);
         assert_eq!(clear_prefix_len(Codec::Opus, &[]), 1);
         assert_eq!(clear_prefix_len(Codec::Vp8, &[]), 3);

@@ -41,8 +41,10 @@ impl Sender {
 
     /// Protects one encoded frame of `codec`.
     pub fn protect(&mut self, codec: Codec, frame: &[u8]) -> Result<Vec<u8>, Error> {
-        let clear = clear_prefix_len(codec, frame);
-        self.protect_with_prefix(clear, frame)
+        match codec {
+            Codec::H264 => crate::h264::protect(self, frame),
+            _ => self.protect_with_prefix(clear_prefix_len(codec, frame), frame),
+        }
     }
 
     /// Protects `frame` leaving its first `clear` bytes readable; a frame shorter than that is
@@ -136,8 +138,16 @@ impl Receiver {
 
     /// Opens a frame protected for `codec`; the clear prefix is recomputed from the frame.
     pub fn unprotect(&mut self, codec: Codec, frame: &[u8]) -> Result<Vec<u8>, Error> {
-        let clear = clear_prefix_len(codec, frame);
-        self.unprotect_with_prefix(clear, frame)
+        match codec {
+            Codec::H264 => crate::h264::unprotect(self, frame),
+            _ => self.unprotect_with_prefix(clear_prefix_len(codec, frame), frame),
+        }
+    }
+
+    /// Counts a frame whose layout is wrong before any key was tried.
+    pub(crate) fn count_malformed(&mut self) -> Error {
+        self.stats.malformed += 1;
+        Error::MalformedHeader
     }
 
     /// Opens a frame whose first `clear` bytes were left readable. Any error drops the frame.

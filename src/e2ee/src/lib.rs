@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod frame;
+pub mod h264;
 pub mod header;
 pub mod keys;
 pub mod schedule;

@@ -3,7 +3,8 @@
 //! kiosk's DTLS fingerprint, the console's DTLS fingerprint and a purpose, each prefixed by its
 //! length (2 bytes, big-endian). The purposes are the two directions ("kiosk->console",
 //! "console->kiosk"; each gives that sender's 32-byte SFrame base key) and "verification code"
-//! (25 bytes read as five 40-bit numbers mod 100000: five groups of five digits both screens show).
+//! (25 bytes read as five 40-bit numbers mod 100000: five groups of five digits both screens show),
+//! and "kiosk confirms" / "console confirms" (16 bytes each, the key confirmation).
 //!
 //! Owns only the derivation. It must never sign or verify identities (the TPM device key and the
 //! clinician's enrolled key sign the ephemeral public keys elsewhere) nor keep keys past a visit.
@@ -86,6 +87,11 @@ impl EphemeralKey {
 pub struct VisitKeys {
     pub kiosk_to_console: [u8; 32],
     pub console_to_kiosk: [u8; 32],
+    /// Key confirmation: each side sends its own value and compares the peer's with what it
+    /// derived, so a swapped key or fingerprint is caught before any media is opened. They are
+    /// HKDF outputs under their own purposes, so sending them reveals nothing of the keys.
+    pub kiosk_confirm: [u8; 16],
+    pub console_confirm: [u8; 16],
     /// Five groups of five digits, separated by spaces.
     pub code: String,
 }
@@ -96,15 +102,32 @@ impl std::fmt::Debug for VisitKeys {
     }
 }
 
+/// What the kiosk signs with its TPM device key for one offer: the label
+/// "telekiosk e2ee v1 kiosk key", then the visit id, its ephemeral public key (SEC1) and the
+/// offer's DTLS fingerprint, each length-prefixed. The console verifies it against the device's
+/// enrolled key, so neither the ephemeral key nor the fingerprint can be swapped on the way.
+pub fn kiosk_key_transcript(visit_id: &str, kiosk_public: &[u8], kiosk_fp: &str) -> Vec<u8> {
+    length_prefixed(&[
+        b"telekiosk e2ee v1 kiosk key",
+        visit_id.as_bytes(),
+        kiosk_public,
+        kiosk_fp.as_bytes(),
+    ])
+}
+
+fn length_prefixed(fields: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for field in fields {
+        let len = u16::try_from(field.len()).expect("schedule fields are short");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(field);
+    }
+    out
+}
+
 /// `len(field) || field` for each field, lengths as 2 bytes big-endian.
 pub fn schedule_info(visit_id: &str, kiosk_fp: &str, console_fp: &str, purpose: &[u8]) -> Vec<u8> {
-    let mut info = Vec::new();
-    for field in [visit_id.as_bytes(), kiosk_fp.as_bytes(), console_fp.as_bytes(), purpose] {
-        let len = u16::try_from(field.len()).expect("schedule fields are short");
-        info.extend_from_slice(&len.to_be_bytes());
-        info.extend_from_slice(field);
-    }
-    info
+    length_prefixed(&[visit_id.as_bytes(), kiosk_fp.as_bytes(), console_fp.as_bytes(), purpose])
 }
 
 impl VisitKeys {
@@ -120,6 +143,10 @@ impl VisitKeys {
         let mut console_to_kiosk = [0u8; 32];
         expand(Direction::KioskToConsole.label(), &mut kiosk_to_console);
         expand(Direction::ConsoleToKiosk.label(), &mut console_to_kiosk);
+        let mut kiosk_confirm = [0u8; 16];
+        let mut console_confirm = [0u8; 16];
+        expand(b"kiosk confirms", &mut kiosk_confirm);
+        expand(b"console confirms", &mut console_confirm);
         let mut code_bytes = [0u8; 25];
         expand(b"verification code", &mut code_bytes);
         let code = code_bytes
@@ -130,7 +157,7 @@ impl VisitKeys {
             })
             .collect::<Vec<_>>()
             .join(" ");
-        VisitKeys { kiosk_to_console, console_to_kiosk, code }
+        VisitKeys { kiosk_to_console, console_to_kiosk, kiosk_confirm, console_confirm, code }
     }
 
     pub fn base_key(&self, direction: Direction) -> &[u8; 32] {

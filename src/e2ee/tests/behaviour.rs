@@ -16,7 +16,6 @@ fn pair(kid: u64) -> (Sender, Receiver) {
 fn frames_round_trip_with_the_prefix_clear_and_the_rest_hidden() {
     let (mut sender, mut receiver) = pair(3);
     for (codec, frame) in [
-        (Codec::H264, H264),
         (Codec::Opus, &[0x78, 1, 2, 3, 4][..]),
         (Codec::Vp8, &[0x10, 2, 0, 0x9d, 1, 0x2a, 0x80, 2, 0xe0, 1, 0xaa, 0xbb][..]),
     ] {
@@ -29,6 +28,12 @@ fn frames_round_trip_with_the_prefix_clear_and_the_rest_hidden() {
         assert_eq!(protected.len(), frame.len() + 1 + 16, "config byte and tag added");
         assert_eq!(receiver.unprotect(codec, &protected).unwrap(), frame);
     }
+    // H.264: the start code, the NAL header and 4 bytes stay clear; the trailer byte is added.
+    let protected = sender.protect(Codec::H264, H264).unwrap();
+    assert_eq!(&protected[..9], &H264[..9]);
+    assert!(!protected.windows(4).any(|w| w == &H264[9..13]));
+    assert_eq!(protected.len(), H264.len() + 1 + 16 + 1, "config byte, tag and trailer added");
+    assert_eq!(receiver.unprotect(Codec::H264, &protected).unwrap(), H264);
     assert_eq!(receiver.stats().opened, 3);
     // Shorter than its clear prefix: refused, no counter spent.
     assert_eq!(sender.protect(Codec::Opus, &[]), Err(Error::TooShort));
@@ -40,13 +45,13 @@ fn frames_round_trip_with_the_prefix_clear_and_the_rest_hidden() {
 fn any_altered_byte_is_refused_and_counted() {
     let (mut sender, mut receiver) = pair(3);
     let protected = sender.protect(Codec::H264, H264).unwrap();
-    // Prefix (metadata), config byte (header), ciphertext and the last tag byte.
-    for at in [4, 5, 7, protected.len() - 1] {
+    // NAL header and slice header (metadata), config byte (header), ciphertext, last tag byte.
+    for at in [4, 6, 9, 11, protected.len() - 2] {
         let mut bad = protected.clone();
         bad[at] ^= 0x01;
         assert!(receiver.unprotect(Codec::H264, &bad).is_err(), "byte {at}");
     }
-    assert_eq!(receiver.stats().auth_failures + receiver.stats().unknown_kid, 4);
+    assert_eq!(receiver.stats().auth_failures + receiver.stats().unknown_kid, 5);
     assert!(receiver.stats().auth_failures >= 3);
     assert_eq!(receiver.stats().opened, 0);
     // The untouched frame still opens: failures did not poison the window.

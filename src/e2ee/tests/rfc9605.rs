@@ -114,4 +114,12 @@ fn fixtures_are_what_this_implementation_produces() {
     assert_eq!(hex::encode(keys.kiosk_to_console), s["kiosk_to_console"].as_str().unwrap());
     assert_eq!(hex::encode(keys.console_to_kiosk), s["console_to_kiosk"].as_str().unwrap());
     assert_eq!(keys.code, s["code"].as_str().unwrap());
+    assert_eq!(hex::encode(keys.kiosk_confirm), s["kiosk_confirm"].as_str().unwrap());
+    assert_eq!(hex::encode(keys.console_confirm), s["console_confirm"].as_str().unwrap());
+    let transcript = telekiosk_e2ee::schedule::kiosk_key_transcript(
+        s["visit_id"].as_str().unwrap(),
+        &kiosk.public_key(),
+        s["kiosk_fingerprint"].as_str().unwrap(),
+    );
+    assert_eq!(hex::encode(transcript), s["kiosk_key_transcript"].as_str().unwrap());
 }

@@ -62,6 +62,8 @@ export async function deriveVisitKeys(shared, visitId, kioskFp, consoleFp) {
   const expand = (purpose, len) => hkdf(shared, salt, scheduleInfo(visitId, kioskFp, consoleFp, purpose), len);
   const kioskToConsole = await expand('kiosk->console', 32);
   const consoleToKiosk = await expand('console->kiosk', 32);
+  const kioskConfirm = await expand('kiosk confirms', 16);
+  const consoleConfirm = await expand('console confirms', 16);
   const bytes = await expand('verification code', 25);
   const groups = [];
   for (let i = 0; i < 25; i += 5) {
@@ -69,5 +71,15 @@ export async function deriveVisitKeys(shared, visitId, kioskFp, consoleFp) {
     for (const b of bytes.subarray(i, i + 5)) v = v * 256 + b;
     groups.push(String(v % 100000).padStart(5, '0'));
   }
-  return { kioskToConsole, consoleToKiosk, code: groups.join(' ') };
+  return { kioskToConsole, consoleToKiosk, kioskConfirm, consoleConfirm, code: groups.join(' ') };
+}
+
+/**
+ * What the kiosk signs with its TPM device key (as schedule::kiosk_key_transcript): the label,
+ * the visit id, its ephemeral public key and the offer's DTLS fingerprint, length-prefixed.
+ * @param {string} visitId @param {Uint8Array} kioskPublic @param {string} kioskFp
+ */
+export function kioskKeyTranscript(visitId, kioskPublic, kioskFp) {
+  return concat(...[text.encode('telekiosk e2ee v1 kiosk key'), text.encode(visitId), kioskPublic, text.encode(kioskFp)]
+    .flatMap((b) => [be(BigInt(b.length), 2), b]));
 }

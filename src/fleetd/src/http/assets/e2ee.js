@@ -108,18 +108,75 @@ export function decodeHeader(bytes) {
 
 /**
  * Leading bytes left clear per codec (as src/e2ee/src/codec.rs): Opus TOC 1; VP8 10 on a
- * keyframe (bit 0 of the first byte clear), else 3; H.264 Annex B start code plus NAL header.
+ * keyframe (bit 0 of the first byte clear), else 3; H.264 is protected per slice NAL, whose
+ * header and next 4 bytes stay clear (5).
  * @param {Codec} codec
  * @param {Uint8Array} frame
  */
 export function clearPrefixLen(codec, frame) {
   if (codec === 'opus') return 1;
   if (codec === 'vp8') return frame.length > 0 && (frame[0] & 1) === 0 ? 10 : 3;
-  const f = frame;
-  if (f.length >= 4 && f[0] === 0 && f[1] === 0 && f[2] === 0 && f[3] === 1) return 5;
-  if (f.length >= 3 && f[0] === 0 && f[1] === 0 && f[2] === 1) return 4;
-  return 1;
+  return 5;
 }
+
+/** Appended to every protected H.264 slice, so none ends in a zero byte. */
+const H264_TRAILER = 0x80;
+
+/**
+ * The NAL units of an Annex B access unit, as src/e2ee/src/h264.rs finds them: where each start
+ * code begins, where the NAL header is, where the unit ends.
+ * @param {Uint8Array} au
+ */
+function nalUnits(au) {
+  /** @type {[number, number][]} */
+  const starts = [];
+  for (let i = 0; i + 3 <= au.length;) {
+    if (au[i] === 0 && au[i + 1] === 0 && au[i + 2] === 1) {
+      starts.push([i > 0 && au[i - 1] === 0 ? i - 1 : i, i + 3]);
+      i += 3;
+    } else {
+      i += 1;
+    }
+  }
+  return starts.map(([start, body], n) => ({ start, body, end: n + 1 < starts.length ? starts[n + 1][0] : au.length }));
+}
+
+/** @param {Uint8Array} bytes  how many zero bytes end it (at most 2) */
+function trailingZeros(bytes) {
+  let n = 0;
+  for (let i = bytes.length - 1; i >= 0 && n < 2 && bytes[i] === 0; i--) n++;
+  return n;
+}
+
+/**
+ * H.264 emulation prevention over `data`, after `zeros` zero bytes already written.
+ * @param {number} zeros @param {Uint8Array} data @param {number[]} out
+ */
+export function escape(zeros, data, out) {
+  for (const b of data) {
+    if (zeros >= 2 && b <= 3) {
+      out.push(3);
+      zeros = 0;
+    }
+    out.push(b);
+    zeros = b === 0 ? zeros + 1 : 0;
+  }
+}
+
+/** The inverse of `escape`. @param {number} zeros @param {Uint8Array} data @param {number[]} out */
+export function unescape(zeros, data, out) {
+  for (const b of data) {
+    if (zeros >= 2 && b === 3) {
+      zeros = 0;
+      continue;
+    }
+    out.push(b);
+    zeros = b === 0 ? zeros + 1 : 0;
+  }
+}
+
+/** @param {number} nalHeader */
+const isSlice = (nalHeader) => (nalHeader & 0x1f) >= 1 && (nalHeader & 0x1f) <= 5;
 
 /**
  * HKDF-SHA512 (extract and expand) of `ikm`.
@@ -214,10 +271,36 @@ export class Sender {
 
   /**
    * @param {Codec} codec
-   * @param {Uint8Array} frame
+   * @param {Uint8Array} frame  for H.264 an Annex B access unit, protected slice by slice
    */
   async protect(codec, frame) {
-    const clear = clearPrefixLen(codec, frame);
+    if (codec !== 'h264') return this.protectWithPrefix(clearPrefixLen(codec, frame), frame);
+    /** @type {number[]} */
+    const out = [];
+    const nals = nalUnits(frame);
+    if (nals.length) out.push(...frame.subarray(0, nals[0].start));
+    for (const nal of nals) {
+      const body = frame.subarray(nal.body, nal.end);
+      out.push(...frame.subarray(nal.start, nal.body));
+      if (!body.length || !isSlice(body[0])) {
+        for (const b of body) out.push(b);
+        continue;
+      }
+      const clear = Math.min(body.length, 5);
+      const sealed = await this.protectWithPrefix(clear, body);
+      for (const b of body.subarray(0, clear)) out.push(b);
+      escape(trailingZeros(body.subarray(0, clear)), sealed.subarray(clear), out);
+      out.push(H264_TRAILER);
+    }
+    return Uint8Array.from(out);
+  }
+
+  /**
+   * Protects `frame` leaving its first `clear` bytes readable.
+   * @param {number} clear
+   * @param {Uint8Array} frame
+   */
+  async protectWithPrefix(clear, frame) {
     if (frame.length < clear) throw new Error('too short');
     if (this.next === null) throw new Error('counter exhausted; rekey');
     const ctr = this.next;
@@ -241,12 +324,43 @@ export class Receiver {
   }
 
   /**
-   * Opens a protected frame or throws (the frame is then dropped and counted).
+   * Opens a protected frame or throws (the frame is then dropped and counted). For H.264 every
+   * slice of the access unit must open.
    * @param {Codec} codec
    * @param {Uint8Array} frame
    */
   async unprotect(codec, frame) {
-    const clear = clearPrefixLen(codec, frame);
+    if (codec !== 'h264') return this.unprotectWithPrefix(clearPrefixLen(codec, frame), frame);
+    /** @type {number[]} */
+    const out = [];
+    const nals = nalUnits(frame);
+    if (nals.length) out.push(...frame.subarray(0, nals[0].start));
+    for (const nal of nals) {
+      const body = frame.subarray(nal.body, nal.end);
+      out.push(...frame.subarray(nal.start, nal.body));
+      if (!body.length || !isSlice(body[0])) {
+        for (const b of body) out.push(b);
+        continue;
+      }
+      const clear = Math.min(body.length, 5);
+      if (body.length <= clear || body[body.length - 1] !== H264_TRAILER) {
+        this.stats.malformed++;
+        throw new Error('a slice that is not protected');
+      }
+      /** @type {number[]} */
+      const sealed = [...body.subarray(0, clear)];
+      unescape(trailingZeros(body.subarray(0, clear)), body.subarray(clear, body.length - 1), sealed);
+      for (const b of await this.unprotectWithPrefix(clear, Uint8Array.from(sealed))) out.push(b);
+    }
+    return Uint8Array.from(out);
+  }
+
+  /**
+   * Opens `frame` whose first `clear` bytes were left readable, or throws.
+   * @param {number} clear
+   * @param {Uint8Array} frame
+   */
+  async unprotectWithPrefix(clear, frame) {
     if (frame.length < clear) {
       this.stats.malformed++;
       throw new Error('too short');
