@@ -221,7 +221,10 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(move |id| places_of.show(id).ok().map(|d| (d.clinic, d.room)));
     let mut upkeep = audit::spawn_upkeep(trail.clone(), args.audit_retention);
     let (to_trail, mut trail_queue) = audit::spawn_queue(trail.clone());
-    let (hub, mut hub_task) = hub::spawn(outbox_tx, ice, places, visit_codes.clone(), to_trail);
+    let keys_of = registry.clone();
+    let keys: hub::DeviceKeys = Arc::new(move |id| keys_of.public_key(id).ok());
+    let (hub, mut hub_task) =
+        hub::spawn(outbox_tx, ice, places, keys, visit_codes.clone(), to_trail);
     let settings = mqtt::MqttSettings {
         host: mqtt_host.clone(),
         port: mqtt_port,

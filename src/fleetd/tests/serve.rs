@@ -160,16 +160,31 @@ async fn a_waiting_kiosk_is_joined_by_one_clinician_and_refused_to_a_second() {
     publish(
         &kiosk_a,
         kiosk_id,
-        &KioskToServer::Offer { visit_id: "visit-1".into(), sdp: sdp.clone() },
+        &KioskToServer::Offer { visit_id: "visit-1".into(), sdp: sdp.clone(), e2ee: kkey() },
     )
     .await;
     let offer = until(&mut alice, |m| matches!(m, ServerToConsole::Offer { .. })).await;
-    assert_eq!(offer, ServerToConsole::Offer { visit_id: "visit-1".into(), sdp: sdp.clone() });
-    send(&mut alice, &ConsoleToServer::Answer { visit_id: "visit-1".into(), sdp: sdp.clone() })
-        .await;
+    assert_eq!(
+        offer,
+        ServerToConsole::Offer {
+            visit_id: "visit-1".into(),
+            sdp: sdp.clone(),
+            e2ee: kkey(),
+            // The kiosk's enrolled key, from the registry, for the console to check with.
+            device_key: base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                device.key.public_key_raw()
+            ),
+        }
+    );
+    send(
+        &mut alice,
+        &ConsoleToServer::Answer { visit_id: "visit-1".into(), sdp: sdp.clone(), e2ee: ckey() },
+    )
+    .await;
     assert_eq!(
         kiosk_gets(&mut to_kiosk_a).await,
-        ServerToKiosk::Answer { visit_id: "visit-1".into(), sdp }
+        ServerToKiosk::Answer { visit_id: "visit-1".into(), sdp, e2ee: ckey() }
     );
 
     stop(f).await;
@@ -195,4 +210,12 @@ async fn mosquitto_does_not_outlive_a_killed_fleetd() {
     f.child.start_kill().unwrap();
     f.child.wait().await.unwrap();
     common::assert_port_closes(f.mqtt_port).await;
+}
+
+fn kkey() -> telekiosk_protocol::e2ee::KioskKey {
+    telekiosk_protocol::e2ee::KioskKey { public_key: "B".repeat(87), signature: "s".repeat(86) }
+}
+
+fn ckey() -> telekiosk_protocol::e2ee::ConsoleKey {
+    telekiosk_protocol::e2ee::ConsoleKey { public_key: "C".repeat(87), confirm: "c".repeat(22) }
 }

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Language;
 use crate::decode::{DecodeError, Validate, ident, text};
+use crate::e2ee::{
+    CONFIRM_BYTES, ConsoleKey, KioskKey, PUBLIC_KEY_BYTES, SecurityCheck, check_b64,
+};
 use crate::visit::{EndReason, Ice, IceSettings, MAX_NAME_BYTES, check_sdp};
 
 /// One kiosk waiting for a clinician, as the console lists it. No patient data: a visit is
@@ -50,8 +53,10 @@ pub enum ConsoleToServer {
     /// Emergency access ("break glass"): join a visit of a clinic not assigned to this
     /// clinician. `reason` (1–500 bytes, required) goes to the audit trail.
     EmergencyJoin { visit_id: String, reason: String },
-    /// The browser's SDP answer to the kiosk's offer.
-    Answer { visit_id: String, sdp: String },
+    /// The browser's SDP answer to the kiosk's offer, with its half of the key agreement.
+    Answer { visit_id: String, sdp: String, e2ee: ConsoleKey },
+    /// A check of the key agreement failed in the browser: the visit ends (audited).
+    SecurityRefused { visit_id: String, check: SecurityCheck },
     /// A local ICE candidate of the browser.
     Ice { visit_id: String, ice: Ice },
     /// The clinician pressed End.
@@ -81,8 +86,12 @@ pub enum ServerToConsole {
     },
     /// Another clinician took the visit first.
     AlreadyTaken { visit_id: String },
-    /// The kiosk's SDP offer.
-    Offer { visit_id: String, sdp: String },
+    /// The kiosk's SDP offer with its signed key; `device_key`: the kiosk's enrolled device
+    /// public key (SEC1, base64url) from fleetd's registry, to check the signature with (empty
+    /// if fleetd does not know it, which the console refuses).
+    Offer { visit_id: String, sdp: String, e2ee: KioskKey, device_key: String },
+    /// The kiosk's key confirmation (base64url).
+    KeyConfirm { visit_id: String, confirm: String },
     /// A remote ICE candidate from the kiosk.
     Ice { visit_id: String, ice: Ice },
     /// The visit is over.
@@ -102,7 +111,8 @@ impl Validate for ConsoleToServer {
             Self::Join { visit_id }
             | Self::End { visit_id }
             | Self::Resume { visit_id }
-            | Self::AnswerHelp { visit_id } => ident("visit_id", visit_id),
+            | Self::AnswerHelp { visit_id }
+            | Self::SecurityRefused { visit_id, .. } => ident("visit_id", visit_id),
             Self::EmergencyJoin { visit_id, reason } => {
                 ident("visit_id", visit_id)?;
                 if reason.trim().is_empty() {
@@ -113,9 +123,10 @@ impl Validate for ConsoleToServer {
                 }
                 text("reason", reason, MAX_REASON_BYTES)
             }
-            Self::Answer { visit_id, sdp } => {
+            Self::Answer { visit_id, sdp, e2ee } => {
                 ident("visit_id", visit_id)?;
-                check_sdp(sdp)
+                check_sdp(sdp)?;
+                e2ee.check()
             }
             Self::Ice { visit_id, ice } => {
                 ident("visit_id", visit_id)?;
@@ -147,9 +158,18 @@ impl Validate for ServerToConsole {
             Self::AlreadyTaken { visit_id } | Self::Ended { visit_id, .. } => {
                 ident("visit_id", visit_id)
             }
-            Self::Offer { visit_id, sdp } => {
+            Self::Offer { visit_id, sdp, e2ee, device_key } => {
                 ident("visit_id", visit_id)?;
-                check_sdp(sdp)
+                check_sdp(sdp)?;
+                e2ee.check()?;
+                match device_key.is_empty() {
+                    true => Ok(()),
+                    false => check_b64("device_key", device_key, PUBLIC_KEY_BYTES),
+                }
+            }
+            Self::KeyConfirm { visit_id, confirm } => {
+                ident("visit_id", visit_id)?;
+                check_b64("confirm", confirm, CONFIRM_BYTES)
             }
             Self::Ice { visit_id, ice } => {
                 ident("visit_id", visit_id)?;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod decode;
 pub mod device;
+pub mod e2ee;
 pub mod fingerprint;
 pub mod topics;
 pub mod visit;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{IceServer, Language, check_ice_servers};
 use crate::decode::{DecodeError, Validate, ident, invalid, text};
+use crate::e2ee::{CONFIRM_BYTES, ConsoleKey, KioskKey, check_b64};
 
 /// Largest SDP accepted, in bytes.
 pub const MAX_SDP_BYTES: usize = 32 * 1024;
@@ -102,6 +103,9 @@ pub enum EndReason {
     KioskFault,
     /// The visit reached the longest visit the fleet config allows (`max_visit_secs`).
     TimeLimit,
+    /// A check of the end-to-end key agreement failed (see [`crate::e2ee::SecurityCheck`]):
+    /// the call could not be proven private, so it was stopped before any media was shown.
+    SecurityCheckFailed,
 }
 
 /// Messages a kiosk sends to fleetd on `visit/out`.
@@ -122,8 +126,11 @@ pub enum KioskToServer {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         visit_code: Option<String>,
     },
-    /// The kiosk's SDP offer, sent once fleetd said a clinician accepted.
-    Offer { visit_id: String, sdp: String },
+    /// The kiosk's SDP offer, sent once fleetd said a clinician accepted (and again when its
+    /// media restarts), with its signed half of a fresh end-to-end key agreement.
+    Offer { visit_id: String, sdp: String, e2ee: KioskKey },
+    /// The kiosk checked the console's key confirmation: here is its own (base64url).
+    KeyConfirm { visit_id: String, confirm: String },
     /// A local ICE candidate of the kiosk.
     Ice { visit_id: String, ice: Ice },
     /// The kiosk ended (or refused) the visit.
@@ -179,8 +186,8 @@ pub enum ServerToKiosk {
         #[serde(default)]
         clinician: String,
     },
-    /// The clinician's SDP answer.
-    Answer { visit_id: String, sdp: String },
+    /// The clinician's SDP answer, with the console's half of the key agreement.
+    Answer { visit_id: String, sdp: String, e2ee: ConsoleKey },
     /// A remote ICE candidate from the clinician's browser.
     Ice { visit_id: String, ice: Ice },
     /// The visit is over on the clinician's side.
@@ -206,6 +213,7 @@ impl KioskToServer {
         match self {
             Self::Waiting { visit_id, .. }
             | Self::Offer { visit_id, .. }
+            | Self::KeyConfirm { visit_id, .. }
             | Self::Ice { visit_id, .. }
             | Self::End { visit_id, .. }
             | Self::InVisit { visit_id, .. }
@@ -253,7 +261,11 @@ impl Validate for KioskToServer {
                 text("room", room, MAX_NAME_BYTES)?;
                 visit_code.as_deref().map_or(Ok(()), check_visit_code)
             }
-            Self::Offer { sdp, .. } => check_sdp(sdp),
+            Self::Offer { sdp, e2ee, .. } => {
+                check_sdp(sdp)?;
+                e2ee.check()
+            }
+            Self::KeyConfirm { confirm, .. } => check_b64("confirm", confirm, CONFIRM_BYTES),
             Self::Ice { ice, .. } => ice.check(),
             Self::End { .. } | Self::Help { .. } => Ok(()),
             Self::InVisit { clinic, room, clinician, .. } => {
@@ -269,7 +281,10 @@ impl Validate for ServerToKiosk {
     fn validate(&self) -> Result<(), DecodeError> {
         ident("visit_id", self.visit_id())?;
         match self {
-            Self::Answer { sdp, .. } => check_sdp(sdp),
+            Self::Answer { sdp, e2ee, .. } => {
+                check_sdp(sdp)?;
+                e2ee.check()
+            }
             Self::Ice { ice, .. } => ice.check(),
             Self::Queued { ice, .. } => ice.check(),
             Self::Accepted { clinician, .. } if !clinician.is_empty() => clinician_name(clinician),

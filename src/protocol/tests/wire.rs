@@ -36,7 +36,7 @@ fn every_kiosk_to_server_message_round_trips() {
         visit_code: Some("123456".into()),
     });
     round_trip(KioskToServer::Help { visit_id: id.clone() });
-    round_trip(KioskToServer::Offer { visit_id: id.clone(), sdp: SDP.into() });
+    round_trip(KioskToServer::Offer { visit_id: id.clone(), sdp: SDP.into(), e2ee: kkey() });
     round_trip(KioskToServer::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(KioskToServer::InVisit {
         visit_id: id.clone(),
@@ -78,7 +78,7 @@ fn every_server_to_kiosk_message_round_trips() {
     let id = "v-1".to_string();
     round_trip(ServerToKiosk::Accepted { visit_id: id.clone(), clinician: "dr.lee@x".into() });
     round_trip(ServerToKiosk::Queued { visit_id: id.clone(), ice: turn_settings() });
-    round_trip(ServerToKiosk::Answer { visit_id: id.clone(), sdp: SDP.into() });
+    round_trip(ServerToKiosk::Answer { visit_id: id.clone(), sdp: SDP.into(), e2ee: ckey() });
     round_trip(ServerToKiosk::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(ServerToKiosk::End { visit_id: id, reason: EndReason::ClinicianEnded });
 }
@@ -89,7 +89,7 @@ fn every_console_message_round_trips() {
     round_trip(ConsoleToServer::Join { visit_id: id.clone() });
     let reason = "covering for the South clinic".to_string();
     round_trip(ConsoleToServer::EmergencyJoin { visit_id: id.clone(), reason });
-    round_trip(ConsoleToServer::Answer { visit_id: id.clone(), sdp: SDP.into() });
+    round_trip(ConsoleToServer::Answer { visit_id: id.clone(), sdp: SDP.into(), e2ee: ckey() });
     round_trip(ConsoleToServer::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(ConsoleToServer::End { visit_id: id.clone() });
     round_trip(ConsoleToServer::Resume { visit_id: id.clone() });
@@ -125,7 +125,12 @@ fn every_console_message_round_trips() {
         ice: turn_settings(),
     });
     round_trip(ServerToConsole::AlreadyTaken { visit_id: id.clone() });
-    round_trip(ServerToConsole::Offer { visit_id: id.clone(), sdp: SDP.into() });
+    round_trip(ServerToConsole::Offer {
+        visit_id: id.clone(),
+        sdp: SDP.into(),
+        e2ee: kkey(),
+        device_key: String::new(),
+    });
     round_trip(ServerToConsole::Ice { visit_id: id.clone(), ice: ice() });
     round_trip(ServerToConsole::Ended { visit_id: id, reason: EndReason::NoClinician });
     round_trip(ServerToConsole::Error { message: "That visit is no longer waiting.".into() });
@@ -215,9 +220,15 @@ fn out_of_range_fields_are_refused_naming_the_field() {
         }),
         "room"
     );
-    assert_eq!(invalid_field(KioskToServer::Offer { visit_id: id(), sdp: "hello".into() }), "sdp");
+    assert_eq!(
+        invalid_field(KioskToServer::Offer { visit_id: id(), sdp: "hello".into(), e2ee: kkey() }),
+        "sdp"
+    );
     let huge_sdp = format!("v=0\r\n{}", "a".repeat(40 * 1024));
-    assert_eq!(invalid_field(ServerToKiosk::Answer { visit_id: id(), sdp: huge_sdp }), "sdp");
+    assert_eq!(
+        invalid_field(ServerToKiosk::Answer { visit_id: id(), sdp: huge_sdp, e2ee: ckey() }),
+        "sdp"
+    );
     let bad_ice = Ice { mline: 0, candidate: "rm -rf /".into() };
     assert_eq!(invalid_field(ConsoleToServer::Ice { visit_id: id(), ice: bad_ice }), "candidate");
     let far_mline = Ice { mline: 99, candidate: String::new() };
@@ -247,7 +258,7 @@ fn kind_names_the_wire_type_of_every_server_to_kiosk_message() {
     let id = || "v-1".to_string();
     let all = [
         ServerToKiosk::Accepted { visit_id: id(), clinician: "dr-lee".into() },
-        ServerToKiosk::Answer { visit_id: id(), sdp: SDP.into() },
+        ServerToKiosk::Answer { visit_id: id(), sdp: SDP.into(), e2ee: ckey() },
         ServerToKiosk::Ice { visit_id: id(), ice: ice() },
         ServerToKiosk::End { visit_id: id(), reason: EndReason::ClinicianLeft },
     ];
@@ -324,4 +335,12 @@ fn visit_codes_are_six_digits_and_refusals_round_trip() {
         retry_after_secs: 7200,
     };
     assert_eq!(invalid_field(too_long), "retry_after_secs");
+}
+
+fn kkey() -> telekiosk_protocol::e2ee::KioskKey {
+    telekiosk_protocol::e2ee::KioskKey { public_key: "B".repeat(87), signature: "s".repeat(86) }
+}
+
+fn ckey() -> telekiosk_protocol::e2ee::ConsoleKey {
+    telekiosk_protocol::e2ee::ConsoleKey { public_key: "C".repeat(87), confirm: "c".repeat(22) }
 }

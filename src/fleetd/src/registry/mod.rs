@@ -205,6 +205,11 @@ impl Registry {
         Ok(info(self.device(id)?))
     }
 
+    /// A device's enrolled public key (SEC1), which its certificate carries.
+    pub fn public_key(&self, id: &str) -> Result<Vec<u8>, RegistryError> {
+        Ok(self.device(id)?.public_key)
+    }
+
     /// Every device, oldest first.
     pub fn list(&self) -> Result<Vec<DeviceInfo>, RegistryError> {
         Ok(self.store.read(devices::devices)?.into_iter().map(info).collect())

@@ -53,9 +53,19 @@ impl Router {
         };
         let device_id = self.visits[i].device_id.clone();
         let (level, what, msg) = match msg {
-            ConsoleToServer::Answer { visit_id, sdp } => {
+            ConsoleToServer::Answer { visit_id, sdp, e2ee } => {
                 let what = format!("answer relayed to kiosk ({} bytes)", sdp.len());
-                (NoteLevel::Audit, what, ServerToKiosk::Answer { visit_id, sdp })
+                (NoteLevel::Audit, what, ServerToKiosk::Answer { visit_id, sdp, e2ee })
+            }
+            ConsoleToServer::SecurityRefused { check, .. } => {
+                let what = format!(
+                    "clinician's browser refused the visit: end-to-end security check failed \
+                     ({})",
+                    check_name(check)
+                );
+                out.push(note(NoteLevel::Audit, what).user(&user).visit(&self.visits[i]).into());
+                let reason = EndReason::SecurityCheckFailed;
+                return self.end(i, Some(reason), Some(reason), out);
             }
             ConsoleToServer::Ice { visit_id, ice } => {
                 let v = &mut self.visits[i];

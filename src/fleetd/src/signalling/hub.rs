@@ -51,6 +51,10 @@ pub enum HubMsg {
 /// not know it. Blocking (SQLite): the hub calls it on the blocking pool.
 pub type Places = Arc<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>;
 
+/// A device's enrolled public key (SEC1), or `None` if the registry does not know it. Blocking
+/// (SQLite): the hub calls it on the blocking pool, for offers only.
+pub type DeviceKeys = Arc<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+
 /// The adapters' side of the hub: cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HubHandle {
@@ -82,13 +86,14 @@ pub fn spawn(
     to_kiosk: mpsc::Sender<KioskMessage>,
     ice: IceConfig,
     places: Places,
+    keys: DeviceKeys,
     codes: Arc<VisitCodes>,
     to_trail: mpsc::Sender<Entry>,
 ) -> (HubHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(1024);
     let handle = HubHandle { tx, next_conn: Arc::new(AtomicU64::new(1)) };
     let notes = Notes { trail: to_trail, refusals: RefusalLimit::default() };
-    let stores = Stores { places, codes, tries: Tries::default() };
+    let stores = Stores { places, keys, codes, tries: Tries::default() };
     (handle, tokio::spawn(run(rx, to_kiosk, ice, stores, notes)))
 }
 
@@ -96,6 +101,7 @@ pub fn spawn(
 /// back-off after wrong codes.
 struct Stores {
     places: Places,
+    keys: DeviceKeys,
     codes: Arc<VisitCodes>,
     tries: Tries,
 }
@@ -150,8 +156,15 @@ async fn run(
             Input::ConsoleDisconnected { conn } => Some(*conn),
             _ => None,
         };
+        let device_key = match &input {
+            Input::FromKiosk { device_id, msg: Ok(K::Offer { .. }) } => {
+                key_of(&stores.keys, device_id).await
+            }
+            _ => None,
+        };
         for output in router.handle(input, Instant::now()) {
-            deliver(with_ice(output, &ice), &mut consoles, &to_kiosk, &mut notes, &stores);
+            let output = with_device_key(with_ice(output, &ice), device_key.as_deref());
+            deliver(output, &mut consoles, &to_kiosk, &mut notes, &stores);
         }
         if let Some(conn) = gone {
             consoles.remove(&conn);
@@ -176,6 +189,29 @@ async fn placed(
 async fn place_of(places: &Places, device_id: &str) -> Option<(String, String)> {
     let (places, id) = (places.clone(), device_id.to_string());
     tokio::task::spawn_blocking(move || places(&id)).await.ok().flatten()
+}
+
+/// The device's enrolled key, base64url, read on the blocking pool.
+async fn key_of(keys: &DeviceKeys, device_id: &str) -> Option<String> {
+    use base64::Engine as _;
+    let (keys, id) = (keys.clone(), device_id.to_string());
+    let key = tokio::task::spawn_blocking(move || keys(&id)).await.ok().flatten()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key))
+}
+
+/// Adds the kiosk's enrolled key to the offer the router relays, so the console can check the
+/// kiosk's signature (the router decides who is told; only the hub reads the registry).
+fn with_device_key(output: Output, key: Option<&str>) -> Output {
+    match (output, key) {
+        (
+            Output::ToConsole { conn, msg: ServerToConsole::Offer { visit_id, sdp, e2ee, .. } },
+            Some(key),
+        ) => {
+            let msg = ServerToConsole::Offer { visit_id, sdp, e2ee, device_key: key.to_string() };
+            Output::ToConsole { conn, msg }
+        }
+        (other, _) => other,
+    }
 }
 
 /// Adds the ICE servers, with TURN credentials minted for this visit and side, to the messages

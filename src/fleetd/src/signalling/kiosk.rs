@@ -39,9 +39,20 @@ impl Router {
                     note(NoteLevel::Warn, "kiosk message for a visit it does not have: ignored");
                 out.push(n.device(&device_id).visit_id(msg.visit_id()).into());
             }
-            KioskToServer::Offer { visit_id, sdp } => {
+            KioskToServer::Offer { visit_id, sdp, e2ee } => {
                 let what = format!("offer relayed to console ({} bytes)", sdp.len());
-                self.to_owner(current, ServerToConsole::Offer { visit_id, sdp }, what, out);
+                // The hub adds the device's enrolled key (it reads the registry; we do not).
+                let msg = ServerToConsole::Offer { visit_id, sdp, e2ee, device_key: String::new() };
+                self.to_owner(current, msg, what, out);
+            }
+            KioskToServer::KeyConfirm { visit_id, confirm } => {
+                let what = "kiosk's key confirmation relayed to console".to_string();
+                self.to_owner(
+                    current,
+                    ServerToConsole::KeyConfirm { visit_id, confirm },
+                    what,
+                    out,
+                );
             }
             KioskToServer::Ice { visit_id, ice } => {
                 let v = &mut self.visits[current.expect("checked above")];
@@ -60,7 +71,12 @@ impl Router {
             }
             KioskToServer::End { reason, .. } => {
                 let i = current.expect("checked above");
-                let what = format!("kiosk ended the visit ({reason:?})");
+                let what = match reason {
+                    EndReason::SecurityCheckFailed => "kiosk refused the visit: end-to-end \
+                                                       security check failed (key confirmation)"
+                        .to_string(),
+                    _ => format!("kiosk ended the visit ({reason:?})"),
+                };
                 out.push(note(NoteLevel::Audit, what).visit(&self.visits[i]).into());
                 self.end(i, None, Some(reason), out);
             }

@@ -27,6 +27,7 @@ use telekiosk_protocol::DecodeError;
 use telekiosk_protocol::config::Language;
 use telekiosk_protocol::console::{ConsoleToServer, ServerToConsole, WaitingVisit};
 use telekiosk_protocol::device::{DeviceState, Presence};
+use telekiosk_protocol::e2ee::SecurityCheck;
 use telekiosk_protocol::visit::{EndReason, IceSettings, KioskToServer, ServerToKiosk};
 
 use crate::access::{Permission, Scope};
@@ -511,7 +512,20 @@ fn visit_id_of(msg: &ConsoleToServer) -> &str {
         | ConsoleToServer::Ice { visit_id, .. }
         | ConsoleToServer::End { visit_id }
         | ConsoleToServer::Resume { visit_id }
-        | ConsoleToServer::AnswerHelp { visit_id } => visit_id,
+        | ConsoleToServer::AnswerHelp { visit_id }
+        | ConsoleToServer::SecurityRefused { visit_id, .. } => visit_id,
+    }
+}
+
+/// A failed end-to-end check, as the audit trail says it.
+fn check_name(check: SecurityCheck) -> &'static str {
+    match check {
+        SecurityCheck::KioskSignature => "the kiosk's key is not signed by its enrolled device key",
+        SecurityCheck::Fingerprint => {
+            "the offer's DTLS fingerprint is not the one the kiosk signed"
+        }
+        SecurityCheck::KeyConfirmation => "the two sides derived different keys",
+        SecurityCheck::UnknownDevice => "fleetd does not know the kiosk's enrolled key",
     }
 }
 

@@ -205,8 +205,16 @@ fn a_whole_visit_relays_offer_answer_and_candidates_between_kiosk_and_owner_only
         vec![
             (
                 6,
-                kiosk("kiosk-a", K2S::Offer { visit_id: "v1".into(), sdp: sdp() }),
-                vec![to_console(1, S2C::Offer { visit_id: "v1".into(), sdp: sdp() })],
+                kiosk("kiosk-a", K2S::Offer { visit_id: "v1".into(), sdp: sdp(), e2ee: kkey() }),
+                vec![to_console(
+                    1,
+                    S2C::Offer {
+                        visit_id: "v1".into(),
+                        sdp: sdp(),
+                        e2ee: kkey(),
+                        device_key: String::new(),
+                    },
+                )],
             ),
             (
                 6,
@@ -215,8 +223,11 @@ fn a_whole_visit_relays_offer_answer_and_candidates_between_kiosk_and_owner_only
             ),
             (
                 7,
-                console(1, C2S::Answer { visit_id: "v1".into(), sdp: sdp() }),
-                vec![to_kiosk("kiosk-a", S2K::Answer { visit_id: "v1".into(), sdp: sdp() })],
+                console(1, C2S::Answer { visit_id: "v1".into(), sdp: sdp(), e2ee: ckey() }),
+                vec![to_kiosk(
+                    "kiosk-a",
+                    S2K::Answer { visit_id: "v1".into(), sdp: sdp(), e2ee: ckey() },
+                )],
             ),
             (
                 7,
@@ -274,7 +285,7 @@ fn answer_ice_and_end_from_a_console_that_does_not_own_the_visit_are_refused() {
         vec![
             (
                 6,
-                console(2, C2S::Answer { visit_id: "v1".into(), sdp: SDP.into() }),
+                console(2, C2S::Answer { visit_id: "v1".into(), sdp: SDP.into(), e2ee: ckey() }),
                 vec![error(2, NOT_YOUR_VISIT)],
             ),
             (
@@ -302,6 +313,38 @@ fn kiosk_end_tells_the_owning_console_why_and_removes_the_visit() {
             (10, join(2, "v1"), vec![error(2, NO_LONGER_WAITING)]),
         ],
     ));
+}
+
+#[test]
+fn a_failed_security_check_ends_the_visit_on_both_sides_and_is_audited() {
+    use telekiosk_protocol::e2ee::SecurityCheck;
+    let confirm = K2S::KeyConfirm { visit_id: "v1".into(), confirm: "k".repeat(22) };
+    let refused =
+        C2S::SecurityRefused { visit_id: "v1".into(), check: SecurityCheck::KioskSignature };
+    let why = EndReason::SecurityCheckFailed;
+    let notes = run(then(
+        in_call(),
+        vec![
+            (
+                8,
+                kiosk("kiosk-a", confirm),
+                vec![to_console(
+                    1,
+                    S2C::KeyConfirm { visit_id: "v1".into(), confirm: "k".repeat(22) },
+                )],
+            ),
+            (9, console(1, refused), vec![end_kiosk("kiosk-a", "v1", why), ended(1, "v1", why)]),
+        ],
+    ));
+    let audit = notes.iter().find(|n| n.what.contains("security check failed")).expect("audited");
+    assert_eq!(audit.level, NoteLevel::Audit);
+    assert!(audit.what.contains("not signed by its enrolled device key"), "{}", audit.what);
+    assert_eq!(audit.user.as_deref(), Some("alice"));
+
+    let end = K2S::End { visit_id: "v1".into(), reason: why };
+    let notes = run(then(in_call(), vec![(9, kiosk("kiosk-a", end), vec![ended(1, "v1", why)])]));
+    assert!(notes.iter().any(|n| n.level == NoteLevel::Audit
+        && n.what.contains("kiosk refused the visit: end-to-end security check failed")));
 }
 
 #[test]
@@ -333,10 +376,18 @@ fn in_visit(device_id: &str, visit_id: &str, clinician: &str) -> Input {
     kiosk(device_id, msg)
 }
 fn offer(visit_id: &str) -> Input {
-    kiosk("kiosk-a", K2S::Offer { visit_id: visit_id.into(), sdp: SDP.into() })
+    kiosk("kiosk-a", K2S::Offer { visit_id: visit_id.into(), sdp: SDP.into(), e2ee: kkey() })
 }
 fn offer_out(conn: u64, visit_id: &str) -> Output {
-    to_console(conn, S2C::Offer { visit_id: visit_id.into(), sdp: SDP.into() })
+    to_console(
+        conn,
+        S2C::Offer {
+            visit_id: visit_id.into(),
+            sdp: SDP.into(),
+            e2ee: kkey(),
+            device_key: String::new(),
+        },
+    )
 }
 
 #[test]
@@ -470,7 +521,7 @@ fn a_malformed_kiosk_message_ends_its_visit_on_both_sides() {
 
 #[test]
 fn a_kiosk_message_for_a_visit_it_does_not_have_is_ignored() {
-    let offer = K2S::Offer { visit_id: "v1".into(), sdp: SDP.into() };
+    let offer = K2S::Offer { visit_id: "v1".into(), sdp: SDP.into(), e2ee: kkey() };
     let end = K2S::End { visit_id: "v1".into(), reason: EndReason::PatientEnded };
     run(then(
         in_call(),
@@ -508,7 +559,7 @@ fn a_kiosk_waiting_again_mid_call_ends_the_call_and_requeues_the_patient() {
 
 #[test]
 fn an_offer_with_no_owning_console_is_dropped() {
-    let offer = K2S::Offer { visit_id: "v1".into(), sdp: SDP.into() };
+    let offer = K2S::Offer { visit_id: "v1".into(), sdp: SDP.into(), e2ee: kkey() };
     let notes =
         run(vec![(0, waiting("kiosk-a", "v1"), vec![]), (1, kiosk("kiosk-a", offer), vec![])]);
     assert!(
@@ -524,8 +575,19 @@ fn notes_name_who_and_which_visit_but_never_carry_sdp_or_candidates() {
         vec![
             (
                 6,
-                kiosk("kiosk-a", K2S::Offer { visit_id: "v1".into(), sdp: SDP.into() }),
-                vec![to_console(1, S2C::Offer { visit_id: "v1".into(), sdp: SDP.into() })],
+                kiosk(
+                    "kiosk-a",
+                    K2S::Offer { visit_id: "v1".into(), sdp: SDP.into(), e2ee: kkey() },
+                ),
+                vec![to_console(
+                    1,
+                    S2C::Offer {
+                        visit_id: "v1".into(),
+                        sdp: SDP.into(),
+                        e2ee: kkey(),
+                        device_key: String::new(),
+                    },
+                )],
             ),
             (
                 7,
@@ -635,3 +697,11 @@ fn an_ended_visit_is_noted_with_its_clinician_and_duration() {
 mod codes_help;
 /// Review L10: candidates relayed per visit are capped in each direction.
 mod ice_cap;
+
+fn kkey() -> telekiosk_protocol::e2ee::KioskKey {
+    telekiosk_protocol::e2ee::KioskKey { public_key: "B".repeat(87), signature: "s".repeat(86) }
+}
+
+fn ckey() -> telekiosk_protocol::e2ee::ConsoleKey {
+    telekiosk_protocol::e2ee::ConsoleKey { public_key: "C".repeat(87), confirm: "c".repeat(22) }
+}
