@@ -87,6 +87,10 @@ pub fn unescape(mut zeros: usize, data: &[u8], out: &mut Vec<u8>) {
 pub fn protect(sender: &mut Sender, au: &[u8]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(au.len() + 64);
     let nals = nal_units(au);
+    if nals.is_empty() {
+        // Not Annex B: nothing could be found to seal, so nothing may be sent.
+        return Err(Error::MalformedHeader);
+    }
     if let Some(first) = nals.first() {
         out.extend_from_slice(&au[..first.start]);
     }
@@ -111,6 +115,9 @@ pub fn protect(sender: &mut Sender, au: &[u8]) -> Result<Vec<u8>, Error> {
 pub fn unprotect(receiver: &mut Receiver, au: &[u8]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(au.len());
     let nals = nal_units(au);
+    if nals.is_empty() {
+        return Err(receiver.count_malformed());
+    }
     if let Some(first) = nals.first() {
         out.extend_from_slice(&au[..first.start]);
     }
@@ -182,6 +189,7 @@ mod tests {
         let mut receiver = Receiver::new();
         receiver.set_key(&[7; 32], 1).unwrap();
         assert!(unprotect(&mut receiver, &au).is_err(), "a slice sent in the clear");
+        assert!(unprotect(&mut receiver, &au[4..]).is_err(), "bytes with no NAL unit at all");
 
         let mut sender = Sender::new(&[7; 32], 1).unwrap();
         let mut protected = protect(&mut sender, &au).unwrap();

@@ -285,6 +285,7 @@ fn run(
             set_log_level,
             recent_errors,
             reboot_command,
+            device_key: identity.key.clone(),
         };
         let controller = Controller {
             visit: Visit::new(&args.clinic, &args.room, Timeouts::default()),

@@ -9,6 +9,7 @@ mod call;
 mod patient;
 
 use telekiosk_protocol::config::Language;
+use telekiosk_protocol::e2ee::{ConsoleKey, KioskKey, SecurityCheck};
 use telekiosk_protocol::visit::{EndReason, Ice, IceSettings, KioskToServer, ServerToKiosk};
 
 use call::{current, holds_ice, lost, offer_and_ice, rebuild, rebuild_due, sending, unsent};
@@ -73,7 +74,13 @@ pub enum State {
     CodeEntry { digits: String },
     /// In the clinicians' queue. Media starts once fleetd says how the call may reach the
     /// clinician (`started`); the offer is prepared meanwhile and held until one accepts.
-    Waiting { visit_id: String, since_ms: u64, offer: Option<String>, ice: Vec<Ice>, started: bool },
+    Waiting {
+        visit_id: String,
+        since_ms: u64,
+        offer: Option<(String, KioskKey)>,
+        ice: Vec<Ice>,
+        started: bool,
+    },
     /// A clinician accepted: waiting for the answer and for media to flow. `unsent` holds the
     /// candidates found while the offer was still being made (`None` once the offer is out).
     /// `clinician` is who accepted, as fleetd named them.
@@ -152,9 +159,20 @@ pub enum Event {
     },
     /// The fleet link is (again) up.
     FleetConnected,
-    /// The media pipeline created its offer.
+    /// The media pipeline created its offer, and the shell signed a fresh key for it.
     LocalOffer {
         sdp: String,
+        key: KioskKey,
+    },
+    /// The shell checked the console's key confirmation and installed the visit's frame keys:
+    /// `confirm` goes to the console, `code` is the verification code both screens show.
+    KeysAgreed {
+        confirm: String,
+        code: String,
+    },
+    /// A check of the key agreement failed: the call cannot be proven private.
+    SecurityCheckFailed {
+        check: SecurityCheck,
     },
     /// The media pipeline found a local ICE candidate.
     LocalIce(Ice),
@@ -194,8 +212,11 @@ pub enum Effect {
     },
     /// Publish to fleetd.
     Send(KioskToServer),
+    /// Agree on the frame keys with the console's half (refusing it if its checks fail), then
+    /// set the clinician's SDP answer.
     SetRemoteAnswer {
         sdp: String,
+        key: ConsoleKey,
     },
     AddRemoteIce(Ice),
     SetMicMuted(bool),
@@ -342,8 +363,8 @@ impl Visit {
             }
 
             // Waiting: hold the prepared offer and candidates until a clinician accepts.
-            (S::Waiting { visit_id, since_ms, ice, started, .. }, E::LocalOffer { sdp }) => {
-                (S::Waiting { visit_id, since_ms, offer: Some(sdp), ice, started }, vec![])
+            (S::Waiting { visit_id, since_ms, ice, started, .. }, E::LocalOffer { sdp, key }) => {
+                (S::Waiting { visit_id, since_ms, offer: Some((sdp, key)), ice, started }, vec![])
             }
             (S::Waiting { visit_id, since_ms, offer, mut ice, started }, E::LocalIce(c)) => {
                 ice.push(c);
@@ -360,8 +381,8 @@ impl Visit {
             ) if v == visit_id => {
                 let since_ms = now_ms;
                 match offer {
-                    Some(sdp) => {
-                        let effects = offer_and_ice(&visit_id, sdp, ice);
+                    Some((sdp, key)) => {
+                        let effects = offer_and_ice(&visit_id, sdp, key, ice);
                         (S::Connecting { visit_id, since_ms, unsent: None, clinician }, effects)
                     }
                     // The offer is still being made: it goes out the moment it is ready.
@@ -390,9 +411,9 @@ impl Visit {
             // Connecting and in call.
             (
                 S::Connecting { visit_id, since_ms, unsent: Some(ice), clinician },
-                E::LocalOffer { sdp },
+                E::LocalOffer { sdp, key },
             ) => {
-                let effects = offer_and_ice(&visit_id, sdp, ice);
+                let effects = offer_and_ice(&visit_id, sdp, key, ice);
                 (S::Connecting { visit_id, since_ms, unsent: None, clinician }, effects)
             }
             (mut state, E::LocalIce(c)) if holds_ice(&state) => {
@@ -403,9 +424,19 @@ impl Visit {
             }
             (
                 state @ (S::Connecting { unsent: None, .. } | S::Reconnecting { unsent: None, .. }),
-                E::Server(ServerToKiosk::Answer { visit_id: v, sdp }),
+                E::Server(ServerToKiosk::Answer { visit_id: v, sdp, e2ee }),
             ) if current(&state) == Some(v.as_str()) => {
-                (state, vec![Effect::SetRemoteAnswer { sdp }])
+                (state, vec![Effect::SetRemoteAnswer { sdp, key: e2ee }])
+            }
+            (state, E::KeysAgreed { confirm, code }) if sending(&state).is_some() => {
+                let visit_id = sending(&state).unwrap_or_default().to_string();
+                self.patient.security_code = Some(code);
+                (state, vec![Effect::Send(KioskToServer::KeyConfirm { visit_id, confirm })])
+            }
+            (state, E::SecurityCheckFailed { check }) if current(&state).is_some() => {
+                let visit_id = current(&state).unwrap_or_default().to_string();
+                let warning = format!("end-to-end security check failed ({check:?}): visit ended");
+                self.end_warned(warning, visit_id, EndReason::SecurityCheckFailed, now_ms)
             }
             (S::Connecting { visit_id, unsent: None, clinician, .. }, E::MediaConnected) => {
                 let (mic_muted, camera_off) = (false, false);
@@ -492,10 +523,10 @@ impl Visit {
                 (state, effects)
             }
             // The rebuilt pipeline's offer: out at once, with the candidates held for it.
-            (mut state @ S::Reconnecting { unsent: Some(_), .. }, E::LocalOffer { sdp }) => {
+            (mut state @ S::Reconnecting { unsent: Some(_), .. }, E::LocalOffer { sdp, key }) => {
                 let mut effects = vec![];
                 if let S::Reconnecting { visit_id, unsent, .. } = &mut state {
-                    effects = offer_and_ice(visit_id, sdp, unsent.take().unwrap_or_default());
+                    effects = offer_and_ice(visit_id, sdp, key, unsent.take().unwrap_or_default());
                 }
                 (state, effects)
             }
@@ -626,6 +657,7 @@ impl Visit {
         tell: bool,
     ) -> (State, Vec<Effect>) {
         self.patient.code = None;
+        self.patient.security_code = None;
         self.patient.position = None;
         self.patient.confirm_end = false;
         let mut effects = vec![Effect::StopMedia];

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use linkemu::{LinkProfile, UdpRelay, candidate_addr, rewrite_candidate};
-use support::media::{Answerer, PeerOptions, dev_profile};
+use support::media::{self as media, Answerer, PeerOptions, dev_profile};
 use telekiosk::media::{Call, CallSettings, Frame, FrameSink, Ice, MediaEvent};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
@@ -57,6 +57,7 @@ impl Link {
         while let Ok(event) = self.events.try_recv() {
             match event {
                 MediaEvent::LocalOffer { sdp } => {
+                    call.set_frame_keys(&media::kiosk_keys()).unwrap();
                     call.set_remote_answer(&peer.answer(&sdp)).unwrap();
                 }
                 MediaEvent::LocalIce(ice) => keep_first_udp(&mut self.kiosk_ice, ice),

@@ -9,9 +9,33 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use support::media::{Answerer, DEADLINE, Exchange, PeerOptions, Screen, dev_profile, mean};
+use support::media::{
+    Answerer, DEADLINE, Exchange, PeerOptions, Screen, dev_profile, kiosk_keys, mean,
+};
 use telekiosk::media::{Call, CallSettings, Ice, MediaError, MediaEvent};
 use tokio::sync::mpsc::unbounded_channel;
+
+/// A clinician (or anyone in the middle) without the visit's key gets no picture: every frame
+/// fails authentication and is dropped before its decoder, while the kiosk, which has the key,
+/// decodes the clinician. (Frames decoded alone would prove nothing: ciphertext decodes too.)
+#[test]
+fn a_peer_with_the_wrong_key_decodes_nothing_and_counts_authentication_failures() {
+    telekiosk::media::init().unwrap();
+    let peer = Answerer::start_with(PeerOptions { wrong_key: true, ..PeerOptions::default() });
+    let (tx, events) = unbounded_channel();
+    let call =
+        Call::start(&dev_profile(), &CallSettings::default(), tx, Arc::new(Screen::default()))
+            .unwrap();
+    let mut x = Exchange::new(events);
+    x.pump_until(&call, &peer, |call| {
+        call.stats().remote_video_frames > 10 && peer.protection.stats().auth_failures > 30
+    });
+    assert_eq!(peer.decoded_frames.load(Ordering::SeqCst), 0, "a frame reached the decoder");
+    assert_eq!(peer.protection.stats().opened, 0);
+    let kiosk = call.protection();
+    assert!(kiosk.sealed > 30 && kiosk.opened > 10 && kiosk.auth_failures == 0, "{kiosk:?}");
+    eprintln!("wrong key: peer {:?}, kiosk {kiosk:?}", peer.protection.stats());
+}
 
 #[test]
 fn kiosk_call_connects_to_an_answering_peer_and_media_flows_both_ways() {
@@ -229,6 +253,7 @@ fn an_answer_rejecting_video_keeps_the_call_with_audio() {
     };
     let answer = peer.answer(&offer);
     assert!(answer.contains("m=video 0 "), "{answer}");
+    call.set_frame_keys(&kiosk_keys()).unwrap();
     let answered = call.set_remote_answer(&answer).expect("an answer rejecting video is accepted");
     assert_eq!(answered.video, None);
     assert_eq!(answered.rejected, ["video"]);

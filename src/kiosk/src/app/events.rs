@@ -36,10 +36,10 @@ pub(super) fn press_event(press: Press) -> Event {
 }
 
 /// The visit event a media report is, if it is one (`VideoPaused` changes how the call looks,
-/// not where the visit is).
+/// not where the visit is; the controller signs `LocalOffer` first).
 pub(super) fn media_event(event: MediaEvent) -> Option<Event> {
     Some(match event {
-        MediaEvent::LocalOffer { sdp } => Event::LocalOffer { sdp },
+        MediaEvent::LocalOffer { .. } => return None,
         MediaEvent::LocalIce(ice) => Event::LocalIce(ice),
         MediaEvent::Connected => Event::MediaConnected,
         MediaEvent::VideoPaused(_) => return None,

@@ -14,6 +14,7 @@
 //! (`{"event":"stats",...}`), and one line per config decision and command. No patient data is
 //! in any of them.
 
+pub(crate) mod e2ee;
 mod events;
 mod fleet_ops;
 mod liveness;
@@ -37,6 +38,7 @@ use crate::command::RecentIds;
 use crate::command::seen::SeenStore;
 use crate::config::store::ConfigStore;
 use crate::config::{Accepted, Settings};
+use crate::identity::DeviceKey;
 use crate::logs::{RecentErrors, SetLevel};
 use crate::media::{CallStats, FrameSink, MediaEvent};
 use crate::profile::Profile;
@@ -98,6 +100,8 @@ pub struct Agent {
     pub recent_errors: RecentErrors,
     /// Program and arguments that reboot the appliance.
     pub reboot_command: Vec<String>,
+    /// The device key (in the TPM), which signs each call's end-to-end key.
+    pub device_key: DeviceKey,
 }
 
 /// The controller's parts.
@@ -145,6 +149,9 @@ struct CallRun {
     connected_at: Option<Instant>,
     last_stats: Option<CallStats>,
     start_failed: bool,
+    /// The visit the media runs for, and the ephemeral key of its offer in flight.
+    visit_id: String,
+    offer_key: Option<e2ee::OfferKey>,
 }
 
 /// The fleet side: the link, the config in force and the commands.
@@ -284,11 +291,34 @@ impl Controller {
             {
                 run.call.condition.video_paused = paused;
             }
+            Input::Media(generation, MediaEvent::LocalOffer { sdp })
+                if generation == run.call.generation =>
+            {
+                pending.push_back(self.sign_offer(run, sdp).await)
+            }
             Input::Media(generation, event) if generation == run.call.generation => {
                 pending.extend(media_event(event))
             }
             Input::Media(..) => {}
             Input::Shutdown => run.exit = Some(Exit::Stopped),
+        }
+    }
+
+    /// The pipeline's offer with a fresh end-to-end key signed by the device key (on the
+    /// blocking pool: a TPM round trip), or the failure that ends the call.
+    async fn sign_offer(&mut self, run: &mut Running, sdp: String) -> Event {
+        let (device, visit_id) = (self.agent.device_key.clone(), run.call.visit_id.clone());
+        let signed = tokio::task::spawn_blocking(move || {
+            e2ee::sign_offer(&device, &visit_id, &sdp).map(|(ours, key)| (ours, key, sdp))
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("signing the call's key stopped: {e}")));
+        match signed {
+            Ok((ours, key, sdp)) => {
+                run.call.offer_key = Some(ours);
+                Event::LocalOffer { sdp, key }
+            }
+            Err(reason) => Event::MediaFailed { reason },
         }
     }
 
@@ -364,7 +394,23 @@ impl Controller {
                     tracing::warn!("{e}");
                 }
             }
-            Effect::SetRemoteAnswer { sdp } => {
+            Effect::SetRemoteAnswer { sdp, key } => {
+                let Some(ours) = run.call.offer_key.as_ref() else { return };
+                let agreed = match e2ee::agree(ours, &sdp, &key) {
+                    Ok(agreed) => agreed,
+                    Err(check) => {
+                        pending.push_back(Event::SecurityCheckFailed { check });
+                        return;
+                    }
+                };
+                if let Some(Err(e)) =
+                    run.call.handle.as_ref().map(|c| c.set_frame_keys(&agreed.keys))
+                {
+                    pending.push_back(Event::MediaFailed { reason: e.to_string() });
+                    return;
+                }
+                tracing::info!("end-to-end keys agreed with the clinician's browser");
+                pending.push_back(Event::KeysAgreed { confirm: agreed.confirm, code: agreed.code });
                 // Waits up to seconds for the pipeline (review L9): on the blocking pool, not on
                 // one of the runtime's two workers. The handle comes back with the answer.
                 let Some(call) = run.call.handle.take() else { return };
@@ -407,6 +453,8 @@ impl Controller {
     /// pipeline are ignored from now on).
     fn start_media(&mut self, visit_id: &str, run: &mut Running, pending: &mut VecDeque<Event>) {
         run.call.generation += 1;
+        run.call.visit_id = visit_id.to_string();
+        run.call.offer_key = None;
         run.call.condition = CallCondition::default();
         run.call.liveness = Liveness::default();
         run.call.media_started = Some(Instant::now());

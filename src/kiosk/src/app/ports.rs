@@ -13,7 +13,8 @@ use telekiosk_protocol::visit::KioskToServer;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::media::{
-    Answered, Call, CallQuality, CallSettings, CallStats, FrameSink, Ice, MediaError, MediaEvent,
+    Answered, Call, CallQuality, CallSettings, CallStats, FrameKeys, FrameSink, Ice, MediaError,
+    MediaEvent,
 };
 use crate::profile::Profile;
 use crate::ui::view::ViewModel;
@@ -38,6 +39,8 @@ pub trait Media: Send + Sync + 'static {
 pub trait CallHandle: Send + 'static {
     /// The clinician's SDP answer; says what it chose (audio only when no video).
     fn set_remote_answer(&self, sdp: &str) -> Result<Answered, MediaError>;
+    /// The visit's end-to-end frame keys; nothing flows either way until they are in.
+    fn set_frame_keys(&self, keys: &FrameKeys) -> Result<(), MediaError>;
     /// One of the clinician's ICE candidates.
     fn add_remote_ice(&self, ice: &Ice) -> Result<(), MediaError>;
     fn set_mic_muted(&self, muted: bool);
@@ -105,6 +108,10 @@ impl CallHandle for Call {
 
     fn add_remote_ice(&self, ice: &Ice) -> Result<(), MediaError> {
         Call::add_remote_ice(self, ice)
+    }
+
+    fn set_frame_keys(&self, keys: &FrameKeys) -> Result<(), MediaError> {
+        Call::set_frame_keys(self, keys)
     }
 
     fn set_mic_muted(&self, muted: bool) {

@@ -140,6 +140,9 @@ impl CallHandle for FakeCall {
     fn add_remote_ice(&self, _ice: &Ice) -> Result<(), MediaError> {
         Ok(())
     }
+    fn set_frame_keys(&self, _keys: &crate::media::FrameKeys) -> Result<(), MediaError> {
+        Ok(())
+    }
     fn set_mic_muted(&self, muted: bool) {
         self.log.push(Did::Mute(self.n, muted));
     }
@@ -189,6 +192,7 @@ fn kind(msg: &K2S) -> &'static str {
         K2S::End { .. } => "end",
         K2S::InVisit { .. } => "in_visit",
         K2S::Help { .. } => "help",
+        K2S::KeyConfirm { .. } => "key_confirm",
     }
 }
 
@@ -275,6 +279,10 @@ impl Kiosk {
             set_log_level: Box::new(|_| {}),
             recent_errors: RecentErrors::default(),
             reboot_command: vec!["true".into()],
+            device_key: crate::identity::SoftwareKey::generate_for_development()
+                .unwrap()
+                .0
+                .into_device_key(),
         };
         let mut ctl = Controller {
             visit: Visit::new("Maple Valley Clinic", "Exam Room 1", Timeouts::default()),
@@ -322,7 +330,14 @@ impl Kiosk {
             }
             In::Press(press) => Some(Input::Press(press)),
             In::Server(msg) => {
-                Some(Input::Uplink(UplinkEvent::Visit(Ok(msg(self.visit_id.clone())))))
+                let mut msg = msg(self.visit_id.clone());
+                // The clinician's browser answers the key this kiosk signed.
+                if let S2K::Answer { sdp, e2ee, .. } = &mut msg
+                    && let Some(ours) = self.run.call.offer_key.as_ref()
+                {
+                    *e2ee = super::e2ee::console_half_for_tests(ours, sdp);
+                }
+                Some(Input::Uplink(UplinkEvent::Visit(Ok(msg))))
             }
             In::Media(n, event) => Some(Input::Media(n, event)),
             In::Config(version, max_kbps) => {
@@ -420,13 +435,20 @@ fn accepted() -> In {
     In::Server(|visit_id| S2K::Accepted { visit_id, clinician: "Dr Rivera".into() })
 }
 fn answer() -> In {
-    In::Server(|visit_id| S2K::Answer { visit_id, sdp: "v=0".into() })
+    In::Server(|visit_id| S2K::Answer {
+        visit_id,
+        sdp: "v=0\r\na=fingerprint:sha-256 BB\r\n".into(),
+        e2ee: telekiosk_protocol::e2ee::ConsoleKey {
+            public_key: String::new(),
+            confirm: String::new(),
+        },
+    })
 }
 fn ended_by_clinician() -> In {
     In::Server(|visit_id| S2K::End { visit_id, reason: EndReason::ClinicianEnded })
 }
 fn offer(n: u64) -> In {
-    In::Media(n, MediaEvent::LocalOffer { sdp: "v=0".into() })
+    In::Media(n, MediaEvent::LocalOffer { sdp: "v=0\r\na=fingerprint:sha-256 AA\r\n".into() })
 }
 fn result(id: &str, outcome: CommandOutcome) -> Did {
     Did::Outcome(id.into(), outcome)
@@ -442,7 +464,7 @@ fn in_call() -> Vec<Step> {
         // The offer is prepared while the patient waits, and held until a clinician accepts.
         (offer(1), vec![]),
         (accepted(), vec![Sent("offer"), Screen(ScreenId::Connecting)]),
-        (answer(), vec![Answer(1)]),
+        (answer(), vec![Answer(1), Sent("key_confirm")]),
         (In::Media(1, MediaEvent::Connected), vec![Screen(ScreenId::InCall)]),
     ]
 }
@@ -538,7 +560,7 @@ async fn media_reports_of_an_earlier_call_are_ignored() {
             (failed(1), vec![]),
             (In::Media(1, MediaEvent::Connected), vec![]),
             (offer(2), vec![Sent("offer")]),
-            (answer(), vec![Answer(2)]),
+            (answer(), vec![Answer(2), Sent("key_confirm")]),
             (In::Media(2, MediaEvent::Connected), vec![Notice(String::new())]),
             (paused(1), vec![]),
             (paused(2), vec![Notice(VIDEO_PAUSED_TEXT.into())]),

@@ -35,6 +35,7 @@ mod encoder;
 mod frames;
 mod negotiation;
 mod pipeline;
+pub mod protect;
 mod quality;
 pub mod rate;
 mod remote;
@@ -53,6 +54,7 @@ pub use control::RateSnapshot;
 pub use elements::init;
 pub(crate) use elements::{exists, require};
 pub use encoder::choose_encoder;
+pub use protect::{FrameKeys, Protection, ProtectionStats};
 pub use quality::{CallQuality, QualityLevel, VoiceLoss};
 pub use remote::recover_from_loss;
 pub use settings::CallSettings;
@@ -213,6 +215,8 @@ pub(crate) struct Shared {
     /// The speaker level (0–100 %) and the playback path's `volume` element once the
     /// clinician's audio arrives.
     pub(crate) speaker: Mutex<(u8, Option<gst::Element>)>,
+    /// End-to-end frame protection: nothing is sent or decoded until the visit's keys are in.
+    pub(crate) protection: Arc<Protection>,
     connected: AtomicBool,
     failed: AtomicBool,
 }
@@ -230,6 +234,7 @@ impl Shared {
             video_paused: AtomicBool::new(false),
             voice: Mutex::new(quality::VoiceLoss::default()),
             speaker: Mutex::new((100, None)),
+            protection: Protection::new(),
             connected: AtomicBool::new(false),
             failed: AtomicBool::new(false),
         }
@@ -298,6 +303,7 @@ impl Call {
         init()?;
         let shared = Arc::new(Shared::new(events, frames));
         let built = pipeline::build(profile, settings, &shared)?;
+        protect::attach(built.pipeline.upcast_ref(), &shared.protection);
         let control = control::RateControl::new(built.knobs, &shared);
         negotiation::connect(&built.webrtc, &shared);
         let (webrtc, pipeline) = (&built.webrtc, &built.pipeline);
@@ -341,6 +347,20 @@ impl Call {
         let shaped = negotiation::set_remote_answer(&self.webrtc, sdp)?;
         self.video.choose(shaped.video)?;
         Ok(Answered { video: shaped.video, rejected: shaped.rejected })
+    }
+
+    /// Installs the visit's end-to-end frame keys (from the key agreement); until then nothing
+    /// is sent and nothing received is decoded. Called again with new keys on a rekey.
+    pub fn set_frame_keys(&self, keys: &FrameKeys) -> Result<(), MediaError> {
+        self.shared.protection.set_keys(keys).map_err(|e| MediaError::Build {
+            element: "frame protection".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// What the frame protection did so far.
+    pub fn protection(&self) -> ProtectionStats {
+        self.shared.protection.stats()
     }
 
     /// Adds one of the clinician's ICE candidates. mDNS (`.local`) candidates and the empty

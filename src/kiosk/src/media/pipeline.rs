@@ -295,6 +295,12 @@ fn add_codec_tail(
     let pay = match codec {
         VideoCodec::H264 => {
             elements.push(make("h264parse")?);
+            // Annex B access units: what the frame protection seals slice by slice.
+            let annex_b = gst::Caps::builder("video/x-h264")
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build();
+            elements.push(capsfilter(&annex_b)?);
             let pay = make("rtph264pay")?;
             pay.set_property("config-interval", -1i32); // SPS/PPS before every keyframe
             pay.set_property_from_str("aggregate-mode", "zero-latency");

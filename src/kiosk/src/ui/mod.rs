@@ -113,6 +113,7 @@ pub fn show(window: &KioskWindow, vm: &ViewModel, online: bool) {
         Some(EndReason::ConnectionLost) => EndKind::ConnectionLost,
         Some(EndReason::ClinicianLeft) => EndKind::ClinicianLeft,
         Some(EndReason::TimeLimit) => EndKind::TimeLimit,
+        Some(EndReason::SecurityCheckFailed) => EndKind::SecurityCheck,
         Some(EndReason::ProtocolError | EndReason::KioskFault) => EndKind::Fault,
     });
     api.set_online(online);

@@ -2,6 +2,7 @@
 //! visit is in progress and whose signalling is live, the candidates held until the offer goes
 //! out, a call whose media was lost, and when and how its pipeline is rebuilt.
 
+use telekiosk_protocol::e2ee::KioskKey;
 use telekiosk_protocol::visit::{Ice, KioskToServer};
 
 use super::{Effect, REBUILD_EVERY_MS, State};
@@ -90,9 +91,14 @@ pub(super) fn rebuild(mut state: State, now_ms: u64) -> (State, Vec<Effect>) {
     (state, effects)
 }
 
-/// The offer followed by every candidate found so far.
-pub(super) fn offer_and_ice(visit_id: &str, sdp: String, ice: Vec<Ice>) -> Vec<Effect> {
-    let offer = KioskToServer::Offer { visit_id: visit_id.to_string(), sdp };
+/// The offer (with its signed key) followed by every candidate found so far.
+pub(super) fn offer_and_ice(
+    visit_id: &str,
+    sdp: String,
+    key: KioskKey,
+    ice: Vec<Ice>,
+) -> Vec<Effect> {
+    let offer = KioskToServer::Offer { visit_id: visit_id.to_string(), sdp, e2ee: key };
     std::iter::once(offer)
         .chain(
             ice.into_iter().map(|ice| KioskToServer::Ice { visit_id: visit_id.to_string(), ice }),

@@ -57,6 +57,8 @@ pub struct Patient {
     pub last_touch_ms: u64,
     /// Since when "Are you still there?" shows.
     pub warning_since: Option<u64>,
+    /// The call's verification code (end-to-end keys agreed), shown in the call.
+    pub security_code: Option<String>,
 }
 
 impl Patient {
@@ -74,6 +76,7 @@ impl Patient {
             refusal: None,
             last_touch_ms: now_ms,
             warning_since: None,
+            security_code: None,
         }
     }
 }

@@ -40,11 +40,11 @@ fn accepted() -> Event {
 }
 
 fn answer() -> Event {
-    server(ServerToKiosk::Answer { visit_id: V.into(), sdp: SDP.into() })
+    server(ServerToKiosk::Answer { visit_id: V.into(), sdp: SDP.into(), e2ee: console_key() })
 }
 
 fn offer() -> Event {
-    Event::LocalOffer { sdp: SDP.into() }
+    Event::LocalOffer { sdp: SDP.into(), key: kiosk_key() }
 }
 
 /// The events that take a kiosk from Idle into a call, at t = 0..4 s.
@@ -147,7 +147,7 @@ fn acceptance_before_the_offer_is_ready_sends_it_with_its_candidates_once_ready(
 fn answer_and_remote_candidates_reach_the_pipeline_and_media_puts_the_kiosk_in_call() {
     let remote = server(ServerToKiosk::Ice { visit_id: V.into(), ice: ice(7) });
     let (visit, effects) = run(&with(into_call(), &[(2100, remote)]));
-    assert!(effects.contains(&Effect::SetRemoteAnswer { sdp: SDP.into() }));
+    assert!(effects.contains(&Effect::SetRemoteAnswer { sdp: SDP.into(), key: console_key() }));
     assert!(effects.contains(&Effect::AddRemoteIce(ice(7))));
     assert!(matches!(visit.state(), State::InCall { .. }));
 }
@@ -592,4 +592,33 @@ fn remote_candidates_past_the_cap_are_ignored_with_one_warning() {
         .collect();
     assert_eq!(warned.len(), 1, "{warned:?}");
     assert!(matches!(visit.state(), State::InCall { .. }), "the call goes on");
+}
+
+pub(crate) fn kiosk_key() -> telekiosk_protocol::e2ee::KioskKey {
+    telekiosk_protocol::e2ee::KioskKey { public_key: "K".repeat(87), signature: "s".repeat(86) }
+}
+
+fn console_key() -> telekiosk_protocol::e2ee::ConsoleKey {
+    telekiosk_protocol::e2ee::ConsoleKey { public_key: "C".repeat(87), confirm: "c".repeat(22) }
+}
+
+#[test]
+fn agreed_keys_send_the_confirmation_and_show_the_code_and_a_failed_check_ends_the_visit() {
+    use telekiosk_protocol::e2ee::SecurityCheck;
+    let (mut v, _) = run(&into_call());
+    let code = "12345 67890 11111 22222 33333".to_string();
+    let effects = v.handle(Event::KeysAgreed { confirm: "c".repeat(22), code: code.clone() }, 20);
+    assert!(
+        matches!(&effects[..], [Effect::Send(KioskToServer::KeyConfirm { visit_id, .. })] if visit_id == V),
+        "{effects:?}"
+    );
+    assert_eq!(v.patient().security_code.as_deref(), Some(code.as_str()));
+
+    let check = SecurityCheck::KeyConfirmation;
+    let effects = v.handle(Event::SecurityCheckFailed { check }, 30);
+    assert!(effects.contains(&Effect::StopMedia), "{effects:?}");
+    let end = KioskToServer::End { visit_id: V.into(), reason: EndReason::SecurityCheckFailed };
+    assert!(effects.contains(&Effect::Send(end)), "{effects:?}");
+    assert!(matches!(v.state(), State::Ended { reason: EndReason::SecurityCheckFailed, .. }));
+    assert_eq!(v.patient().security_code, None, "the code is forgotten with the visit");
 }

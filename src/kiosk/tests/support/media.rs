@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
-use telekiosk::media::{Call, Frame, FrameSink, Ice, MediaEvent, VoiceLoss};
+use telekiosk::media::{
+    Call, Frame, FrameKeys, FrameSink, Ice, MediaEvent, Protection, VoiceLoss, protect,
+};
 use telekiosk::profile::Profile;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -62,6 +64,20 @@ pub struct PeerOptions {
     /// Rejects the kiosk's video m-line as Firefox does when it can decode none of its codecs:
     /// sends no video and answers `m=video 0` with no transport attributes, out of the BUNDLE.
     pub reject_video: bool,
+    /// Opens the kiosk's frames with a key that is not the visit's (as a man in the middle
+    /// would have to).
+    pub wrong_key: bool,
+}
+
+/// The end-to-end frame keys of a test visit, as the kiosk holds them (the key agreement that
+/// makes them is tested on its own; here the media is).
+pub fn kiosk_keys() -> FrameKeys {
+    FrameKeys { send_key: [1; 32], send_kid: 1, receive_key: [2; 32], receive_kid: 2 }
+}
+
+/// The same keys as the clinician holds them (directions swapped).
+pub fn clinician_keys() -> FrameKeys {
+    FrameKeys { send_key: [2; 32], send_kid: 2, receive_key: [1; 32], receive_kid: 1 }
 }
 
 impl Default for PeerOptions {
@@ -73,6 +89,7 @@ impl Default for PeerOptions {
             latency_ms: 200,
             video_codec: "H264",
             reject_video: false,
+            wrong_key: false,
         }
     }
 }
@@ -95,6 +112,8 @@ pub struct Answerer {
     /// The kiosk's voice frames as they reached the peer's decoder, and those lost for good.
     pub voice: Arc<Mutex<VoiceLoss>>,
     pub options: PeerOptions,
+    /// What the clinician's frame protection sealed, opened and refused.
+    pub protection: Arc<Protection>,
 }
 
 impl Answerer {
@@ -123,6 +142,14 @@ impl Answerer {
             assert!(agent.emit_by_name::<bool>("add-local-ip-address", &[&"127.0.0.1"]));
         }
         pipeline.add(&webrtc).unwrap();
+        // The clinician protects its frames exactly as the kiosk does.
+        let protection = Protection::new();
+        let mut keys = clinician_keys();
+        if options.wrong_key {
+            keys.receive_key = [9; 32];
+        }
+        protection.set_keys(&keys).unwrap();
+        protect::attach(pipeline.upcast_ref(), &protection);
         let (tx, ice) = mpsc::channel();
         let tx = Mutex::new(tx);
         webrtc.connect("on-ice-candidate", false, move |v| {
@@ -226,6 +253,7 @@ impl Answerer {
             decoder_in,
             voice,
             options,
+            protection,
         }
     }
 
@@ -438,6 +466,7 @@ impl Exchange {
                         if std::env::var_os("SHOW_SDP").is_some() {
                             eprintln!("ANSWER:\n{answer}");
                         }
+                        call.set_frame_keys(&kiosk_keys()).unwrap();
                         call.set_remote_answer(&answer).unwrap();
                         self.answer = Some(answer);
                     }

@@ -237,7 +237,7 @@ fn end_in_a_call_asks_first_and_no_stay_keeps_the_call() {
     let into_call = [
         (0, join()),
         (0, Event::ConsentAccepted),
-        (100, Event::LocalOffer { sdp: "v=0\r\n".into() }),
+        (100, Event::LocalOffer { sdp: "v=0\r\n".into(), key: crate::visit::tests::kiosk_key() }),
         (
             200,
             Event::Server(ServerToKiosk::Accepted { visit_id: V.into(), clinician: "dr".into() }),
