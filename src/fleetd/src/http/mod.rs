@@ -6,7 +6,8 @@
 //! `/ws` ([`console_ws`]). The consoles are static files from `assets/`, embedded in the binary and
 //! served from one table ([`ASSETS`]): HTML, CSS and plain JavaScript ES modules, no build step
 //! (`common.js` is what both consoles share; `wire.js` the JSDoc types of what they exchange with
-//! fleetd; `app.js`/`call.js`/`help.js`/`visit-codes.js` the clinician's, `admin*.js` the
+//! fleetd; `app.js`/`call.js`/`help.js`/`visit-codes.js` the clinician's (`call-e2ee.js`,
+//! `e2ee*.js` its end-to-end encryption, `e2ee-worker.js` the Worker frames go through), `admin*.js` the
 //! admin's). Visit codes are [`visit_codes`]. Requests are read by
 //! the extractors in [`extract`] and refused with [`error::ApiError`]. Owns the state handlers
 //! share, the security headers (a strict CSP: scripts only from here) and
@@ -71,11 +72,15 @@ const CSS: &str = "text/css; charset=utf-8";
 /// The consoles' files, embedded in the binary: the path each is served at, its type, its
 /// content. The scripts are ES modules that import one another by these paths; `wire.js` holds
 /// only JSDoc types, served so that editors and `@ts-check` can follow the imports.
-const ASSETS: [(&str, &str, &str); 16] = [
+const ASSETS: [(&str, &str, &str); 20] = [
     ("/", HTML, include_str!("assets/index.html")),
     ("/app.css", CSS, include_str!("assets/app.css")),
     ("/app.js", JS, include_str!("assets/app.js")),
     ("/call.js", JS, include_str!("assets/call.js")),
+    ("/call-e2ee.js", JS, include_str!("assets/call-e2ee.js")),
+    ("/e2ee.js", JS, include_str!("assets/e2ee.js")),
+    ("/e2ee-schedule.js", JS, include_str!("assets/e2ee-schedule.js")),
+    ("/e2ee-worker.js", JS, include_str!("assets/e2ee-worker.js")),
     ("/help.js", JS, include_str!("assets/help.js")),
     ("/visit-codes.js", JS, include_str!("assets/visit-codes.js")),
     ("/common.js", JS, include_str!("assets/common.js")),

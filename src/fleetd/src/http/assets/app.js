@@ -5,6 +5,7 @@
 
 import { $, currentUser, signinRefusal, request, roomLabel, wireSession } from './common.js';
 import * as calls from './call.js';
+import { whyNot } from './call-e2ee.js';
 import * as help from './help.js';
 import * as codes from './visit-codes.js';
 
@@ -138,6 +139,12 @@ setInterval(tick, 1000);
  */
 function joinVisit(visitId, button) {
   if (calls.current()) return;
+  // A browser that cannot encrypt the visit end to end does not join it (never a downgrade).
+  const cannot = whyNot();
+  if (cannot) {
+    notice(cannot);
+    return;
+  }
   if (button) {
     button.disabled = true;
     setTimeout(() => { button.disabled = false; }, 3000);
@@ -156,6 +163,8 @@ function emergencyJoin(e) {
   const visitId = /** @type {HTMLInputElement} */ ($('emergency-visit')).value.trim();
   const reason = /** @type {HTMLInputElement} */ ($('emergency-reason')).value.trim();
   if (!visitId || !reason) { notice('Give the visit id and the reason for emergency access.'); return; }
+  const cannot = whyNot();
+  if (cannot) { notice(cannot); return; }
   notice('');
   send({ type: 'emergency_join', visit_id: visitId, reason });
 }
@@ -257,7 +266,10 @@ function onMessage(msg) {
       notice('This visit was already taken by another clinician.');
       break;
     case 'offer':
-      if (ours(msg)) calls.onOffer(msg.sdp);
+      if (ours(msg)) calls.onOffer(msg);
+      break;
+    case 'key_confirm':
+      if (ours(msg)) calls.onKeyConfirm(msg.confirm);
       break;
     case 'ice':
       if (ours(msg)) calls.remoteIce(msg.ice);

@@ -4,6 +4,7 @@
 // how to reach fleetd and what to do once a call is over.
 
 import { $, roomLabel } from './common.js';
+import { SecurityError, Session, checkKiosk } from './call-e2ee.js';
 
 /** @typedef {import('./wire.js').Ice} Ice */
 /** @typedef {import('./wire.js').IceSettings} IceSettings */
@@ -11,6 +12,7 @@ import { $, roomLabel } from './common.js';
 /** @typedef {import('./wire.js').ConsoleToServer} ConsoleToServer */
 /** @typedef {import('./wire.js').ServerToConsole} ServerToConsole */
 /** @typedef {Extract<ServerToConsole, { type: 'joined' }>} Joined */
+/** @typedef {Extract<ServerToConsole, { type: 'offer' }>} Offer */
 
 /**
  * The visit this console joined.
@@ -41,6 +43,7 @@ const END_WORDS = {
   protocol_error: 'a technical problem ended the visit',
   kiosk_fault: 'the kiosk had a technical problem',
   time_limit: 'the visit reached the clinic\'s time limit',
+  security_check_failed: 'its end-to-end encryption could not be confirmed, so no picture or sound was shown',
 };
 
 const AUDIO_ONLY_WORDS = 'Video could not start with this browser; audio only. You can still talk.';
@@ -54,6 +57,8 @@ let hooks = { send() {}, notice() {}, over() {} };
 let call = null;
 /** @type {RTCPeerConnection | null} */
 let pc = null;
+/** @type {Session | null} the peer connection's end-to-end encryption */
+let e2ee = null;
 /** @type {MediaStream | null} */
 let localStream = null;
 /** @type {Promise<MediaStream | null> | null} started on `joined` */
@@ -70,6 +75,9 @@ export const current = () => call;
 
 /** The live peer connection, or null (for tests and support). */
 export const peer = () => pc;
+
+/** The call's end-to-end encryption counts (sealed, opened, authFailures), for tests and support. */
+export const protection = () => (e2ee ? e2ee.counts() : Promise.resolve(null));
 
 /**
  * Wires the call's buttons; `h` says how to reach the rest of the console.
@@ -105,36 +113,60 @@ export function beginCall(msg) {
 }
 
 /**
- * Answers the kiosk's offer; a failure ends the call.
- * @param {string} sdp
+ * Answers the kiosk's offer; a failed security check refuses the visit, any other failure
+ * ends the call.
+ * @param {Offer} offer
  */
-export function onOffer(sdp) {
-  answer(sdp).catch(callFailed);
+export function onOffer(offer) {
+  answer(offer).catch((e) => (e instanceof SecurityError ? refuse(e) : callFailed(e)));
 }
 
-/** @param {string} sdp */
-async function answer(sdp) {
+/**
+ * The kiosk's key confirmation: the visit goes on only if both sides hold the same keys.
+ * @param {string} confirm
+ */
+export function onKeyConfirm(confirm) {
+  if (!call || !e2ee) return;
+  if (!e2ee.confirms(confirm)) {
+    refuse(new SecurityError('key_confirmation', 'the kiosk and this browser hold different encryption keys'));
+  }
+}
+
+/** @param {Offer} offer */
+async function answer(offer) {
   if (!call) return;
   const visitId = call.visitId;
+  const { sdp } = offer;
   if (pc) {
     // The kiosk rebuilt its side to reconnect and made a new offer: a new peer connection
-    // replaces the old one (the camera and microphone stay on).
+    // (with new keys) replaces the old one (the camera and microphone stay on).
     pc.ontrack = null; pc.onicecandidate = null; pc.onconnectionstatechange = null;
     pc.close();
     pendingIce = [];
   }
+  if (e2ee) e2ee.close();
+  // The kiosk's key must be signed by the kiosk itself before anything else happens.
+  const kiosk = await checkKiosk(visitId, sdp, offer.e2ee, offer.device_key);
+  if (!call || call.visitId !== visitId) return;
+  const session = new Session();
+  e2ee = session;
   // STUN/TURN servers from fleetd, with TURN credentials minted for this visit; relay only
   // where the clinic's firewall allows nothing else.
   const ice = call.ice || {};
-  const conn = new RTCPeerConnection({
+  const conn = new RTCPeerConnection(/** @type {RTCConfiguration} */ ({
     iceServers: (ice.servers || []).map(({ urls, username, credential }) => ({ urls, username, credential })),
     iceTransportPolicy: ice.relay_only ? 'relay' : 'all',
-  });
+    ...session.peerOptions(),
+  }));
   pc = conn;
   const remote = new MediaStream();
   video('remote').srcObject = remote;
   // The kiosk's offer carries no a=msid, so tracks come without streams: collect them here.
-  conn.ontrack = (e) => { remote.addTrack(e.track); };
+  // Every received frame is opened by the Worker before the decoder sees it.
+  conn.ontrack = (e) => {
+    session.attach(e.receiver, 'receive', e.track.kind);
+    remote.addTrack(e.track);
+  };
   conn.onicecandidate = (e) => {
     const c = e.candidate;
     if (!c || !c.candidate) return;
@@ -157,8 +189,9 @@ async function answer(sdp) {
   const stream = await localMedia;
   if (!call || call.visitId !== visitId) return;
   if (stream) {
-    // addTrack reuses the transceivers the offer created; make sure each one sends.
-    for (const track of stream.getTracks()) conn.addTrack(track, stream);
+    // addTrack reuses the transceivers the offer created; make sure each one sends, and that
+    // every frame it sends is sealed by the Worker first.
+    for (const track of stream.getTracks()) session.attach(conn.addTrack(track, stream), 'send', track.kind);
     for (const t of conn.getTransceivers()) {
       if (t.sender.track && t.direction !== 'sendrecv') t.direction = 'sendrecv';
     }
@@ -168,7 +201,11 @@ async function answer(sdp) {
   const reply = await conn.createAnswer();
   await conn.setLocalDescription(reply);
   const local = /** @type {RTCSessionDescription} */ (conn.localDescription);
-  hooks.send({ type: 'answer', visit_id: visitId, sdp: local.sdp });
+  const { half, code } = await session.agree(visitId, kiosk, local.sdp);
+  if (!call || call.visitId !== visitId || e2ee !== session) return;
+  hooks.send({ type: 'answer', visit_id: visitId, sdp: local.sdp, e2ee: half });
+  $('call-code').textContent = code;
+  $('call-e2ee').hidden = false;
   // This browser could decode none of the kiosk's video codecs and rejected the video line.
   if (call && /^m=video 0 /m.test(local.sdp)) {
     call.audioOnly = true;
@@ -268,6 +305,21 @@ async function addIce(ice) {
 
 // ---------- the end ----------
 
+/**
+ * A failed end-to-end check: the visit is refused on both screens, and fleetd audits which check.
+ * @param {SecurityError} e
+ */
+function refuse(e) {
+  console.error('end-to-end check failed', e.check);
+  if (!call) return;
+  hooks.send({ type: 'security_refused', visit_id: call.visitId, check: e.check });
+  endCall('');
+  const text = `The visit was refused for your patient's privacy: ${e.message}. `
+    + 'Nothing was shown or heard. The kiosk says so too; tell your IT team.';
+  $('call-status').textContent = text;
+  hooks.notice(text);
+}
+
 /** @param {unknown} e */
 function callFailed(e) {
   console.error('call set-up failed', e);
@@ -286,6 +338,10 @@ export function endCall(reason) {
   stopWatchingLink();
   if (pc) { pc.ontrack = null; pc.onicecandidate = null; pc.onconnectionstatechange = null; pc.close(); }
   pc = null;
+  if (e2ee) e2ee.close();
+  e2ee = null;
+  $('call-e2ee').hidden = true;
+  $('call-code').textContent = '';
   pendingIce = [];
   if (localStream) localStream.getTracks().forEach((t) => t.stop());
   else if (localMedia) localMedia.then((s) => s && s.getTracks().forEach((t) => t.stop()));

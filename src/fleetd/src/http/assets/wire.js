@@ -54,8 +54,28 @@
 /**
  * Why a visit ended.
  * @typedef {'patient_ended' | 'patient_cancelled' | 'clinician_ended' | 'no_clinician'
- *   | 'connection_lost' | 'clinician_left' | 'protocol_error' | 'kiosk_fault' | 'time_limit'}
- *   EndReason
+ *   | 'connection_lost' | 'clinician_left' | 'protocol_error' | 'kiosk_fault' | 'time_limit'
+ *   | 'security_check_failed'} EndReason
+ */
+
+/**
+ * The kiosk's half of a visit's end-to-end key agreement (e2ee.rs): its ephemeral P-256 key and
+ * the device key's signature over it, the visit id and the offer's DTLS fingerprint (base64url).
+ * @typedef {object} KioskKey
+ * @property {string} public_key
+ * @property {string} signature
+ */
+
+/**
+ * The console's half: its ephemeral key and its key confirmation (base64url).
+ * @typedef {object} ConsoleKey
+ * @property {string} public_key
+ * @property {string} confirm
+ */
+
+/**
+ * Which end-to-end check failed.
+ * @typedef {'kiosk_signature' | 'fingerprint' | 'key_confirmation' | 'unknown_device'} SecurityCheck
  */
 
 /**
@@ -91,7 +111,8 @@
  * not assigned to this clinician; `reason` (1–500 bytes) goes to the audit trail.
  * @typedef {{ type: 'join', visit_id: string }
  *   | { type: 'emergency_join', visit_id: string, reason: string }
- *   | { type: 'answer', visit_id: string, sdp: string }
+ *   | { type: 'answer', visit_id: string, sdp: string, e2ee: ConsoleKey }
+ *   | { type: 'security_refused', visit_id: string, check: SecurityCheck }
  *   | { type: 'ice', visit_id: string, ice: Ice }
  *   | { type: 'end', visit_id: string }
  *   | { type: 'resume', visit_id: string }
@@ -103,7 +124,8 @@
  * @typedef {{ type: 'queue', waiting: WaitingVisit[] }
  *   | { type: 'joined', visit_id: string, clinic: string, room: string, ice?: IceSettings }
  *   | { type: 'already_taken', visit_id: string }
- *   | { type: 'offer', visit_id: string, sdp: string }
+ *   | { type: 'offer', visit_id: string, sdp: string, e2ee: KioskKey, device_key: string }
+ *   | { type: 'key_confirm', visit_id: string, confirm: string }
  *   | { type: 'ice', visit_id: string, ice: Ice }
  *   | { type: 'ended', visit_id: string, reason: EndReason }
  *   | { type: 'resumed', visit_id: string, clinic: string, room: string }
