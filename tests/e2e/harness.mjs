@@ -498,6 +498,42 @@ export async function consolePicture(page) {
   });
 }
 
+/**
+ * The console's end-to-end encryption: the Worker's counts (sealed, opened, authFailures,
+ * droppedWithoutKeys) and the verification code on screen.
+ */
+export async function consoleProtection(page) {
+  return page.evaluate(async () => {
+    const counts = window.telekiosk && await window.telekiosk.protection();
+    const shown = !document.getElementById('call-e2ee').hidden;
+    return { ...(counts || {}), code: shown ? document.getElementById('call-code').textContent : '' };
+  });
+}
+
+/**
+ * The colours of the kiosk's test pattern (videotestsrc smpte) as the console shows them: the
+ * mean RGB of the middle of the first (grey), second (yellow) and third (cyan) bars. Ciphertext
+ * decoded as video would show a flat green-grey mush instead.
+ */
+export async function consoleBars(page) {
+  return page.evaluate(() => {
+    const video = document.getElementById('remote');
+    if (!video.videoWidth) return null;
+    const canvas = document.createElement('canvas');
+    canvas.width = 140;
+    canvas.height = 80;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(video, 0, 0, 140, 80);
+    const bar = (n) => {
+      const { data } = ctx.getImageData(n * 20 + 5, 10, 10, 30);
+      const sum = [0, 0, 0];
+      for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += data[i + c];
+      return sum.map((v) => Math.round(v / (data.length / 4)));
+    };
+    return { grey: bar(0), yellow: bar(1), cyan: bar(2) };
+  });
+}
+
 /** Inbound media counters of the console's peer connection, from getStats(). */
 export async function consoleInbound(page) {
   return page.evaluate(async () => {

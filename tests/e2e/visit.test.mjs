@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ARTIFACTS, consoleCodecs, consoleInbound, enrolKiosk, publishRaw, requireParts, rising, signIn, startBrowser,
+  ARTIFACTS, consoleBars, consoleCodecs, consoleInbound, consoleProtection, enrolKiosk, publishRaw, requireParts, rising, signIn, startBrowser,
   startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
@@ -74,6 +74,16 @@ describe('walking skeleton: a visit from Join to End', () => {
     await rising('console: kiosk audio energy', async () => (await consoleInbound(page)).audioEnergy * 1000, 1);
     // The kiosk offers H.264 first and VP8 beside it: Chromium decodes H.264.
     assert.equal((await consoleCodecs(page)).video, 'video/H264');
+    // Every frame came through the end-to-end encryption, none failed, and the picture is the
+    // kiosk's test pattern (its colours), not ciphertext decoded as video.
+    const e2ee = await consoleProtection(page);
+    assert.ok(e2ee.opened > 100 && e2ee.sealed > 100 && e2ee.authFailures === 0, JSON.stringify(e2ee));
+    assert.match(e2ee.code, /^\d{5}( \d{5}){4}$/);
+    const bars = await consoleBars(page);
+    const [r, g, b] = bars.yellow;
+    assert.ok(r > 150 && g > 150 && b < 90, `yellow bar: ${JSON.stringify(bars)}`);
+    const [cr, cg, cb] = bars.cyan;
+    assert.ok(cr < 90 && cg > 150 && cb > 150, `cyan bar: ${JSON.stringify(bars)}`);
     await new Promise((r) => setTimeout(r, 1500)); // let the picture settle for the screenshot
     // A visit is never captured on the kiosk: the screenshot control refuses, and says why.
     assert.match(await kiosk.screenshotRefused('1-kiosk-in-call'), /video is on screen/);

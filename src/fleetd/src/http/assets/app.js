@@ -296,11 +296,14 @@ $('emergency-form').addEventListener('submit', (e) => emergencyJoin(/** @type {S
 calls.setUp({ send, notice, over: () => { if (me) show('queue'); } });
 help.setUp(send);
 
-// For end-to-end tests and support: the live peer connection, the current view, and Join by id
+// For end-to-end tests and support: the live peer connection and its encryption counts, the
+// current view, and Join by id
 // (what the Join button of a list row does).
 Object.assign(window, {
   telekiosk: {
     get pc() { return calls.peer(); },
+    /** The end-to-end encryption's counts (sealed, opened, authFailures), or null. */
+    protection() { return calls.protection(); },
     get view() { return view; },
     /** @param {string} visitId */
     join(visitId) { joinVisit(visitId, null); },
