@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import path from 'node:path';
 import {
-  ARTIFACTS, FIREFOX, consoleCodecs, consoleInbound, consolePicture, enrolKiosk,
+  ARTIFACTS, FIREFOX, consoleBars, consoleCodecs, consoleInbound, consolePicture, consoleProtection, enrolKiosk,
   requireParts, signInFirefox, startFirefox, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
@@ -76,6 +76,14 @@ describe('Firefox ESR without OpenH264 as the clinician', () => {
       return p.width > 0 && p.spread > 20 ? p : false;
     }, 10000, 250);
     await page.screenshot({ path: path.join(ARTIFACTS, 'firefox-console-in-call.png') });
+    // Through RTCRtpScriptTransform: every frame sealed and opened, none failed, and the
+    // picture is the kiosk's test pattern (a yellow and a cyan bar), not ciphertext.
+    const e2ee = await consoleProtection(page);
+    assert.ok(e2ee.opened > 100 && e2ee.sealed > 100 && e2ee.authFailures === 0, JSON.stringify(e2ee));
+    assert.match(e2ee.code, /^\d{5}( \d{5}){4}$/);
+    const bars = await consoleBars(page);
+    assert.ok(bars.yellow[0] > 150 && bars.yellow[1] > 150 && bars.yellow[2] < 90, JSON.stringify(bars));
+    assert.ok(bars.cyan[0] < 90 && bars.cyan[1] > 150 && bars.cyan[2] > 150, JSON.stringify(bars));
     // A visit is never captured on the kiosk (README: screenshots).
     assert.match(await kiosk.screenshotRefused('firefox-kiosk-in-call'), /never capture a visit/);
     console.log(`MEASURED Firefox: first kiosk frame ${firstFrameMs} ms after Join; ` +

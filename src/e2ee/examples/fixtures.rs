@@ -25,8 +25,10 @@ fn main() {
 
     let media: Vec<Value> = [
         ("opus", Codec::Opus, "78a1b2c3d4e5"),
-        ("vp8", Codec::Vp8, "1002009d012a8002e001aabbccddeeff"),
-        ("vp8", Codec::Vp8, "3102000102030405"),
+        ("vp8", Codec::Vp8, "4000009d012a8002e001aabbccddeeff"),
+        ("vp8", Codec::Vp8, "a100000102030405060708"),
+        // A first partition longer than the clear header: 3 + 16 stay clear.
+        ("vp8", Codec::Vp8, "f1010000112233445566778899aabbccddeeff00112233445566"),
         // SPS, PPS and an IDR slice whose clear bytes end in two zeros (the escaping's context).
         ("h264", Codec::H264, "00000001674200290000000168ce3c800000000165888400000300ffeedd"),
         // Two slices of a P frame, the first with a 3-byte start code and a zero run to escape.

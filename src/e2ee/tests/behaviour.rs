@@ -17,7 +17,8 @@ fn frames_round_trip_with_the_prefix_clear_and_the_rest_hidden() {
     let (mut sender, mut receiver) = pair(3);
     for (codec, frame) in [
         (Codec::Opus, &[0x78, 1, 2, 3, 4][..]),
-        (Codec::Vp8, &[0x10, 2, 0, 0x9d, 1, 0x2a, 0x80, 2, 0xe0, 1, 0xaa, 0xbb][..]),
+        // A keyframe whose first partition is 2 bytes: 10 + 2 clear.
+        (Codec::Vp8, &[0x40, 0, 0, 0x9d, 1, 0x2a, 0x80, 2, 0xe0, 1, 0xaa, 0xbb, 1, 2, 3, 4, 5][..]),
     ] {
         let protected = sender.protect(codec, frame).unwrap();
         let clear = telekiosk_e2ee::clear_prefix_len(codec, frame);

@@ -169,12 +169,10 @@ fn add_video(
     pause_gate(&enc_queue, shared)?;
     let sending = Arc::new(AtomicU8::new(SENDING_NONE));
     let h264 = add_codec_tail(pipeline, &codec_tee, VideoCodec::H264, video, shared, &sending)?;
-    // Only H.264 is offered: every frame is sealed end to end before its payloader, and
-    // GStreamer 1.22's rtpvp8pay parses each VP8 frame's partitions, which a sealed frame no
-    // longer shows (it refuses the stream). VP8 comes back with a payloader that does not parse.
-    let vp8: Option<CodecTail> = if VP8_WITH_SEALED_FRAMES && exists("vp8enc") {
+    let vp8 = if exists("vp8enc") && exists("rtpvp8pay") {
         Some(add_codec_tail(pipeline, &codec_tee, VideoCodec::Vp8, video, shared, &sending)?)
     } else {
+        tracing::warn!("vp8enc is missing (gstreamer1.0-plugins-good): offering H.264 only");
         None
     };
     let sink = webrtc
@@ -269,9 +267,6 @@ fn rtp_names(codec: VideoCodec) -> (&'static str, &'static str, i32) {
         VideoCodec::Vp8 => ("video", "VP8", VP8_PT),
     }
 }
-
-/// Whether the offer lists VP8 besides H.264 (see `add_video`).
-const VP8_WITH_SEALED_FRAMES: bool = false;
 
 /// Adds the tail of `codec` after the ladder's `tee`: H.264 with the profile's preferred
 /// encoder (hardware first), VP8 in software. Frames pass only while the tail is the one sent.

@@ -17,9 +17,6 @@ import {
 /** What a browser without encoded transforms is told; it cannot join (never a silent downgrade). */
 export const UNSUPPORTED_WORDS = 'This browser cannot encrypt video visits end to end, so it cannot join one. '
   + 'Please use a current Chrome, Edge, Firefox or Safari.';
-/** What a browser without H.264 is told. */
-export const NO_H264_WORDS = 'This browser cannot play the kiosk\'s video (H.264), so it cannot join a visit. '
-  + 'In Firefox, allow the "OpenH264 Video Codec" plugin (Add-ons and themes → Plugins), or use Chrome, Edge or Safari.';
 
 /** Which encoded-transform API this browser has, or null. @returns {'streams' | 'script' | null} */
 export function transformApi() {
@@ -30,17 +27,25 @@ export function transformApi() {
 
 /** Why this browser cannot take part in a visit, in plain words, or '' when it can. */
 export function whyNot() {
-  if (!transformApi()) return UNSUPPORTED_WORDS;
-  const caps = typeof RTCRtpReceiver !== 'undefined' && RTCRtpReceiver.getCapabilities
-    ? RTCRtpReceiver.getCapabilities('video') : null;
-  if (caps && !caps.codecs.some((c) => /h264/i.test(c.mimeType))) return NO_H264_WORDS;
-  return '';
+  return transformApi() ? '' : UNSUPPORTED_WORDS;
 }
 
 /** The first `a=fingerprint:` value of an SDP, as the kiosk reads it. @param {string} sdp */
 export function dtlsFingerprint(sdp) {
   const m = /^a=fingerprint:(.+)$/m.exec(sdp);
   return m ? m[1].trim() : null;
+}
+
+/**
+ * The video codec an answer chose (its video m-line's first payload type), as the Worker names it.
+ * @param {string} sdp
+ * @returns {'h264' | 'vp8'}
+ */
+export function videoCodecOf(sdp) {
+  const mline = /^m=video \d+ [A-Z/]+ (\d+)/m.exec(sdp);
+  if (!mline) return 'h264';
+  const rtpmap = new RegExp(`^a=rtpmap:${mline[1]} ([A-Za-z0-9]+)/`, 'm').exec(sdp);
+  return rtpmap && rtpmap[1].toUpperCase() === 'VP8' ? 'vp8' : 'h264';
 }
 
 /** @param {Uint8Array} bytes */
@@ -136,6 +141,7 @@ export class Session {
     const shared = await sharedSecret(mine.privateKey, kiosk.kioskPublic);
     const keys = await deriveVisitKeys(shared, visitId, kiosk.kioskFp, consoleFp);
     this.keys = keys;
+    this.worker.postMessage({ op: 'video-codec', codec: videoCodecOf(answerSdp) });
     this.worker.postMessage({
       op: 'keys', sendKey: keys.consoleToKiosk, sendKid: Number(CONSOLE_KID),
       receiveKey: keys.kioskToConsole, receiveKid: Number(KIOSK_KID),

@@ -17,8 +17,11 @@ import { Receiver, Sender } from './e2ee.js';
 let keys = null;
 const counts = { sealed: 0, opened: 0, authFailures: 0, droppedWithoutKeys: 0 };
 
+/** The video codec the answer chose (both directions use it); the page says which. */
+let videoCodec = /** @type {'h264' | 'vp8'} */ ('h264');
+
 /** @param {Kind} kind */
-const codecOf = (kind) => (kind === 'audio' ? 'opus' : 'h264');
+const codecOf = (kind) => (kind === 'audio' ? 'opus' : videoCodec);
 
 /**
  * The transform for one track's frames.
@@ -27,7 +30,6 @@ const codecOf = (kind) => (kind === 'audio' ? 'opus' : 'h264');
  * @param {() => void} [askKeyframe]
  */
 function transform(dir, kind, askKeyframe) {
-  const codec = codecOf(kind);
   /** @type {{ epoch: number, receiver: Receiver } | null} */
   let opener = null;
   let lastAsk = 0;
@@ -43,6 +45,7 @@ function transform(dir, kind, askKeyframe) {
         return;
       }
       const data = new Uint8Array(frame.data);
+      const codec = codecOf(kind);
       if (dir === 'send') {
         try {
           frame.data = (await k.sender.protect(codec, data)).buffer;
@@ -89,6 +92,8 @@ self.onmessage = async (/** @type {MessageEvent} */ e) => {
   const msg = e.data;
   if (msg.op === 'stream') {
     pipe(msg.readable, msg.writable, msg.dir, msg.kind);
+  } else if (msg.op === 'video-codec') {
+    videoCodec = msg.codec;
   } else if (msg.op === 'keys') {
     const sender = await Sender.create(msg.sendKey, BigInt(msg.sendKid));
     keys = { sender, receiveKey: msg.receiveKey, receiveKid: BigInt(msg.receiveKid), epoch: (keys?.epoch ?? 0) + 1 };

@@ -107,17 +107,25 @@ export function decodeHeader(bytes) {
 }
 
 /**
- * Leading bytes left clear per codec (as src/e2ee/src/codec.rs): Opus TOC 1; VP8 10 on a
- * keyframe (bit 0 of the first byte clear), else 3; H.264 is protected per slice NAL, whose
+ * Leading bytes left clear per codec (as src/e2ee/src/codec.rs): Opus TOC 1; VP8 the frame tag
+ * (3) and on a keyframe the start code and size (7), then up to 16 bytes of the first partition
+ * (the frame header GStreamer's payloader decodes); H.264 is protected per slice NAL, whose
  * header and next 4 bytes stay clear (5).
  * @param {Codec} codec
  * @param {Uint8Array} frame
  */
 export function clearPrefixLen(codec, frame) {
   if (codec === 'opus') return 1;
-  if (codec === 'vp8') return frame.length > 0 && (frame[0] & 1) === 0 ? 10 : 3;
+  if (codec === 'vp8') {
+    if (frame.length < 3) return 3;
+    const firstPartition = (frame[2] << 11) | (frame[1] << 3) | (frame[0] >> 5);
+    return ((frame[0] & 1) === 0 ? 10 : 3) + Math.min(firstPartition, VP8_CLEAR_HEADER);
+  }
   return 5;
 }
+
+/** How many bytes of a VP8 frame's first partition (its frame header) stay clear. */
+export const VP8_CLEAR_HEADER = 16;
 
 /** Appended to every protected H.264 slice, so none ends in a zero byte. */
 const H264_TRAILER = 0x80;
