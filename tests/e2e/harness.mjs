@@ -388,11 +388,16 @@ export async function startBrowser({ args = [] } = {}) {
   });
 }
 
-/** A signed-in clinician console page; `initScript` (test-only) runs in each page before its own. */
-export async function signIn(browser, fleetd, user, password, { initScript } = {}) {
+/**
+ * A signed-in clinician console page; `initScript` (test-only) runs in each page before its own,
+ * and `routeWs` (test-only) stands in the middle of its WebSocket to fleetd.
+ */
+export async function signIn(browser, fleetd, user, password, { initScript, routeWs } = {}) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 },
     permissions: ['camera', 'microphone'] });
   if (initScript) await context.addInitScript(initScript);
+  // Test-only: the console's WebSocket to fleetd goes through `routeWs(ws)` (a relay in the middle).
+  if (routeWs) await context.routeWebSocket(/\/ws$/, routeWs);
   const page = await context.newPage();
   page.on('console', (m) => fs.appendFileSync(path.join(ARTIFACTS, 'console-page.log'), `${m.type()}: ${m.text()}\n`));
   await page.goto(fleetd.url);

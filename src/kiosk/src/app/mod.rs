@@ -6,11 +6,12 @@
 //! `telemetry` makes the PHI-free device state and diagnostics.
 //!
 //! For tests and supervisors it prints one JSON line on stdout per screen change
-//! (`{"event":"screen","screen":"in_call"}`), the call's notice when it changes
+//! (`{"event":"screen","screen":"in_call"}`, with `"reason"` on the ended screen), the call's notice when it changes
 //! (`{"event":"call_notice","text":"…"}`), End's confirmation when it shows or goes
 //! (`{"event":"confirm_end","shown":true}`), the language the screens are in when it changes
 //! (`{"event":"language","language":"es"}`), how many digits of a visit code are typed
-//! (`{"event":"code_digits","typed":6}`, never the digits), during a call once a second the call's counters
+//! (`{"event":"code_digits","typed":6}`, never the digits), the call's end-to-end verification
+//! code when it shows (`{"event":"e2ee","code":"12345 …"}`), during a call once a second the call's counters
 //! (`{"event":"stats",...}`), and one line per config decision and command. No patient data is
 //! in any of them.
 
@@ -512,7 +513,13 @@ impl Controller {
         let online_changed = run.shown.as_ref().map(|(_, o)| *o) != Some(next.1);
         if new_screen {
             tracing::info!(screen = next.0.screen.name(), "screen");
-            status(&serde_json::json!({"event": "screen", "screen": next.0.screen.name()}));
+            let mut line = serde_json::json!({"event": "screen", "screen": next.0.screen.name()});
+            if let (crate::ui::view::ScreenId::Ended, Some(reason)) =
+                (next.0.screen, next.0.end_reason)
+            {
+                line["reason"] = serde_json::json!(reason);
+            }
+            status(&line);
         }
         if online_changed {
             status(&serde_json::json!({"event": "fleet", "online": next.1}));
@@ -520,6 +527,12 @@ impl Controller {
         let confirm = next.0.patient.confirm_end;
         if run.shown.as_ref().map_or(confirm, |(old, _)| old.patient.confirm_end != confirm) {
             status(&serde_json::json!({"event": "confirm_end", "shown": confirm}));
+        }
+        let code = &next.0.patient.security_code;
+        if run.shown.as_ref().map_or(code.is_some(), |(old, _)| &old.patient.security_code != code)
+        {
+            // The verification code on screen (derived from public values; not a key, not PHI).
+            status(&serde_json::json!({"event": "e2ee", "code": code}));
         }
         let notice = &next.0.call_notice;
         if run.shown.as_ref().map_or(!notice.is_empty(), |(old, _)| &old.call_notice != notice) {

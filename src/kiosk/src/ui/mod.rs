@@ -137,6 +137,7 @@ fn show_patient(api: &Api<'_>, vm: &ViewModel) {
     });
     api.set_still_there(p.still_there_secs.map_or(-1, |s| s as i32));
     api.set_confirm_end(p.confirm_end);
+    api.set_security_code(p.security_code.clone().unwrap_or_default().into());
     api.set_self_hidden(p.self_view_hidden);
     api.set_volume(p.volume_pct.into());
     api.set_position(p.position.map_or(-1, |n| n.min(i32::MAX as u32) as i32));

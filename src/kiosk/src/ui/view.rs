@@ -88,6 +88,8 @@ pub struct PatientView {
     /// "Are you still there?" shows, with the seconds left.
     pub still_there_secs: Option<u32>,
     pub confirm_end: bool,
+    /// In call: the verification code of its end-to-end keys, once agreed.
+    pub security_code: Option<String>,
     pub self_view_hidden: bool,
     pub volume_pct: u8,
     /// People before the patient in the queue, when fleetd says.
@@ -241,6 +243,7 @@ pub fn screen(visit: &Visit, call: CallCondition, extras: &Extras, now_ms: u64) 
             left.div_ceil(1000) as u32
         }),
         confirm_end: p.confirm_end && vm.screen == ScreenId::InCall,
+        security_code: p.security_code.clone().filter(|_| vm.screen == ScreenId::InCall),
         self_view_hidden: p.self_view_hidden,
         volume_pct: p.volume_pct,
         position: p.position,
