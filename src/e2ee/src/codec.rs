@@ -32,11 +32,7 @@ pub fn clear_prefix_len(codec: Codec, frame: &[u8]) -> usize {
     match codec {
         Codec::Opus => 1,
         Codec::Vp8 => {
-            let Some(&[b0, b1, b2]) =
-                frame.get(..3).map(|t| <&[u8; 3]>::try_from(t).ok()).flatten()
-            else {
-                return 3;
-            };
+            let &[b0, b1, b2, ..] = frame else { return 3 };
             let keyframe = b0 & 0x01 == 0;
             let first_partition =
                 (usize::from(b2) << 11) | (usize::from(b1) << 3) | usize::from(b0 >> 5);

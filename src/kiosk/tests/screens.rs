@@ -127,6 +127,7 @@ fn screens(l: Language) -> Vec<(&'static str, ViewModel)> {
             with(ScreenId::InCall, &|v| {
                 v.signal = 2;
                 v.notice = CallNotice::VideoPaused;
+                v.patient.security_code = Some("12345 67890 13579 24680 11223".into());
             }),
         ),
         (
