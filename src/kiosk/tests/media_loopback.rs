@@ -37,6 +37,77 @@ fn a_peer_with_the_wrong_key_decodes_nothing_and_counts_authentication_failures(
     eprintln!("wrong key: peer {:?}, kiosk {kiosk:?}", peer.protection.stats());
 }
 
+/// What a relay that ended DTLS-SRTP would read: the RTP payloads of the kiosk's video carry no
+/// plaintext slice data (16-byte windows of the picture data of the frames the clinician opened
+/// are searched for in every payload), while the 4 slice-header bytes each slice leaves clear by
+/// design are found there: the search sees what is sent in the clear.
+#[test]
+fn rtp_carries_no_plaintext_slice_data() {
+    telekiosk::media::init().unwrap();
+    let peer = Answerer::start();
+    let (tx, events) = unbounded_channel();
+    let call =
+        Call::start(&dev_profile(), &CallSettings::default(), tx, Arc::new(Screen::default()))
+            .unwrap();
+    let mut x = Exchange::new(events);
+    x.pump_until(&call, &peer, |_| peer.decoded_frames.load(Ordering::SeqCst) > 60);
+    drop(call);
+    let capture = peer.capture.lock().unwrap();
+    // What the depayloader hands on: Annex B, or AVC (4-byte lengths).
+    let nal_units = |au: &[u8]| -> Vec<Vec<u8>> {
+        let mut out = vec![];
+        if au.starts_with(&[0, 0, 0, 1]) {
+            let mut starts: Vec<usize> = au
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| *w == [0, 0, 0, 1])
+                .map(|(i, _)| i)
+                .collect();
+            starts.push(au.len());
+            out.extend(starts.windows(2).map(|w| au[w[0] + 4..w[1]].to_vec()));
+        } else {
+            let mut rest = au;
+            while rest.len() > 4 {
+                let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+                out.push(rest[4..(4 + len).min(rest.len())].to_vec());
+                rest = &rest[(4 + len).min(rest.len())..];
+            }
+        }
+        out
+    };
+    // Picture data (sealed) and each slice's clear header bytes (left clear by design).
+    let (mut windows, mut clear_headers) = (vec![], vec![]);
+    for nal in capture.opened_frames.iter().flat_map(|au| nal_units(au)) {
+        if matches!(nal.first().map(|h| h & 0x1f), Some(1 | 5)) && nal.len() > 80 {
+            windows.extend(nal[24..].chunks_exact(16).take(3).map(<[u8]>::to_vec));
+            clear_headers.push(nal[1..5].to_vec());
+        }
+    }
+    let payloads = &capture.rtp_payloads;
+    let found =
+        |needle: &[u8]| payloads.iter().any(|p| p.windows(needle.len()).any(|w| w == needle));
+    assert!(
+        windows.len() > 100 && payloads.len() > 100,
+        "{} windows, {} payloads",
+        windows.len(),
+        payloads.len()
+    );
+    let leaked = windows.iter().filter(|w| found(w)).count();
+    assert_eq!(leaked, 0, "{leaked} of {} plaintext slice windows are in the RTP", windows.len());
+    let seen = clear_headers.iter().filter(|h| found(h)).count();
+    assert!(
+        seen * 10 >= clear_headers.len() * 9,
+        "only {seen} of {} clear slice headers seen",
+        clear_headers.len()
+    );
+    eprintln!(
+        "searched {} slice windows in {} RTP payloads: none found; {seen} of {} clear slice headers seen",
+        windows.len(),
+        payloads.len(),
+        clear_headers.len()
+    );
+}
+
 #[test]
 fn kiosk_call_connects_to_an_answering_peer_and_media_flows_both_ways() {
     let _ = tracing_subscriber::fmt()

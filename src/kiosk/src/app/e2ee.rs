@@ -16,14 +16,14 @@ use crate::identity::DeviceKey;
 use crate::media::FrameKeys;
 
 /// The kiosk's side of the offer in flight.
-pub(crate) struct OfferKey {
+pub struct OfferKey {
     secret: EphemeralKey,
     visit_id: String,
     kiosk_fp: String,
 }
 
 /// What an answer that passed its checks gives.
-pub(crate) struct Agreed {
+pub struct Agreed {
     pub keys: FrameKeys,
     /// Our confirmation, for the console.
     pub confirm: String,
@@ -41,7 +41,7 @@ pub fn dtls_fingerprint(sdp: &str) -> Option<String> {
 
 /// A fresh ephemeral key for `sdp`'s offer, signed by the device key (blocking: one TPM round
 /// trip).
-pub(crate) fn sign_offer(
+pub fn sign_offer(
     device: &DeviceKey,
     visit_id: &str,
     sdp: &str,
@@ -62,7 +62,7 @@ pub(crate) fn sign_offer(
 
 /// Agrees on the frame keys with the console's half for `answer_sdp`, refusing it if the
 /// console's confirmation is not what this side derived.
-pub(crate) fn agree(
+pub fn agree(
     ours: &OfferKey,
     answer_sdp: &str,
     theirs: &ConsoleKey,

@@ -15,7 +15,7 @@
 //! (`{"event":"stats",...}`), and one line per config decision and command. No patient data is
 //! in any of them.
 
-pub(crate) mod e2ee;
+pub mod e2ee;
 mod events;
 mod fleet_ops;
 mod liveness;

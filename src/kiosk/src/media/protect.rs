@@ -9,6 +9,10 @@
 //! is dropped both ways: nothing ever leaves in the clear. A frame that fails authentication is
 //! dropped and counted, and the depayloader is asked for a keyframe (at most once a second).
 //!
+//! A probe that drops a frame returns `Handled`, not `Drop`: gstreamer-rs hands the probe the
+//! buffer's reference, so the buffer is consumed here (with `Drop` GStreamer 1.22 then unrefs a
+//! NULL buffer and logs a critical warning for every frame).
+//!
 //! The same code protects the test clinicians' pipelines (with the directions swapped), so the
 //! tests exercise exactly what the kiosk runs. It must never pass a frame it could not seal or
 //! open, and never log key material.
@@ -205,7 +209,7 @@ fn attach_element(element: &gst::Element, protection: &Arc<Protection>) {
         let protection = Arc::clone(protection);
         let avc = watch_avc(&pad);
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            let Some(buffer) = info.buffer_mut() else { return gst::PadProbeReturn::Ok };
+            let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
             let is_avc = codec == Codec::H264 && avc.load(Ordering::Relaxed);
             let sealed = match buffer.map_readable() {
                 Ok(map) if is_avc => avc_to_annex_b(&map)
@@ -216,10 +220,10 @@ fn attach_element(element: &gst::Element, protection: &Arc<Protection>) {
             };
             match sealed {
                 Some(bytes) => {
-                    buffer.make_mut().replace_all_memory(gst::Memory::from_mut_slice(bytes));
+                    info.data = Some(gst::PadProbeData::Buffer(replaced(buffer, bytes)));
                     gst::PadProbeReturn::Ok
                 }
-                None => gst::PadProbeReturn::Drop,
+                None => gst::PadProbeReturn::Handled,
             }
         });
     } else {
@@ -233,7 +237,7 @@ fn attach_element(element: &gst::Element, protection: &Arc<Protection>) {
         });
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             let mut opener = opener.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(buffer) = info.buffer_mut() else { return gst::PadProbeReturn::Ok };
+            let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
             let is_avc = codec == Codec::H264 && avc.load(Ordering::Relaxed);
             let opened = match buffer.map_readable() {
                 Ok(map) if is_avc => match avc_to_annex_b(&map) {
@@ -249,10 +253,10 @@ fn attach_element(element: &gst::Element, protection: &Arc<Protection>) {
             };
             match opened {
                 Opened::Frame(bytes) => {
-                    buffer.make_mut().replace_all_memory(gst::Memory::from_mut_slice(bytes));
+                    info.data = Some(gst::PadProbeData::Buffer(replaced(buffer, bytes)));
                     gst::PadProbeReturn::Ok
                 }
-                Opened::NoKeys => gst::PadProbeReturn::Drop,
+                Opened::NoKeys => gst::PadProbeReturn::Handled,
                 Opened::Failed => {
                     if codec != Codec::Opus && opener.keyframe_due() {
                         let event = gst_video::UpstreamForceKeyUnitEvent::builder()
@@ -260,11 +264,23 @@ fn attach_element(element: &gst::Element, protection: &Arc<Protection>) {
                             .build();
                         pad.send_event(event);
                     }
-                    gst::PadProbeReturn::Drop
+                    gst::PadProbeReturn::Handled
                 }
             }
         });
     }
+}
+
+/// A buffer with `bytes` and `old`'s timestamps, flags and metas.
+fn replaced(old: &gst::Buffer, bytes: Vec<u8>) -> gst::Buffer {
+    let mut new = gst::Buffer::from_mut_slice(bytes);
+    if let Some(new_ref) = new.get_mut() {
+        let flags = gst::BufferCopyFlags::FLAGS
+            | gst::BufferCopyFlags::TIMESTAMPS
+            | gst::BufferCopyFlags::META;
+        let _ = old.copy_into(new_ref, flags, ..);
+    }
+    new
 }
 
 /// Whether the pad carries H.264 as AVC (length-prefixed NAL units) rather than Annex B, as

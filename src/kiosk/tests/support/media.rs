@@ -114,6 +114,51 @@ pub struct Answerer {
     pub options: PeerOptions,
     /// What the clinician's frame protection sealed, opened and refused.
     pub protection: Arc<Protection>,
+    /// The kiosk's H.264 as a relay that ended DTLS-SRTP would see it (RTP payloads), and as the
+    /// decoder gets it (access units, opened).
+    pub capture: Arc<Mutex<Capture>>,
+}
+
+/// What [`Answerer::capture`] keeps (the first few hundred packets and frames).
+#[derive(Default)]
+pub struct Capture {
+    pub rtp_payloads: Vec<Vec<u8>>,
+    pub opened_frames: Vec<Vec<u8>>,
+}
+
+/// Keeps the H.264 depayloader's input (RTP) and, after the frame protection, its output.
+fn capture_h264(pipeline: &gst::Pipeline, capture: &Arc<Mutex<Capture>>) {
+    let capture = Arc::clone(capture);
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        if element.factory().is_none_or(|f| f.name() != "rtph264depay") {
+            return;
+        }
+        let keep = Arc::clone(&capture);
+        element.static_pad("sink").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &info.data
+                && let Ok(rtp) = gst_rtp::RTPBuffer::from_buffer_readable(b)
+                && let Ok(payload) = rtp.payload()
+            {
+                let mut c = keep.lock().unwrap();
+                if c.rtp_payloads.len() < 2000 {
+                    c.rtp_payloads.push(payload.to_vec());
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let keep = Arc::clone(&capture);
+        element.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &info.data
+                && let Ok(map) = b.map_readable()
+            {
+                let mut c = keep.lock().unwrap();
+                if c.opened_frames.len() < 300 {
+                    c.opened_frames.push(map.to_vec());
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
 }
 
 impl Answerer {
@@ -150,6 +195,9 @@ impl Answerer {
         }
         protection.set_keys(&keys).unwrap();
         protect::attach(pipeline.upcast_ref(), &protection);
+        // After the protection's own probes, so the output kept is what it opened.
+        let capture = Arc::new(Mutex::new(Capture::default()));
+        capture_h264(&pipeline, &capture);
         let (tx, ice) = mpsc::channel();
         let tx = Mutex::new(tx);
         webrtc.connect("on-ice-candidate", false, move |v| {
@@ -254,6 +302,7 @@ impl Answerer {
             voice,
             options,
             protection,
+            capture,
         }
     }
 
