@@ -3,7 +3,8 @@
 // what the relay carries, as a compromised relay would: the kiosk's signed key, the DTLS
 // fingerprint of its offer, or the browser's key in the answer. Each time the visit is refused on
 // both screens, in plain words, and fleetd's audit trail says which check failed. The untouched
-// relay is the control: the same visit goes through, both screens show the same code. Every part
+// relay is the control: the same visit goes through, both screens show the same code. A browser
+// without encoded transforms is told why and does not join (no unencrypted fallback). Every part
 // is real: fleetd + mosquitto, telekiosk (headless, dev profile, swtpm), Chromium.
 
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ARTIFACTS, BIN, consoleProtection, enrolKiosk, requireParts, signIn, startBrowser, startFleetd, startSwtpm, waitFor,
+  ARTIFACTS, BIN, BUTTONS, consoleProtection, enrolKiosk, requireParts, signIn, startBrowser, startFleetd, startSwtpm, waitFor,
 } from './harness.mjs';
 
 const USER = 'dr-e2ee';
@@ -124,5 +125,28 @@ describe('end-to-end encryption against a man in the middle of the signalling', 
       up: (m) => (m.type === 'answer' ? { ...m, e2ee: { ...m.e2ee, public_key: attackerKey() } } : m),
     });
     await refusedOnBothSides(page, /kiosk refused the visit: end-to-end security check failed \(key confirmation\)/);
+  });
+
+  it('a browser that cannot encrypt end to end is told why and does not join', async () => {
+    // As a browser without encoded transforms (an old Safari, a locked-down embedded view).
+    const initScript = () => {
+      delete RTCRtpSender.prototype.createEncodedStreams;
+      delete window.RTCRtpScriptTransform;
+    };
+    const page = await signIn(browser, fleetd, USER, PASSWORD, { initScript });
+    await kiosk.waitScreen('idle', 20000);
+    await kiosk.join();
+    await kiosk.waitScreen('waiting');
+    const join = page.locator('button.join').first();
+    await join.waitFor({ state: 'visible', timeout: 15000 });
+    await join.click();
+    const notice = await waitFor('the console saying why', async () => page.locator('#notice').innerText(), 10000);
+    assert.match(notice, /cannot encrypt video visits end to end, so it cannot join/);
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(kiosk.events('screen').at(-1).screen, 'waiting', 'the kiosk left the queue: a join was sent');
+    assert.ok(await join.isVisible(), 'the visit is still waiting for a clinician who can take it');
+    kiosk.tap(...BUTTONS.cancel);
+    await kiosk.waitScreen('idle', 20000);
+    await page.context().close();
   });
 });

@@ -78,6 +78,9 @@ describe('walking skeleton: a visit from Join to End', () => {
     // kiosk's test pattern (its colours), not ciphertext decoded as video.
     const e2ee = await consoleProtection(page);
     assert.ok(e2ee.opened > 100 && e2ee.sealed > 100 && e2ee.authFailures === 0, JSON.stringify(e2ee));
+    const kioskSide = kiosk.stats();
+    assert.ok(kioskSide.e2ee_sealed > 100 && kioskSide.e2ee_opened > 100 && kioskSide.e2ee_auth_failures === 0,
+      JSON.stringify(kioskSide));
     assert.match(e2ee.code, /^\d{5}( \d{5}){4}$/);
     const bars = await consoleBars(page);
     const [r, g, b] = bars.yellow;

@@ -569,6 +569,9 @@ impl Controller {
             "remote_audio_buffers": s.remote_audio_buffers,
             "local_video_frames": s.local_video_frames,
             "local_audio_buffers": s.local_audio_buffers,
+            "e2ee_sealed": s.sealed_frames,
+            "e2ee_opened": s.opened_frames,
+            "e2ee_auth_failures": s.auth_failures,
         });
         if let Some(kib) = telemetry::rss_kib() {
             line["rss_kib"] = kib.into();

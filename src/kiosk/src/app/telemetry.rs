@@ -165,6 +165,7 @@ mod tests {
                 local_audio_buffers: audio,
                 remote_audio_buffers: speaker,
                 remote_video_frames: 0,
+                ..CallStats::default()
             },
             ran: Duration::from_secs(ran),
             connected: Duration::from_secs(connected),

@@ -130,6 +130,11 @@ pub struct CallStats {
     pub local_video_frames: u64,
     /// Microphone buffers that entered the Opus encoder.
     pub local_audio_buffers: u64,
+    /// End-to-end protection: frames sealed and sent, opened for a decoder, and refused because
+    /// they failed authentication (dropped, never decoded).
+    pub sealed_frames: u64,
+    pub opened_frames: u64,
+    pub auth_failures: u64,
 }
 
 /// Why media could not be set up or driven. Every variant names the element or input concerned.
@@ -393,11 +398,15 @@ impl Call {
 
     /// The call's counters so far.
     pub fn stats(&self) -> CallStats {
+        let protection = self.shared.protection.stats();
         CallStats {
             remote_video_frames: self.shared.remote_video_frames.load(Ordering::Relaxed),
             remote_audio_buffers: self.shared.remote_audio_buffers.load(Ordering::Relaxed),
             local_video_frames: self.shared.local_video_frames.load(Ordering::Relaxed),
             local_audio_buffers: self.shared.local_audio_buffers.load(Ordering::Relaxed),
+            sealed_frames: protection.sealed,
+            opened_frames: protection.opened,
+            auth_failures: protection.auth_failures,
         }
     }
 
