@@ -38,8 +38,9 @@ function hostAddress() {
 function kioskEvents(kind) {
   if (!fs.existsSync(path.join(RUN, 'serial.log'))) return [];
   return fs.readFileSync(path.join(RUN, 'serial.log'), 'utf8').split('\n')
-    .filter((l) => l.includes('{"event":'))
-    .map((l) => { try { return JSON.parse(l.slice(l.indexOf('{"event":'))); } catch { return null; } })
+    .filter((l) => l.includes('"event":'))
+    // The JSON object after the journal's prefix (its keys come in any order).
+    .map((l) => { try { return JSON.parse(l.slice(l.indexOf('{'))); } catch { return null; } })
     .filter((e) => e && e.event === kind);
 }
 const screen = () => kioskEvents('screen').slice(-1)[0]?.screen;
