@@ -87,7 +87,8 @@ fn rtp_carries_no_plaintext_slice_data() {
     let found =
         |needle: &[u8]| payloads.iter().any(|p| p.windows(needle.len()).any(|w| w == needle));
     assert!(
-        windows.len() > 100 && payloads.len() > 100,
+        // At the call's start the rate controller sends small frames, often one packet each.
+        windows.len() > 100 && payloads.len() > 50,
         "{} windows, {} payloads",
         windows.len(),
         payloads.len()
