@@ -83,60 +83,57 @@ pub fn unescape(mut zeros: usize, data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Protects every slice of an access unit with `sender`.
-pub fn protect(sender: &mut Sender, au: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(au.len() + 64);
+/// Copies `au` to a new access unit, each slice NAL's body replaced by what `slice` writes (its
+/// clear bytes are the first `clear`); `None` if `au` has no NAL unit at all.
+fn map_slices(
+    au: &[u8],
+    mut slice: impl FnMut(&[u8], usize, &mut Vec<u8>) -> Result<(), Error>,
+) -> Option<Result<Vec<u8>, Error>> {
     let nals = nal_units(au);
-    if nals.is_empty() {
-        // Not Annex B: nothing could be found to seal, so nothing may be sent.
-        return Err(Error::MalformedHeader);
-    }
-    if let Some(first) = nals.first() {
-        out.extend_from_slice(&au[..first.start]);
-    }
-    for nal in nals {
+    let first = nals.first()?;
+    let mut out = Vec::with_capacity(au.len() + 64);
+    out.extend_from_slice(&au[..first.start]);
+    for nal in &nals {
         let body = &au[nal.body..nal.end];
         out.extend_from_slice(&au[nal.start..nal.body]);
-        if body.first().is_none_or(|h| !is_slice(*h)) {
+        if body.first().is_some_and(|h| is_slice(*h)) {
+            let clear = body.len().min(CLEAR_AFTER_START_CODE);
+            if let Err(e) = slice(body, clear, &mut out) {
+                return Some(Err(e));
+            }
+        } else {
             out.extend_from_slice(body);
-            continue;
         }
-        let clear = body.len().min(CLEAR_AFTER_START_CODE);
+    }
+    Some(Ok(out))
+}
+
+/// Protects every slice of an access unit with `sender`. Bytes with no NAL unit (not Annex B)
+/// are refused: nothing could be found to seal, so nothing may be sent.
+pub fn protect(sender: &mut Sender, au: &[u8]) -> Result<Vec<u8>, Error> {
+    map_slices(au, |body, clear, out| {
         let sealed = sender.protect_with_prefix(clear, body)?;
         out.extend_from_slice(&body[..clear]);
-        escape(trailing_zeros(&body[..clear]), &sealed[clear..], &mut out);
+        escape(trailing_zeros(&body[..clear]), &sealed[clear..], out);
         out.push(TRAILER);
-    }
-    Ok(out)
+        Ok(())
+    })
+    .unwrap_or(Err(Error::MalformedHeader))
 }
 
 /// Opens every slice of an access unit; any slice that is not protected or does not
 /// authenticate fails the whole access unit.
 pub fn unprotect(receiver: &mut Receiver, au: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(au.len());
-    let nals = nal_units(au);
-    if nals.is_empty() {
-        return Err(receiver.count_malformed());
-    }
-    if let Some(first) = nals.first() {
-        out.extend_from_slice(&au[..first.start]);
-    }
-    for nal in nals {
-        let body = &au[nal.body..nal.end];
-        out.extend_from_slice(&au[nal.start..nal.body]);
-        if body.first().is_none_or(|h| !is_slice(*h)) {
-            out.extend_from_slice(body);
-            continue;
-        }
-        let clear = body.len().min(CLEAR_AFTER_START_CODE);
+    let opened = map_slices(au, |body, clear, out| {
         let Some((&TRAILER, escaped)) = body[clear..].split_last() else {
             return Err(receiver.count_malformed());
         };
         let mut sealed = body[..clear].to_vec();
         unescape(trailing_zeros(&body[..clear]), escaped, &mut sealed);
         out.extend_from_slice(&receiver.unprotect_with_prefix(clear, &sealed)?);
-    }
-    Ok(out)
+        Ok(())
+    });
+    opened.unwrap_or_else(|| Err(receiver.count_malformed()))
 }
 
 #[cfg(test)]

@@ -203,19 +203,7 @@ fn a_whole_visit_relays_offer_answer_and_candidates_between_kiosk_and_owner_only
     run(then(
         in_call(),
         vec![
-            (
-                6,
-                kiosk("kiosk-a", K2S::Offer { visit_id: "v1".into(), sdp: sdp(), e2ee: kkey() }),
-                vec![to_console(
-                    1,
-                    S2C::Offer {
-                        visit_id: "v1".into(),
-                        sdp: sdp(),
-                        e2ee: kkey(),
-                        device_key: String::new(),
-                    },
-                )],
-            ),
+            (6, offer("v1"), vec![offer_out(1, "v1")]),
             (
                 6,
                 kiosk("kiosk-a", K2S::Ice { visit_id: "v1".into(), ice: ice() }),
@@ -317,30 +305,26 @@ fn kiosk_end_tells_the_owning_console_why_and_removes_the_visit() {
 
 #[test]
 fn a_failed_security_check_ends_the_visit_on_both_sides_and_is_audited() {
-    use telekiosk_protocol::e2ee::SecurityCheck;
-    let confirm = K2S::KeyConfirm { visit_id: "v1".into(), confirm: "k".repeat(22) };
-    let refused =
-        C2S::SecurityRefused { visit_id: "v1".into(), check: SecurityCheck::KioskSignature };
+    use telekiosk_protocol::e2ee::SecurityCheck::KioskSignature;
+    let (v1, confirm) = (|| "v1".to_string(), "k".repeat(22));
+    let relayed = S2C::KeyConfirm { visit_id: v1(), confirm: confirm.clone() };
+    let refused = C2S::SecurityRefused { visit_id: v1(), check: KioskSignature };
     let why = EndReason::SecurityCheckFailed;
     let notes = run(then(
         in_call(),
         vec![
             (
                 8,
-                kiosk("kiosk-a", confirm),
-                vec![to_console(
-                    1,
-                    S2C::KeyConfirm { visit_id: "v1".into(), confirm: "k".repeat(22) },
-                )],
+                kiosk("kiosk-a", K2S::KeyConfirm { visit_id: v1(), confirm }),
+                vec![to_console(1, relayed)],
             ),
             (9, console(1, refused), vec![end_kiosk("kiosk-a", "v1", why), ended(1, "v1", why)]),
         ],
     ));
     let audit = notes.iter().find(|n| n.what.contains("security check failed")).expect("audited");
-    assert_eq!(audit.level, NoteLevel::Audit);
+    let who = (audit.level, audit.user.as_deref());
+    assert_eq!(who, (NoteLevel::Audit, Some("alice")));
     assert!(audit.what.contains("not signed by its enrolled device key"), "{}", audit.what);
-    assert_eq!(audit.user.as_deref(), Some("alice"));
-
     let end = K2S::End { visit_id: "v1".into(), reason: why };
     let notes = run(then(in_call(), vec![(9, kiosk("kiosk-a", end), vec![ended(1, "v1", why)])]));
     assert!(notes.iter().any(|n| n.level == NoteLevel::Audit
@@ -698,10 +682,10 @@ mod codes_help;
 /// Review L10: candidates relayed per visit are capped in each direction.
 mod ice_cap;
 
+/// A kiosk's and a console's key agreement halves, well formed (the router never reads them).
 fn kkey() -> telekiosk_protocol::e2ee::KioskKey {
     telekiosk_protocol::e2ee::KioskKey { public_key: "B".repeat(87), signature: "s".repeat(86) }
 }
-
 fn ckey() -> telekiosk_protocol::e2ee::ConsoleKey {
     telekiosk_protocol::e2ee::ConsoleKey { public_key: "C".repeat(87), confirm: "c".repeat(22) }
 }

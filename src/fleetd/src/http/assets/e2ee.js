@@ -187,6 +187,27 @@ export function unescape(zeros, data, out) {
 const isSlice = (nalHeader) => (nalHeader & 0x1f) >= 1 && (nalHeader & 0x1f) <= 5;
 
 /**
+ * A new access unit from `au`, each slice NAL's body replaced by what `slice` writes (its clear
+ * bytes are the first `clear`), as map_slices in h264.rs; throws `none()` if `au` has no NAL unit.
+ * @param {Uint8Array} au
+ * @param {(body: Uint8Array, clear: number, out: number[]) => Promise<void>} slice
+ * @param {() => Error} none
+ */
+async function mapSlices(au, slice, none) {
+  const nals = nalUnits(au);
+  if (!nals.length) throw none();
+  /** @type {number[]} */
+  const out = [...au.subarray(0, nals[0].start)];
+  for (const nal of nals) {
+    const body = au.subarray(nal.body, nal.end);
+    for (const b of au.subarray(nal.start, nal.body)) out.push(b);
+    if (body.length && isSlice(body[0])) await slice(body, Math.min(body.length, 5), out);
+    else for (const b of body) out.push(b);
+  }
+  return Uint8Array.from(out);
+}
+
+/**
  * HKDF-SHA512 (extract and expand) of `ikm`.
  * @param {Uint8Array} ikm
  * @param {Uint8Array} salt
@@ -283,24 +304,12 @@ export class Sender {
    */
   async protect(codec, frame) {
     if (codec !== 'h264') return this.protectWithPrefix(clearPrefixLen(codec, frame), frame);
-    /** @type {number[]} */
-    const out = [];
-    const nals = nalUnits(frame);
-    if (nals.length) out.push(...frame.subarray(0, nals[0].start));
-    for (const nal of nals) {
-      const body = frame.subarray(nal.body, nal.end);
-      out.push(...frame.subarray(nal.start, nal.body));
-      if (!body.length || !isSlice(body[0])) {
-        for (const b of body) out.push(b);
-        continue;
-      }
-      const clear = Math.min(body.length, 5);
+    return mapSlices(frame, async (body, clear, out) => {
       const sealed = await this.protectWithPrefix(clear, body);
       for (const b of body.subarray(0, clear)) out.push(b);
       escape(trailingZeros(body.subarray(0, clear)), sealed.subarray(clear), out);
       out.push(H264_TRAILER);
-    }
-    return Uint8Array.from(out);
+    }, () => new Error('not Annex B: nothing to seal'));
   }
 
   /**
@@ -339,28 +348,17 @@ export class Receiver {
    */
   async unprotect(codec, frame) {
     if (codec !== 'h264') return this.unprotectWithPrefix(clearPrefixLen(codec, frame), frame);
-    /** @type {number[]} */
-    const out = [];
-    const nals = nalUnits(frame);
-    if (nals.length) out.push(...frame.subarray(0, nals[0].start));
-    for (const nal of nals) {
-      const body = frame.subarray(nal.body, nal.end);
-      out.push(...frame.subarray(nal.start, nal.body));
-      if (!body.length || !isSlice(body[0])) {
-        for (const b of body) out.push(b);
-        continue;
-      }
-      const clear = Math.min(body.length, 5);
-      if (body.length <= clear || body[body.length - 1] !== H264_TRAILER) {
-        this.stats.malformed++;
-        throw new Error('a slice that is not protected');
-      }
+    const malformed = () => {
+      this.stats.malformed++;
+      return new Error('a slice that is not protected');
+    };
+    return mapSlices(frame, async (body, clear, out) => {
+      if (body.length <= clear || body[body.length - 1] !== H264_TRAILER) throw malformed();
       /** @type {number[]} */
       const sealed = [...body.subarray(0, clear)];
       unescape(trailingZeros(body.subarray(0, clear)), body.subarray(clear, body.length - 1), sealed);
       for (const b of await this.unprotectWithPrefix(clear, Uint8Array.from(sealed))) out.push(b);
-    }
-    return Uint8Array.from(out);
+    }, malformed);
   }
 
   /**
