@@ -251,12 +251,29 @@ mod tests {
         std::fs::read_to_string(path).unwrap()
     }
 
+    /// The schema test: every file in `hw/profiles/` loads, passes its checks, is named after
+    /// its file, and lists only encoders the one encoder table knows.
     #[test]
-    fn shipped_profiles_parse_and_pass_their_checks() {
-        for name in ["dev", "generic-x86", "qemu"] {
-            let p = Profile::parse(&shipped(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(p.name, name);
+    fn every_shipped_profile_loads_and_names_only_known_encoders() {
+        let dir = format!("{}/../../hw/profiles", env!("CARGO_MANIFEST_DIR"));
+        let mut names = vec![];
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let p = Profile::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(Some(p.name.as_str()), path.file_stem().and_then(|s| s.to_str()));
+            for encoder in &p.video.encoders {
+                assert!(
+                    crate::media::KNOWN_ENCODERS.contains(&encoder.as_str()),
+                    "{}: {encoder} is not in the encoder table (media/encoder.rs)",
+                    p.name
+                );
+            }
+            names.push(p.name);
         }
+        names.sort();
+        let expected =
+            ["dev", "generic-x86", "imx8mp", "intel-nuc", "jetson-orin", "qemu", "rpi4", "rpi5"];
+        assert_eq!(names, expected);
     }
 
     #[test]

@@ -35,6 +35,23 @@ pub(crate) struct EncoderSetup {
 /// turns into loss.
 const KEYFRAME_EVERY_SECS: u32 = 10;
 
+/// Every encoder this table knows how to tune and drive; a hardware profile lists only these
+/// (the profile schema test checks it).
+pub const KNOWN_ENCODERS: &[&str] = &[
+    "x264enc",
+    "openh264enc",
+    "vah264enc",
+    "vah264lpenc",
+    "vaapih264enc",
+    "qsvh264enc",
+    "nvh264enc",
+    "nvcudah264enc",
+    "nvv4l2h264enc",
+    "v4l2h264enc",
+    "vpuenc_h264",
+    "vp8enc",
+];
+
 /// Configures `encoder` for low-latency live video at `kbps` and the profile's frame rate, and
 /// says what must surround it.
 pub(crate) fn configure(encoder: &gst::Element, video: &Video, kbps: u32) -> EncoderSetup {
@@ -46,7 +63,9 @@ pub(crate) fn configure(encoder: &gst::Element, video: &Video, kbps: u32) -> Enc
     match name.as_str() {
         "x264enc" => x264enc_zero_latency(encoder, keyframe_every),
         "openh264enc" => openh264enc_bitrate_mode(encoder, keyframe_every),
-        "vah264enc" => vah264enc_cbr(encoder, keyframe_every),
+        "vah264enc" | "vah264lpenc" => vah264enc_cbr(encoder, keyframe_every),
+        // NXP's i.MX VPU (imx-gst1.0-plugin): its GOP is in frames.
+        "vpuenc_h264" => set(encoder, "gop-size", &keyframe_every.to_string()),
         "vaapih264enc" => vaapih264enc_cbr(encoder, keyframe_every),
         "v4l2h264enc" => {
             v4l2h264enc_controls(encoder, kbps, keyframe_every);
@@ -80,7 +99,9 @@ pub(crate) fn set_bitrate(encoder: &gst::Element, kbps: u32) {
     match factory_name(encoder).as_str() {
         // kbit/s
         "x264enc" | "vah264enc" | "vah264lpenc" | "vaapih264enc" | "nvh264enc"
-        | "nvcudah264enc" | "qsvh264enc" => set(encoder, "bitrate", &kbps.to_string()),
+        | "nvcudah264enc" | "qsvh264enc" | "vpuenc_h264" => {
+            set(encoder, "bitrate", &kbps.to_string())
+        }
         // bit/s
         "openh264enc" | "nvv4l2h264enc" => set(encoder, "bitrate", &(kbps * 1000).to_string()),
         "vp8enc" | "vp9enc" => set(encoder, "target-bitrate", &(kbps * 1000).to_string()),

@@ -53,7 +53,7 @@ pub use answer::VideoCodec;
 pub use control::RateSnapshot;
 pub use elements::init;
 pub(crate) use elements::{exists, require};
-pub use encoder::choose_encoder;
+pub use encoder::{KNOWN_ENCODERS, choose_encoder};
 pub use protect::{FrameKeys, Protection, ProtectionStats};
 pub use quality::{CallQuality, QualityLevel, VoiceLoss};
 pub use remote::recover_from_loss;
