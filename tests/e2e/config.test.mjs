@@ -1,7 +1,7 @@
 // Fleet config and commands end to end: an admin edits a clinic's config with the CLI, rolls it
 // out, and the kiosk (enrolled with its swtpm-held key) verifies fleetd's signature and applies
 // it live; a config out of range is refused before it leaves fleetd; a signed identify command
-// reaches the screen. Every part real: fleetd + mosquitto, swtpm, telekiosk.
+// reaches the screen; a hardware probe's report reaches fleetd. Every part real: fleetd + mosquitto, swtpm, telekiosk.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -79,5 +79,24 @@ describe('fleet config and commands', () => {
     fleetdJson(fleetd, 'device', 'cmd', deviceId, 'identify', '--seconds', '5');
     await kiosk.waitLine('identify shown', (l) => l.includes('"event":"identify"') && l.includes('"on":true'), 20000, mark);
     await kiosk.screenshot('4-kiosk-identify');
+  });
+
+  it('a hardware probe runs on the kiosk and its report is the command result fleetd keeps', () => {
+    const info = fleetdJson(fleetd, 'device', 'cmd', deviceId, 'probe', '--wait', '120');
+    assert.equal(info.status, 'answered', JSON.stringify(info));
+    assert.equal(info.result.outcome, 'done', info.result.detail);
+    const report = JSON.parse(info.result.detail);
+    const x264 = report.encoders.find((e) => e.name === 'x264enc');
+    assert.equal(x264.outcome.status, 'encoded', JSON.stringify(x264));
+    assert.equal(x264.outcome.frames, 150, 'five seconds of 720p30');
+    assert.ok(x264.outcome.fps > 0 && x264.outcome.cpu_percent > 0, JSON.stringify(x264));
+    assert.ok(report.encoders.some((e) => e.outcome.status === 'missing'), 'this machine has no VPU');
+    assert.equal(report.tpm.ok, true, `the kiosk's own TPM connection answers: ${report.tpm.detail}`);
+    assert.ok(report.suggestion.profile, `a shipped profile fits this x86-64 machine: ${report.suggestion.why}`);
+    console.log(`probe on this machine: x264enc ${x264.outcome.fps} fps flat out, `
+      + `${x264.outcome.cpu_percent} % of a core at 30 fps; suggested ${report.suggestion.profile}`);
+    const shown = fleetdJson(fleetd, 'device', 'show', deviceId);
+    const kept = shown.commands.find((c) => c.command_id === info.command_id);
+    assert.equal(kept.result.detail, info.result.detail, 'the device page shows the same report');
   });
 });

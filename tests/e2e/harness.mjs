@@ -256,7 +256,7 @@ export class Kiosk extends Child {
       '--server', fleetd.serverUrl || `https://127.0.0.1:${fleetd.web}`,
       '--mqtt', fleetd.mqttUrl || `mqtts://127.0.0.1:${fleetd.mqtt}`,
       '--ca', fleetd.ca, '--profile', profile || path.join(ROOT, 'hw/profiles/dev.toml'),
-      '--tpm', tpm.tcti, '--state-dir', stateDir,
+      '--profile-dir', path.join(ROOT, 'hw/profiles'), '--tpm', tpm.tcti, '--state-dir', stateDir,
       '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2'];
     if (token) args.push('--enrol-token', token);
     super(name, path.join(BIN, 'telekiosk'), args,

@@ -119,7 +119,9 @@ pub fn allows(role: Role, permission: Permission) -> bool {
 /// restart are the fleet admin's.
 pub fn command_permission(command: &Command) -> Permission {
     match command {
-        Command::Identify { .. } | Command::CollectDiagnostics => Permission::DiagnoseKiosks,
+        Command::Identify { .. } | Command::CollectDiagnostics | Command::ProbeHardware => {
+            Permission::DiagnoseKiosks
+        }
         Command::Reboot | Command::RestartApp => Permission::ManageDevices,
     }
 }
@@ -220,6 +222,7 @@ mod tests {
             Permission::DiagnoseKiosks
         );
         assert_eq!(command_permission(&Command::CollectDiagnostics), Permission::DiagnoseKiosks);
+        assert_eq!(command_permission(&Command::ProbeHardware), Permission::DiagnoseKiosks);
         assert_eq!(command_permission(&Command::Reboot), Permission::ManageDevices);
         assert_eq!(command_permission(&Command::RestartApp), Permission::ManageDevices);
     }

@@ -13,6 +13,7 @@ pub mod hardening;
 pub mod identity;
 pub mod logs;
 pub mod media;
+pub mod probe;
 pub mod profile;
 pub mod provisioning;
 pub mod renewal;

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use slint::ComponentHandle;
-use telekiosk::app::{Agent, Controller, Exit, GstMedia, Input, RESTART_EXIT_CODE, Screen, status};
+use telekiosk::app::{
+    Agent, BoardProbe, Controller, Exit, GstMedia, Input, RESTART_EXIT_CODE, Screen, status,
+};
 use telekiosk::command::seen::SeenStore;
 use telekiosk::config::store::{ConfigStore, TpmGuard};
 use telekiosk::logs::{RecentErrors, SetLevel};
@@ -80,6 +82,23 @@ struct Args {
     /// virtual touchscreen for demos. Pictures stay in memory; a visit is never shown.
     #[arg(long, requires = "headless")]
     virtual_screen: Option<std::net::SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+/// What else the program does besides being the kiosk.
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Print what this board has (encoders tried on 5 s of 720p each, cameras and their modes,
+    /// microphones, speakers, TPM, displays) and the hardware profile that fits it.
+    Probe {
+        /// Print the report as JSON (what fleetd's device diagnostics show).
+        #[arg(long)]
+        json: bool,
+        /// Seconds of 720p30 each encoder encodes.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=60))]
+        seconds: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -97,7 +116,11 @@ fn main() -> ExitCode {
         Ok(code) => tracing::warn!(%code, "ORC_CODE set by the environment, not by the kiosk"),
         Err(_) => {}
     }
-    match run(Args::parse(), logs) {
+    let args = Args::parse();
+    if let Some(Sub::Probe { json, seconds }) = &args.command {
+        return probe(&args, *json, *seconds);
+    }
+    match run(args, logs) {
         Ok(Exit::Stopped) => ExitCode::SUCCESS,
         Ok(Exit::Restart) => {
             tracing::info!("exiting with code {RESTART_EXIT_CODE} so that the kiosk restarts");
@@ -109,6 +132,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `telekiosk probe`: the report on stdout; exit code 0 when a profile fits, 1 when none does.
+fn probe(args: &Args, json: bool, seconds: u32) -> ExitCode {
+    let options = telekiosk::probe::Options {
+        profile_dir: args.profile_dir.clone(),
+        seconds,
+        tcti: args.tpm.clone().unwrap_or_else(|| "device:/dev/tpmrm0".into()),
+    };
+    eprintln!("Probing: each encoder encodes {seconds} s of 720p; this takes a minute or less.");
+    let report = telekiosk::probe::run(&options, None);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{}", telekiosk::probe::render(&report));
+    }
+    if report.suggestion.profile.is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn run(
@@ -294,6 +334,14 @@ fn run(
             uplink: Box::new(fleet),
             frames: Arc::new(UiFrames::new(weak.clone())),
             screen: Box::new(SlintScreen(weak)),
+            hardware: Box::new(BoardProbe {
+                options: telekiosk::probe::Options {
+                    profile_dir: args.profile_dir.clone(),
+                    seconds: 5,
+                    tcti: settings.tcti.clone(),
+                },
+                tpm: identity.tpm().cloned(),
+            }),
             media_unavailable,
             agent,
         };

@@ -28,6 +28,24 @@ pub struct Profile {
     pub display: Display,
     #[serde(default)]
     pub tpm: Tpm,
+    /// Which boards it is made for (`telekiosk probe` suggests it on them).
+    #[serde(default)]
+    pub board: Board,
+}
+
+/// The boards a profile is made for. `telekiosk probe` reads the firmware's model name (the
+/// device tree's `model`, or DMI's vendor and product) and suggests the profile one of whose
+/// `models` it contains; a profile without models but with an `arch` is the fallback for that
+/// processor architecture. A profile with neither (development, tests) is never suggested.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// Words of the model name, matched without regard to case (`Raspberry Pi 4`).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// CPU architecture as Rust names it (`x86_64`, `aarch64`).
+    #[serde(default)]
+    pub arch: Option<String>,
 }
 
 /// Camera and video encoding.

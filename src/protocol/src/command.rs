@@ -35,6 +35,10 @@ pub enum Command {
     Identify { seconds: u32 },
     /// Send a PHI-free bundle: versions, health, recent errors.
     CollectDiagnostics,
+    /// Try every encoder on 5 s of 720p and list cameras, audio devices, TPM and displays
+    /// ([`crate::probe::ProbeReport`] as the result's detail). Outside visits only: it loads
+    /// the processor for a while.
+    ProbeHardware,
 }
 
 impl Command {

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod device;
 pub mod e2ee;
 pub mod fingerprint;
+pub mod probe;
 pub mod topics;
 pub mod visit;
 

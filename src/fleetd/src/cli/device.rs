@@ -92,6 +92,8 @@ pub enum CmdKind {
     Identify,
     /// Collect a PHI-free diagnostics bundle.
     Diagnostics,
+    /// Probe the kiosk's hardware: encoders (5 s of 720p each), cameras, audio, TPM, displays.
+    Probe,
 }
 
 /// Runs one `fleetd device` subcommand.
@@ -154,6 +156,7 @@ pub fn run(command: DeviceCommand, data_dir: &Path) -> anyhow::Result<()> {
                 CmdKind::RestartApp => Command::RestartApp,
                 CmdKind::Identify => Command::Identify { seconds },
                 CmdKind::Diagnostics => Command::CollectDiagnostics,
+                CmdKind::Probe => Command::ProbeHardware,
             };
             let fleet = open_fleet(&dir)?;
             let info = fleet.new_command(&id, command, &by, now);

@@ -62,6 +62,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::RestartApp => "restart-app",
         Command::Identify { .. } => "identify",
         Command::CollectDiagnostics => "diagnostics",
+        Command::ProbeHardware => "probe",
     }
 }
 

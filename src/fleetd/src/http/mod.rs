@@ -72,7 +72,7 @@ const CSS: &str = "text/css; charset=utf-8";
 /// The consoles' files, embedded in the binary: the path each is served at, its type, its
 /// content. The scripts are ES modules that import one another by these paths; `wire.js` holds
 /// only JSDoc types, served so that editors and `@ts-check` can follow the imports.
-const ASSETS: [(&str, &str, &str); 20] = [
+const ASSETS: [(&str, &str, &str); 21] = [
     ("/", HTML, include_str!("assets/index.html")),
     ("/app.css", CSS, include_str!("assets/app.css")),
     ("/app.js", JS, include_str!("assets/app.js")),
@@ -90,6 +90,7 @@ const ASSETS: [(&str, &str, &str); 20] = [
     ("/admin.js", JS, include_str!("assets/admin.js")),
     ("/admin-format.js", JS, include_str!("assets/admin-format.js")),
     ("/admin-fleet.js", JS, include_str!("assets/admin-fleet.js")),
+    ("/admin-probe.js", JS, include_str!("assets/admin-probe.js")),
     ("/admin-config.js", JS, include_str!("assets/admin-config.js")),
     ("/admin-rollouts.js", JS, include_str!("assets/admin-rollouts.js")),
     ("/admin-users.js", JS, include_str!("assets/admin-users.js")),

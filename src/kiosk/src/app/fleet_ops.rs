@@ -11,10 +11,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use telekiosk_protocol::command::{Command, CommandOutcome, CommandPayload, CommandResult};
 use telekiosk_protocol::config::SignedConfig;
 use telekiosk_protocol::device::{ConfigRefusal, LastVisit};
+use telekiosk_protocol::probe::ProbeReport;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use super::telemetry::{self, CallReport, Facts};
-use super::{Controller, Exit, Running, status};
+use super::{Controller, Exit, Input, Running, status};
 use crate::command::{self, Plan, Refusal};
 use crate::config::store::ConfigStore;
 use crate::config::{self, Received, Settings};
@@ -139,6 +140,16 @@ impl Controller {
                 let detail = telemetry::diagnostics(&self.facts(run), &self.profile.name, &lines);
                 self.result(id, CommandOutcome::Done, detail);
             }
+            Command::ProbeHardware => {
+                // Off the loop: the trial encodes take seconds. The result follows as an input.
+                status(&serde_json::json!({"event": "probe", "running": true}));
+                let (probing, tx, command_id) =
+                    (self.hardware.probe(), run.tx.clone(), id.to_string());
+                tokio::spawn(async move {
+                    let report = Box::new(probing.await);
+                    let _ = tx.send(Input::Probed { command_id, report });
+                });
+            }
             Command::RestartApp => {
                 self.result(id, CommandOutcome::Done, "restarting the kiosk program".into());
                 run.exit = Some(Exit::Restart);
@@ -151,6 +162,15 @@ impl Controller {
                 }
             },
         }
+    }
+
+    /// A probe has finished: its report is the command's result.
+    pub(super) fn probed(&self, command_id: &str, report: &ProbeReport) {
+        status(&serde_json::json!({
+            "event": "probe", "running": false, "suggested": report.suggestion.profile,
+        }));
+        let detail = serde_json::to_string(report).unwrap_or_default();
+        self.result(command_id, CommandOutcome::Done, detail);
     }
 
     /// Runs the reboot command; `Err` says why it did not work.

@@ -23,7 +23,7 @@ mod ports;
 pub mod telemetry;
 
 use liveness::Liveness;
-pub use ports::{CallHandle, GstMedia, Media, PortFuture, Screen, Uplink};
+pub use ports::{BoardProbe, CallHandle, GstMedia, Hardware, Media, PortFuture, Screen, Uplink};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use telekiosk_protocol::command::CommandPayload;
 use telekiosk_protocol::device::{ConfigRefusal, Health, LastVisit, NetworkQuality, PartStatus};
+use telekiosk_protocol::probe::ProbeReport;
 use telekiosk_protocol::visit::IceSettings;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -57,6 +58,11 @@ pub enum Input {
     Uplink(UplinkEvent),
     /// A media report, tagged with the number of the call it came from.
     Media(u64, MediaEvent),
+    /// A `probe_hardware` command's report, for its result.
+    Probed {
+        command_id: String,
+        report: Box<ProbeReport>,
+    },
     /// Stop: end any visit cleanly and return.
     Shutdown,
 }
@@ -115,6 +121,8 @@ pub struct Controller {
     pub uplink: Box<dyn Uplink>,
     pub frames: Arc<dyn FrameSink>,
     pub screen: Box<dyn Screen>,
+    /// Probes the board for `probe_hardware` commands.
+    pub hardware: Box<dyn Hardware>,
     /// Set when the media system could not start: the kiosk goes out of service.
     pub media_unavailable: Option<String>,
     pub agent: Agent,
@@ -301,6 +309,7 @@ impl Controller {
                 pending.extend(media_event(event))
             }
             Input::Media(..) => {}
+            Input::Probed { command_id, report } => self.probed(&command_id, &report),
             Input::Shutdown => run.exit = Some(Exit::Stopped),
         }
     }

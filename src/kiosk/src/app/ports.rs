@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use telekiosk_protocol::command::CommandResult;
 use telekiosk_protocol::device::DeviceState;
+use telekiosk_protocol::probe::ProbeReport;
 use telekiosk_protocol::visit::KioskToServer;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -67,6 +68,31 @@ pub trait Uplink: Send + Sync + 'static {
     fn publish_state(&self, state: DeviceState) -> Result<(), UplinkError>;
     /// Disconnects cleanly after what is queued (before a restart).
     fn disconnect(&self) -> PortFuture<'_, ()>;
+}
+
+/// What the board has (`probe_hardware` commands): GStreamer, sysfs and the TPM in the binary.
+pub trait Hardware: Send + Sync + 'static {
+    /// Probes encoders, devices, TPM and displays; takes seconds, off the controller's loop.
+    fn probe(&self) -> PortFuture<'static, ProbeReport>;
+}
+
+/// The probe of `telekiosk probe`, with the kiosk's own TPM connection when it has one.
+pub struct BoardProbe {
+    pub options: crate::probe::Options,
+    pub tpm: Option<crate::identity::Tpm>,
+}
+
+impl Hardware for BoardProbe {
+    fn probe(&self) -> PortFuture<'static, ProbeReport> {
+        let (options, tpm) = (self.options.clone(), self.tpm.clone());
+        Box::pin(async move {
+            let probing = move || crate::probe::run(&options, tpm.as_ref());
+            match tokio::task::spawn_blocking(probing).await {
+                Ok(report) => report,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        })
+    }
 }
 
 /// How the controller shows things; the Slint adapter in the binary, a recorder in tests.

@@ -64,6 +64,8 @@ enum Did {
     Names(String),
     /// The "This is <room>" banner shown (true) or hidden.
     Identify(bool),
+    /// The board was probed.
+    Probed,
     Exited(Exit),
 }
 
@@ -85,6 +87,8 @@ enum In {
     Later(u64),
     /// The camera goes away: no call starts from now on.
     BreakMedia,
+    /// The next input the controller's own tasks sent it (a finished probe), within a second.
+    Posted,
 }
 
 #[derive(Clone, Default)]
@@ -222,6 +226,23 @@ impl Screen for FakeScreen {
     }
 }
 
+/// A board probe that answers at once with an empty report.
+struct FakeHardware(Log);
+
+impl Hardware for FakeHardware {
+    fn probe(&self) -> PortFuture<'static, ProbeReport> {
+        self.0.push(Did::Probed);
+        let report: ProbeReport = serde_json::from_value(serde_json::json!({
+            "software": "0.1.0", "machine": {"model": "", "arch": "x86_64", "cpus": 2},
+            "encoders": [], "cameras": [], "microphones": [], "speakers": [],
+            "tpm": {"tcti": "", "ok": false, "detail": ""}, "displays": [],
+            "suggestion": {"profile": null, "why": "", "warnings": []},
+        }))
+        .unwrap();
+        Box::pin(async move { report })
+    }
+}
+
 struct NoFrames;
 
 impl FrameSink for NoFrames {
@@ -238,7 +259,7 @@ struct Kiosk {
     media_broken: Arc<AtomicBool>,
     fleet: Ed25519KeyPair,
     visit_id: String,
-    _inputs: UnboundedReceiver<Input>,
+    inputs: UnboundedReceiver<Input>,
     _dir: tempfile::TempDir,
 }
 
@@ -295,6 +316,7 @@ impl Kiosk {
             uplink: Box::new(FakeUplink(log.clone())),
             frames: Arc::new(NoFrames),
             screen: Box::new(FakeScreen { log: log.clone(), shown: Mutex::default() }),
+            hardware: Box::new(FakeHardware(log.clone())),
             media_unavailable: None,
             agent,
         };
@@ -308,7 +330,7 @@ impl Kiosk {
             media_broken: broken,
             fleet,
             visit_id: String::new(),
-            _inputs: inputs,
+            inputs,
             _dir: dir,
         };
         kiosk.ctl.refresh(&mut kiosk.run);
@@ -327,6 +349,10 @@ impl Kiosk {
             In::BreakMedia => {
                 self.media_broken.store(true, Ordering::SeqCst);
                 None
+            }
+            In::Posted => {
+                let next = tokio::time::timeout(Duration::from_secs(1), self.inputs.recv()).await;
+                Some(next.expect("nothing was posted within a second").expect("channel open"))
             }
             In::Press(press) => Some(Input::Press(press)),
             In::Server(msg) => {
@@ -424,6 +450,7 @@ impl In {
             In::Command(id, c) => format!("command {id}: {c:?}"),
             In::Later(ms) => format!("{ms} ms later"),
             In::BreakMedia => "the camera goes away".into(),
+            In::Posted => "an input the controller posted itself".into(),
         }
     }
 }
@@ -534,6 +561,22 @@ async fn during_a_visit_a_restart_is_deferred_while_identify_and_diagnostics_run
     ))
     .await;
     assert_eq!(kiosk.run.exit, Some(super::Exit::Restart));
+}
+
+#[tokio::test]
+async fn a_hardware_probe_waits_for_the_visit_to_end_and_answers_with_its_report() {
+    use CommandOutcome::{Deferred, Done};
+    use Did::*;
+    let probe = || In::Command("cmd-probe", Command::ProbeHardware);
+    run(then(
+        in_call(),
+        vec![
+            (probe(), vec![result("cmd-probe", Deferred)]),
+            (ended_by_clinician(), vec![Stop(1), Screen(ScreenId::Ended), StateKept(0), Probed]),
+            (In::Posted, vec![result("cmd-probe", Done)]),
+        ],
+    ))
+    .await;
 }
 
 #[tokio::test]

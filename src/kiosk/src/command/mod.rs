@@ -172,7 +172,9 @@ pub enum Plan {
 /// Reboot and restart wait for a visit in progress; everything else runs at once.
 pub fn plan(command: &Command, visit_in_progress: bool) -> Plan {
     match command {
-        Command::Reboot | Command::RestartApp if visit_in_progress => Plan::AfterVisit,
+        Command::Reboot | Command::RestartApp | Command::ProbeHardware if visit_in_progress => {
+            Plan::AfterVisit
+        }
         _ => Plan::Now,
     }
 }

@@ -127,7 +127,7 @@ fn remembered_ids_are_bounded() {
 }
 
 #[test]
-fn reboot_and_restart_wait_for_a_visit_in_progress_other_commands_do_not() {
+fn reboot_restart_and_probe_wait_for_a_visit_in_progress_other_commands_do_not() {
     let table = [
         (Command::Reboot, true, Plan::AfterVisit),
         (Command::RestartApp, true, Plan::AfterVisit),
@@ -135,6 +135,8 @@ fn reboot_and_restart_wait_for_a_visit_in_progress_other_commands_do_not() {
         (Command::RestartApp, false, Plan::Now),
         (Command::Identify { seconds: 5 }, true, Plan::Now),
         (Command::CollectDiagnostics, true, Plan::Now),
+        (Command::ProbeHardware, true, Plan::AfterVisit),
+        (Command::ProbeHardware, false, Plan::Now),
     ];
     for (command, busy, want) in table {
         assert_eq!(plan(&command, busy), want, "{command:?} busy={busy}");

@@ -52,6 +52,15 @@ pub const KNOWN_ENCODERS: &[&str] = &[
     "vp8enc",
 ];
 
+/// The encoders of [`KNOWN_ENCODERS`] that run on the processor; every other one is a hardware
+/// block (GPU, VPU, V4L2 codec).
+const SOFTWARE_ENCODERS: &[&str] = &["x264enc", "openh264enc", "vp8enc"];
+
+/// True for an encoder that runs on a hardware block rather than the processor.
+pub fn is_hardware(name: &str) -> bool {
+    !SOFTWARE_ENCODERS.contains(&name)
+}
+
 /// Configures `encoder` for low-latency live video at `kbps` and the profile's frame rate, and
 /// says what must surround it.
 pub(crate) fn configure(encoder: &gst::Element, video: &Video, kbps: u32) -> EncoderSetup {

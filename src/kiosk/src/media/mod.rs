@@ -22,8 +22,8 @@
 //! (pure: the estimate split into voice, FEC and video, and the picture ladder), `control` (the
 //! rate controller applying both to the encoders), `quality` (the call's figures once a second,
 //! the jitter buffer's latency), `stamp` (bench only: glass-to-glass time stamps), `writers`
-//! (which elements could write media anywhere: refused in profiles at load and at call start)
-//! and `bus` (errors from the pipeline's bus).
+//! (which elements could write media anywhere: refused in profiles at load and at call start),
+//! `trial` (an encoder tried on test pattern, for `telekiosk probe`) and `bus` (errors from the pipeline's bus).
 
 pub mod answer;
 mod bus;
@@ -41,6 +41,7 @@ pub mod rate;
 mod remote;
 mod settings;
 pub mod stamp;
+mod trial;
 pub mod writers;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,13 +54,14 @@ pub use answer::VideoCodec;
 pub use control::RateSnapshot;
 pub use elements::init;
 pub(crate) use elements::{exists, require};
-pub use encoder::{KNOWN_ENCODERS, choose_encoder};
+pub use encoder::{KNOWN_ENCODERS, choose_encoder, is_hardware};
 pub use protect::{FrameKeys, Protection, ProtectionStats};
 pub use quality::{CallQuality, QualityLevel, VoiceLoss};
 pub use remote::recover_from_loss;
 pub use settings::CallSettings;
 /// One ICE candidate as the wire carries it (m-line index + `candidate:` line).
 pub use telekiosk_protocol::visit::Ice;
+pub use trial::try_encoder;
 
 use crate::profile::Profile;
 

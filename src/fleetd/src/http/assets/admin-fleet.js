@@ -6,6 +6,7 @@ import { $, el, input, request, roomLabel } from './common.js';
 import {
   PARTS, ago, certificateEnd, commandName, duration, healthIssues, linkWords, part, presence, when,
 } from './admin-format.js';
+import { probeReport } from './admin-probe.js';
 
 /** @typedef {import('./wire.js').FleetDevice} FleetDevice */
 /** @typedef {import('./wire.js').DeviceDetail} DeviceDetail */
@@ -118,11 +119,21 @@ export async function renderDevice(id) {
       el('td', {}, el('span', { className: `pill ${cmd.status === 'answered' ? 'ok' : cmd.status === 'expired' ? 'bad' : 'warn'}` }, cmd.status)),
       el('td', {}, ago(cmd.created_at)),
       el('td', {}, cmd.created_by),
-      el('td', {}, r ? `${r.outcome}${r.detail ? ': ' + r.detail.slice(0, 300) : ''}` : '—'));
+      el('td', {}, r ? resultCell(cmd.command, r) : '—'));
   });
   const table = /** @type {HTMLTableElement} */ ($('commands-table'));
   table.tBodies[0].replaceChildren(...rows);
   table.hidden = rows.length === 0;
+}
+
+/**
+ * A command's result: a hardware probe's report as tables, anything else as its words.
+ * @param {Command} command
+ * @param {{ outcome: string, detail: string }} r
+ */
+function resultCell(command, r) {
+  if (command.type === 'probe_hardware' && r.outcome === 'done') return probeReport(r.detail);
+  return `${r.outcome}${r.detail ? ': ' + r.detail.slice(0, 300) : ''}`;
 }
 
 /**

@@ -95,6 +95,7 @@ export function commandName(c) {
   switch (c.type) {
     case 'identify': return `Identify (${c.seconds} s)`;
     case 'collect_diagnostics': return 'Diagnostics';
+    case 'probe_hardware': return 'Hardware probe';
     case 'restart_app': return 'Restart app';
     case 'reboot': return 'Reboot';
     default: return /** @type {{ type: string }} */ (c).type;

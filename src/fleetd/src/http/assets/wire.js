@@ -258,7 +258,27 @@
 /**
  * What a kiosk is told to do.
  * @typedef {{ type: 'reboot' } | { type: 'restart_app' } | { type: 'identify', seconds: number }
- *   | { type: 'collect_diagnostics' }} Command
+ *   | { type: 'collect_diagnostics' } | { type: 'probe_hardware' }} Command
+ */
+
+/**
+ * What `telekiosk probe` found: the detail of a `probe_hardware` command's result (JSON text).
+ * @typedef {object} ProbeReport
+ * @property {string} software
+ * @property {{ model: string, arch: string, cpus: number }} machine
+ * @property {{ name: string, hardware: boolean, outcome: EncodeOutcome }[]} encoders
+ * @property {{ name: string, device: string, stable_name: string, modes: string[] }[]} cameras
+ * @property {{ name: string, source: string }[]} microphones
+ * @property {{ name: string, source: string }[]} speakers
+ * @property {{ tcti: string, ok: boolean, detail: string }} tpm
+ * @property {{ connector: string, connected: boolean, modes: string[], width_mm: number | null,
+ *   height_mm: number | null, px_per_mm: number | null }[]} displays
+ * @property {{ profile: string | null, why: string, warnings: string[] }} suggestion
+ */
+
+/**
+ * @typedef {{ status: 'missing' } | { status: 'failed', error: string }
+ *   | { status: 'encoded', frames: number, fps: number, cpu_percent: number, kbps: number }} EncodeOutcome
  */
 
 /**
