@@ -1,0 +1,2 @@
+# The nicesrc/nicesink GStreamer elements, through which webrtcbin does ICE.
+PACKAGECONFIG:append:telekiosk = " gstreamer"
