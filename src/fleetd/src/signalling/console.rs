@@ -45,6 +45,13 @@ impl Router {
             return self.answer_help(conn, &user, visit_id, out);
         }
         let target = self.visits.iter().position(|v| v.visit_id == visit_id_of(&msg));
+        if target.is_none() && matches!(msg, ConsoleToServer::Ice { .. }) {
+            // The browser trickles candidates until it hears the visit ended: one sent just
+            // before is late, not wrong, and an error would replace the end's reason on screen.
+            let what = "late ICE candidate for a visit that has ended: dropped";
+            out.push(note(NoteLevel::Debug, what).user(&user).visit_id(visit_id_of(&msg)).into());
+            return;
+        }
         let Some(i) = target.filter(|&i| self.visits[i].owner == Some(conn)) else {
             let what = "console acted on a visit it does not own: refused";
             out.push(note(NoteLevel::Warn, what).user(&user).visit_id(visit_id_of(&msg)).into());

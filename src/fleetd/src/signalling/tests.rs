@@ -292,6 +292,19 @@ fn answer_ice_and_end_from_a_console_that_does_not_own_the_visit_are_refused() {
 }
 
 #[test]
+fn a_late_ice_candidate_for_an_ended_visit_is_dropped_without_an_error() {
+    // The console's last candidates cross fleetd's "ended": no error replaces the end's reason.
+    let end = K2S::End { visit_id: "v1".into(), reason: EndReason::SecurityCheckFailed };
+    run(then(
+        in_call(),
+        vec![
+            (9, kiosk("kiosk-a", end), vec![ended(1, "v1", EndReason::SecurityCheckFailed)]),
+            (9, console(1, C2S::Ice { visit_id: "v1".into(), ice: ice() }), vec![]),
+        ],
+    ));
+}
+
+#[test]
 fn kiosk_end_tells_the_owning_console_why_and_removes_the_visit() {
     let end = K2S::End { visit_id: "v1".into(), reason: EndReason::PatientEnded };
     run(then(
