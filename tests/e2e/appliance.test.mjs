@@ -4,7 +4,8 @@
 // non-loopback address; it enrols (qemu is killed once mid-enrolment, as a power cut would, and
 // the next boot carries on), an admin approves it, a tap through QMP presses Join, a headless
 // Chromium clinician joins, and media flows both ways. QMP screendumps of the panel are kept in
-// artifacts/e2e/ (appliance-idle.png, appliance-call.png). Every step prints its time.
+// artifacts/e2e/ (appliance-idle.png, appliance-call.png). Then the kiosk is probed through fleetd
+// (DMI model, DRM panel, TPM, encoders). Every step prints its time.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -173,5 +174,25 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
     assert.ok(video.colours >= 3 && video.spread > 40, `the clinician's video area is not uniform (${JSON.stringify(video)})`);
     await page.click('#end');
     await waitFor(`the kiosk back to idle (now ${screen()})`, () => screen() === 'idle', 30000 * TCG / 2, 500);
+  });
+
+  it('a hardware probe on the appliance finds QEMU, its panel and its TPM and suggests the qemu profile', () => {
+    const t0 = Date.now();
+    const info = fleetdJson(fleetd, 'device', 'cmd', deviceId, 'probe', '--wait', String(60 * TCG));
+    timed('hardware probe through fleetd (TCG)', t0);
+    assert.equal(info.result?.outcome, 'done', JSON.stringify(info));
+    const report = JSON.parse(info.result.detail);
+    for (const e of report.encoders.filter((x) => x.outcome.status === 'encoded')) {
+      console.log(`MEASURED appliance probe ${e.name}: ${e.outcome.fps} fps flat out, `
+        + `${e.outcome.cpu_percent} % of a core at 30 fps (TCG)`);
+    }
+    console.log(`appliance probe: ${report.machine.model}; displays ${JSON.stringify(report.displays)}; `
+      + `suggested ${report.suggestion.profile}: ${report.suggestion.why}; warnings ${JSON.stringify(report.suggestion.warnings)}`);
+    assert.match(report.machine.model, /QEMU/, 'the model comes from DMI');
+    assert.equal(report.suggestion.profile, 'qemu', report.suggestion.why);
+    assert.equal(report.tpm.ok, true, `the swtpm behind the guest's /dev/tpmrm0 answers: ${report.tpm.detail}`);
+    assert.ok(report.displays.some((d) => d.connected), 'the VM\'s panel is a connected DRM connector');
+    const x264 = report.encoders.find((e) => e.name === 'x264enc');
+    assert.equal(x264.outcome.status, 'encoded', JSON.stringify(x264));
   });
 });

@@ -140,13 +140,18 @@ impl Controller {
                 let detail = telemetry::diagnostics(&self.facts(run), &self.profile.name, &lines);
                 self.result(id, CommandOutcome::Done, detail);
             }
+            Command::ProbeHardware if run.fleet.probing => {
+                let reason = "a hardware probe is already running: its result will follow".into();
+                self.result(id, CommandOutcome::Refused, reason);
+            }
             Command::ProbeHardware => {
                 // Off the loop: the trial encodes take seconds. The result follows as an input.
+                run.fleet.probing = true;
                 status(&serde_json::json!({"event": "probe", "running": true}));
                 let (probing, tx, command_id) =
                     (self.hardware.probe(), run.tx.clone(), id.to_string());
                 tokio::spawn(async move {
-                    let report = Box::new(probing.await);
+                    let report = probing.await.map(Box::new);
                     let _ = tx.send(Input::Probed { command_id, report });
                 });
             }
@@ -165,12 +170,19 @@ impl Controller {
     }
 
     /// A probe has finished: its report is the command's result.
-    pub(super) fn probed(&self, command_id: &str, report: &ProbeReport) {
-        status(&serde_json::json!({
-            "event": "probe", "running": false, "suggested": report.suggestion.profile,
-        }));
-        let detail = serde_json::to_string(report).unwrap_or_default();
-        self.result(command_id, CommandOutcome::Done, detail);
+    pub(super) fn probed(&self, command_id: &str, report: Result<Box<ProbeReport>, String>) {
+        let suggested = report.as_ref().ok().and_then(|r| r.suggestion.profile.clone());
+        status(&serde_json::json!({"event": "probe", "running": false, "suggested": suggested}));
+        match report {
+            Ok(report) => {
+                let detail = serde_json::to_string(&report).unwrap_or_default();
+                self.result(command_id, CommandOutcome::Done, detail);
+            }
+            Err(reason) => {
+                tracing::error!("{reason}");
+                self.result(command_id, CommandOutcome::Refused, reason);
+            }
+        }
     }
 
     /// Runs the reboot command; `Err` says why it did not work.

@@ -58,10 +58,10 @@ pub enum Input {
     Uplink(UplinkEvent),
     /// A media report, tagged with the number of the call it came from.
     Media(u64, MediaEvent),
-    /// A `probe_hardware` command's report, for its result.
+    /// A `probe_hardware` command's report (or why there is none), for its result.
     Probed {
         command_id: String,
-        report: Box<ProbeReport>,
+        report: Result<Box<ProbeReport>, String>,
     },
     /// Stop: end any visit cleanly and return.
     Shutdown,
@@ -175,6 +175,8 @@ struct FleetRun {
     seen: RecentIds,
     /// Reboot/restart commands waiting for the visit in progress to end.
     deferred: Vec<CommandPayload>,
+    /// A hardware probe is running (one at a time: two would skew each other's figures).
+    probing: bool,
 }
 
 /// What the device state reports besides the config: health, network, the last visit.
@@ -249,6 +251,7 @@ impl Controller {
                 store_tx: fleet_ops::spawn_store(self.agent.store.clone()),
                 seen: self.agent.seen.load(),
                 deferred: vec![],
+                probing: false,
             },
             reporting: Reporting {
                 health: telemetry::initial_health(media_ok, self.agent.tpm),
@@ -309,7 +312,10 @@ impl Controller {
                 pending.extend(media_event(event))
             }
             Input::Media(..) => {}
-            Input::Probed { command_id, report } => self.probed(&command_id, &report),
+            Input::Probed { command_id, report } => {
+                run.fleet.probing = false;
+                self.probed(&command_id, report)
+            }
             Input::Shutdown => run.exit = Some(Exit::Stopped),
         }
     }

@@ -73,7 +73,8 @@ pub trait Uplink: Send + Sync + 'static {
 /// What the board has (`probe_hardware` commands): GStreamer, sysfs and the TPM in the binary.
 pub trait Hardware: Send + Sync + 'static {
     /// Probes encoders, devices, TPM and displays; takes seconds, off the controller's loop.
-    fn probe(&self) -> PortFuture<'static, ProbeReport>;
+    /// `Err` says why the probe itself broke down (what it found missing is in the report).
+    fn probe(&self) -> PortFuture<'static, Result<ProbeReport, String>>;
 }
 
 /// The probe of `telekiosk probe`, with the kiosk's own TPM connection when it has one.
@@ -83,14 +84,14 @@ pub struct BoardProbe {
 }
 
 impl Hardware for BoardProbe {
-    fn probe(&self) -> PortFuture<'static, ProbeReport> {
+    fn probe(&self) -> PortFuture<'static, Result<ProbeReport, String>> {
         let (options, tpm) = (self.options.clone(), self.tpm.clone());
         Box::pin(async move {
             let probing = move || crate::probe::run(&options, tpm.as_ref());
-            match tokio::task::spawn_blocking(probing).await {
-                Ok(report) => report,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            }
+            // A panic inside a GStreamer or TSS call fails this probe, not the kiosk.
+            tokio::task::spawn_blocking(probing)
+                .await
+                .map_err(|e| format!("the hardware probe stopped unexpectedly: {e}"))
         })
     }
 }

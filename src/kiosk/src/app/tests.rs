@@ -230,7 +230,7 @@ impl Screen for FakeScreen {
 struct FakeHardware(Log);
 
 impl Hardware for FakeHardware {
-    fn probe(&self) -> PortFuture<'static, ProbeReport> {
+    fn probe(&self) -> PortFuture<'static, Result<ProbeReport, String>> {
         self.0.push(Did::Probed);
         let report: ProbeReport = serde_json::from_value(serde_json::json!({
             "software": "0.1.0", "machine": {"model": "", "arch": "x86_64", "cpus": 2},
@@ -239,7 +239,7 @@ impl Hardware for FakeHardware {
             "suggestion": {"profile": null, "why": "", "warnings": []},
         }))
         .unwrap();
-        Box::pin(async move { report })
+        Box::pin(async move { Ok(report) })
     }
 }
 
@@ -564,16 +564,20 @@ async fn during_a_visit_a_restart_is_deferred_while_identify_and_diagnostics_run
 }
 
 #[tokio::test]
-async fn a_hardware_probe_waits_for_the_visit_to_end_and_answers_with_its_report() {
-    use CommandOutcome::{Deferred, Done};
+async fn a_hardware_probe_waits_for_the_visit_to_end_runs_alone_and_answers_with_its_report() {
+    use CommandOutcome::{Deferred, Done, Refused};
     use Did::*;
-    let probe = || In::Command("cmd-probe", Command::ProbeHardware);
+    let probe = |id| In::Command(id, Command::ProbeHardware);
     run(then(
         in_call(),
         vec![
-            (probe(), vec![result("cmd-probe", Deferred)]),
+            (probe("cmd-probe"), vec![result("cmd-probe", Deferred)]),
             (ended_by_clinician(), vec![Stop(1), Screen(ScreenId::Ended), StateKept(0), Probed]),
+            // While it runs, a second one is refused rather than skewing its figures.
+            (probe("cmd-probe-2"), vec![result("cmd-probe-2", Refused)]),
             (In::Posted, vec![result("cmd-probe", Done)]),
+            (probe("cmd-probe-3"), vec![Probed]),
+            (In::Posted, vec![result("cmd-probe-3", Done)]),
         ],
     ))
     .await;

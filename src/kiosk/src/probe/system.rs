@@ -1,4 +1,4 @@
-//! What the kernel says about the board: its model name, its display connectors (DRM, with the
+//! What the kernel says about the board: its model name (device tree or DMI), its display connectors (DRM, with the
 //! panel's size from its EDID) and the stable device names the kiosk's udev rules made.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,9 @@ pub fn machine(root: &Path) -> Machine {
             .map(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string())
             .unwrap_or_default()
     };
-    let mut model = read("proc/device-tree/model");
+    // The device tree's own place (/proc/device-tree links to it, and the kiosk's unit hides
+    // /proc beyond its own processes: ProcSubset=pid).
+    let mut model = read("sys/firmware/devicetree/base/model");
     if model.is_empty() {
         let vendor = read("sys/class/dmi/id/sys_vendor");
         let product = read("sys/class/dmi/id/product_name");
@@ -162,12 +164,9 @@ mod tests {
         std::fs::write(dmi.join("sys_vendor"), "QEMU\n").unwrap();
         std::fs::write(dmi.join("product_name"), "Standard PC (Q35 + ICH9, 2009)\n").unwrap();
         assert_eq!(machine(root.path()).model, "QEMU Standard PC (Q35 + ICH9, 2009)");
-        std::fs::create_dir_all(root.path().join("proc/device-tree")).unwrap();
-        std::fs::write(
-            root.path().join("proc/device-tree/model"),
-            "Raspberry Pi 4 Model B Rev 1.5\0",
-        )
-        .unwrap();
+        let dt = root.path().join("sys/firmware/devicetree/base");
+        std::fs::create_dir_all(&dt).unwrap();
+        std::fs::write(dt.join("model"), "Raspberry Pi 4 Model B Rev 1.5\0").unwrap();
         assert_eq!(machine(root.path()).model, "Raspberry Pi 4 Model B Rev 1.5");
     }
 

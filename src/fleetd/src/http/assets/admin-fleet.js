@@ -119,7 +119,7 @@ export async function renderDevice(id) {
       el('td', {}, el('span', { className: `pill ${cmd.status === 'answered' ? 'ok' : cmd.status === 'expired' ? 'bad' : 'warn'}` }, cmd.status)),
       el('td', {}, ago(cmd.created_at)),
       el('td', {}, cmd.created_by),
-      el('td', {}, r ? resultCell(cmd.command, r) : '—'));
+      el('td', {}, r ? resultCell(cmd, r) : '—'));
   });
   const table = /** @type {HTMLTableElement} */ ($('commands-table'));
   table.tBodies[0].replaceChildren(...rows);
@@ -128,11 +128,11 @@ export async function renderDevice(id) {
 
 /**
  * A command's result: a hardware probe's report as tables, anything else as its words.
- * @param {Command} command
+ * @param {{ command: Command, command_id: string }} cmd
  * @param {{ outcome: string, detail: string }} r
  */
-function resultCell(command, r) {
-  if (command.type === 'probe_hardware' && r.outcome === 'done') return probeReport(r.detail);
+function resultCell(cmd, r) {
+  if (cmd.command.type === 'probe_hardware' && r.outcome === 'done') return probeReport(cmd.command_id, r.detail);
   return `${r.outcome}${r.detail ? ': ' + r.detail.slice(0, 300) : ''}`;
 }
 

@@ -7,12 +7,16 @@ import { el } from './common.js';
 /** @typedef {import('./wire.js').ProbeReport} ProbeReport */
 /** @typedef {import('./wire.js').EncodeOutcome} EncodeOutcome */
 
+/** The commands whose full report is open: the page is drawn again every few seconds. */
+const openReports = new Set();
+
 /**
  * The report as the device page shows it; text that is not a report is shown as it is.
+ * @param {string} commandId
  * @param {string} detail the command result's detail (JSON text)
  * @returns {HTMLElement}
  */
-export function probeReport(detail) {
+export function probeReport(commandId, detail) {
   /** @type {ProbeReport} */
   let r;
   try {
@@ -34,6 +38,10 @@ export function probeReport(detail) {
     facts('TPM', [`${r.tpm.tcti} ${r.tpm.ok ? 'answers' : 'does not answer'}: ${r.tpm.detail}`]),
     facts('Displays', r.displays.map((d) => `${d.connector} ${d.connected ? 'connected' : 'not connected'}`
       + `${d.px_per_mm ? `, ${d.px_per_mm} px/mm` : ''} ${d.modes.slice(0, 3).join(' ')}`))));
+  details.open = openReports.has(commandId);
+  details.addEventListener('toggle', () => {
+    if (details.open) openReports.add(commandId); else openReports.delete(commandId);
+  });
   return el('div', {},
     el('div', { className: s.profile ? '' : 'refusal' }, summary),
     s.warnings.length ? el('ul', { className: 'warnings' }, ...s.warnings.map((w) => el('li', {}, w))) : null,
