@@ -74,10 +74,14 @@ fn warnings(p: &Profile, report: &ProbeReport) -> Vec<String> {
     if let Some(i) = first_working(p, report)
         && let Some((fps, cpu)) = encoded(report, &encoders[i])
     {
-        if fps < f64::from(p.video.fps) {
+        // The trial is 720p; a profile's own size and rate scale the work (pixels a second).
+        let v = &p.video;
+        let needed = f64::from(v.width) * f64::from(v.height) * f64::from(v.fps);
+        if needed > fps * 1280.0 * 720.0 {
             out.push(format!(
-                "{} encodes only {fps:.0} frames a second at 720p: lower video.width/height",
-                encoders[i]
+                "{} encodes only {fps:.0} frames a second at 720p, too slow for {}x{} at {} fps: \
+                 lower video.width/height",
+                encoders[i], v.width, v.height, v.fps
             ));
         } else if cpu > 50.0 {
             out.push(format!("{} needs {cpu:.0} % of a core for 720p30", encoders[i]));

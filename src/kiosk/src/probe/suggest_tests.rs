@@ -64,7 +64,21 @@ fn a_board_whose_hardware_encoder_fails_is_told_it_falls_back_to_software() {
     assert_eq!(s.profile.as_deref(), Some("rpi4"));
     let all = s.warnings.join(" | ");
     assert!(all.contains("first choice v4l2h264enc does not work here"), "{all}");
-    assert!(all.contains("x264enc encodes only 24 frames a second"), "{all}");
+    assert!(
+        all.contains(
+            "x264enc encodes only 24 frames a second at 720p, too slow for 1280x720 at 30 fps"
+        ),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_slow_encoder_is_enough_for_a_profile_of_smaller_pictures() {
+    // 10 fps at 720p is 9.2 Mpixel/s; the qemu profile needs 320x240 at 15 fps (1.2 Mpixel/s).
+    let vm = board("QEMU Standard PC (Q35 + ICH9, 2009)", "x86_64", vec![encoded("x264enc", 10.0)]);
+    let s = suggest(&vm, &shipped());
+    assert_eq!(s.profile.as_deref(), Some("qemu"));
+    assert!(!s.warnings.join(" | ").contains("too slow"), "{:?}", s.warnings);
 }
 
 #[test]
