@@ -123,6 +123,8 @@ pub fn command_permission(command: &Command) -> Permission {
             Permission::DiagnoseKiosks
         }
         Command::Reboot | Command::RestartApp => Permission::ManageDevices,
+        // An OS update goes through an update rollout, whose waves and threshold protect the fleet.
+        Command::InstallUpdate(_) => Permission::ManageRollouts,
     }
 }
 

@@ -93,6 +93,11 @@ impl DataDir {
         self.0.join("audit-head")
     }
 
+    /// OS bundles fleetd hands out, each named `{sha256}.raucb`.
+    pub fn bundles(&self) -> PathBuf {
+        self.0.join("bundles")
+    }
+
     /// The key visit codes are hashed with (HMAC-SHA256), so the database alone does not give
     /// them away.
     pub fn visit_code_key(&self) -> PathBuf {

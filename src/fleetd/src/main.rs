@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Command::User { command } => cli::user::run(command, &data_dir),
         Command::Device { command } => cli::device::run(command, &data_dir),
         Command::Config { command } => cli::config::run(command, &data_dir),
+        Command::Update { command } => cli::update::run(command, &data_dir),
         Command::Audit { command } => cli::audit::run(command, &data_dir),
     };
     match result {

@@ -243,6 +243,7 @@ async fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let registry_for_renewal = registry.clone();
     let state = http::AppState::new(accounts, hub, registry, watcher, fleet, driver, trail.clone());
     state.set_visit_codes(visit_codes);
+    state.set_bundles_dir(data_dir.bundles());
     if let Some(provider) = oidc {
         state.set_oidc(Arc::new(provider));
     }

@@ -298,6 +298,7 @@ impl Sim {
             },
             network: None,
             last_visit: None,
+            os: None,
         }
     }
 }

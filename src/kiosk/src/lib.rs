@@ -21,5 +21,6 @@ pub mod signed;
 pub mod startup;
 pub mod tech;
 pub mod ui;
+pub mod update;
 pub mod uplink;
 pub mod visit;

@@ -63,7 +63,12 @@ struct Args {
     /// DEVELOPMENT ONLY, INSECURE: keep the device key in a file instead of the TPM.
     #[arg(long)]
     insecure_software_key_for_development: bool,
-    /// Program and arguments that reboot the appliance (fleet admins' Reboot command).
+    /// The running image's os-release: its IMAGE_VERSION, with the update check's boot.json
+    /// in the state directory, turns OS updates on.
+    #[arg(long, env = "TELEKIOSK_OS_RELEASE", default_value = "/etc/os-release", hide = true)]
+    os_release: PathBuf,
+    /// Program and arguments that reboot the kiosk when it is not on an appliance (fleet
+    /// admins' Reboot command; an appliance reboots through its own unit).
     #[arg(long, env = "TELEKIOSK_REBOOT_COMMAND", default_value = "systemctl reboot")]
     reboot_command: String,
     /// Clinic name shown on the screen (until fleet config sets it).
@@ -326,6 +331,16 @@ fn run(
             recent_errors,
             reboot_command,
             device_key: identity.key.clone(),
+            updates: telekiosk::update::agent::on_appliance(
+                &args.state_dir,
+                &args.os_release,
+                &settings.server,
+                &identity.tls,
+                {
+                    let tx = ctl_tx.clone();
+                    move |os| drop(tx.send(Input::Os(Box::new(os))))
+                },
+            ),
         };
         let controller = Controller {
             visit: Visit::new(&args.clinic, &args.room, Timeouts::default()),

@@ -7,9 +7,11 @@ use crate::decode::{DecodeError, Validate, ident, invalid, text};
 
 mod accounts;
 mod admin;
+mod updates;
 mod visit_codes;
 pub use accounts::*;
 pub use admin::*;
+pub use updates::*;
 pub use visit_codes::*;
 
 /// Largest PEM document (CSR or certificate) accepted, in bytes.

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{DecodeError, Validate, ident, invalid, text};
+use crate::update::UpdateOrder;
 
 /// Wire form: payload text (JSON of [`CommandPayload`]) and fleetd's signature over it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,17 +40,22 @@ pub enum Command {
     /// ([`crate::probe::ProbeReport`] as the result's detail). Outside visits only: it loads
     /// the processor for a while.
     ProbeHardware,
+    /// Fetch the OS bundle of [`UpdateOrder`] from fleetd, install it into the other slot
+    /// outside visits, reboot into it when allowed, and keep it only if it becomes healthy
+    /// (progress and failures in the device state's `os`).
+    InstallUpdate(UpdateOrder),
 }
 
 impl Command {
     /// Checks the command's own fields (identify lasts 1–60 seconds).
     pub fn check(&self) -> Result<(), DecodeError> {
-        if let Command::Identify { seconds } = self
-            && !(1..=60).contains(seconds)
-        {
-            return Err(invalid("seconds", format!("{seconds} is outside 1–60")));
+        match self {
+            Command::Identify { seconds } if !(1..=60).contains(seconds) => {
+                Err(invalid("seconds", format!("{seconds} is outside 1–60")))
+            }
+            Command::InstallUpdate(order) => order.validate(),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{DecodeError, Validate, text};
+use crate::update::OsState;
 use crate::visit::MAX_NAME_BYTES;
 
 /// Whether the kiosk is reachable; the broker publishes `Offline` as the kiosk's last will.
@@ -101,6 +102,10 @@ pub struct DeviceState {
     pub network: Option<NetworkQuality>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_visit: Option<LastVisit>,
+    /// The operating system: running version and slot, the update in progress, the last
+    /// failed one. Absent when the kiosk does not run from an appliance image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<Box<OsState>>,
 }
 
 impl DeviceState {
@@ -117,6 +122,7 @@ impl DeviceState {
             health: Health::default(),
             network: None,
             last_visit: None,
+            os: None,
         }
     }
 }
@@ -128,6 +134,9 @@ impl Validate for DeviceState {
         text("room", &self.room, MAX_NAME_BYTES)?;
         if let Some(r) = &self.config_refusal {
             text("config_refusal.reason", &r.reason, 512)?;
+        }
+        if let Some(os) = &self.os {
+            os.validate()?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ pub mod e2ee;
 pub mod fingerprint;
 pub mod probe;
 pub mod topics;
+pub mod update;
 pub mod visit;
 
 pub use decode::{DecodeError, Validate, decode, encode};

@@ -78,6 +78,14 @@ pub const COMMAND_SENT: &str = "device.command_sent";
 pub const COMMAND_ANSWERED: &str = "device.command_answered";
 /// A rollout sent a wave, timed out, halted or completed; or a late joiner got its config.
 pub const ROLLOUT_STEP: &str = "rollout.step";
+/// A kiosk's request for an OS bundle was refused.
+pub const BUNDLE_FETCH: &str = "device.bundle_fetch";
+/// An OS bundle was added for updates.
+pub const BUNDLE_ADD: &str = "update.bundle_add";
+/// An OS update rollout was started.
+pub const UPDATE_START: &str = "update.start";
+/// An OS update rollout was paused, resumed, aborted or resumed past its halt.
+pub const UPDATE_CHANGE: &str = "update.change";
 /// An admin read fleet, device or config data (once per [`READ_EVERY`] per thing).
 pub const READ: &str = "data.read";
 /// Records were exported.

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod config;
 pub mod device;
 pub mod duration;
+pub mod update;
 pub mod user;
 
 pub use duration::parse_duration;
@@ -56,6 +57,11 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         command: config::ConfigCommand,
+    },
+    /// OS bundles and update rollouts (A/B, with rollback).
+    Update {
+        #[command(subcommand)]
+        command: update::UpdateCommand,
     },
     /// Verify and export the audit trail.
     Audit {

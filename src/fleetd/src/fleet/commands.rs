@@ -14,7 +14,7 @@ use crate::store::fleet::{self as q, CommandRow};
 pub const COMMAND_TTL_SECS: i64 = 600;
 
 /// `cmd-` and 20 random base32 characters (an identifier by the protocol's rule).
-fn new_command_id() -> Result<String, getrandom::Error> {
+pub(super) fn new_command_id() -> Result<String, getrandom::Error> {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
     let mut bytes = [0u8; 20];
     getrandom::fill(&mut bytes)?;
@@ -63,6 +63,7 @@ pub fn command_name(command: &Command) -> &'static str {
         Command::Identify { .. } => "identify",
         Command::CollectDiagnostics => "diagnostics",
         Command::ProbeHardware => "probe",
+        Command::InstallUpdate(_) => "install-update",
     }
 }
 

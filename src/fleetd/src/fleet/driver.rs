@@ -204,9 +204,11 @@ fn step(
     } else {
         Vec::new()
     };
+    // Update rollouts queue their install commands; send_commands signs and sends them.
+    fleet.step_updates(now)?;
     out.extend(fleet.send_commands(signer, now)?);
     out.extend(fleet.step_rollouts(signer, now)?);
-    let live = fleet.live_rollouts()?;
+    let live = fleet.live_rollouts()? + fleet.live_updates()?;
     if changed || republish || live < was_live {
         out.extend(fleet.catch_up(signer, now)?);
     }

@@ -12,6 +12,7 @@ pub mod driver;
 pub mod layers;
 pub mod rollout;
 pub mod step;
+pub mod updates;
 mod view;
 
 pub use commands::command_name;
@@ -96,6 +97,9 @@ pub enum FleetError {
     /// The system random source failed.
     #[error("no randomness for a command id: {0}")]
     Random(getrandom::Error),
+    /// An OS update operation was refused.
+    #[error("{0}")]
+    Update(#[from] updates::UpdateError),
 }
 
 impl From<rusqlite::Error> for FleetError {

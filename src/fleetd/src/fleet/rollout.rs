@@ -78,13 +78,26 @@ pub struct Target {
     pub outcome: Outcome,
 }
 
-/// What a device last reported, as far as the rollout cares.
+/// What a device last reported about the rollout's version, as its adapter reads it (config:
+/// the version in force and the latest refusal; OS update: the running image and the latest
+/// failed update).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Seen {
-    /// The version in force.
-    pub config_version: u64,
-    /// The version it refused last, and why.
-    pub refused: Option<(u64, String)>,
+    /// It runs the version (or a later one).
+    pub acked: bool,
+    /// It refused or failed this very version, and why.
+    pub refused: Option<String>,
+}
+
+impl Seen {
+    /// A config rollout's reading: `in_force` is the device's version in force, `refusal` its
+    /// latest refused version and why.
+    pub fn config(version: u64, in_force: u64, refusal: Option<(u64, String)>) -> Self {
+        Self {
+            acked: in_force >= version,
+            refused: refusal.filter(|(v, _)| *v == version).map(|(_, reason)| reason),
+        }
+    }
 }
 
 /// What the adapter must do (or log) after a step.
@@ -133,6 +146,8 @@ pub enum RolloutError {
 /// A rollout of one version to one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollout {
+    /// The config version; for an OS update, the update's id (the adapter says what a device's
+    /// report means for it: [`Seen`]).
     pub version: u64,
     pub plan: Plan,
     pub status: RolloutStatus,
@@ -210,13 +225,12 @@ impl Rollout {
         if !matches!(self.status, RolloutStatus::Running | RolloutStatus::Paused) {
             return effects;
         }
-        let version = self.version;
         for t in self.targets.iter_mut().filter(|t| t.outcome != Outcome::NotSent) {
             let Some(s) = seen(&t.device_id) else { continue };
-            if s.config_version >= version {
+            if s.acked {
                 t.outcome = Outcome::Acked;
             } else if t.outcome != Outcome::Acked
-                && let Some((_, reason)) = s.refused.filter(|(v, _)| *v == version)
+                && let Some(reason) = s.refused
             {
                 t.outcome = Outcome::Refused { reason };
             }

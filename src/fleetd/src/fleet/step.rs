@@ -222,7 +222,7 @@ fn seen_of(c: &Connection, engine: &Rollout) -> rusqlite::Result<HashMap<String,
         let Some((json, _)) = q::state_of(c, &t.device_id)? else { continue };
         let Some(s) = parse_state(&t.device_id, &json) else { continue };
         let refused = s.config_refusal.map(|r| (r.version, r.reason));
-        seen.insert(t.device_id.clone(), Seen { config_version: s.config_version, refused });
+        seen.insert(t.device_id.clone(), Seen::config(engine.version, s.config_version, refused));
     }
     Ok(seen)
 }

@@ -11,6 +11,7 @@ use telekiosk_protocol::api;
 use crate::access::Permission;
 use crate::accounts::AccountsError;
 use crate::fleet::FleetError;
+use crate::fleet::updates::UpdateError;
 use crate::registry::{EnrolError, RegistryError};
 use crate::store::StoreError;
 
@@ -240,6 +241,16 @@ impl From<FleetError> for ApiError {
             | FleetError::NoPrevious(_)
             | FleetError::Change { .. }
             | FleetError::NotActive { .. } => Self::Conflict(m),
+            FleetError::Update(u) => match u {
+                UpdateError::NoSuchBundle(_) | UpdateError::NoSuchUpdate(_) => Self::NotFound(m),
+                UpdateError::VersionExists { .. }
+                | UpdateError::SameBundle { .. }
+                | UpdateError::Busy { .. } => Self::Conflict(m),
+                UpdateError::Size(_) | UpdateError::NotABundle(_) => Self::Invalid(m),
+                UpdateError::Read { .. } | UpdateError::Write { .. } => {
+                    Self::fault(Fault::Other, &u)
+                }
+            },
             FleetError::Store(_) | FleetError::Corrupt { .. } | FleetError::Random(_) => {
                 Self::fault(Fault::Other, &e)
             }

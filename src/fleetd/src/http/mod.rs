@@ -17,6 +17,7 @@
 mod admin;
 mod allowed;
 mod audit;
+mod bundles;
 mod console_rate;
 mod console_ws;
 mod enrol;
@@ -128,6 +129,8 @@ pub struct AppState {
     oidc: std::sync::OnceLock<Arc<crate::oidc::provider::Provider>>,
     /// Visit codes ([`AppState::set_visit_codes`], at start-up).
     visit_codes: std::sync::OnceLock<Arc<crate::visit_codes::VisitCodes>>,
+    /// Where OS bundles are kept ([`AppState::set_bundles_dir`], at start-up).
+    bundles_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -158,12 +161,23 @@ impl AppState {
             )),
             oidc: std::sync::OnceLock::new(),
             visit_codes: std::sync::OnceLock::new(),
+            bundles_dir: std::sync::OnceLock::new(),
         })
     }
 
     /// Serves visit codes from `codes` (set once, at start-up; the hub shares them).
     pub fn set_visit_codes(&self, codes: Arc<crate::visit_codes::VisitCodes>) {
         let _ = self.visit_codes.set(codes);
+    }
+
+    /// Serves OS bundles from `dir` (the data directory's `bundles/`).
+    pub fn set_bundles_dir(&self, dir: std::path::PathBuf) {
+        let _ = self.bundles_dir.set(dir);
+    }
+
+    /// Where OS bundles are kept; `None` before start-up set it.
+    fn bundles_dir(&self) -> Option<std::path::PathBuf> {
+        self.bundles_dir.get().cloned()
     }
 
     /// The visit codes; a server started without them refuses their routes.
@@ -214,6 +228,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(oidc::routes())
         .merge(enrol::routes())
         .merge(renew::routes())
+        .merge(bundles::routes())
         .merge(admin::routes(state.clone()))
         .merge(audit::routes(state.clone()))
         .merge(visit_codes::routes(state.clone()))

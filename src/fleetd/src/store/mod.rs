@@ -26,6 +26,7 @@ pub mod audit;
 pub mod devices;
 pub mod fleet;
 pub mod idp;
+pub mod updates;
 pub mod users;
 pub mod visit_codes;
 
@@ -64,6 +65,8 @@ const MIGRATIONS: &[&str] = &[
     devices::CERTS_SCHEMA,
     // Visit codes for scheduled visits: a keyed hash of each, never the code.
     visit_codes::SCHEMA,
+    // OS bundles and update rollouts.
+    updates::SCHEMA,
 ];
 
 /// Why a database operation failed.

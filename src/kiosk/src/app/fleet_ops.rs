@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use telekiosk_protocol::command::{Command, CommandOutcome, CommandPayload, CommandResult};
 use telekiosk_protocol::config::SignedConfig;
-use telekiosk_protocol::device::{ConfigRefusal, LastVisit};
+use telekiosk_protocol::device::{ConfigRefusal, LastVisit, PartStatus};
 use telekiosk_protocol::probe::ProbeReport;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
@@ -19,6 +19,7 @@ use super::{Controller, Exit, Input, Running, status};
 use crate::command::{self, Plan, Refusal};
 use crate::config::store::ConfigStore;
 use crate::config::{self, Received, Settings};
+use crate::update::Answer;
 
 /// Longest a reboot command may take to answer before it counts as failed.
 const REBOOT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -155,6 +156,23 @@ impl Controller {
                     let _ = tx.send(Input::Probed { command_id, report });
                 });
             }
+            Command::InstallUpdate(order) => {
+                let answer = match &self.agent.updates {
+                    Some(updates) => updates.order(order).await,
+                    None => Answer::Refused(
+                        "this kiosk does not run from an A/B appliance image, so it cannot \
+                         install OS updates"
+                            .into(),
+                    ),
+                };
+                match answer {
+                    Answer::Accepted(detail) => self.result(id, CommandOutcome::Done, detail),
+                    Answer::Refused(reason) => {
+                        tracing::warn!(target: "audit", event = "update_refused", %reason, "update refused");
+                        self.result(id, CommandOutcome::Refused, reason)
+                    }
+                }
+            }
             Command::RestartApp => {
                 self.result(id, CommandOutcome::Done, "restarting the kiosk program".into());
                 run.exit = Some(Exit::Restart);
@@ -185,8 +203,12 @@ impl Controller {
         }
     }
 
-    /// Runs the reboot command; `Err` says why it did not work.
+    /// Reboots: on an appliance through its reboot unit (the kiosk may not reboot itself),
+    /// elsewhere with the reboot command; `Err` says why it did not work.
     async fn reboot(&self) -> Result<(), String> {
+        if let Some(updates) = &self.agent.updates {
+            return updates.reboot().await;
+        }
         let argv = &self.agent.reboot_command;
         let shown = argv.join(" ");
         let (program, args) = argv.split_first().ok_or("no reboot command is configured")?;
@@ -233,10 +255,12 @@ impl Controller {
         }
     }
 
-    /// Every half second: opening hours, the identify banner, the periodic state report.
+    /// Every half second: opening hours, the identify banner, the periodic state report, and
+    /// what the update task must know (the moment, and health once).
     pub(super) fn on_tick(&mut self, run: &mut Running) {
         let closed = run.fleet.settings.schedule.closed_message(jiff::Timestamp::now());
         self.visit.set_closed(closed.map(str::to_string));
+        self.tell_updates(run, closed.is_some());
         if run.identify_until.is_some_and(|t| Instant::now() >= t) {
             run.identify_until = None;
             self.screen.identify(None);
@@ -245,6 +269,31 @@ impl Controller {
         if Instant::now() >= run.reporting.next_report {
             run.reporting.next_report = Instant::now() + run.fleet.settings.telemetry_interval;
             self.report(run);
+        }
+    }
+
+    /// The update task installs and reboots only when no patient is at the screen, and by
+    /// default only when the clinic is closed (a clinic without opening hours never is: then
+    /// any moment without a patient will do). The first time the kiosk is connected with its
+    /// media and TPM working, the appliance's update check is told this boot is healthy.
+    fn tell_updates(&self, run: &mut Running, closed: bool) {
+        let Some(updates) = &self.agent.updates else { return };
+        let busy = !matches!(self.visit.state(), crate::visit::State::Idle);
+        let closed = closed || run.fleet.settings.schedule.is_empty();
+        if run.reporting.moment != Some((busy, closed)) {
+            run.reporting.moment = Some((busy, closed));
+            updates.moment(busy, closed);
+        }
+        let h = &run.reporting.health;
+        let working = |p: PartStatus| !matches!(p, PartStatus::Failed | PartStatus::Missing);
+        let healthy = run.fleet.online
+            && self.media_unavailable.is_none()
+            && h.tpm == PartStatus::Ok
+            && working(h.camera)
+            && working(h.microphone);
+        if healthy && !run.reporting.told_healthy {
+            run.reporting.told_healthy = true;
+            updates.healthy();
         }
     }
 
@@ -258,6 +307,7 @@ impl Controller {
             health: &run.reporting.health,
             network: run.reporting.network.as_ref(),
             last_visit: run.reporting.last_visit.as_ref(),
+            os: run.reporting.os.as_ref(),
         }
     }
 

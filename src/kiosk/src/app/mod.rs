@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use telekiosk_protocol::command::CommandPayload;
 use telekiosk_protocol::device::{ConfigRefusal, Health, LastVisit, NetworkQuality, PartStatus};
 use telekiosk_protocol::probe::ProbeReport;
+use telekiosk_protocol::update::OsState;
 use telekiosk_protocol::visit::IceSettings;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -63,6 +64,8 @@ pub enum Input {
         command_id: String,
         report: Result<Box<ProbeReport>, String>,
     },
+    /// The operating system's state changed (an update's progress, or its end).
+    Os(Box<OsState>),
     /// Stop: end any visit cleanly and return.
     Shutdown,
 }
@@ -109,6 +112,8 @@ pub struct Agent {
     pub reboot_command: Vec<String>,
     /// The device key (in the TPM), which signs each call's end-to-end key.
     pub device_key: DeviceKey,
+    /// OS updates and reboots through the appliance's units; `None` off an appliance.
+    pub updates: Option<crate::update::agent::Updates>,
 }
 
 /// The controller's parts.
@@ -181,6 +186,12 @@ struct FleetRun {
 
 /// What the device state reports besides the config: health, network, the last visit.
 struct Reporting {
+    /// The operating system (version, slot, update in progress), on an appliance.
+    os: Option<OsState>,
+    /// Whether the update check was told this boot is healthy.
+    told_healthy: bool,
+    /// The last (visit or patient on screen, clinic closed) the update task was told.
+    moment: Option<(bool, bool)>,
     health: Health,
     network: Option<NetworkQuality>,
     last_visit: Option<LastVisit>,
@@ -254,6 +265,9 @@ impl Controller {
                 probing: false,
             },
             reporting: Reporting {
+                os: self.agent.updates.as_ref().map(|u| u.first.clone()),
+                told_healthy: false,
+                moment: None,
                 health: telemetry::initial_health(media_ok, self.agent.tpm),
                 network: None,
                 last_visit: None,
@@ -312,6 +326,10 @@ impl Controller {
                 pending.extend(media_event(event))
             }
             Input::Media(..) => {}
+            Input::Os(os) => {
+                run.reporting.os = Some(*os);
+                self.report(run);
+            }
             Input::Probed { command_id, report } => {
                 run.fleet.probing = false;
                 self.probed(&command_id, report)

@@ -11,6 +11,7 @@ use std::time::Duration;
 use telekiosk_protocol::device::{
     ConfigRefusal, DeviceState, Health, LastVisit, NetworkQuality, PartStatus, Presence,
 };
+use telekiosk_protocol::update::OsState;
 use telekiosk_protocol::visit::MAX_NAME_BYTES;
 
 use crate::media::{CallQuality, CallStats};
@@ -77,6 +78,8 @@ pub struct Facts<'a> {
     pub health: &'a Health,
     pub network: Option<&'a NetworkQuality>,
     pub last_visit: Option<&'a LastVisit>,
+    /// The operating system, on an appliance.
+    pub os: Option<&'a OsState>,
 }
 
 /// The retained state message.
@@ -94,6 +97,7 @@ pub fn device_state(f: &Facts<'_>) -> DeviceState {
         health: f.health.clone(),
         network: f.network.cloned(),
         last_visit: f.last_visit.cloned(),
+        os: f.os.cloned().map(Box::new),
     }
 }
 
@@ -239,6 +243,7 @@ mod tests {
             health: &health,
             network: None,
             last_visit: Some(&last),
+            os: None,
         };
         let state = device_state(&facts);
         state.validate().unwrap();

@@ -304,6 +304,7 @@ impl Kiosk {
                 .unwrap()
                 .0
                 .into_device_key(),
+            updates: None,
         };
         let mut ctl = Controller {
             visit: Visit::new("Maple Valley Clinic", "Exam Room 1", Timeouts::default()),

@@ -79,6 +79,11 @@ impl Schedule {
         self.periods.iter().any(|p| p.day == local.weekday() && p.open <= now && now < p.close)
     }
 
+    /// No opening hours are set (always open).
+    pub fn is_empty(&self) -> bool {
+        self.periods.is_empty()
+    }
+
     /// `None` when open at instant `at`; otherwise the out-of-service message to show.
     pub fn closed_message(&self, at: jiff::Timestamp) -> Option<&str> {
         let local = at.to_zoned(self.zone.clone()).datetime();

@@ -25,9 +25,9 @@ fn reports(sent: &[String], kiosks: &HashMap<String, Kiosk>) -> HashMap<String, 
     sent.iter()
         .map(|d| {
             let seen = match kiosks.get(d).copied().unwrap_or(Kiosk::Accepts) {
-                Kiosk::Accepts => Seen { config_version: 7, refused: None },
-                Kiosk::Refuses => Seen { config_version: 3, refused: Some((7, "bad".into())) },
-                Kiosk::Silent => Seen { config_version: 3, refused: None },
+                Kiosk::Accepts => Seen::config(7, 7, None),
+                Kiosk::Refuses => Seen::config(7, 3, Some((7, "bad".into()))),
+                Kiosk::Silent => Seen::config(7, 3, None),
             };
             (d.clone(), seen)
         })
@@ -102,9 +102,9 @@ fn a_wave_starts_only_once_every_device_of_the_one_before_has_answered() {
     assert_eq!(first, vec![Effect::Publish { wave: 1, devices: vec!["dev-00".into()] }]);
     // Offline (no report) or still on the old version: pending, nothing more is sent.
     assert_eq!(r.step(|_| None, 10), vec![]);
-    let old = |_: &str| Some(Seen { config_version: 6, refused: None });
+    let old = |_: &str| Some(Seen::config(7, 6, None));
     assert_eq!(r.step(old, 20), vec![]);
-    let acked = |_: &str| Some(Seen { config_version: 7, refused: None });
+    let acked = |_: &str| Some(Seen::config(7, 7, None));
     assert!(
         matches!(&r.step(acked, 30)[..], [Effect::Publish { wave: 2, devices }] if devices.len() == 2)
     );
@@ -168,13 +168,13 @@ fn a_timed_out_device_that_acknowledges_later_counts_as_acknowledged() {
     r.step(|_| None, 0);
     r.step(|_| None, 60);
     assert_eq!(r.failed(), 1);
-    r.step(|_| Some(Seen { config_version: 7, refused: None }), 70);
+    r.step(|_| Some(Seen::config(7, 7, None)), 70);
     assert_eq!((r.failed(), r.waves()[0].acked), (0, 1));
 }
 
 #[test]
 fn pause_stops_new_waves_resume_restarts_the_timeout_and_abort_ends_it() {
-    let acked = |_: &str| Some(Seen { config_version: 7, refused: None });
+    let acked = |_: &str| Some(Seen::config(7, 7, None));
     let mut r = rollout(10, Plan { wave_timeout_secs: 100, ..Plan::default() });
     r.step(|_| None, 0);
     r.admin(Control::Pause, 5).unwrap();
@@ -212,7 +212,7 @@ fn a_rollout_needs_devices_and_canaries_from_the_group() {
 fn a_refusal_of_an_older_version_is_not_a_failure_of_this_one() {
     let mut r = rollout(1, Plan::default());
     r.step(|_| None, 0);
-    let old_refusal = |_: &str| Some(Seen { config_version: 3, refused: Some((5, "x".into())) });
+    let old_refusal = |_: &str| Some(Seen::config(7, 3, Some((5, "x".into()))));
     assert_eq!(r.step(old_refusal, 1), vec![]);
     assert_eq!(r.failed(), 0);
 }
@@ -220,7 +220,7 @@ fn a_refusal_of_an_older_version_is_not_a_failure_of_this_one() {
 #[test]
 fn the_engine_state_survives_a_round_trip_through_json() {
     let mut r = rollout(10, Plan::default());
-    r.step(|_| Some(Seen { config_version: 3, refused: Some((7, "no".into())) }), 0);
+    r.step(|_| Some(Seen::config(7, 3, Some((7, "no".into())))), 0);
     let back: Rollout = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
     assert_eq!(back, r);
 }
@@ -243,6 +243,6 @@ fn an_admin_can_override_a_halt_caused_by_one_lying_canary() {
     assert!(matches!(&effects[..], [Effect::Publish { wave: 2, .. }]), "{effects:?}");
     assert!(r.admin(Control::OverrideHalt, 22).is_err(), "only a halted rollout");
     // Later failures count again: every kiosk of wave 2 refusing halts it once more.
-    let all_refuse = |_: &str| Some(Seen { config_version: 3, refused: Some((7, "bad".into())) });
+    let all_refuse = |_: &str| Some(Seen::config(7, 3, Some((7, "bad".into()))));
     assert!(matches!(&r.step(all_refuse, 30)[..], [Effect::Halted { .. }]));
 }

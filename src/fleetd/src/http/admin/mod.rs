@@ -1,5 +1,6 @@
 //! The administration API, every route under `/api/admin`: devices and enrolment codes
-//! ([`devices`]), fleet state, commands, config and rollouts ([`fleet`]), and console accounts
+//! ([`devices`]), fleet state, commands, config and rollouts ([`fleet`]), OS updates ([`updates`]), and
+//! console accounts
 //! ([`users`]). Each group of routes is behind one permission check ([`require`], from
 //! [`crate::access`]'s table), applied to the group as a layer, so no handler repeats it and a
 //! new route cannot skip it. Routes that act on one kiosk (enrolment codes, commands) also
@@ -7,6 +8,7 @@
 
 mod devices;
 mod fleet;
+mod updates;
 mod users;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(fleet::commands().route_layer(require::<need::DiagnoseKiosks>(s())))
         .merge(fleet::config().route_layer(require::<need::ManageConfig>(s())))
         .merge(fleet::rollouts().route_layer(require::<need::ManageRollouts>(s())))
+        .merge(updates::routes().route_layer(require::<need::ManageRollouts>(s())))
         .merge(users::routes().route_layer(require::<need::ManageUsers>(s())));
     Router::new().nest(PREFIX, admin)
 }
