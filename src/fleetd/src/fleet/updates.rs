@@ -388,4 +388,3 @@ fn update_info(
         devices: if with_devices { engine.devices() } else { Vec::new() },
     })
 }
-

@@ -67,11 +67,11 @@ pub fn spawn(
     fetcher: Option<Fetcher>,
     on_state: impl Fn(OsState) + Send + 'static,
 ) -> Updates {
-    let (updater, first_actions) = Updater::start(files.booted(), files.kept());
+    let (updater, first_actions) = Updater::start(files.booted(), files.kept(), files.leftovers());
     let first = updater.state();
     tracing::info!(version = %first.version, slot = %first.slot, trial = first.trial, "operating system");
     let (tx, rx) = mpsc::unbounded_channel();
-    let agent = Agent { updater, files, fetcher, fetch: None, healthy_marked: false };
+    let agent = Agent { updater, files, fetcher, fetch: None, healthy_marked: false, moment: None };
     tokio::spawn(agent.run(rx, first_actions, on_state));
     Updates { tx, first }
 }
@@ -82,6 +82,9 @@ struct Agent {
     fetcher: Option<Fetcher>,
     fetch: Option<JoinHandle<()>>,
     healthy_marked: bool,
+    /// The last (visit, closed) the controller said: every change of stage is weighed
+    /// against it at once.
+    moment: Option<(bool, bool)>,
 }
 
 enum Fetched {
@@ -111,7 +114,10 @@ impl Agent {
                             let _ = reply.send(answer);
                             actions
                         }
-                        ToAgent::Moment { visit, closed } => self.updater.tick(visit, closed),
+                        ToAgent::Moment { visit, closed } => {
+                            self.moment = Some((visit, closed));
+                            vec![]
+                        }
                         ToAgent::Healthy => {
                             self.mark_healthy();
                             vec![]
@@ -143,6 +149,10 @@ impl Agent {
                 },
                 _ = poll.tick() => {
                     let state = self.updater.state();
+                    if state.trial {
+                        // boot.json says trial: false once the check marked the slot good.
+                        self.updater.set_trial(self.files.booted().trial);
+                    }
                     let installing = state.update.as_ref().filter(|u| {
                         u.phase == telekiosk_protocol::update::UpdatePhase::Installing
                     });
@@ -157,6 +167,10 @@ impl Agent {
                         self.carry_out(actions, &fetched_tx);
                     }
                 }
+            }
+            if let Some((visit, closed)) = self.moment {
+                let actions = self.updater.tick(visit, closed);
+                self.carry_out(actions, &fetched_tx);
             }
             let state = self.updater.state();
             if state != shown {
@@ -198,6 +212,11 @@ impl Agent {
                     tracing::info!(target: "audit", event = "update_reboot", %version, "rebooting into the update");
                     if let Err(e) = self.files.request_reboot(&version, health_timeout_secs) {
                         tracing::error!("cannot ask for the reboot into {version}: {e}");
+                    }
+                }
+                Action::ForgetTrial => {
+                    if let Err(e) = self.files.forget_trial() {
+                        tracing::warn!("cannot remove the last trial's files: {e}");
                     }
                 }
                 Action::Clean => {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Booted, Kept};
+use super::{Booted, Kept, Leftovers};
 use crate::durable::write_atomically;
 
 /// The update directory and the running image's os-release.
@@ -127,6 +127,20 @@ impl UpdateFiles {
     /// Tells the health check this boot is healthy.
     pub fn mark_healthy(&self) -> io::Result<()> {
         write_atomically(&self.dir.join("healthy"), b"{}")
+    }
+
+    /// What an interrupted install left: its result, and the bundle.
+    pub fn leftovers(&self) -> Leftovers {
+        Leftovers {
+            install_result: self.dir.join("install.result").exists(),
+            bundle: self.dir.join(BUNDLE).exists(),
+        }
+    }
+
+    /// Removes the concluded trial's files (`trial.json`, `trial.result`).
+    pub fn forget_trial(&self) -> io::Result<()> {
+        remove_if_there(&self.dir.join("trial.json"))?;
+        remove_if_there(&self.dir.join("trial.result"))
     }
 
     /// Removes the bundle and any partial download.

@@ -55,6 +55,15 @@ pub struct Kept {
     pub failed: Option<FailedUpdate>,
 }
 
+/// What an install that was under way when the kiosk stopped left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Leftovers {
+    /// `install.result` is there.
+    pub install_result: bool,
+    /// The bundle is still there.
+    pub bundle: bool,
+}
+
 /// What the adapter must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -70,6 +79,8 @@ pub enum Action {
     Reboot { version: String, health_timeout_secs: u32 },
     /// Remove the bundle and any partial download.
     Clean,
+    /// Remove the concluded trial's files.
+    ForgetTrial,
 }
 
 /// The answer to an order, for the command's result.
@@ -93,7 +104,7 @@ pub struct Updater {
 impl Updater {
     /// Starts from what the system is and what was kept; returns what to do first (go on with
     /// a fetch, or conclude an update that rebooted).
-    pub fn start(booted: Booted, mut kept: Kept) -> (Self, Vec<Action>) {
+    pub fn start(booted: Booted, mut kept: Kept, left: Leftovers) -> (Self, Vec<Action>) {
         let mut actions = Vec::new();
         match (kept.order.clone(), kept.stage) {
             (Some(order), Some(Stage::Rebooting)) => {
@@ -115,13 +126,21 @@ impl Updater {
                 }
                 kept.order = None;
                 kept.stage = None;
-                actions.push(Action::Keep(kept.clone()));
+                actions.extend([Action::Keep(kept.clone()), Action::ForgetTrial]);
             }
             (Some(order), Some(Stage::Download)) => actions.push(Action::Fetch(order)),
-            // Stopped while installing: install again (RAUC starts the slot over).
-            (Some(_), Some(Stage::Installing)) => {
+            // Stopped while installing (a restart, or a power cut: the install unit removes
+            // its request when it starts): its result is read if it came, else the install is
+            // asked for again (RAUC writes the slot from the start), else the bundle is
+            // fetched again.
+            (Some(_), Some(Stage::Installing)) if left.install_result => {}
+            (Some(_), Some(Stage::Installing)) if left.bundle => {
                 kept.stage = Some(Stage::Install);
                 actions.push(Action::Keep(kept.clone()));
+            }
+            (Some(order), Some(Stage::Installing)) => {
+                kept.stage = Some(Stage::Download);
+                actions.extend([Action::Keep(kept.clone()), Action::Fetch(order)]);
             }
             _ => {}
         }
@@ -163,6 +182,11 @@ impl Updater {
         self.done_bytes = 0;
         actions.extend([Action::Keep(self.kept.clone()), Action::Fetch(order)]);
         (Answer::Accepted(format!("fetching version {v}")), actions)
+    }
+
+    /// The health check marked this boot's slot good (or not yet).
+    pub fn set_trial(&mut self, trial: bool) {
+        self.booted.trial = trial;
     }
 
     /// Fetch progress.

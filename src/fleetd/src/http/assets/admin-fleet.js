@@ -4,7 +4,7 @@
 
 import { $, el, input, request, roomLabel } from './common.js';
 import {
-  PARTS, ago, certificateEnd, commandName, duration, healthIssues, linkWords, part, presence, when,
+  PARTS, ago, certificateEnd, commandName, duration, healthIssues, linkWords, osFacts, part, presence, when,
 } from './admin-format.js';
 import { probeReport } from './admin-probe.js';
 
@@ -104,6 +104,7 @@ export async function renderDevice(id) {
     ['Camera', part(h?.camera)], ['Microphone', part(h?.microphone)],
     ['Speaker', part(h?.speaker)], ['TPM', part(h?.tpm)],
   ]);
+  facts('device-os', osFacts(s?.os));
   const c = d.config;
   facts('device-config', [
     ['Applied', c.applied_version != null ? `v${c.applied_version}` : '—'],

@@ -98,6 +98,34 @@ export function commandName(c) {
     case 'probe_hardware': return 'Hardware probe';
     case 'restart_app': return 'Restart app';
     case 'reboot': return 'Reboot';
+    case 'install_update': return `OS update to ${c.version}`;
     default: return /** @type {{ type: string }} */ (c).type;
   }
+}
+
+/** What each phase of an OS update is called on a kiosk's page. */
+const PHASE = {
+  downloading: 'downloading',
+  waiting_for_visit: 'downloaded; installs when no patient is at the kiosk',
+  installing: 'installing into the other slot',
+  waiting_to_reboot: 'installed; reboots when allowed',
+  rebooting: 'rebooting into it',
+};
+
+/**
+ * The operating-system facts of a kiosk's page.
+ * @param {import('./wire.js').OsState | undefined} os
+ * @returns {[string, string | Node][]}
+ */
+export function osFacts(os) {
+  if (!os) return [['Image', 'not an appliance image (no OS updates)']];
+  const u = os.update;
+  const progress = u && u.phase === 'downloading' && u.total_bytes
+    ? ` (${Math.floor((100 * u.done_bytes) / u.total_bytes)} % of ${(u.total_bytes / 1048576).toFixed(0)} MiB)` : '';
+  return [
+    ['Version', os.version || '—'],
+    ['Slot', os.slot ? `${os.slot}${os.trial ? ' (on trial: not yet marked good)' : ''}` : '—'],
+    ['Update', u ? `${u.version}: ${PHASE[u.phase] || u.phase}${progress}` : 'none in progress'],
+    ['Last failed', os.failed ? el('span', { className: 'refusal' }, `${os.failed.version}: ${os.failed.reason}`) : 'none'],
+  ];
 }

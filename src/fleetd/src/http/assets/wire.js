@@ -224,6 +224,17 @@
  * @property {Health} health
  * @property {NetworkQuality} [network]
  * @property {{ ended_at: number, duration_secs: number }} [last_visit]
+ * @property {OsState} [os] on an appliance image
+ */
+
+/**
+ * The kiosk's operating system (`update.rs`).
+ * @typedef {object} OsState
+ * @property {string} version the running image's version
+ * @property {string} slot `A` or `B`
+ * @property {boolean} trial booted into a new version not yet marked good
+ * @property {{ version: string, phase: 'downloading' | 'waiting_for_visit' | 'installing' | 'waiting_to_reboot' | 'rebooting', done_bytes: number, total_bytes: number }} [update]
+ * @property {{ version: string, reason: string }} [failed] the latest update that did not take
  */
 
 /**
@@ -258,7 +269,8 @@
 /**
  * What a kiosk is told to do.
  * @typedef {{ type: 'reboot' } | { type: 'restart_app' } | { type: 'identify', seconds: number }
- *   | { type: 'collect_diagnostics' } | { type: 'probe_hardware' }} Command
+ *   | { type: 'collect_diagnostics' } | { type: 'probe_hardware' }
+ *   | { type: 'install_update', version: string, sha256: string, size: number, reboot_in_opening_hours: boolean, health_timeout_secs: number }} Command
  */
 
 /**
@@ -387,6 +399,18 @@
  * @property {number} failed
  * @property {string | null} halt_reason
  * @property {RolloutDevice[]} [devices]
+ */
+
+/**
+ * An OS update rollout (`GET /api/admin/updates`; `devices` only from `…/updates/{id}`):
+ * a rollout's waves and plan, with the bundle it installs (`api/updates.rs`).
+ * @typedef {Omit<RolloutInfo, 'version' | 'kind'> & {
+ *   version: string,
+ *   sha256: string,
+ *   size: number,
+ *   reboot_in_opening_hours: boolean,
+ *   health_timeout_secs: number,
+ * }} UpdateInfo
  */
 
 /**
