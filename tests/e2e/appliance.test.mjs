@@ -14,10 +14,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  ARTIFACTS, BIN, BUTTONS, Child, ROOT, consoleInbound, fleetdJson, requireParts, signIn, startBrowser, startFleetd,
+  ARTIFACTS, BIN, BUTTONS, ROOT, consoleInbound, fleetdJson, requireParts, signIn, startBrowser, startFleetd,
   waitFor,
 } from './harness.mjs';
-import { Qmp, region } from './qmp.mjs';
+import { region } from './qmp.mjs';
+import { TCG, Vm, hostAddress, provision, timed } from './vm.mjs';
 
 const USER = 'dr-appliance';
 const PASSWORD = 'correct horse battery staple';
@@ -25,80 +26,31 @@ const CACHE = path.join(os.homedir(), '.cache/telekiosk-image');
 const IMAGE = path.join(CACHE, 'e2e.img');
 const RUN = path.join(CACHE, 'e2e-run');
 const [W, H] = [1280, 800]; // the VM's panel (image/boot's VGA mode)
-const TCG = 8; // timeouts scale: a VM without KVM is this much slower than the host
-
-/** This machine's first non-loopback IPv4 address: where the guest reaches fleetd. */
-function hostAddress() {
-  for (const addrs of Object.values(os.networkInterfaces())) {
-    for (const a of addrs || []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  throw new Error('this machine has no non-loopback IPv4 address for the guest to reach fleetd on');
-}
-
-/** The kiosk's status lines: its stdout goes to the console too (the unit), i.e. the serial port. */
-function kioskEvents(kind) {
-  if (!fs.existsSync(path.join(RUN, 'serial.log'))) return [];
-  return fs.readFileSync(path.join(RUN, 'serial.log'), 'utf8').split('\n')
-    .filter((l) => l.includes('"event":'))
-    // The JSON object after the journal's prefix (its keys come in any order).
-    .map((l) => { try { return JSON.parse(l.slice(l.indexOf('{'))); } catch { return null; } })
-    .filter((e) => e && e.event === kind);
-}
-const screen = () => kioskEvents('screen').slice(-1)[0]?.screen;
-const kioskStats = () => kioskEvents('stats').slice(-1)[0] || { remote_video_frames: 0 };
-
-function timed(what, t0) {
-  const s = ((Date.now() - t0) / 1000).toFixed(1);
-  console.log(`MEASURED appliance ${what}: ${s} s`);
-  return Number(s);
-}
 
 describe('the appliance image boots in a VM, enrols and holds a visit', () => {
-  let fleetd; let vm; let qmp; let browser; let page; let deviceId; let bootStart;
-
-  async function boot(name, extra = []) {
-    // A socket left by a killed qemu must not be taken for the new one's.
-    fs.rmSync(path.join(RUN, 'qmp.sock'), { force: true });
-    vm = new Child(name, 'bash', [path.join(ROOT, 'image/boot'), IMAGE, '--dir', RUN, ...extra]);
-    bootStart = Date.now();
-    await waitFor('the VM\'s QMP socket', () => vm.exitedNow() ? 'exited' : fs.existsSync(path.join(RUN, 'qmp.sock')), 60000);
-    if (vm.exitedNow()) throw new Error(`image/boot exited: ${vm.stderr.trim().split('\n').slice(-3).join(' / ')}`);
-    qmp = await Qmp.connect(path.join(RUN, 'qmp.sock'));
-  }
-
-  async function powerCut() {
-    qmp.close();
-    vm.proc.kill('SIGKILL');
-    await vm.exited;
-  }
+  const vm = new Vm(IMAGE, RUN);
+  let fleetd; let browser; let page; let deviceId;
+  const screen = () => vm.screen();
+  const kioskEvents = (kind) => vm.events(kind);
+  const kioskStats = () => vm.events('stats').slice(-1)[0] || { remote_video_frames: 0 };
 
   before(async () => {
     requireParts();
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    let t0 = Date.now();
+    const t0 = Date.now();
     execFileSync('bash', [path.join(ROOT, 'image/build'), '--binary', path.join(BIN, 'telekiosk'), '--out', IMAGE],
       { stdio: ['ignore', 'inherit', 'inherit'] });
     timed('image build', t0);
     const address = hostAddress();
     fleetd = await startFleetd(USER, PASSWORD, { listen: '0.0.0.0', host: address, args: ['--public-name', address] });
-    const { token } = fleetdJson(fleetd, 'device', 'enrol-token', '--clinic', 'Maple Valley Clinic', '--room', 'Exam Room 2');
-    const provision = path.join(CACHE, 'e2e-provision.toml');
-    fs.writeFileSync(provision, [
-      `server = "https://${address}:${fleetd.web}/"`,
-      `mqtt = "mqtts://${address}:${fleetd.mqtt}"`,
-      `fleet_ca = """${fs.readFileSync(fleetd.ca, 'utf8')}"""`,
-      `enrol_code = "${token}"`,
-      'profile = "qemu"', ''].join('\n'));
-    execFileSync('bash', [path.join(ROOT, 'image/provision'), IMAGE, provision], { stdio: ['ignore', 'inherit', 'inherit'] });
+    provision(fleetd, address, IMAGE, path.join(CACHE, 'e2e-provision.toml'));
     fs.rmSync(RUN, { recursive: true, force: true });
-    t0 = Date.now();
-    await boot('vm-first-boot');
+    await vm.boot('vm-first-boot');
   });
 
   after(async () => {
     await browser?.close();
-    qmp?.close();
-    await vm?.stop();
+    await vm.stop();
     await fleetd?.stop();
   });
 
@@ -107,27 +59,27 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
       if (vm.exitedNow()) throw new Error('the VM stopped');
       return fleetdJson(fleetd, 'device', 'list').find((d) => d.status === 'pending');
     }, 60000 * TCG / 2, 1000);
-    timed('boot → enrolment request (TCG)', bootStart);
-    const firstSerial = fs.readFileSync(path.join(RUN, 'serial.log'), 'utf8');
-    await powerCut();
-    await boot('vm-second-boot', ['--resume']);
+    timed('boot → enrolment request (TCG)', vm.bootStart);
+    const firstSerial = vm.serial();
+    await vm.powerCut();
+    await vm.boot('vm-second-boot', ['--resume']);
     fleetdJson(fleetd, 'device', 'approve', pending.id);
     deviceId = pending.id;
     await waitFor('the kiosk online with fleetd after approval', () =>
       fleetdJson(fleetd, 'device', 'list').find((d) => d.id === deviceId && d.state?.presence === 'online'), 60000 * TCG / 2, 1000);
-    timed('second boot → enrolled and online (TCG)', bootStart);
+    timed('second boot → enrolled and online (TCG)', vm.bootStart);
     // The code left the ESP at the first boot and, once used, the state directory too.
     assert.match(firstSerial, /provisioning file adopted: moved from the ESP/);
-    assert.match(fs.readFileSync(path.join(RUN, 'serial.log'), 'utf8'), /the spent enrolment code is removed from \/var\/lib\/telekiosk\/provision\.toml/);
+    assert.match(vm.serial(), /the spent enrolment code is removed from \/var\/lib\/telekiosk\/provision\.toml/);
     const devices = fleetdJson(fleetd, 'device', 'list');
     assert.equal(devices.length, 1, 'one kiosk, enrolled once');
   });
 
   it('the panel shows the idle screen, drawn through DRM/KMS', async () => {
     await waitFor(`the kiosk's idle screen (now ${screen()})`, () => screen() === 'idle', 30000 * TCG, 1000);
-    timed('second boot → kiosk ready on its panel (TCG)', bootStart);
+    timed('second boot → kiosk ready on its panel (TCG)', vm.bootStart);
     await new Promise((r) => setTimeout(r, 2000));
-    const shot = await qmp.screen(path.join(RUN, 'idle.ppm'), path.join(ARTIFACTS, 'appliance-idle.png'));
+    const shot = await vm.qmp.screen(path.join(RUN, 'idle.ppm'), path.join(ARTIFACTS, 'appliance-idle.png'));
     assert.deepEqual([shot.width, shot.height], [W, H], 'the panel runs at the profile\'s size');
     // The Join button is drawn where the dev profile's screens put it: not the page's background.
     const join = region(shot, BUTTONS.join[0] - 40, BUTTONS.join[1] - 10, BUTTONS.join[0] + 40, BUTTONS.join[1] + 10);
@@ -139,10 +91,10 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
   it('Join tapped on the touchscreen; a Chromium clinician joins; media flows both ways', async () => {
     browser = await startBrowser();
     page = await signIn(browser, fleetd, USER, PASSWORD);
-    await qmp.tap(...BUTTONS.join, W, H);
+    await vm.qmp.tap(...BUTTONS.join, W, H);
     const tapped = Date.now();
     await waitFor(`the kiosk's consent notice (now ${screen()})`, () => screen() === 'consent', 20000 * TCG / 2, 500);
-    await qmp.tap(...BUTTONS.accept, W, H);
+    await vm.qmp.tap(...BUTTONS.accept, W, H);
     await waitFor(`the kiosk waiting (now ${screen()})`, () => screen() === 'waiting', 20000 * TCG / 2, 500);
     const join = page.locator('button.join').first();
     await join.waitFor({ state: 'visible', timeout: 30000 });
@@ -168,7 +120,7 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
     assert.ok(kioskNow.remote_video_frames - kioskBefore >= 10, 'the kiosk shows the clinician\'s video');
     assert.ok(kioskNow.remote_audio_buffers > 0, 'the kiosk plays the clinician\'s audio');
     // The call screen on the panel: the clinician's picture fills it, so it is not uniform.
-    const shot = await qmp.screen(path.join(RUN, 'call.ppm'), path.join(ARTIFACTS, 'appliance-call.png'));
+    const shot = await vm.qmp.screen(path.join(RUN, 'call.ppm'), path.join(ARTIFACTS, 'appliance-call.png'));
     // (Chromium's fake camera draws flat colours: a few colours, far apart in brightness.)
     const video = region(shot, 240, 120, 940, 600);
     assert.ok(video.colours >= 3 && video.spread > 40, `the clinician's video area is not uniform (${JSON.stringify(video)})`);
