@@ -63,12 +63,10 @@ struct Args {
     /// DEVELOPMENT ONLY, INSECURE: keep the device key in a file instead of the TPM.
     #[arg(long)]
     insecure_software_key_for_development: bool,
-    /// The running image's os-release: its IMAGE_VERSION, with the update check's boot.json
-    /// in the state directory, turns OS updates on.
+    /// The image's os-release: its IMAGE_VERSION (and update/boot.json) turn OS updates on.
     #[arg(long, env = "TELEKIOSK_OS_RELEASE", default_value = "/etc/os-release", hide = true)]
     os_release: PathBuf,
-    /// Program and arguments that reboot the kiosk when it is not on an appliance (fleet
-    /// admins' Reboot command; an appliance reboots through its own unit).
+    /// Program and arguments that reboot a kiosk not on an appliance (which has its own unit).
     #[arg(long, env = "TELEKIOSK_REBOOT_COMMAND", default_value = "systemctl reboot")]
     reboot_command: String,
     /// Clinic name shown on the screen (until fleet config sets it).
