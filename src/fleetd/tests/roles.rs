@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use common::console::{console, lists, send, until};
 use common::{
-    Fleetd, WAIT, add_user_in, device_tls, enrolled_device_of, http, sign_in, start, stop,
+    Fleetd, WAIT, add_user_in, cli, device_tls, enrolled_device_of, http, sign_in, start, stop,
 };
 use rumqttc::QoS;
 use telekiosk_protocol::api::Me;
@@ -88,6 +88,13 @@ const TABLE: &[(&str, &str, &str, Who)] = &[
     ("GET", "/api/admin/rollouts/{id}", "", ADMIN),
     ("POST", "/api/admin/rollouts/{id}/{action}", "", ADMIN),
     ("POST", "/api/admin/rollback", r#"{"group":"North Clinic"}"#, ADMIN),
+    ("GET", "/api/admin/bundles", "", ADMIN),
+    ("GET", "/api/admin/updates", "", ADMIN),
+    ("POST", "/api/admin/updates", r#"{"group":"North Clinic","version":"9.9"}"#, ADMIN),
+    ("GET", "/api/admin/updates/{id}", "", ADMIN),
+    ("POST", "/api/admin/updates/{id}/{action}", "", ADMIN),
+    // OS bundles for kiosks: the client certificate is the credential.
+    ("GET", "/api/device/bundles/{sha256}", "", Who::Credentials),
     ("GET", "/api/admin/users", "", ADMIN),
     ("DELETE", "/api/admin/users/{name}", "", ADMIN),
     ("POST", "/api/admin/users/{name}/{action}", "", ADMIN),
@@ -161,6 +168,9 @@ fn fill(path: &str, device: &str, command: &str) -> String {
         .replace("{name}", "ghost")
         .replace("/rollouts/{id}/{action}", "/rollouts/1/pause")
         .replace("/rollouts/{id}", "/rollouts/1")
+        .replace("/updates/{id}/{action}", "/updates/1/pause")
+        .replace("/updates/{id}", "/updates/1")
+        .replace("{sha256}", &"0".repeat(64))
         .replace("/visit-codes/{id}", "/visit-codes/vc-00000000")
 }
 
@@ -214,6 +224,13 @@ async fn every_route_refuses_anonymous_and_wrong_roles_and_lets_the_right_role_t
     let tokens = "/api/admin/devices/tokens";
     assert_eq!(call(&f, "POST", tokens, south_code, Some(technician)).await, 403);
     assert_eq!(call(&f, "POST", tokens, south_code, Some(&cookies[0].1)).await, 201);
+
+    // A bundle, so that the admin's POST /api/admin/updates starts update 1 for the rows after it.
+    let bundle = tmp.path().join("9.9.raucb");
+    std::fs::write(&bundle, b"hsqs and the rest of a bundle").unwrap();
+    let (ok, _, err) =
+        cli(&dir, &["update", "add", bundle.to_str().unwrap(), "--version", "9.9"]).await;
+    assert!(ok, "{err}");
 
     let mut report = vec![];
     // Revoke last: the other rows need the device active.

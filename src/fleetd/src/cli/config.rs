@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use telekiosk_protocol::api::{DeviceConfig, FleetStatus, GroupConfig, NewRollout, RolloutInfo};
+use telekiosk_protocol::api::{
+    DeviceConfig, FleetStatus, GroupConfig, NewRollout, RolloutInfo, WaveInfo,
+};
 
 use super::device::presence;
 use super::{Common, audited, open_fleet, parse_duration, print, unix_user, when};
@@ -351,13 +353,18 @@ pub fn print_rollout(r: &RolloutInfo) {
         r.failure_threshold_percent,
         r.wave_timeout_secs
     );
-    for w in &r.waves {
+    print_waves(&r.waves, "acked", r.halt_reason.as_deref());
+}
+
+/// A rollout's waves (`acked`: what an acknowledged device is called) and why it halted.
+pub fn print_waves(waves: &[WaveInfo], acked: &str, halt_reason: Option<&str>) {
+    for w in waves {
         println!(
-            "  wave {}: {:>5} devices {:>5} acked {:>5} pending {:>5} failed {:>5} not sent",
+            "  wave {}: {:>5} devices {:>5} {acked} {:>5} pending {:>5} failed {:>5} not sent",
             w.wave, w.devices, w.acked, w.pending, w.failed, w.not_sent
         );
     }
-    if let Some(reason) = &r.halt_reason {
+    if let Some(reason) = halt_reason {
         println!("  halted: {reason}");
     }
 }

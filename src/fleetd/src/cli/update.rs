@@ -202,15 +202,7 @@ pub fn print_update(u: &UpdateInfo) {
         u.wave_timeout_secs,
         u.health_timeout_secs
     );
-    for w in &u.waves {
-        println!(
-            "  wave {}: {:>5} devices {:>5} updated {:>5} pending {:>5} failed {:>5} not sent",
-            w.wave, w.devices, w.acked, w.pending, w.failed, w.not_sent
-        );
-    }
-    if let Some(reason) = &u.halt_reason {
-        println!("  halted: {reason}");
-    }
+    super::config::print_waves(&u.waves, "updated", u.halt_reason.as_deref());
     for d in &u.devices {
         let reason = d.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
         println!("  {} (wave {}): {}{reason}", d.device_id, d.wave, d.outcome);

@@ -372,8 +372,13 @@ fn new_rollout(
 
 /// The engine state of a stored rollout.
 fn engine_of(row: &RolloutRow) -> Result<Rollout, FleetError> {
-    serde_json::from_str(&row.state).map_err(|e| FleetError::Corrupt {
-        what: format!("state of rollout {}", row.id),
+    engine_from(&format!("rollout {}", row.id), &row.state)
+}
+
+/// The engine state stored for `what` (a config or update rollout) as JSON.
+fn engine_from(what: &str, state: &str) -> Result<Rollout, FleetError> {
+    serde_json::from_str(state).map_err(|e| FleetError::Corrupt {
+        what: format!("state of {what}"),
         reason: e.to_string(),
     })
 }

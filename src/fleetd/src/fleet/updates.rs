@@ -260,10 +260,7 @@ impl Fleet {
 }
 
 fn engine_of(row: &UpdateRow) -> Result<Rollout, FleetError> {
-    serde_json::from_str(&row.state).map_err(|e| FleetError::Corrupt {
-        what: format!("state of update rollout {}", row.id),
-        reason: e.to_string(),
-    })
+    super::engine_from(&format!("update rollout {}", row.id), &row.state)
 }
 
 /// What a device's latest state says about version `version`.

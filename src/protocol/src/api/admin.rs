@@ -95,22 +95,7 @@ pub struct NewRollout {
 impl Validate for NewRollout {
     fn validate(&self) -> Result<(), DecodeError> {
         text("group", &self.group, crate::visit::MAX_NAME_BYTES)?;
-        if self.canary.len() > 1000 {
-            return Err(invalid("canary", "lists more than 1000 devices".into()));
-        }
-        for id in &self.canary {
-            ident("canary", id)?;
-        }
-        if let Some(p) = self.first_wave_percent
-            && !(1..=100).contains(&p)
-        {
-            return Err(invalid("first_wave_percent", format!("{p} is outside 1–100")));
-        }
-        if let Some(p) = self.failure_threshold_percent
-            && p > 100
-        {
-            return Err(invalid("failure_threshold_percent", format!("{p} is outside 0–100")));
-        }
+        check_plan(&self.canary, self.first_wave_percent, self.failure_threshold_percent)?;
         if let Some(t) = self.wave_timeout_secs
             && !(10..=86_400).contains(&t)
         {
@@ -118,6 +103,32 @@ impl Validate for NewRollout {
         }
         Ok(())
     }
+}
+
+/// The wave plan a config or update rollout shares: at most 1000 canaries, each an identifier;
+/// a first wave of 1–100 %; a failure threshold of 0–100 %.
+pub(crate) fn check_plan(
+    canary: &[String],
+    first_wave_percent: Option<u8>,
+    failure_threshold_percent: Option<u8>,
+) -> Result<(), DecodeError> {
+    if canary.len() > 1000 {
+        return Err(invalid("canary", "lists more than 1000 devices".into()));
+    }
+    for id in canary {
+        ident("canary", id)?;
+    }
+    if let Some(p) = first_wave_percent
+        && !(1..=100).contains(&p)
+    {
+        return Err(invalid("first_wave_percent", format!("{p} is outside 1–100")));
+    }
+    if let Some(p) = failure_threshold_percent
+        && p > 100
+    {
+        return Err(invalid("failure_threshold_percent", format!("{p} is outside 0–100")));
+    }
+    Ok(())
 }
 
 /// Where a rollout stands.

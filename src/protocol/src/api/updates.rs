@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{RolloutDevice, RolloutStatus, WaveInfo};
-use crate::decode::{DecodeError, Validate, ident, invalid, text};
+use crate::decode::{DecodeError, Validate, invalid, text};
 use crate::update::os_version;
 
 /// A bundle fleetd can hand out (`GET /api/admin/bundles`).
@@ -52,22 +52,11 @@ impl Validate for NewUpdate {
     fn validate(&self) -> Result<(), DecodeError> {
         text("group", &self.group, crate::visit::MAX_NAME_BYTES)?;
         os_version("version", &self.version)?;
-        if self.canary.len() > 1000 {
-            return Err(invalid("canary", "lists more than 1000 devices".into()));
-        }
-        for id in &self.canary {
-            ident("canary", id)?;
-        }
-        if let Some(p) = self.first_wave_percent
-            && !(1..=100).contains(&p)
-        {
-            return Err(invalid("first_wave_percent", format!("{p} is outside 1–100")));
-        }
-        if let Some(p) = self.failure_threshold_percent
-            && p > 100
-        {
-            return Err(invalid("failure_threshold_percent", format!("{p} is outside 0–100")));
-        }
+        super::admin::check_plan(
+            &self.canary,
+            self.first_wave_percent,
+            self.failure_threshold_percent,
+        )?;
         if let Some(t) = self.wave_timeout_secs
             && !(600..=7 * 86_400).contains(&t)
         {
