@@ -115,7 +115,12 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
     console.log(`MEASURED appliance 15 s of call: console decoded ${now.framesDecoded - before.framesDecoded} frames, `
       + `${now.audioPackets - before.audioPackets} audio packets; kiosk decoded `
       + `${kioskNow.remote_video_frames - kioskBefore} video frames, rss ${kioskNow.rss_kib ?? '?'} KiB`);
-    assert.ok(now.framesDecoded - before.framesDecoded >= 15, 'the clinician sees the kiosk\'s video');
+    // Under TCG the VM, not the link, is starved: the kiosk's estimate may fall and pause its video
+    // for a while (the weak-link rule). It must come back.
+    const videoFlows = now.framesDecoded - before.framesDecoded >= 15 || await waitFor(
+      'the clinician seeing the kiosk\'s video again', async () =>
+        (await consoleInbound(page)).framesDecoded - now.framesDecoded >= 15, 45000, 1000).catch(() => false);
+    assert.ok(videoFlows, 'the clinician sees the kiosk\'s video');
     assert.ok(now.audioPackets - before.audioPackets >= 100, 'the clinician hears the kiosk');
     assert.ok(kioskNow.remote_video_frames - kioskBefore >= 10, 'the kiosk shows the clinician\'s video');
     assert.ok(kioskNow.remote_audio_buffers > 0, 'the kiosk plays the clinician\'s audio');
