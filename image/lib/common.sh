@@ -48,6 +48,16 @@ tk_need_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# tk_need_space DIR MIB WHAT: stops with a plain error, before anything is written, when the file
+# system holding DIR has less than MIB MiB free.
+tk_need_space() {
+  local dir=$1 need=$2 what=$3 free
+  mkdir -p "$dir"
+  free=$(($(df --output=avail -k "$dir" | tail -n 1) / 1024))
+  ((free >= need)) ||
+    tk_die "$what needs about $need MiB free in $dir; that file system has $free MiB free. Free some space (old images in $TK_IMAGE_CACHE, a cargo target directory) and run it again."
+}
+
 # Human-readable size of a byte count, in MiB with one decimal.
 tk_mib() {
   local b=$1

@@ -22,6 +22,18 @@ export const ARTIFACTS = process.env.TK_ARTIFACTS || path.join(ROOT, 'artifacts/
 export const CHROMIUM = process.env.TK_CHROMIUM || '/usr/bin/chromium';
 export const FIREFOX = process.env.TK_FIREFOX || '/usr/bin/firefox-esr';
 
+// Every temporary directory of a test file (fleetd's data, swtpm's state, the kiosk's state
+// directory, Chromium's profile) is made under one directory of its own, through TMPDIR, which
+// the parts started from here inherit. It is removed when the test file's process exits, so
+// repeated runs on one machine do not fill /tmp (a fleetd with OS bundles holds hundreds of
+// MiB). TK_KEEP_TMP=1 keeps it for a look after a failure.
+const TEMP_ROOT = fs.mkdtempSync(path.join(os.tmpdir(), 'tk-e2e-'));
+process.env.TMPDIR = TEMP_ROOT;
+process.on('exit', () => {
+  if (process.env.TK_KEEP_TMP === '1') console.log(`temporary files kept: ${TEMP_ROOT}`);
+  else fs.rmSync(TEMP_ROOT, { recursive: true, force: true });
+});
+
 /** Fails loudly when a part the tests need is not on this machine; `browser` names the one used. */
 export function requireParts({ browser = CHROMIUM } = {}) {
   for (const file of [path.join(BIN, 'fleetd'), path.join(BIN, 'telekiosk'), browser,

@@ -93,6 +93,11 @@ describe('A/B OS updates of the appliance in a VM, with rollback', () => {
   after(async () => {
     await vm.stop();
     await fleetd?.stop();
+    // The images, bundles and VM disks are about 6 GiB: kept only on request (TK_KEEP_TMP=1);
+    // the serial console goes to the artifacts either way.
+    const serial = path.join(RUN, 'serial.log');
+    if (fs.existsSync(serial)) fs.copyFileSync(serial, path.join(ARTIFACTS, 'update-serial.log'));
+    if (process.env.TK_KEEP_TMP !== '1') fs.rmSync(WORK, { recursive: true, force: true });
   });
 
   it('1.0.0 runs from slot A', async () => {
