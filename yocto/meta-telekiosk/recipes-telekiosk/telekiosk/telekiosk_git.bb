@@ -44,7 +44,10 @@ DEPENDS = "\
 # AUTOREV: the crate list would no longer match the fetched Cargo.lock, and builds would not be
 # reproducible. To build a local checkout instead, see yocto/README.md (externalsrc).
 PV = "0.1.0+git"
-SRC_URI = "git://github.com/telekiosk/telekiosk.git;protocol=https;branch=main"
+SRC_URI = "\
+    git://github.com/telekiosk/telekiosk.git;protocol=https;branch=main \
+    file://update.conf \
+"
 SRCREV = "e1084b03bf43b24ad3e8ed0a2fd96ec25661dbfb"
 S = "${WORKDIR}/git"
 
@@ -89,12 +92,39 @@ do_install() {
     install -D -m 0644 ${S}/image/rootfs/etc/systemd/system/systemd-networkd-wait-online.service.d/telekiosk.conf \
         ${D}${sysconfdir}/systemd/system/systemd-networkd-wait-online.service.d/telekiosk.conf
 
+    # OS updates (image/UPDATES.md): the root-owned units that install the bundle the kiosk
+    # fetched, reboot when it asks, and confirm or roll back a trial boot. RAUC's own boot-loader
+    # backend switches slots here (update.conf: BOOT_BACKEND=rauc), so the Debian image's
+    # systemd-boot backend (rauc-bootloader) is left out. Only root may call RAUC over D-Bus.
+    install -m 0755 ${S}/image/rootfs/usr/libexec/telekiosk/update-lib.sh ${D}${libexecdir}/telekiosk/
+    install -m 0755 ${S}/image/rootfs/usr/libexec/telekiosk/update-install ${D}${libexecdir}/telekiosk/
+    install -m 0755 ${S}/image/rootfs/usr/libexec/telekiosk/update-reboot ${D}${libexecdir}/telekiosk/
+    install -m 0755 ${S}/image/rootfs/usr/libexec/telekiosk/update-check ${D}${libexecdir}/telekiosk/
+    install -D -m 0644 ${WORKDIR}/update.conf ${D}${nonarch_libdir}/telekiosk/update.conf
+    install -m 0644 ${S}/image/systemd/telekiosk-update-check.service ${D}${systemd_system_unitdir}/
+    install -m 0644 ${S}/image/systemd/telekiosk-update-install.path ${D}${systemd_system_unitdir}/
+    install -m 0644 ${S}/image/systemd/telekiosk-update-install.service ${D}${systemd_system_unitdir}/
+    install -m 0644 ${S}/image/systemd/telekiosk-update-reboot.path ${D}${systemd_system_unitdir}/
+    install -m 0644 ${S}/image/systemd/telekiosk-update-reboot.service ${D}${systemd_system_unitdir}/
+    install -D -m 0644 ${S}/image/rootfs/usr/lib/tmpfiles.d/telekiosk-update.conf \
+        ${D}${nonarch_libdir}/tmpfiles.d/telekiosk-update.conf
+    install -D -m 0644 ${S}/image/rootfs/etc/dbus-1/system.d/telekiosk-rauc.conf \
+        ${D}${sysconfdir}/dbus-1/system.d/telekiosk-rauc.conf
+
     # The kiosk's state directory (StateDirectory=telekiosk): the mount point of the state
     # partition on the appliance; the read-only root must already have it.
     install -d -m 0700 -o telekiosk -g telekiosk ${D}${localstatedir}/lib/telekiosk
 }
 
-SYSTEMD_SERVICE:${PN} = "telekiosk.service telekiosk-provision.service"
+# The install and reboot services are started by their .path units, not enabled themselves.
+SYSTEMD_SERVICE:${PN} = "\
+    telekiosk.service \
+    telekiosk-provision.service \
+    telekiosk-update-check.service \
+    telekiosk-update-install.path \
+    telekiosk-update-reboot.path \
+"
+FILES:${PN} += "${nonarch_libdir}/telekiosk ${nonarch_libdir}/tmpfiles.d"
 
 # The kiosk's user, as image/rootfs/usr/lib/sysusers.d/telekiosk.conf describes it for the
 # Debian image: fixed ID 900 (the state partition outlives updates and stays owned by the same
@@ -148,7 +178,8 @@ TELEKIOSK_GST_PLUGINS:append:imxvpu = " imx-gst1.0-plugin"
 # Also loaded at run time: the TPM's device TCTI (dlopened by libtss2-tctildr), tpm2-tss's udev
 # rules (/dev/tpmrm0 to group tss), xkbcommon and its keymaps (dlopened by Slint's linuxkms
 # backend), fontconfig and the DejaVu fonts, the time zones (opening hours, read by jiff), the CA
-# bundle, and coreutils for adopt-provisioning (busybox's sync has no -f).
+# bundle, coreutils for adopt-provisioning and the update scripts (busybox's sync has no -f;
+# mktemp, stat), and RAUC, which the update scripts call.
 RDEPENDS:${PN} = "\
     ${TELEKIOSK_GST_PLUGINS} \
     ca-certificates \
@@ -157,6 +188,7 @@ RDEPENDS:${PN} = "\
     libtss2 \
     libtss2-tcti-device \
     libxkbcommon \
+    rauc \
     tpm2-tss \
     ttf-dejavu-sans \
     ttf-dejavu-sans-mono \

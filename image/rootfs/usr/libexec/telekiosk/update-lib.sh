@@ -6,7 +6,8 @@
 # handed to the kiosk (owner telekiosk, 0600), flushed and renamed into place; files from the
 # kiosk are read only when they are small regular files, and only the fields that are needed.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
-# ESP, SLOT_[AB]_DEVICE, SLOT_[AB]_PARTUUID, BOOT_TRIES, UPDATE_DIR, KIOSK_USER (image/build).
+# BOOT_BACKEND, ESP, SLOT_[AB]_DEVICE, SLOT_[AB]_PARTUUID, BOOT_TRIES, UPDATE_DIR, KIOSK_USER
+# (written by image/build; the Yocto layer ships its own, with BOOT_BACKEND=rauc).
 # shellcheck source=/dev/null
 . /usr/lib/telekiosk/update.conf
 # shellcheck disable=SC2034 # used by the scripts that source this
@@ -49,9 +50,14 @@ number() {
   tr -d '\n' <"$dir/$1" | sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\([0-9]\{1,6\}\)[^0-9].*/\1/p"
 }
 
-# The slot this boot runs from: rauc.slot= on the kernel command line.
+# The slot this boot runs from: rauc.slot= on the kernel command line (the Debian image's boot
+# entries and meta-rauc's U-Boot scripts put it there), else RAUC's own answer (its EFI backend
+# finds the booted slot from root=).
 booted_slot() {
-  sed -n 's/.*\brauc\.slot=\([A-Za-z0-9]*\).*/\1/p' /proc/cmdline
+  s=$(sed -n 's/.*\brauc\.slot=\([A-Za-z0-9]*\).*/\1/p' /proc/cmdline)
+  [ -n "$s" ] || s=$(rauc status --output-format=shell 2>/dev/null |
+    sed -n "s/^RAUC_SYSTEM_BOOTED_BOOTNAME='\([A-Za-z0-9]*\)'\$/\1/p")
+  echo "$s"
 }
 
 # The running image's version (IMAGE_VERSION= in os-release).
