@@ -41,7 +41,7 @@ async fn completed(f: &Fleetd, id: i64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let r = status(&f.dir).await.rollouts.into_iter().find(|r| r.id == id).unwrap();
-        if r.status == RolloutStatus::Completed {
+        if r.progress.status == RolloutStatus::Completed {
             return;
         }
         assert!(tokio::time::Instant::now() < deadline, "rollout {r:?}\n{}", f.logged());

@@ -82,7 +82,7 @@ async fn finished(f: &Fleetd, id: i64) -> RolloutInfo {
     loop {
         let s = status(&f.dir).await;
         let r = s.rollouts.into_iter().find(|r| r.id == id).expect("the rollout is listed");
-        if !matches!(r.status, RolloutStatus::Running | RolloutStatus::Paused) {
+        if !matches!(r.progress.status, RolloutStatus::Running | RolloutStatus::Paused) {
             return r;
         }
         assert!(tokio::time::Instant::now() < deadline, "rollout still {r:?}\n{}", f.logged());
@@ -106,12 +106,12 @@ async fn a_rollout_halts_at_the_failure_threshold_and_never_reaches_later_waves(
     assert!(ok, "{out}{err}");
 
     let started = rollout(&f.dir, &[]).await;
-    assert_eq!(started.waves.iter().map(|w| w.devices).collect::<Vec<_>>(), [1, 2, 4, 3]);
+    assert_eq!(started.progress.waves.iter().map(|w| w.devices).collect::<Vec<_>>(), [1, 2, 4, 3]);
     let done = finished(&f, started.id).await;
-    assert_eq!(done.status, RolloutStatus::Halted, "{done:?}");
+    assert_eq!(done.progress.status, RolloutStatus::Halted, "{done:?}");
     // It halts at the first refusal (1 of 3 > 20 %), so the second may not be counted.
-    assert!(done.targeted == 3 && done.failed >= 1, "{done:?}");
-    assert!(done.halt_reason.unwrap().contains("of 3 devices targeted so far"));
+    assert!(done.progress.targeted == 3 && done.progress.failed >= 1, "{done:?}");
+    assert!(done.progress.halt_reason.unwrap().contains("of 3 devices targeted so far"));
 
     // Give a wrongly sent wave time to arrive: none must.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -145,8 +145,8 @@ async fn a_fleet_that_accepts_completes_in_waves_and_a_rollback_is_a_higher_vers
 
     let first = rollout(&f.dir, &[]).await;
     let done = finished(&f, first.id).await;
-    assert_eq!(done.status, RolloutStatus::Completed, "{done:?}");
-    assert_eq!(done.waves.iter().map(|w| w.acked).collect::<Vec<_>>(), [1, 2, 4, 3]);
+    assert_eq!(done.progress.status, RolloutStatus::Completed, "{done:?}");
+    assert_eq!(done.progress.waves.iter().map(|w| w.acked).collect::<Vec<_>>(), [1, 2, 4, 3]);
     for s in &sims {
         s.until("applied v1", |seen| seen.applied == first.version).await;
     }
@@ -158,13 +158,13 @@ async fn a_fleet_that_accepts_completes_in_waves_and_a_rollback_is_a_higher_vers
     let (ok, _, err) = set_group(&f.dir, &serde_json::json!({ "idle_timeout_secs": 300 })).await;
     assert!(ok, "{err}");
     let second = rollout(&f.dir, &["--first-wave-percent", "100"]).await;
-    assert_eq!(finished(&f, second.id).await.status, RolloutStatus::Completed);
+    assert_eq!(finished(&f, second.id).await.progress.status, RolloutStatus::Completed);
     let (ok, out, err) = cli(&f.dir, &["config", "rollback", "--group", GROUP, "--json"]).await;
     assert!(ok, "{err}");
     let back: RolloutInfo = serde_json::from_str(&out).unwrap();
     assert_eq!(back.kind, "rollback");
     assert!(back.version > second.version, "a rollback is a new, higher version");
-    assert_eq!(finished(&f, back.id).await.status, RolloutStatus::Completed);
+    assert_eq!(finished(&f, back.id).await.progress.status, RolloutStatus::Completed);
     for s in &sims {
         s.until("applied the rollback", |seen| seen.applied == back.version).await;
     }
@@ -191,7 +191,9 @@ async fn an_offline_device_holds_its_wave_and_pause_resume_abort_reach_the_runni
     assert!(ok, "{err}");
     let started = rollout(&f.dir, &["--first-wave-percent", "25"]).await;
     let id = started.id.to_string();
-    let current = |s: &FleetStatus| (s.rollouts[0].current_wave, s.rollouts[0].waves[0].acked);
+    let current = |s: &FleetStatus| {
+        (s.rollouts[0].progress.current_wave, s.rollouts[0].progress.waves[0].acked)
+    };
     let until = |want: (u32, u32)| {
         let dir = f.dir.clone();
         async move {
@@ -217,7 +219,11 @@ async fn an_offline_device_holds_its_wave_and_pause_resume_abort_reach_the_runni
     until((1, 1)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let paused = status(&f.dir).await.rollouts.remove(0);
-    assert_eq!((paused.status, paused.current_wave), (RolloutStatus::Paused, 1), "{paused:?}");
+    assert_eq!(
+        (paused.progress.status, paused.progress.current_wave),
+        (RolloutStatus::Paused, 1),
+        "{paused:?}"
+    );
     let received = kiosks.iter().flatten().filter(|s| !s.configs().is_empty()).count();
     assert_eq!(received, 1, "nothing beyond the first wave while paused");
     let (ok, _, err) = cli(&f.dir, &["config", "resume", &id]).await;
@@ -242,8 +248,8 @@ async fn an_admin_can_override_the_halt_caused_by_one_refusing_canary() {
     assert!(ok, "{out}{err}");
     let started = rollout(&f.dir, &["--canary", &devices[0].id]).await;
     let halted = finished(&f, started.id).await;
-    assert_eq!(halted.status, RolloutStatus::Halted, "{halted:?}");
-    assert_eq!(halted.targeted, 1, "{halted:?}");
+    assert_eq!(halted.progress.status, RolloutStatus::Halted, "{halted:?}");
+    assert_eq!(halted.progress.targeted, 1, "{halted:?}");
 
     let id = started.id.to_string();
     let (ok, _, err) = cli(&f.dir, &["config", "resume", &id]).await;
@@ -251,10 +257,10 @@ async fn an_admin_can_override_the_halt_caused_by_one_refusing_canary() {
     let (ok, out, err) = cli(&f.dir, &["config", "resume", "--override-halt", &id, "--json"]).await;
     assert!(ok, "the override was refused: {err}");
     let resumed: RolloutInfo = serde_json::from_str(&out).unwrap();
-    assert_eq!(resumed.status, RolloutStatus::Running, "{resumed:?}");
+    assert_eq!(resumed.progress.status, RolloutStatus::Running, "{resumed:?}");
 
     let done = finished(&f, started.id).await;
-    assert_eq!(done.status, RolloutStatus::Completed, "{done:?}");
+    assert_eq!(done.progress.status, RolloutStatus::Completed, "{done:?}");
     for s in &sims[1..] {
         s.until("the version applied", |seen| seen.applied == started.version).await;
     }

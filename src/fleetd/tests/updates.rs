@@ -182,7 +182,7 @@ async fn an_update_rollout_goes_in_waves_by_running_version_and_halts_when_it_fa
     let (ok, out, err) = cli(&f.dir, &args).await;
     assert!(ok, "{err}");
     let started: UpdateInfo = serde_json::from_str(&out).unwrap();
-    assert_eq!(started.waves.iter().map(|w| w.devices).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(started.progress.waves.iter().map(|w| w.devices).collect::<Vec<_>>(), [1, 2]);
 
     // Wave 1: the first kiosk is told what to fetch, signed.
     let order = kiosks[0].order().await;
@@ -197,17 +197,17 @@ async fn an_update_rollout_goes_in_waves_by_running_version_and_halts_when_it_fa
     let second = kiosks[1].order().await;
     assert_eq!(second.version, "2.0");
     kiosks[2].order().await;
-    let u = until_status(&f, started.id, |u| u.current_wave == 2).await;
-    assert_eq!((u.waves[0].acked, u.waves[1].pending), (1, 2));
+    let u = until_status(&f, started.id, |u| u.progress.current_wave == 2).await;
+    assert_eq!((u.progress.waves[0].acked, u.progress.waves[1].pending), (1, 2));
 
     // The second kiosk's new version did not become healthy and it went back: the rollout
     // halts (threshold 0 %) and says why; the device shows the kiosk's reason.
     let reason = "telekiosk did not report healthy within 120 s";
     let failed = FailedUpdate { version: "2.0".into(), reason: reason.into() };
     kiosks[1].report(OsState { failed: Some(failed), ..on("1.0") }).await;
-    let u = until_status(&f, started.id, |u| u.status == RolloutStatus::Halted).await;
-    assert!(u.halt_reason.as_deref().unwrap().contains("1 of 3 devices"), "{u:?}");
-    let dev = u.devices.iter().find(|d| d.device_id == kiosks[1].id).unwrap();
+    let u = until_status(&f, started.id, |u| u.progress.status == RolloutStatus::Halted).await;
+    assert!(u.progress.halt_reason.as_deref().unwrap().contains("1 of 3 devices"), "{u:?}");
+    let dev = u.progress.devices.iter().find(|d| d.device_id == kiosks[1].id).unwrap();
     assert_eq!((dev.outcome.as_str(), dev.reason.as_deref()), ("refused", Some(reason)));
     stop(f).await;
 }

@@ -222,13 +222,12 @@ async fn main() -> anyhow::Result<()> {
                 http.get(url).header("cookie", &cookie).send().await?.json().await?;
             let mine: Vec<&RolloutInfo> =
                 list.iter().filter(|r| rollouts.contains(&r.id)).collect();
-            if mine
-                .iter()
-                .all(|r| !matches!(r.status, RolloutStatus::Running | RolloutStatus::Paused))
-            {
+            if mine.iter().all(|r| {
+                !matches!(r.progress.status, RolloutStatus::Running | RolloutStatus::Paused)
+            }) {
                 ended = Some(t.elapsed());
-                waves = mine.iter().map(|r| r.waves.len()).max().unwrap_or(0);
-                statuses = mine.iter().map(|r| r.status.as_str()).collect();
+                waves = mine.iter().map(|r| r.progress.waves.len()).max().unwrap_or(0);
+                statuses = mine.iter().map(|r| r.progress.status.as_str()).collect();
             }
         }
         let settled = applied >= accepting || last_at.elapsed() > Duration::from_secs(2);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use telekiosk_protocol::api::{
-    DeviceConfig, FleetStatus, GroupConfig, NewRollout, RolloutInfo, WaveInfo,
+    DeviceConfig, FleetStatus, GroupConfig, NewRollout, RolloutInfo, RolloutProgress,
 };
 
 use super::device::presence;
@@ -331,40 +331,44 @@ fn print_device_config(d: &DeviceConfig) {
 
 /// A rollout in a few lines.
 pub fn print_rollout(r: &RolloutInfo) {
-    let waves = r.waves.len();
+    let p = &r.progress;
     println!(
-        "Rollout {}: version {} of group {:?} ({}), {}, wave {} of {waves}",
+        "Rollout {}: version {} of group {:?} ({}), {}, wave {} of {}",
         r.id,
         r.version,
         r.group,
         r.kind,
-        r.status.as_str(),
-        r.current_wave
+        p.status.as_str(),
+        p.current_wave,
+        p.waves.len()
     );
-    let first = if r.canary.is_empty() {
-        format!("first wave {} %", r.first_wave_percent)
-    } else {
-        format!("canary {}", r.canary.join(","))
-    };
-    println!(
-        "  by {} at {}; {first}, halts past {} % failures, wave time-out {} s",
-        r.created_by,
-        when(r.created_at),
-        r.failure_threshold_percent,
-        r.wave_timeout_secs
-    );
-    print_waves(&r.waves, "acked", r.halt_reason.as_deref());
+    print_progress(p, "", "acked");
 }
 
-/// A rollout's waves (`acked`: what an acknowledged device is called) and why it halted.
-pub fn print_waves(waves: &[WaveInfo], acked: &str, halt_reason: Option<&str>) {
-    for w in waves {
+/// Who started a rollout (config or OS update) and when, its plan (`more`: what else the plan
+/// says, after a "; "), its waves (`acked`: what an acknowledged device is called) and why it
+/// halted.
+pub fn print_progress(p: &RolloutProgress, more: &str, acked: &str) {
+    let first = if p.canary.is_empty() {
+        format!("first wave {} %", p.first_wave_percent)
+    } else {
+        format!("canary {}", p.canary.join(","))
+    };
+    println!(
+        "  by {} at {}; {first}, halts past {} % failures, wave time-out {} s{}",
+        p.created_by,
+        when(p.created_at),
+        p.failure_threshold_percent,
+        p.wave_timeout_secs,
+        if more.is_empty() { String::new() } else { format!("; {more}") }
+    );
+    for w in &p.waves {
         println!(
             "  wave {}: {:>5} devices {:>5} {acked} {:>5} pending {:>5} failed {:>5} not sent",
             w.wave, w.devices, w.acked, w.pending, w.failed, w.not_sent
         );
     }
-    if let Some(reason) = halt_reason {
+    if let Some(reason) = &p.halt_reason {
         println!("  halted: {reason}");
     }
 }

@@ -183,27 +183,21 @@ fn print_bundle(b: &BundleInfo) {
 
 /// An update rollout for people: its plan, waves, and devices when listed.
 pub fn print_update(u: &UpdateInfo) {
+    let p = &u.progress;
     println!(
         "Update {}: OS {} to group {:?}, {}, wave {} of {}",
         u.id,
         u.version,
         u.group,
-        u.status.as_str(),
-        u.current_wave,
-        u.waves.len()
+        p.status.as_str(),
+        p.current_wave,
+        p.waves.len()
     );
     let reboot =
         if u.reboot_in_opening_hours { "any time outside visits" } else { "outside opening hours" };
-    println!(
-        "  by {} at {}; halts past {} % failures, wave time-out {} s; reboots {reboot}; {} s to become healthy",
-        u.created_by,
-        when(u.created_at),
-        u.failure_threshold_percent,
-        u.wave_timeout_secs,
-        u.health_timeout_secs
-    );
-    super::config::print_waves(&u.waves, "updated", u.halt_reason.as_deref());
-    for d in &u.devices {
+    let more = format!("reboots {reboot}; {} s to become healthy", u.health_timeout_secs);
+    super::config::print_progress(p, &more, "updated");
+    for d in &p.devices {
         let reason = d.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
         println!("  {} (wave {}): {}{reason}", d.device_id, d.wave, d.outcome);
     }

@@ -18,7 +18,7 @@ use telekiosk_protocol::command::Command;
 use telekiosk_protocol::update::{HEALTH_TIMEOUT_DEFAULT_SECS, UpdateOrder, os_version};
 
 use super::rollout::{Control, Effect, Outcome, Plan, Rollout, Seen};
-use super::view::parse_state;
+use super::view::{parse_state, progress};
 use super::{Fleet, FleetError};
 use crate::audit;
 use crate::store::fleet::{self as fq, CommandRow};
@@ -369,19 +369,6 @@ fn update_info(
         size: bundle.map_or(0, |b| b.size),
         reboot_in_opening_hours: row.reboot_in_opening_hours,
         health_timeout_secs: row.health_timeout_secs,
-        status: engine.status,
-        created_at: row.created_at,
-        created_by: row.created_by.clone(),
-        updated_at: row.updated_at,
-        canary: engine.plan.canary.clone(),
-        first_wave_percent: engine.plan.first_wave_percent,
-        failure_threshold_percent: engine.plan.failure_threshold_percent,
-        wave_timeout_secs: engine.plan.wave_timeout_secs,
-        current_wave: engine.current_wave,
-        waves: engine.waves(),
-        targeted: engine.targeted() as u32,
-        failed: engine.failed() as u32,
-        halt_reason: engine.halt_reason.clone(),
-        devices: if with_devices { engine.devices() } else { Vec::new() },
+        progress: progress(&engine, row.created_at, &row.created_by, row.updated_at, with_devices),
     })
 }

@@ -5,11 +5,12 @@ use std::collections::HashMap;
 
 use telekiosk_protocol::api::{
     DeviceConfig, DeviceDetail, FleetDevice, FleetStatus, GroupConfig, GroupInfo, PublishedConfig,
-    RolloutInfo,
+    RolloutInfo, RolloutProgress,
 };
 use telekiosk_protocol::config::ConfigBody;
 use telekiosk_protocol::device::{DeviceState, Presence};
 
+use super::rollout::Rollout;
 use super::{Fleet, FleetError, engine_of, parse_stored};
 use crate::fleet::layers::{self, Place};
 use crate::store::devices;
@@ -41,16 +42,34 @@ pub fn parse_state(device: &str, json: &str) -> Option<DeviceState> {
 
 /// A rollout as admins see it; with every device if `with_devices`.
 pub fn rollout_info(row: &RolloutRow, with_devices: bool) -> Result<RolloutInfo, FleetError> {
-    let engine = engine_of(row)?;
     Ok(RolloutInfo {
         id: row.id,
         group: row.group.clone(),
         version: row.version,
         kind: row.kind.clone(),
+        progress: progress(
+            &engine_of(row)?,
+            row.created_at,
+            &row.created_by,
+            row.updated_at,
+            with_devices,
+        ),
+    })
+}
+
+/// How a rollout stands (config or OS update), from its engine's state and its row's stamps.
+pub fn progress(
+    engine: &Rollout,
+    created_at: i64,
+    created_by: &str,
+    updated_at: i64,
+    with_devices: bool,
+) -> RolloutProgress {
+    RolloutProgress {
         status: engine.status,
-        created_at: row.created_at,
-        created_by: row.created_by.clone(),
-        updated_at: row.updated_at,
+        created_at,
+        created_by: created_by.into(),
+        updated_at,
         canary: engine.plan.canary.clone(),
         first_wave_percent: engine.plan.first_wave_percent,
         failure_threshold_percent: engine.plan.failure_threshold_percent,
@@ -61,7 +80,7 @@ pub fn rollout_info(row: &RolloutRow, with_devices: bool) -> Result<RolloutInfo,
         failed: engine.failed() as u32,
         halt_reason: engine.halt_reason.clone(),
         devices: if with_devices { engine.devices() } else { Vec::new() },
-    })
+    }
 }
 
 fn published_config(p: &PublishedRow) -> PublishedConfig {

@@ -186,14 +186,11 @@ pub struct RolloutDevice {
     pub reason: Option<String>,
 }
 
-/// A rollout as admins see it.
+/// How a rollout stands, a config rollout's ([`RolloutInfo`]) or an OS update's
+/// ([`super::UpdateInfo`]): who started it and when, its plan, its waves and its devices.
+/// Flattened into both, so on the wire these are plain fields of the rollout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RolloutInfo {
-    pub id: i64,
-    pub group: String,
-    pub version: u64,
-    /// `rollout`, or `rollback` (the previous body as a new version).
-    pub kind: String,
+pub struct RolloutProgress {
     pub status: RolloutStatus,
     pub created_at: i64,
     pub created_by: String,
@@ -209,9 +206,22 @@ pub struct RolloutInfo {
     pub failed: u32,
     /// Why it halted, in plain words.
     pub halt_reason: Option<String>,
-    /// Per device; only in `GET /api/admin/rollouts/{id}`.
+    /// Per device (for an OS update, `acked` = runs the version; `refused` = reported it failed,
+    /// with the kiosk's reason); only when one rollout is asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<RolloutDevice>,
+}
+
+/// A rollout as admins see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutInfo {
+    pub id: i64,
+    pub group: String,
+    pub version: u64,
+    /// `rollout`, or `rollback` (the previous body as a new version).
+    pub kind: String,
+    #[serde(flatten)]
+    pub progress: RolloutProgress,
 }
 
 /// A device with its latest reported state (`GET /api/admin/fleet`).

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{RolloutDevice, RolloutStatus, WaveInfo};
+use super::RolloutProgress;
 use crate::decode::{DecodeError, Validate, invalid, text};
 use crate::update::os_version;
 
@@ -81,21 +81,6 @@ pub struct UpdateInfo {
     pub size: u64,
     pub reboot_in_opening_hours: bool,
     pub health_timeout_secs: u32,
-    pub status: RolloutStatus,
-    pub created_at: i64,
-    pub created_by: String,
-    pub updated_at: i64,
-    pub canary: Vec<String>,
-    pub first_wave_percent: u8,
-    pub failure_threshold_percent: u8,
-    pub wave_timeout_secs: u64,
-    pub current_wave: u32,
-    pub waves: Vec<WaveInfo>,
-    pub targeted: u32,
-    pub failed: u32,
-    pub halt_reason: Option<String>,
-    /// Per device (outcome `acked` = runs the version; `refused` = reported it failed, with
-    /// the kiosk's reason); only in `GET /api/admin/updates/{id}`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<RolloutDevice>,
+    #[serde(flatten)]
+    pub progress: RolloutProgress,
 }

@@ -231,6 +231,6 @@ async fn change_rollout(
 fn rollout_detail(res: &ApiResult<RolloutInfo>) -> String {
     res.as_ref().map_or_else(
         |_| String::new(),
-        |r| format!("rollout {} version {} devices {}", r.id, r.version, r.devices.len()),
+        |r| format!("rollout {} version {} devices {}", r.id, r.version, r.progress.devices.len()),
     )
 }

@@ -52,7 +52,7 @@ async fn start(
     let res = s.blocking(move |s| s.fleet.start_update(&req, &by, unix_now())).await;
     let detail = res.as_ref().map_or_else(
         |_| String::new(),
-        |r| format!("update {} version {} devices {}", r.id, r.version, r.devices.len()),
+        |r| format!("update {} version {} devices {}", r.id, r.version, r.progress.devices.len()),
     );
     let entry = Entry::new(&audit::user(&u.username), audit::UPDATE_START, &group, &place);
     s.audit.record(entry.detail(&detail).outcome(&res, class_of)).await;
