@@ -133,7 +133,7 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
     await waitFor(`the kiosk back to idle (now ${screen()})`, () => screen() === 'idle', 30000 * TCG / 2, 500);
   });
 
-  it('a hardware probe on the appliance finds QEMU, its panel and its TPM and suggests the qemu profile', () => {
+  it('a hardware probe on the appliance finds QEMU, its panel, its TPM and its watchdog (armed by systemd) and suggests the qemu profile', () => {
     const t0 = Date.now();
     const info = fleetdJson(fleetd, 'device', 'cmd', deviceId, 'probe', '--wait', String(60 * TCG));
     timed('hardware probe through fleetd (TCG)', t0);
@@ -144,11 +144,16 @@ describe('the appliance image boots in a VM, enrols and holds a visit', () => {
         + `${e.outcome.cpu_percent} % of a core at 30 fps (TCG)`);
     }
     console.log(`appliance probe: ${report.machine.model}; displays ${JSON.stringify(report.displays)}; `
+      + `watchdogs ${JSON.stringify(report.watchdogs)}; `
       + `suggested ${report.suggestion.profile}: ${report.suggestion.why}; warnings ${JSON.stringify(report.suggestion.warnings)}`);
     assert.match(report.machine.model, /QEMU/, 'the model comes from DMI');
     assert.equal(report.suggestion.profile, 'qemu', report.suggestion.why);
     assert.equal(report.tpm.ok, true, `the swtpm behind the guest's /dev/tpmrm0 answers: ${report.tpm.detail}`);
     assert.ok(report.displays.some((d) => d.connected), 'the VM\'s panel is a connected DRM connector');
+    // qemu's i6300ESB (image/boot), opened and pinged by systemd (RuntimeWatchdogSec=1min).
+    const watchdog = report.watchdogs.find((w) => /6300ESB/i.test(w.identity));
+    assert.ok(watchdog?.active, `systemd pings the VM's hardware watchdog: ${JSON.stringify(report.watchdogs)}`);
+    assert.equal(watchdog.timeout_secs, 60, 'the watchdog resets after the minute systemd asked for');
     const x264 = report.encoders.find((e) => e.name === 'x264enc');
     assert.equal(x264.outcome.status, 'encoded', JSON.stringify(x264));
   });

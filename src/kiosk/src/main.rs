@@ -93,7 +93,7 @@ struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
     /// Print what this board has (encoders tried on 5 s of 720p each, cameras and their modes,
-    /// microphones, speakers, TPM, displays) and the hardware profile that fits it.
+    /// microphones, speakers, TPM, displays, watchdogs) and the hardware profile that fits it.
     Probe {
         /// Print the report as JSON (what fleetd's device diagnostics show).
         #[arg(long)]

@@ -20,6 +20,9 @@ pub struct ProbeReport {
     pub speakers: Vec<AudioDevice>,
     pub tpm: TpmProbe,
     pub displays: Vec<DisplayProbe>,
+    /// Hardware watchdogs (absent in reports of kiosks from before it was probed).
+    #[serde(default)]
+    pub watchdogs: Vec<WatchdogProbe>,
     pub suggestion: Suggestion,
 }
 
@@ -115,6 +118,21 @@ pub struct DisplayProbe {
     pub height_mm: Option<u32>,
     /// Pixels per millimetre of the preferred mode, for the profile's `px_per_mm`.
     pub px_per_mm: Option<f64>,
+}
+
+/// A hardware watchdog (`/sys/class/watchdog/watchdog0`): systemd pings it, so a hung kiosk
+/// resets itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchdogProbe {
+    /// `watchdog0`.
+    pub device: String,
+    /// What its driver calls it (`i6300ESB timer`, `iTCO_wdt`, `Broadcom BCM2835 Watchdog timer`).
+    pub identity: String,
+    /// Running: something (systemd) opened it and must keep pinging it.
+    pub active: bool,
+    /// Seconds without a ping before it resets the board, when the driver says.
+    pub timeout_secs: Option<u32>,
 }
 
 /// The shipped profile that fits best, and what a technician should know about it.

@@ -56,6 +56,7 @@ pub fn run(options: &Options, tpm: Option<&Tpm>) -> ProbeReport {
         speakers: devices::audio("Audio/Sink"),
         tpm: probe_tpm(&options.tcti, tpm),
         displays: system::displays(root),
+        watchdogs: system::watchdogs(root),
         suggestion: Suggestion { profile: None, why: String::new(), warnings: vec![] },
     };
     let (profiles, unreadable) = load_profiles(&options.profile_dir);

@@ -38,6 +38,7 @@ fn board(model: &str, arch: &str, encoders: Vec<EncoderProbe>) -> ProbeReport {
             height_mm: Some(86),
             px_per_mm: Some(5.2),
         }],
+        watchdogs: vec![],
         suggestion: Suggestion { profile: None, why: String::new(), warnings: vec![] },
     }
 }

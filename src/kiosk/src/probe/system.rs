@@ -1,9 +1,10 @@
 //! What the kernel says about the board: its model name (device tree or DMI), its display connectors (DRM, with the
-//! panel's size from its EDID) and the stable device names the kiosk's udev rules made.
+//! panel's size from its EDID), its hardware watchdogs and the stable device names the kiosk's
+//! udev rules made.
 
 use std::path::{Path, PathBuf};
 
-use telekiosk_protocol::probe::{DisplayProbe, Machine};
+use telekiosk_protocol::probe::{DisplayProbe, Machine, WatchdogProbe};
 
 /// Where the kiosk's udev rules (`hw/udev/70-telekiosk.rules`) put their links.
 pub const STABLE_DIR: &str = "/dev/telekiosk";
@@ -62,6 +63,27 @@ fn connector(dir: &Path) -> DisplayProbe {
         height_mm: size.map(|s| s.1),
         px_per_mm,
     }
+}
+
+/// Every hardware watchdog the kernel drives (`/sys/class/watchdog/watchdog0`), in name order.
+pub fn watchdogs(root: &Path) -> Vec<WatchdogProbe> {
+    let Ok(entries) = std::fs::read_dir(root.join("sys/class/watchdog")) else { return vec![] };
+    let mut out: Vec<WatchdogProbe> = entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let read = |f: &str| {
+                std::fs::read_to_string(e.path().join(f)).unwrap_or_default().trim().to_string()
+            };
+            WatchdogProbe {
+                device: e.file_name().to_string_lossy().into_owned(),
+                identity: read("identity"),
+                active: read("state") == "active",
+                timeout_secs: read("timeout").parse().ok(),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.device.cmp(&b.device));
+    out
 }
 
 /// Width in pixels of a DRM mode name (`1920x1080`, `800x480i`).
@@ -154,6 +176,43 @@ mod tests {
             (Some(476), Some(268), Some(4.0))
         );
         assert!(!found[1].connected && found[1].px_per_mm.is_none());
+    }
+
+    #[test]
+    fn watchdogs_read_identity_state_and_timeout_from_sysfs() {
+        let root = tempfile::tempdir().unwrap();
+        let class = root.path().join("sys/class/watchdog");
+        for (name, identity, state, timeout) in [
+            ("watchdog1", "iTCO_wdt", "inactive", ""),
+            ("watchdog0", "i6300ESB timer", "active", "60"),
+        ] {
+            let dir = class.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("identity"), format!("{identity}\n")).unwrap();
+            std::fs::write(dir.join("state"), format!("{state}\n")).unwrap();
+            if !timeout.is_empty() {
+                std::fs::write(dir.join("timeout"), format!("{timeout}\n")).unwrap();
+            }
+        }
+        let found = watchdogs(root.path());
+        assert_eq!(
+            found,
+            [
+                WatchdogProbe {
+                    device: "watchdog0".into(),
+                    identity: "i6300ESB timer".into(),
+                    active: true,
+                    timeout_secs: Some(60),
+                },
+                WatchdogProbe {
+                    device: "watchdog1".into(),
+                    identity: "iTCO_wdt".into(),
+                    active: false,
+                    timeout_secs: None,
+                },
+            ]
+        );
+        assert!(watchdogs(&root.path().join("nowhere")).is_empty(), "no watchdog class: none");
     }
 
     #[test]

@@ -65,6 +65,16 @@ pub fn render(r: &ProbeReport) -> String {
         let modes = d.modes.iter().take(4).cloned().collect::<Vec<_>>().join(" ");
         let _ = writeln!(o, "  {} {state}{size} {modes}", d.connector);
     }
+    let _ = writeln!(o, "\nWatchdogs");
+    if r.watchdogs.is_empty() {
+        let _ =
+            writeln!(o, "  none found: a hung kiosk would need someone to switch it off and on");
+    }
+    for w in &r.watchdogs {
+        let state = if w.active { "active (pinged by systemd)" } else { "not in use" };
+        let timeout = w.timeout_secs.map(|t| format!(", resets after {t} s")).unwrap_or_default();
+        let _ = writeln!(o, "  {} ({}): {state}{timeout}", w.device, w.identity);
+    }
     let s = &r.suggestion;
     match &s.profile {
         Some(p) => {

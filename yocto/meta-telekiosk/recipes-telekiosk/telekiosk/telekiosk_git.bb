@@ -79,6 +79,7 @@ do_install() {
         ${D}${nonarch_base_libdir}/udev/rules.d/70-telekiosk.rules
 
     # No core dumps (a crash must not put a frame of a visit on disk); the journal in RAM only;
+    # systemd pings the board's hardware watchdog (a hang resets the kiosk);
     # network-online after one link or 20 s, so a clinic without network still sees the screen.
     # Left out: the GStreamer registry drop-in (its registry is built by image/build with
     # gst-inspect in the target tree, which this cross build cannot run), 20-wired.network
@@ -89,6 +90,8 @@ do_install() {
         ${D}${sysconfdir}/sysctl.d/50-telekiosk.conf
     install -D -m 0644 ${S}/image/rootfs/etc/systemd/journald.conf.d/telekiosk.conf \
         ${D}${sysconfdir}/systemd/journald.conf.d/telekiosk.conf
+    install -D -m 0644 ${S}/image/rootfs/etc/systemd/system.conf.d/telekiosk-watchdog.conf \
+        ${D}${sysconfdir}/systemd/system.conf.d/telekiosk-watchdog.conf
     install -D -m 0644 ${S}/image/rootfs/etc/systemd/system/systemd-networkd-wait-online.service.d/telekiosk.conf \
         ${D}${sysconfdir}/systemd/system/systemd-networkd-wait-online.service.d/telekiosk.conf
 

@@ -1,6 +1,7 @@
 // @ts-check
 // A kiosk's hardware probe (`probe_hardware` command, `telekiosk probe` on the board): the
-// suggested profile and what does not fit first, then the encoders, devices, TPM and displays.
+// suggested profile and what does not fit first, then the encoders, devices, TPM, displays and
+// watchdogs.
 
 import { el } from './common.js';
 
@@ -37,7 +38,9 @@ export function probeReport(commandId, detail) {
     facts('Speakers', r.speakers.map((d) => `${d.name}: ${d.source}`)),
     facts('TPM', [`${r.tpm.tcti} ${r.tpm.ok ? 'answers' : 'does not answer'}: ${r.tpm.detail}`]),
     facts('Displays', r.displays.map((d) => `${d.connector} ${d.connected ? 'connected' : 'not connected'}`
-      + `${d.px_per_mm ? `, ${d.px_per_mm} px/mm` : ''} ${d.modes.slice(0, 3).join(' ')}`))));
+      + `${d.px_per_mm ? `, ${d.px_per_mm} px/mm` : ''} ${d.modes.slice(0, 3).join(' ')}`)),
+    facts('Watchdogs', (r.watchdogs ?? []).map((w) => `${w.device} (${w.identity}): `
+      + `${w.active ? 'active' : 'not in use'}${w.timeout_secs ? `, resets after ${w.timeout_secs} s` : ''}`))));
   details.open = openReports.has(commandId);
   details.addEventListener('toggle', () => {
     if (details.open) openReports.add(commandId); else openReports.delete(commandId);

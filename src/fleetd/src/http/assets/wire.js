@@ -285,6 +285,8 @@
  * @property {{ tcti: string, ok: boolean, detail: string }} tpm
  * @property {{ connector: string, connected: boolean, modes: string[], width_mm: number | null,
  *   height_mm: number | null, px_per_mm: number | null }[]} displays
+ * @property {{ device: string, identity: string, active: boolean, timeout_secs: number | null }[]} [watchdogs]
+ *   absent in reports of kiosks from before it was probed
  * @property {{ profile: string | null, why: string, warnings: string[] }} suggestion
  */
 
