@@ -10,6 +10,7 @@ pub mod console;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rumqttc::{
@@ -52,7 +53,19 @@ impl Fleetd {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    // Not bind(0): that hands out a port of the kernel's ephemeral range (32768–60999), which any
+    // outgoing connection of a test running alongside may take as its local port before the
+    // server binds it ("Address already in use", seen in CI). Below that range, and never the
+    // same port twice in one test process; each process starts at its own place.
+    static TAKEN: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(37);
+    loop {
+        let n = TAKEN.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (base.wrapping_add(n) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Adds a user with two-step sign-in set up (`--with-totp`); a clinician or technician is
